@@ -1,0 +1,31 @@
+# One entry point for people and CI. `make test` and `make demo` set everything up themselves.
+PY ?= python3
+VENV ?= .venv
+BIN = $(VENV)/bin
+
+.PHONY: setup test demo bench regen clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# Editable install builds the Cython extension in place (setup.py); tests then run both engines.
+setup: $(BIN)/python
+	./.ci/system-deps
+	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/python -c "import exi_codec; print('exi_codec engine:', exi_codec.ENGINE)"
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+demo: setup
+	$(BIN)/evse demo
+
+bench: setup
+	$(BIN)/python benchmarks/exi_bench.py
+
+regen: $(BIN)/python
+	$(BIN)/python -m tools.exigen --schemas ../shared/schemas --out exi_codec/schemas
+
+clean:
+	rm -rf build $(VENV) exi_codec/*.so exi_codec/_engine_c.c

@@ -1,0 +1,297 @@
+"""Writes one Python module per schema set: message classes, enums and grammar tables."""
+
+from __future__ import annotations
+
+import keyword
+import re
+from pathlib import Path
+
+from .grammar import AT, CH, CH_UNTYPED, EE, SE, SE_ANY, Grammar, GrammarBuilder, width
+from .xsd import XS, ComplexType, ElementDecl, SchemaSet, SimpleType
+
+GENERATOR_VERSION = "1"
+
+# Repeated elements that the JSON form writes as one object when they occur once: xmldsig's
+# Transform, which the C codecs (cbexigen/libcbv2g, OpenV2G) model as a single slot and the
+# test vectors show that way. Python still holds a tuple.
+JSON_SINGLE_ITEM = {"TransformsType": ("Transform",)}
+
+# Datatype kinds, mirrored in exi_codec/_tables.py.
+DT_STRING, DT_BOOL, DT_UINT, DT_INT, DT_NBIT, DT_ENUM, DT_HEX, DT_B64, DT_DECIMAL = range(9)
+
+
+def snake(name: str) -> str:
+    s = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
+    s = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", s)
+    s = re.sub(r"_+", "_", s).lower()
+    return s + "_" if keyword.iskeyword(s) else s
+
+
+def _ident(value: str) -> str:
+    s = re.sub(r"\W", "_", value)
+    if not s or s[0].isdigit():
+        s = "_" + s
+    return s + "_" if keyword.iskeyword(s) else s
+
+
+class ModuleWriter:
+    def __init__(self, schema: SchemaSet, name: str, description: str) -> None:
+        self.schema = schema
+        self.name = name
+        self.description = description
+        self.builder = GrammarBuilder(schema)
+        self.grammar_ids: dict[int, int] = {}
+        self.grammar_list: list[Grammar] = []
+        self.class_names: dict[int, str] = {}  # id(ComplexType) -> class name
+        self.enum_names: dict[int, str] = {}  # id(SimpleType) -> enum class name
+        self.dts: list[tuple[object, ...]] = []
+        self.dt_index: dict[tuple[object, ...], int] = {}
+        self.used_names: set[str] = set()
+
+    # -- naming ------------------------------------------------------------------------------
+    def _unique(self, base: str) -> str:
+        name, n = base, 2
+        while name in self.used_names:
+            name, n = f"{base}_{n}", n + 1
+        self.used_names.add(name)
+        return name
+
+    def class_name(self, ct: ComplexType, hint: str) -> str:
+        if id(ct) not in self.class_names:
+            base = ct.name[1] if ct.name else hint
+            self.class_names[id(ct)] = self._unique(_ident(base))
+        return self.class_names[id(ct)]
+
+    def enum_name(self, st: SimpleType, hint: str) -> str:
+        if id(st) not in self.enum_names:
+            base = st.name[1] if st.name and st.name[0] != XS else hint + "Enum"
+            self.enum_names[id(st)] = self._unique(_ident(base))
+        return self.enum_names[id(st)]
+
+    # -- tables ------------------------------------------------------------------------------
+    def grammar_id(self, t: ComplexType | SimpleType, hint: str) -> int:
+        if id(t) in self.grammar_ids:
+            return self.grammar_ids[id(t)]
+        g = self.builder.grammar_for(t)
+        gid = len(self.grammar_list)
+        self.grammar_ids[id(t)] = gid
+        self.grammar_list.append(g)
+        if isinstance(t, ComplexType):
+            self.class_name(t, hint)
+        for f in g.fields:  # reach every nested type (names hint from the element)
+            if f.ctype is not None:
+                self.grammar_id(f.ctype, f.name + "Type")
+            elif f.kind == "elem" and f.simple is not None:
+                self.grammar_id(f.simple, f.name)
+            if f.simple is not None:
+                self.datatype(f.simple, f.name)
+        return gid
+
+    def datatype(self, st: SimpleType, hint: str) -> int:
+        key: tuple[object, ...]
+        if st.enumeration:
+            n = len(st.enumeration)
+            key = (DT_ENUM, width(n), self.enum_name(st, hint))
+        elif st.kind == "string":
+            key = (DT_STRING, st.length or st.min_length or 0,
+                   st.length if st.length is not None else st.max_length)
+        elif st.kind == "boolean":
+            key = (DT_BOOL,)
+        elif st.kind in ("hexBinary", "base64Binary"):
+            key = (DT_HEX if st.kind == "hexBinary" else DT_B64, st.length or st.min_length or 0,
+                   st.length if st.length is not None else st.max_length)
+        elif st.kind == "decimal":
+            key = (DT_DECIMAL,)
+        elif st.kind == "integer":
+            lo, hi = st.min, st.max
+            if lo is not None and hi is not None and hi - lo < 4096:
+                key = (DT_NBIT, width(hi - lo + 1), lo, hi)  # EXI 7.1.9: n-bit offset
+            elif lo is not None and lo >= 0:
+                key = (DT_UINT, lo, hi)
+            else:
+                key = (DT_INT, lo, hi)
+        else:
+            raise NotImplementedError(st.kind)
+        if key not in self.dt_index:
+            self.dt_index[key] = len(self.dts)
+            self.dts.append((key, st))
+        return self.dt_index[key]
+
+    # -- output ------------------------------------------------------------------------------
+    def render(self, sha256: str) -> str:
+        doc = sorted(self.schema.elements.values(), key=lambda d: (d.qname[1], d.qname[0]))
+        doc_entries = [(d, self.grammar_id(d.type, d.qname[1])) for d in doc]  # type: ignore[arg-type]
+        frag = self._fragment_elements(self.schema.all_elements)
+        dsig = self._fragment_elements([d for d in self.schema.all_elements
+                                        if d.qname[0] == "http://www.w3.org/2000/09/xmldsig#"])
+        for _, decl in frag + dsig:
+            if decl is not None:
+                self.grammar_id(decl.type, decl.qname[1])  # type: ignore[arg-type]
+
+        out: list[str] = []
+        w = out.append
+        w(f'"""EXI grammar tables and message types for {self.description}.\n')
+        w(f"Generated by tools.exigen version {GENERATOR_VERSION} from the XSDs with sha256")
+        w(f"{sha256}. Do not edit: regenerate with `make regen`.")
+        w('"""\n')
+        w("# ruff: noqa")
+        w("from __future__ import annotations\n")
+        w("from exi_codec._model import ExiEnum, Message, _field\n")
+        w(f"SCHEMA = {self.name!r}")
+        w(f"SCHEMA_SHA256 = {sha256!r}")
+        w(f"GENERATOR_VERSION = {GENERATOR_VERSION!r}\n")
+        # enums
+        for key, st in self.dts:
+            if key[0] == DT_ENUM:
+                name = key[2]
+                w(f"\nclass {name}(ExiEnum):")
+                seen: set[str] = set()
+                for v in st.enumeration:
+                    ident = _ident(v)
+                    while ident in seen:
+                        ident += "_"
+                    seen.add(ident)
+                    w(f"    {ident} = {v!r}")
+        # classes
+        for g in self.grammar_list:
+            if isinstance(g.ctype, ComplexType):
+                out.extend(self._render_class(g))
+        roots: list[str] = []
+        for d, gid in doc_entries:
+            if isinstance(d.type, ComplexType):
+                base = self.class_names[id(d.type)]
+                cname = self._unique(_ident(d.qname[1])) if base != d.qname[1] else base
+                if cname != base:
+                    w(f"\nclass {cname}({base}):")
+                    w("    __slots__ = ()")
+                roots.append(cname)
+            else:
+                roots.append("None")
+        # tables
+        w("\n\n# Datatypes: (kind, ...) - see exi_codec/_tables.py")
+        w("DATATYPES = (")
+        for key, _ in self.dts:
+            if key[0] == DT_ENUM:
+                w(f"    ({key[0]}, {key[1]}, {key[2]}),")
+            else:
+                w(f"    {key!r},")
+        w(")")
+        w("\n# Grammars: (class, n_fields, list_flags, states); state: (bits, productions);")
+        w("# production: (kind, field, arg, next) - kinds AT=0 SE=1 EE=2 CH=3 SE(*)=4 CH(untyped)=5")
+        w("GRAMMARS = (")
+        for g in self.grammar_list:
+            w("    " + self._render_grammar(g) + ",")
+        w(")")
+        w("\n# Document grammar: (qname uri, local name, grammar, root class) in event-code order.")
+        w("DOCUMENT = (")
+        for (d, gid), cname in zip(doc_entries, roots, strict=True):
+            w(f"    ({d.qname[0]!r}, {d.qname[1]!r}, {gid}, {cname}),")
+        w(")")
+        for title, entries in (("FRAGMENT", frag), ("XMLDSIG_FRAGMENT", dsig)):
+            w(f"\n# {title}: every element declaration (by qname) of the set, EXI-sorted.")
+            w(f"{title} = (")
+            for qn, decl in entries:
+                gid = self.grammar_ids[id(decl.type)] if decl is not None else -1
+                w(f"    ({qn[0]!r}, {qn[1]!r}, {gid}),")
+            w(")")
+        w("\n_field.bind(__name__, GRAMMARS, DATATYPES)")
+        return "\n".join(out) + "\n"
+
+    def _fragment_elements(
+        self, decls: list[ElementDecl]
+    ) -> list[tuple[tuple[str, str], ElementDecl | None]]:
+        by_name: dict[tuple[str, str], ElementDecl | None] = {}
+        for d in decls:
+            if d.qname in by_name:
+                prev = by_name[d.qname]
+                if prev is not None and prev.type is not d.type:
+                    by_name[d.qname] = None  # conflicting types: EXI uses the ur-type here
+            else:
+                by_name[d.qname] = d
+        return sorted(by_name.items(), key=lambda kv: (kv[0][1], kv[0][0]))
+
+    def _py_type(self, f: object) -> str:
+        from .grammar import Field
+
+        assert isinstance(f, Field)
+        if f.ctype is not None:
+            t = self.class_names[id(f.ctype)]
+        else:
+            st = f.simple
+            assert st is not None
+            if st.enumeration:
+                t = self.enum_names[id(st)]
+            else:
+                t = {"string": "str", "boolean": "bool", "integer": "int", "hexBinary": "bytes",
+                     "base64Binary": "bytes", "decimal": "str"}[st.kind]
+        if f.is_list:
+            return f"tuple[{t}, ...]"
+        return f"{t} | None"
+
+    def _render_class(self, g: Grammar) -> list[str]:
+        ct = g.ctype
+        name = self.class_names[id(ct)]
+        lines = [f"\n\nclass {name}(Message):", "    __slots__ = ()"]
+        if ct.name and ct.name[1] in JSON_SINGLE_ITEM:
+            lines.append(f"    _exi_json_single = {JSON_SINGLE_ITEM[ct.name[1]]!r}")
+        pynames = _unique_snake([f.name for f in g.fields])
+        if g.fields:
+            params = ", ".join(
+                f"{p}: {self._py_type(f)} = {'()' if f.is_list else 'None'}"
+                for p, f in zip(pynames, g.fields, strict=True)
+            )
+            lines.append(f"\n    def __new__(cls, *, {params}) -> {name}:")
+            vals = ", ".join(pynames)
+            lines.append(f"        return tuple.__new__(cls, ({vals},))")
+        else:
+            lines.append(f"\n    def __new__(cls) -> {name}:")
+            lines.append("        return tuple.__new__(cls, ())")
+        for i, p in enumerate(pynames):
+            lines.append(f"    {p} = _field({i})")
+        return lines
+
+    def _render_grammar(self, g: Grammar) -> str:
+        cls = self.class_names[id(g.ctype)] if isinstance(g.ctype, ComplexType) else "None"
+        flags = tuple(f.is_list for f in g.fields)
+        states = []
+        for prods in g.states:
+            items = []
+            for kind, fidx, arg, nxt in prods:
+                a: object
+                if kind == SE:
+                    assert isinstance(arg, ElementDecl)
+                    a = self.grammar_ids[id(arg.type)]
+                elif kind in (AT, CH):
+                    f = g.fields[fidx]
+                    assert f.simple is not None
+                    a = self.datatype(f.simple, f.name)
+                elif kind in (SE_ANY, CH_UNTYPED, EE):
+                    a = -1
+                else:
+                    raise AssertionError(kind)
+                items.append(f"({kind}, {fidx}, {a}, {nxt})")
+            bits = width(len(prods) + 1)  # +1: the level-2 escape of non-strict grammars
+            states.append(f"({bits}, ({', '.join(items)},))")
+        names = tuple(f.name for f in g.fields)
+        return f"({cls}, {names!r}, {flags!r}, ({', '.join(states)},))"
+
+
+def _unique_snake(names: list[str]) -> list[str]:
+    out: list[str] = []
+    for n in names:
+        s = snake(n)
+        while s in out:
+            s += "_"
+        out.append(s)
+    return out
+
+
+def write_module(schema: SchemaSet, name: str, description: str, out_dir: Path) -> Path:
+    mw = ModuleWriter(schema, name, description)
+    text = mw.render(schema.sha256())
+    path = out_dir / f"{name}.py"
+    path.write_text(text)
+    return path
+
+
+__all__ = ["write_module", "snake", "EE", "GENERATOR_VERSION"]
