@@ -122,9 +122,10 @@ class GrammarBuilder:
         nfa.add(end, EE, None, -1)
         g.states = _determinise(nfa, start)
 
-    def _particle(self, nfa: _NFA, p: Particle, g: Grammar,
-                  field_of: dict[str, int]) -> tuple[int, int]:
-        many = p.max == UNBOUNDED or p.max > 1
+    def _particle(self, nfa: _NFA, p: Particle, g: Grammar, field_of: dict[str, int],
+                  repeated: bool = False) -> tuple[int, int]:
+        # An element repeats if its own particle or any enclosing group's particle does.
+        many = repeated or p.max == UNBOUNDED or p.max > 1
         start = cur = nfa.new()
         for _ in range(p.min):
             s, e = self._term(nfa, p.term, g, field_of, many, p.min == 0)
@@ -159,13 +160,13 @@ class GrammarBuilder:
         elif term.compositor == "sequence":
             cur = s
             for part in term.particles:
-                ps, pe = self._particle(nfa, part, g, field_of)
+                ps, pe = self._particle(nfa, part, g, field_of, many)
                 nfa.add(cur, EPS, None, ps)
                 cur = pe
             nfa.add(cur, EPS, None, e)
         else:  # choice: every branch is optional as far as its own fields go
             for part in term.particles:
-                ps, pe = self._particle(nfa, part, g, field_of)
+                ps, pe = self._particle(nfa, part, g, field_of, many)
                 nfa.add(s, EPS, None, ps)
                 nfa.add(pe, EPS, None, e)
         return s, e
