@@ -13,6 +13,8 @@ $(BIN)/python:
 setup: $(BIN)/python
 	./.ci/system-deps
 	$(BIN)/pip install -q -e '.[test]'
+	@# an editable install writes no bytecode; the generated tables import 10x faster from .pyc
+	$(BIN)/python -m compileall -q exi_codec evse hal simulators >/dev/null
 	$(BIN)/python -c "import exi_codec; print('exi_codec engine:', exi_codec.ENGINE)"
 
 test: setup
