@@ -110,7 +110,7 @@ class Reader:
                     raise self.error("invalid code point")
                 chars.append(chr(c))
             return "".join(chars)
-        if kind == DT_HEX or kind == DT_B64:
+        if kind in (DT_HEX, DT_B64):
             n = self.uint()
             self._check_length(n, dt, 8)
             if not self.pos & 7:
@@ -224,7 +224,7 @@ class Writer:
             self.uint(len(v) + 2)
             for c in v:
                 self.uint(ord(c))
-        elif kind == DT_HEX or kind == DT_B64:
+        elif kind in (DT_HEX, DT_B64):
             if not isinstance(v, (bytes, bytearray, memoryview)):
                 raise ExiEncodeError(f"expected bytes, got {type(v).__name__}")
             b = bytes(v)
@@ -288,7 +288,7 @@ def _decode_element(r: Reader, grammars: tuple[Any, ...], dts: tuple[Any, ...], 
                 vals[f] = v
         elif kind == EE:
             break
-        elif kind == AT or kind == CH:
+        elif kind in (AT, CH):
             try:
                 vals[f] = r.value(dts[arg])
             except ExiDecodeError as e:
@@ -323,7 +323,7 @@ def _encode_element(w: Writer, grammars: tuple[Any, ...], dts: tuple[Any, ...], 
             if kind == EE:
                 chosen = code
                 break
-            if kind == SE or kind == AT or kind == CH:
+            if kind in (SE, AT, CH):
                 v = obj[f]
                 if v is None:
                     continue
@@ -434,11 +434,10 @@ def decode_fragment(data: bytes, module: Any, table: tuple[Any, ...],
 
 def encode_fragment(name: str, value: Any, module: Any, table: tuple[Any, ...],
                     strict: bool = True) -> bytes:
-    for code, (_uri, local, gid) in enumerate(table):
-        if local == name and gid >= 0:
-            break
-    else:
+    code = next((i for i, e in enumerate(table) if e[1] == name and e[2] >= 0), -1)
+    if code < 0:
         raise ExiEncodeError(f"{name} is not an element of this fragment grammar")
+    gid = table[code][2]
     n = width(len(table) + 2)
     w = Writer(strict)
     w.bits(EXI_HEADER, 8)

@@ -1500,7 +1500,7 @@ DATATYPES = (
 )
 
 # Grammars: (class, n_fields, list_flags, states); state: (bits, productions);
-# production: (kind, field, arg, next) - kinds AT=0 SE=1 EE=2 CH=3 SE(*)=4 CH(untyped)=5
+# production: (kind, field, arg, next); kinds AT=0 SE=1 EE=2 CH=3 SE(*)=4 CH(untyped)=5
 GRAMMARS = (
     (AC_EVChargeParameterType, ('DepartureTime', 'EAmount', 'EVMaxVoltage', 'EVMaxCurrent', 'EVMinCurrent'), (False, False, False, False, False), ((2, ((1, 0, 1, 1), (1, 1, 2, 2),)), (1, ((1, 1, 2, 2),)), (1, ((1, 2, 2, 3),)), (1, ((1, 3, 2, 4),)), (1, ((1, 4, 2, 5),)), (1, ((2, -1, -1, -1),)),)),
     (None, ('value',), (False,), ((1, ((3, 0, 0, 1),)), (1, ((2, -1, -1, -1),)),)),

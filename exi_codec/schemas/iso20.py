@@ -1467,7 +1467,7 @@ DATATYPES = (
 )
 
 # Grammars: (class, n_fields, list_flags, states); state: (bits, productions);
-# production: (kind, field, arg, next) - kinds AT=0 SE=1 EE=2 CH=3 SE(*)=4 CH(untyped)=5
+# production: (kind, field, arg, next); kinds AT=0 SE=1 EE=2 CH=3 SE(*)=4 CH(untyped)=5
 GRAMMARS = (
     (AuthorizationReqType, ('Header', 'SelectedAuthorizationService', 'EIM_AReqAuthorizationMode', 'PnC_AReqAuthorizationMode'), (False, False, False, False), ((1, ((1, 0, 1, 1),)), (1, ((1, 1, 29, 2),)), (2, ((1, 2, 30, 3), (1, 3, 31, 4),)), (1, ((2, -1, -1, -1),)), (1, ((2, -1, -1, -1),)),)),
     (MessageHeaderType, ('SessionID', 'TimeStamp', 'Signature'), (False, False, False), ((1, ((1, 0, 2, 1),)), (1, ((1, 1, 3, 2),)), (2, ((1, 2, 4, 3), (2, -1, -1, -1),)), (1, ((2, -1, -1, -1),)),)),

@@ -834,7 +834,7 @@ DATATYPES = (
 )
 
 # Grammars: (class, n_fields, list_flags, states); state: (bits, productions);
-# production: (kind, field, arg, next) - kinds AT=0 SE=1 EE=2 CH=3 SE(*)=4 CH(untyped)=5
+# production: (kind, field, arg, next); kinds AT=0 SE=1 EE=2 CH=3 SE(*)=4 CH(untyped)=5
 GRAMMARS = (
     (AC_CPDReqEnergyTransferModeType, ('EVMaximumChargePower', 'EVMaximumChargePower_L2', 'EVMaximumChargePower_L3', 'EVMinimumChargePower', 'EVMinimumChargePower_L2', 'EVMinimumChargePower_L3'), (False, False, False, False, False, False), ((1, ((1, 0, 1, 1),)), (2, ((1, 1, 1, 2), (1, 2, 1, 3), (1, 3, 1, 4),)), (2, ((1, 2, 1, 3), (1, 3, 1, 4),)), (1, ((1, 3, 1, 4),)), (2, ((1, 4, 1, 5), (1, 5, 1, 6), (2, -1, -1, -1),)), (2, ((1, 5, 1, 6), (2, -1, -1, -1),)), (1, ((2, -1, -1, -1),)),)),
     (RationalNumberType, ('Exponent', 'Value'), (False, False), ((1, ((1, 0, 2, 1),)), (1, ((1, 1, 3, 2),)), (1, ((2, -1, -1, -1),)),)),

@@ -640,7 +640,7 @@ DATATYPES = (
 )
 
 # Grammars: (class, n_fields, list_flags, states); state: (bits, productions);
-# production: (kind, field, arg, next) - kinds AT=0 SE=1 EE=2 CH=3 SE(*)=4 CH(untyped)=5
+# production: (kind, field, arg, next); kinds AT=0 SE=1 EE=2 CH=3 SE(*)=4 CH(untyped)=5
 GRAMMARS = (
     (ACDP_ConnectReqType, ('Header', 'EVElectricalChargingDeviceStatus'), (False, False), ((1, ((1, 0, 1, 1),)), (1, ((1, 1, 29, 2),)), (1, ((2, -1, -1, -1),)),)),
     (MessageHeaderType, ('SessionID', 'TimeStamp', 'Signature'), (False, False, False), ((1, ((1, 0, 2, 1),)), (1, ((1, 1, 3, 2),)), (2, ((1, 2, 4, 3), (2, -1, -1, -1),)), (1, ((2, -1, -1, -1),)),)),

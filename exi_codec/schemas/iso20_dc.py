@@ -867,7 +867,7 @@ DATATYPES = (
 )
 
 # Grammars: (class, n_fields, list_flags, states); state: (bits, productions);
-# production: (kind, field, arg, next) - kinds AT=0 SE=1 EE=2 CH=3 SE(*)=4 CH(untyped)=5
+# production: (kind, field, arg, next); kinds AT=0 SE=1 EE=2 CH=3 SE(*)=4 CH(untyped)=5
 GRAMMARS = (
     (BPT_DC_CPDReqEnergyTransferModeType, ('EVMaximumChargePower', 'EVMinimumChargePower', 'EVMaximumChargeCurrent', 'EVMinimumChargeCurrent', 'EVMaximumVoltage', 'EVMinimumVoltage', 'TargetSOC', 'EVMaximumDischargePower', 'EVMinimumDischargePower', 'EVMaximumDischargeCurrent', 'EVMinimumDischargeCurrent'), (False, False, False, False, False, False, False, False, False, False, False), ((1, ((1, 0, 1, 1),)), (1, ((1, 1, 1, 2),)), (1, ((1, 2, 1, 3),)), (1, ((1, 3, 1, 4),)), (1, ((1, 4, 1, 5),)), (1, ((1, 5, 1, 6),)), (2, ((1, 6, 4, 7), (1, 7, 1, 8),)), (1, ((1, 7, 1, 8),)), (1, ((1, 8, 1, 9),)), (1, ((1, 9, 1, 10),)), (1, ((1, 10, 1, 11),)), (1, ((2, -1, -1, -1),)),)),
     (RationalNumberType, ('Exponent', 'Value'), (False, False), ((1, ((1, 0, 2, 1),)), (1, ((1, 1, 3, 2),)), (1, ((2, -1, -1, -1),)),)),

@@ -951,7 +951,7 @@ DATATYPES = (
 )
 
 # Grammars: (class, n_fields, list_flags, states); state: (bits, productions);
-# production: (kind, field, arg, next) - kinds AT=0 SE=1 EE=2 CH=3 SE(*)=4 CH(untyped)=5
+# production: (kind, field, arg, next); kinds AT=0 SE=1 EE=2 CH=3 SE(*)=4 CH(untyped)=5
 GRAMMARS = (
     (CLReqControlModeType, (), (), ((1, ((2, -1, -1, -1),)),)),
     (CLResControlModeType, (), (), ((1, ((2, -1, -1, -1),)),)),

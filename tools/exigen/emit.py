@@ -157,7 +157,7 @@ class ModuleWriter:
             if isinstance(g.ctype, ComplexType):
                 out.extend(self._render_class(g))
         roots: list[str] = []
-        for d, gid in doc_entries:
+        for d, _gid in doc_entries:
             if isinstance(d.type, ComplexType):
                 base = self.class_names[id(d.type)]
                 cname = self._unique(_ident(d.qname[1])) if base != d.qname[1] else base
@@ -177,7 +177,7 @@ class ModuleWriter:
                 w(f"    {key!r},")
         w(")")
         w("\n# Grammars: (class, n_fields, list_flags, states); state: (bits, productions);")
-        w("# production: (kind, field, arg, next) - kinds AT=0 SE=1 EE=2 CH=3 SE(*)=4 CH(untyped)=5")
+        w("# production: (kind, field, arg, next); kinds AT=0 SE=1 EE=2 CH=3 SE(*)=4 CH(untyped)=5")
         w("GRAMMARS = (")
         for g in self.grammar_list:
             w("    " + self._render_grammar(g) + ",")

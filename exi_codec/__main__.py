@@ -1,0 +1,8 @@
+"""`python -m exi_codec decode|encode ...`: see exi_codec.cli."""
+
+from __future__ import annotations
+
+from .cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())
