@@ -143,7 +143,7 @@ _INDEX: dict[type, dict[str, int]] = {}
 def _members(enum_cls: type) -> tuple[Any, ...]:
     m = _MEMBERS.get(enum_cls)
     if m is None:
-        m = _MEMBERS[enum_cls] = tuple(enum_cls)  # type: ignore[call-overload]
+        m = _MEMBERS[enum_cls] = tuple(enum_cls)  # type: ignore[arg-type]
     return m
 
 
