@@ -120,9 +120,10 @@ class SdpServerConfig:
     """What the SECC offers. -20 requires TLS; `plain_allowed` is for tests and -2/DIN."""
 
     address: ipaddress.IPv6Address
-    port: int
+    port: int  # the TLS server's port (or the only server's)
     tls_available: bool = True
     plain_allowed: bool = False
+    plain_port: int | None = None  # the plain TCP server's port when it differs from `port`
 
     def __post_init__(self) -> None:
         if not (self.tls_available or self.plain_allowed):
@@ -142,7 +143,11 @@ def choose_security(requested: Security, config: SdpServerConfig) -> Security:
 
 
 def respond(request: SdpRequest, config: SdpServerConfig) -> SdpResponse:
-    return SdpResponse(config.address, config.port, choose_security(request.security, config))
+    security = choose_security(request.security, config)
+    port = config.port
+    if security is Security.NONE and config.plain_port is not None:
+        port = config.plain_port
+    return SdpResponse(config.address, port, security)
 
 
 def answer(datagram: bytes, config: SdpServerConfig) -> bytes | None:
