@@ -42,11 +42,17 @@ if not os.environ.get("EXI_CODEC_PURE"):
         pass
 
 
+_MODULES: dict[str, ModuleType] = {}
+
+
 def schema_module(schema: str) -> ModuleType:
-    """The generated module of a schema (imported on first use)."""
-    if schema not in SCHEMAS:
-        raise ValueError(f"unknown schema {schema!r}; one of {', '.join(SCHEMAS)}")
-    return importlib.import_module(f"exi_codec.schemas.{schema}")
+    """The generated module of a schema (imported on first use, then cached: hot path)."""
+    mod = _MODULES.get(schema)
+    if mod is None:
+        if schema not in SCHEMAS:
+            raise ValueError(f"unknown schema {schema!r}; one of {', '.join(SCHEMAS)}")
+        mod = _MODULES[schema] = importlib.import_module(f"exi_codec.schemas.{schema}")
+    return mod
 
 
 def decode(data: bytes, schema: str, *, strict: bool = False) -> Any:

@@ -271,7 +271,7 @@ cdef class _Reader:
         big = value
         while octets < MAX_UINT_OCTETS:
             b = self.bits(8)
-            big |= (b & 0x7F) << shift
+            big |= (<object>(b & 0x7F)) << shift  # Python ints: past 63 bits
             octets += 1
             if not (b & 0x80):
                 return big
@@ -302,6 +302,7 @@ cdef class _Reader:
         cdef int kind = d.kind
         cdef unsigned int u
         cdef long long n, i, start, avail
+        cdef Py_ssize_t start_pos = self.pos
         cdef Py_UCS4* buf
         cdef char* out
         if kind == T_NBIT:
@@ -321,6 +322,17 @@ cdef class _Reader:
             neg = False
             if kind == T_INT:
                 neg = self.bits(1) == 1
+            n = self.small_uint(0x7FFFFFFFFFFFFFFE)
+            if n <= 0x7FFFFFFFFFFFFFFE and not d.big:
+                # C fast path: value and bounds as long long, one PyLong at the end
+                if neg:
+                    n = -n - 1
+                if (d.has_min and n < d.min) or (d.has_max and n > d.max):
+                    raise self.error(f"value {n} out of range", fidx, gid)
+                return n
+            self.pos = start_pos
+            if kind == T_INT:
+                self.bits(1)
             v = self.uint()
             if neg:
                 v = -v - 1
