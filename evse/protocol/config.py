@@ -1,0 +1,96 @@
+"""SECC configuration: identity, offered services, limits, options."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+from evse.protocol.limits import EvseLimits
+from evse.protocol.schedules import ScheduleProvider
+from evse.protocol.timeouts import Timeouts
+from evse.protocol.v2gtp import DEFAULT_MAX_PAYLOAD
+
+ISO20_DC = "urn:iso:std:iso:15118:-20:DC"
+ISO20_AC = "urn:iso:std:iso:15118:-20:AC"
+ISO2 = "urn:iso:15118:2:2013:MsgDef"
+DIN = "urn:din:70121:2012:MsgDef"
+ISO20_VERSION = (1, 0)  # major, minor of the -20 schemas we implement
+NOT_IMPLEMENTED_PROTOCOLS = frozenset({ISO2, DIN})
+
+
+class ServiceId(IntEnum):
+    """-20 energy transfer and value-added service ids (serviceIDType)."""
+
+    AC = 1
+    DC = 2
+    WPT = 3
+    DC_ACDP = 4
+    AC_BPT = 5
+    DC_BPT = 6
+    DC_ACDP_BPT = 7
+    INTERNET = 65
+    PARKING_STATUS = 66
+
+
+class ControlMode(IntEnum):
+    """ServiceDetail parameter ControlMode (also our ParameterSetID for it)."""
+
+    SCHEDULED = 1
+    DYNAMIC = 2
+
+
+DC_SERVICES = (ServiceId.DC, ServiceId.DC_BPT)
+AC_SERVICES = (ServiceId.AC, ServiceId.AC_BPT)
+BPT_SERVICES = frozenset({ServiceId.DC_BPT, ServiceId.AC_BPT})
+SERVICES_BY_PROTOCOL = {ISO20_DC: DC_SERVICES, ISO20_AC: AC_SERVICES}
+
+DEFAULT_LIMITS = EvseLimits(
+    max_charge_power=50_000.0, max_charge_current=125.0, max_voltage=500.0, min_voltage=150.0
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SeccConfig:
+    evse_id: str = "ZZ00000"
+    services: tuple[ServiceId, ...] = (ServiceId.DC,)
+    control_modes: tuple[ControlMode, ...] = (ControlMode.SCHEDULED, ControlMode.DYNAMIC)
+    limits: EvseLimits = DEFAULT_LIMITS
+    # supportedAppProtocol namespaces we accept; only -20 DC/AC are implemented.
+    protocols: tuple[str, ...] = (ISO20_DC, ISO20_AC)
+    allow_plain_tcp_iso20: bool = False  # test/lab only: -20 without TLS
+    auto_authorize: bool = False  # demo: EIM authorized without asking anybody
+    offer_pnc: bool = False  # PnC is not implemented (no signature check): keep False
+    max_payload: int = DEFAULT_MAX_PAYLOAD
+    schedule_provider: ScheduleProvider | None = None
+    pricing: bool = False  # announce absolute pricing (the provider must give a price)
+    free_service: bool = False
+    meter_id: str = "METER-1"
+    notification_max_delay: int = 10  # s the EV gets to stop after EVSENotification=Terminate
+    precharge_max_current: float = 2.0
+    dc_connector: int = 2  # ServiceDetail Connector for DC (1 Core, 2 Extended, 3 Dual2, 4 Dual4)
+    bpt_channel: int = 1  # 1 Unified, 2 Separated
+    generator_mode: int = 1  # 1 GridFollowing, 2 GridForming
+    grid_islanding_detection: int = 1  # AC_BPT: 1 Active, 2 Passive
+    timeouts: Timeouts = field(default_factory=Timeouts)
+
+    def __post_init__(self) -> None:
+        unsupported = set(self.protocols) & NOT_IMPLEMENTED_PROTOCOLS
+        if unsupported:
+            raise ValueError(f"protocols not implemented yet: {sorted(unsupported)}")
+        unknown = set(self.protocols) - set(SERVICES_BY_PROTOCOL)
+        if unknown:
+            raise ValueError(f"unknown protocol namespaces: {sorted(unknown)}")
+        bad = [s for s in self.services if s not in (*DC_SERVICES, *AC_SERVICES)]
+        if bad or not self.services:
+            raise ValueError(f"services must be among DC, DC_BPT, AC, AC_BPT (got {bad})")
+        if BPT_SERVICES & set(self.services) and not self.limits.bidirectional:
+            raise ValueError("BPT services need discharge limits (EvseLimits.max_discharge_*)")
+        if not self.control_modes:
+            raise ValueError("at least one control mode is needed")
+        if not 0 <= self.notification_max_delay <= 65535:
+            raise ValueError("notification_max_delay must fit an unsignedShort")
+
+    def services_for(self, protocol: str) -> tuple[ServiceId, ...]:
+        """The services we offer to an EV that negotiated `protocol`."""
+        allowed = SERVICES_BY_PROTOCOL.get(protocol, ())
+        return tuple(s for s in self.services if s in allowed)

@@ -1,0 +1,241 @@
+"""What goes into and out of the sans-IO SECC core.
+
+Inputs are facts in the past tense, handed to `SeccConnection.handle_event(event, now)`
+(received bytes go to `SeccConnection.receive_data(data, now)` instead). Effects are
+commands in the imperative, returned by every call in the order they must be carried out.
+
+Units are SI floats. Sign convention: current and power are negative while the EV discharges.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from evse.protocol.limits import EvLimits, EvseLimits
+
+# -- inputs (past tense) -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CableCheckFinished:
+    """The insulation test started by `StartCableCheck` is over."""
+
+    isolation_ok: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MeasurementsUpdated:
+    """Latest readings at the charger output (DC: V and A; AC: total active power in W)."""
+
+    present_voltage: float
+    present_current: float
+    present_power: float | None = None  # None: voltage * current
+    imported_wh: float | None = None  # meter register, energy to the EV
+    exported_wh: float | None = None  # meter register, energy from the EV
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationGranted:
+    id_token: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationDenied:
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StopRequested:
+    """The charger (user, backend) wants the session to end normally."""
+
+    reason: str = "stop requested by the charger"
+
+
+@dataclass(frozen=True, slots=True)
+class EmergencyStop:
+    """Power off now; the session fails at the EV's next request (or its timeout)."""
+
+    reason: str = "emergency stop"
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLost:
+    reason: str = "connection lost"
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsUpdated:
+    limits: EvseLimits
+
+
+@dataclass(frozen=True, slots=True)
+class SetpointUpdated:
+    """Dynamic control mode: the power the charger wants (W, negative = EV discharges).
+
+    None hands control back to the schedule from ScheduleExchange.
+    """
+
+    power_w: float | None
+
+
+Event = (
+    CableCheckFinished
+    | MeasurementsUpdated
+    | AuthorizationGranted
+    | AuthorizationDenied
+    | StopRequested
+    | EmergencyStop
+    | ConnectionLost
+    | LimitsUpdated
+    | SetpointUpdated
+)
+
+# -- effects (imperative) ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SendData:
+    """Write these bytes (a complete V2GTP frame) to the connection.
+
+    `deadline`: the time (same clock as `now`) by which the standard wants the response
+    sent; informational, for the adapter to report a late send.
+    """
+
+    data: bytes
+    deadline: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StartCableCheck:
+    voltage: float
+
+
+@dataclass(frozen=True, slots=True)
+class StartPreCharge:
+    target_voltage: float
+    max_current: float
+
+
+@dataclass(frozen=True, slots=True)
+class SetPowerTarget:
+    """DC: regulate `current` (negative = discharge) with `voltage` as the voltage limit.
+
+    AC: the EV's converter does the work; `power` is the target active power (total, W),
+    `voltage` the nominal phase voltage and `current` the per-phase current it implies.
+    """
+
+    voltage: float
+    current: float
+    power: float
+
+
+@dataclass(frozen=True, slots=True)
+class CloseContactors:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class OpenContactors:
+    """Open the output contactors (the control layer waits for zero current first)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StopPower:
+    """Ramp the current to zero and switch the power stage off."""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestAuthorization:
+    """Ask the backend/user: answer with AuthorizationGranted or AuthorizationDenied."""
+
+    method: str  # "EIM" or "PnC"
+    evcc_id: str
+    emaid: str | None = None
+    certificate_chain: tuple[bytes, ...] = ()  # PnC: contract leaf first, then sub-CAs
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStarted:
+    session_id: bytes
+    evcc_id: str
+    protocol: str  # the negotiated namespace
+    resumed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class EnergyServiceSelected:
+    """The EV chose a service: 1 AC, 2 DC, 5 AC_BPT, 6 DC_BPT; control mode 1/2."""
+
+    service_id: int
+    control_mode: int
+    bidirectional: bool
+
+
+@dataclass(frozen=True, slots=True)
+class EvLimitsReported:
+    """The EV's limits from ChargeParameterDiscovery (for the energy manager)."""
+
+    limits: EvLimits
+
+
+@dataclass(frozen=True, slots=True)
+class SessionEnded:
+    reason: str
+    failed: bool
+    paused: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CloseConnection:
+    """Close the TCP/TLS connection `after_s` seconds from now (0: at once)."""
+
+    after_s: float = 0.0
+
+
+Effect = (
+    SendData
+    | StartCableCheck
+    | StartPreCharge
+    | SetPowerTarget
+    | CloseContactors
+    | OpenContactors
+    | StopPower
+    | RequestAuthorization
+    | SessionStarted
+    | EnergyServiceSelected
+    | EvLimitsReported
+    | SessionEnded
+    | CloseConnection
+)
+
+SAFE_STATE: tuple[Effect, ...] = (StopPower(), OpenContactors())
+
+__all__ = [
+    "AuthorizationDenied",
+    "AuthorizationGranted",
+    "CableCheckFinished",
+    "CloseConnection",
+    "CloseContactors",
+    "ConnectionLost",
+    "Effect",
+    "EmergencyStop",
+    "EnergyServiceSelected",
+    "Event",
+    "EvLimits",
+    "EvLimitsReported",
+    "EvseLimits",
+    "LimitsUpdated",
+    "MeasurementsUpdated",
+    "OpenContactors",
+    "RequestAuthorization",
+    "SAFE_STATE",
+    "SendData",
+    "SessionEnded",
+    "SessionStarted",
+    "SetPowerTarget",
+    "SetpointUpdated",
+    "StartCableCheck",
+    "StartPreCharge",
+    "StopPower",
+    "StopRequested",
+]

@@ -1,0 +1,49 @@
+"""One pure handler per -20 message pair: `handle(req, session, inputs) -> (res, effects)`.
+
+`HANDLERS` maps a request root element name to its handler. Requests without a handler
+(CertificateInstallation, MeteringConfirmation, VehicleCheckIn/Out) are never legal in the
+state table, so they are answered FAILED_SequenceError in their own message set.
+"""
+
+from __future__ import annotations
+
+from evse.protocol.handlers.ac import handle_ac_charge_loop, handle_ac_charge_parameter_discovery
+from evse.protocol.handlers.authorization import handle_authorization, handle_authorization_setup
+from evse.protocol.handlers.common import Handler, HandlerResult, Inputs
+from evse.protocol.handlers.dc import (
+    handle_dc_cable_check,
+    handle_dc_charge_parameter_discovery,
+    handle_dc_pre_charge,
+    handle_dc_welding_detection,
+)
+from evse.protocol.handlers.dc_loop import handle_dc_charge_loop
+from evse.protocol.handlers.power_delivery import handle_power_delivery
+from evse.protocol.handlers.schedule_exchange import handle_schedule_exchange
+from evse.protocol.handlers.services import (
+    handle_service_detail,
+    handle_service_discovery,
+    handle_service_selection,
+    parameter_sets,
+)
+from evse.protocol.handlers.session import handle_session_setup, handle_session_stop
+
+HANDLERS: dict[str, Handler] = {
+    "SessionSetupReq": handle_session_setup,
+    "AuthorizationSetupReq": handle_authorization_setup,
+    "AuthorizationReq": handle_authorization,
+    "ServiceDiscoveryReq": handle_service_discovery,
+    "ServiceDetailReq": handle_service_detail,
+    "ServiceSelectionReq": handle_service_selection,
+    "ScheduleExchangeReq": handle_schedule_exchange,
+    "PowerDeliveryReq": handle_power_delivery,
+    "SessionStopReq": handle_session_stop,
+    "DC_ChargeParameterDiscoveryReq": handle_dc_charge_parameter_discovery,
+    "DC_CableCheckReq": handle_dc_cable_check,
+    "DC_PreChargeReq": handle_dc_pre_charge,
+    "DC_ChargeLoopReq": handle_dc_charge_loop,
+    "DC_WeldingDetectionReq": handle_dc_welding_detection,
+    "AC_ChargeParameterDiscoveryReq": handle_ac_charge_parameter_discovery,
+    "AC_ChargeLoopReq": handle_ac_charge_loop,
+}
+
+__all__ = ["HANDLERS", "Handler", "HandlerResult", "Inputs", "parameter_sets"]

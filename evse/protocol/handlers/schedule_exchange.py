@@ -1,0 +1,142 @@
+"""ScheduleExchange: schedules (Scheduled mode) or departure/SOC and price (Dynamic mode).
+
+The policy comes from `config.schedule_provider` (SI units); this module only converts it.
+Charging schedule entries are max charge powers (>= 0), discharging schedule entries are
+discharge powers as negative values (sign convention: negative = the EV discharges).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from evse.protocol.config import ControlMode
+from evse.protocol.errors import Failed
+from evse.protocol.handlers.common import HandlerResult, Inputs, rational, res_header
+from evse.protocol.schedules import PowerEntry, PriceSchedule, Schedules, flat_schedules
+from evse.protocol.session import Session
+from exi_codec.schemas import iso20
+from exi_codec.schemas.iso20 import ScheduleExchangeReq, ScheduleExchangeRes
+
+SCHEDULE_TUPLE_ID = 1
+
+
+def fit(entries: tuple[PowerEntry, ...], points: int) -> tuple[PowerEntry, ...]:
+    """At most `points` entries: the tail is merged into one entry with its smallest power
+    (conservative: never above any merged limit) so the schedule still spans the whole time."""
+    if len(entries) <= points:
+        return entries
+    tail = entries[points - 1 :]
+    merged = PowerEntry(sum(e.duration for e in tail), min(e.power for e in tail))
+    return (*entries[: points - 1], merged)
+
+
+def _power_schedule(entries: tuple[PowerEntry, ...], sign: int, anchor: int, points: int) -> Any:
+    items = tuple(
+        iso20.PowerScheduleEntryType(duration=e.duration, power=rational(iso20, sign * e.power))
+        for e in fit(entries, points)
+    ) or (iso20.PowerScheduleEntryType(duration=0, power=rational(iso20, 0.0)),)
+    return iso20.PowerScheduleType(
+        time_anchor=anchor,
+        power_schedule_entries=iso20.PowerScheduleEntryListType(power_schedule_entry=items),
+    )
+
+
+def _price(price: PriceSchedule, anchor: int) -> Any:
+    stacks = tuple(
+        iso20.PriceRuleStackType(
+            duration=rule.start,
+            price_rule=(
+                iso20.PriceRuleType(
+                    energy_fee=rational(iso20, rule.energy_fee),
+                    power_range_start=rational(iso20, 0.0),
+                ),
+            ),
+        )
+        for rule in price.rules
+    )
+    return iso20.AbsolutePriceScheduleType(
+        time_anchor=anchor,
+        price_schedule_id=price.schedule_id,
+        currency=price.currency,
+        language=price.language,
+        price_algorithm=price.price_algorithm,
+        price_rule_stacks=iso20.PriceRuleStackListType(price_rule_stack=stacks),
+    )
+
+
+def _scheduled(schedules: Schedules, bpt: bool, anchor: int, points: int, price: Any) -> Any:
+    charging = iso20.ChargingScheduleType(
+        power_schedule=_power_schedule(schedules.charging, 1, anchor, points),
+        absolute_price_schedule=price,
+    )
+    discharging = None
+    if bpt:
+        discharging = iso20.ChargingScheduleType(
+            power_schedule=_power_schedule(schedules.discharging, -1, anchor, points)
+        )
+    tuple_ = iso20.ScheduleTupleType(
+        schedule_tuple_id=SCHEDULE_TUPLE_ID,
+        charging_schedule=charging,
+        discharging_schedule=discharging,
+    )
+    return iso20.Scheduled_SEResControlModeType(schedule_tuple=(tuple_,))
+
+
+def handle_schedule_exchange(
+    req: ScheduleExchangeReq, session: Session, inputs: Inputs
+) -> HandlerResult:
+    scheduled = session.control_mode == ControlMode.SCHEDULED
+    ev_mode = req.scheduled_se_req_control_mode if scheduled else req.dynamic_se_req_control_mode
+    if ev_mode is None:
+        raise Failed(f"ScheduleExchangeReq does not match the selected {session.control_mode!r}")
+    departure = ev_mode.departure_time
+    if not scheduled:
+        session.minimum_soc = ev_mode.minimum_soc
+        session.target_soc = ev_mode.target_soc
+    session.departure_at = inputs.now + departure if departure is not None else None
+    config, anchor = inputs.config, inputs.timestamp
+    limits = inputs.charger.limits
+    if config.schedule_provider is not None:
+        schedules = config.schedule_provider.schedules(
+            inputs.now, departure, session.ev, limits, session.bpt
+        )
+    else:
+        schedules = flat_schedules(inputs.now, departure, session.ev, limits, session.bpt)
+    hdr = res_header(iso20, session, inputs)
+    if schedules is None:  # the provider is not ready: answer Ongoing with placeholders
+        placeholder = Schedules(start=inputs.now, charging=())
+        mode = {"scheduled_se_res_control_mode": _scheduled(placeholder, False, anchor, 1, None)}
+        if not scheduled:
+            mode = {"dynamic_se_res_control_mode": iso20.Dynamic_SEResControlModeType()}
+        return ScheduleExchangeRes(
+            header=hdr,
+            response_code=iso20.responseCodeType.OK,
+            evse_processing=iso20.processingType.Ongoing,
+            **mode,
+        ), []
+    session.schedules = schedules
+    price = _price(schedules.price, anchor) if config.pricing and schedules.price else None
+    if scheduled:
+        session.schedule_tuple_id = SCHEDULE_TUPLE_ID
+        points = int(req.maximum_supporting_points)
+        mode = {
+            "scheduled_se_res_control_mode": _scheduled(
+                schedules, session.bpt, anchor, points, price
+            )
+        }
+    else:
+        mode = {
+            "dynamic_se_res_control_mode": iso20.Dynamic_SEResControlModeType(
+                departure_time=departure,
+                minimum_soc=session.minimum_soc,
+                target_soc=session.target_soc,
+                absolute_price_schedule=price,
+            )
+        }
+    res = ScheduleExchangeRes(
+        header=hdr,
+        response_code=iso20.responseCodeType.OK,
+        evse_processing=iso20.processingType.Finished,
+        **mode,
+    )
+    return res, []

@@ -1,0 +1,77 @@
+"""SessionSetup and SessionStop."""
+
+from __future__ import annotations
+
+from evse.protocol.errors import NoServiceRenegotiationSupported, PauseNotAllowed
+from evse.protocol.events import (
+    CloseConnection,
+    Effect,
+    EnergyServiceSelected,
+    OpenContactors,
+    SessionEnded,
+    SessionStarted,
+    StopPower,
+)
+from evse.protocol.handlers.common import HandlerResult, Inputs, res_header
+from evse.protocol.session import ZERO_SESSION_ID, Session
+from exi_codec.schemas import iso20
+from exi_codec.schemas.iso20 import SessionSetupReq, SessionSetupRes, SessionStopReq, SessionStopRes
+
+
+def handle_session_setup(req: SessionSetupReq, session: Session, inputs: Inputs) -> HandlerResult:
+    """A paused session's id (same EVCCID) resumes it; anything else starts a new session.
+
+    The EV sends an all-zero SessionID for a new session; an unknown non-zero id is treated
+    the same way (new session, new id).
+    """
+    old_id = bytes(req.header.session_id)
+    paused = inputs.paused.get(old_id) if inputs.paused and old_id != ZERO_SESSION_ID else None
+    if paused is not None and paused.evcc_id == req.evccid and paused.service is not None:
+        session.resume_from(paused)
+        code = "OK_OldSessionJoined"
+    else:
+        session.session_id = inputs.new_session_id
+        session.evcc_id = str(req.evccid)
+        code = "OK_NewSessionEstablished"
+    session.established = True
+    res = SessionSetupRes(
+        header=res_header(iso20, session, inputs),
+        response_code=iso20.responseCodeType(code),
+        evseid=inputs.config.evse_id,
+    )
+    started = SessionStarted(
+        session_id=session.session_id,
+        evcc_id=session.evcc_id,
+        protocol=session.protocol,
+        resumed=session.resumed,
+    )
+    effects: list[Effect] = [started]
+    if session.resumed and session.service is not None and session.control_mode is not None:
+        effects.append(
+            EnergyServiceSelected(int(session.service), int(session.control_mode), session.bpt)
+        )
+    return res, effects
+
+
+def handle_session_stop(req: SessionStopReq, session: Session, inputs: Inputs) -> HandlerResult:
+    """Terminate ends the session; Pause ends it too but keeps it resumable (the connection
+    stores it). Power goes to a safe state in both cases (a no-op when already off)."""
+    choice = req.charging_session
+    if choice == "ServiceRenegotiation":
+        raise NoServiceRenegotiationSupported("service renegotiation is not supported")
+    pause = choice == "Pause"
+    if pause and session.service is None:
+        raise PauseNotAllowed("nothing to resume: no service selected yet")
+    reason = "EV paused the session" if pause else "EV terminated the session"
+    if req.ev_termination_code:
+        reason += f" ({req.ev_termination_code}: {req.ev_termination_explanation or ''})"
+    session.energy_flowing = False
+    effects: list[Effect] = [
+        StopPower(),
+        OpenContactors(),
+        SessionEnded(reason=reason, failed=False, paused=pause),
+        CloseConnection(after_s=inputs.config.timeouts.close_after_session_stop),
+    ]
+    return SessionStopRes(
+        header=res_header(iso20, session, inputs), response_code=iso20.responseCodeType.OK
+    ), effects

@@ -1,0 +1,185 @@
+"""Per-connection state: the -20 session (protocol side) and the charger's inputs.
+
+`Session` is what the handlers read and update; `ChargerState` is what the charger told us
+through events (handlers only read it). `SessionStore` keeps paused sessions across TCP
+connections so that SessionSetup with the old SessionID can resume them.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from evse.protocol.config import BPT_SERVICES, DC_SERVICES, ControlMode, ServiceId
+from evse.protocol.events import (
+    AuthorizationDenied,
+    AuthorizationGranted,
+    EmergencyStop,
+    LimitsUpdated,
+    MeasurementsUpdated,
+    SetpointUpdated,
+    StopRequested,
+)
+from evse.protocol.limits import EvLimits, EvseLimits
+from evse.protocol.schedules import Schedules
+from evse.protocol.states import ENERGY_STATES, State
+from evse.protocol.timeouts import Timeouts
+
+ZERO_SESSION_ID = bytes(8)
+
+
+@dataclass
+class Session:
+    protocol: str  # negotiated namespace
+    state: State = State.SESSION_SETUP
+    session_id: bytes = ZERO_SESSION_ID
+    evcc_id: str = ""
+    established: bool = False
+    resumed: bool = False
+    # authorization
+    offered_auth: tuple[str, ...] = ()
+    gen_challenge: bytes | None = None
+    authorization_requested: bool = False
+    authorized: bool = False
+    # services
+    offered_services: tuple[ServiceId, ...] = ()
+    service: ServiceId | None = None
+    parameter_set_id: int | None = None
+    control_mode: ControlMode | None = None
+    # charge parameters and schedules
+    ev: EvLimits | None = None
+    departure_at: float | None = None  # on the `now` clock
+    minimum_soc: int | None = None
+    target_soc: int | None = None
+    schedules: Schedules | None = None
+    schedule_tuple_id: int | None = None
+    # progress and timers (on the `now` clock)
+    ongoing_since: float | None = None
+    cable_check_started: float | None = None
+    precharge_target: float | None = None
+    bpt_channel: str | None = None  # "Charge" / "Discharge" from PowerDelivery
+    energy_flowing: bool = False
+    standby: bool = False
+    terminate_notified_at: float | None = None
+
+    @property
+    def energy(self) -> str | None:
+        """ "dc" or "ac" once a service is selected."""
+        if self.service is None:
+            return None
+        return "dc" if self.service in DC_SERVICES else "ac"
+
+    @property
+    def bpt(self) -> bool:
+        return self.service in BPT_SERVICES
+
+    def deadlines(self, t: Timeouts, notification_max_delay: int) -> dict[str, float]:
+        """The session's own timers that are running: {reason: deadline}."""
+        out: dict[str, float] = {}
+        if self.ongoing_since is not None:
+            out["EVSEProcessing=Ongoing for too long"] = self.ongoing_since + t.ongoing
+        if self.cable_check_started is not None and self.state == State.DC_CABLE_CHECK:
+            out["cable check timeout"] = self.cable_check_started + t.cable_check
+        if self.terminate_notified_at is not None and self.state in ENERGY_STATES:
+            out["the EV did not stop after EVSENotification=Terminate"] = (
+                self.terminate_notified_at + notification_max_delay
+            )
+        return out
+
+    def resume_from(self, paused: Session) -> None:
+        """Take over what a paused session agreed (id, EV, service, limits, schedules)."""
+        for name in (
+            "session_id",
+            "evcc_id",
+            "offered_auth",
+            "authorized",
+            "offered_services",
+            "service",
+            "parameter_set_id",
+            "control_mode",
+            "ev",
+            "departure_at",
+            "minimum_soc",
+            "target_soc",
+            "schedules",
+            "schedule_tuple_id",
+        ):
+            setattr(self, name, getattr(paused, name))
+        self.resumed = True
+
+
+@dataclass
+class ChargerState:
+    """The latest facts from the charger (updated by `SeccConnection.handle_event`)."""
+
+    limits: EvseLimits
+    present_voltage: float = 0.0
+    present_current: float = 0.0
+    present_power: float | None = None
+    imported_wh: float = 0.0
+    exported_wh: float = 0.0
+    authorization: bool | None = None  # True granted, False denied, None pending
+    isolation_ok: bool | None = None  # result of the running cable check
+    stop_reason: str | None = None
+    emergency_reason: str | None = None
+    setpoint_w: float | None = None  # Dynamic mode, negative = discharge
+
+    def update(self, event: object) -> bool:
+        """Record a charger fact; False if `event` is not one this state keeps."""
+        if isinstance(event, MeasurementsUpdated):
+            self.present_voltage = event.present_voltage
+            self.present_current = event.present_current
+            self.present_power = event.present_power
+            if event.imported_wh is not None:
+                self.imported_wh = event.imported_wh
+            if event.exported_wh is not None:
+                self.exported_wh = event.exported_wh
+        elif isinstance(event, AuthorizationGranted | AuthorizationDenied):
+            self.authorization = isinstance(event, AuthorizationGranted)
+        elif isinstance(event, StopRequested):
+            self.stop_reason = event.reason
+        elif isinstance(event, EmergencyStop):
+            self.emergency_reason = event.reason
+        elif isinstance(event, LimitsUpdated):
+            self.limits = event.limits
+        elif isinstance(event, SetpointUpdated):
+            self.setpoint_w = event.power_w
+        else:
+            return False
+        return True
+
+    @property
+    def power(self) -> float:
+        if self.present_power is not None:
+            return self.present_power
+        return self.present_voltage * self.present_current
+
+
+@dataclass
+class SessionStore:
+    """Paused sessions by SessionID, oldest dropped beyond `max_sessions`.
+
+    Share one store between all connections of a charge point.
+    """
+
+    max_sessions: int = 16
+    _paused: OrderedDict[bytes, Session] = field(default_factory=OrderedDict)
+
+    def pause(self, session: Session) -> None:
+        self._paused[session.session_id] = copy.deepcopy(session)
+        self._paused.move_to_end(session.session_id)
+        while len(self._paused) > self.max_sessions:
+            self._paused.popitem(last=False)
+
+    def get(self, session_id: bytes) -> Session | None:
+        return self._paused.get(bytes(session_id))
+
+    def take(self, session_id: bytes) -> Session | None:
+        return self._paused.pop(bytes(session_id), None)
+
+    def __contains__(self, session_id: object) -> bool:
+        return session_id in self._paused
+
+    def __len__(self) -> int:
+        return len(self._paused)
