@@ -15,6 +15,7 @@ from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from libc.string cimport memcpy
 
+from ._engine_py import fragment_code
 from .errors import ExiDecodeError, ExiEncodeError
 
 cdef extern from "Python.h":
@@ -346,6 +347,7 @@ cdef class _Reader:
         avail = (self.end - self.pos) >> 3  # every character or byte takes at least 8 bits
         if kind == T_STRING:
             n = self.small_uint(avail + 2)
+            avail = (self.end - self.pos) >> 3  # what is left after the length itself
             if n < 2:
                 raise self.error("string table reference (not used by ISO 15118 codecs)",
                                  fidx, gid)
@@ -365,6 +367,7 @@ cdef class _Reader:
                 PyMem_Free(buf)
         if kind == T_HEX or kind == T_B64:
             n = self.small_uint(avail)
+            avail = (self.end - self.pos) >> 3  # what is left after the length itself
             self.check_length(n, d, avail, fidx, gid)
             if not (self.pos & 7):
                 start = self.pos >> 3
@@ -500,6 +503,8 @@ def decode(data, module, bint strict=False):
     if code >= <unsigned int>len(doc):
         raise ExiDecodeError("unknown root element", r.pos, [])
     _uri, name, gid, cls = doc[code]
+    if cls is None:
+        raise ExiDecodeError(f"{name} is not a message element", r.pos, [])
     r.root_name = name
     msg = r.element(gid, cls)
     r.finish()
@@ -510,8 +515,10 @@ def decode_fragment(data, module, tuple table, bint strict=False):
     cdef _Reader r = _reader(data, module, strict)
     cdef int n = _width(len(table) + 2)
     cdef unsigned int code = r.bits(n)
-    if code >= <unsigned int>len(table) or table[code][2] < 0:
-        raise ExiDecodeError("unsupported fragment element", r.pos, [])
+    if code >= <unsigned int>len(table) or table[code][2] < 0 or \
+            r.t.classes[table[code][2]] is None:
+        raise ExiDecodeError("unsupported fragment element (signed content is complex-typed)",
+                             r.pos, [])
     _uri, name, gid = table[code]
     root = None
     for entry in module.DOCUMENT:
@@ -731,7 +738,9 @@ cdef class _Writer:
                 expected = [names[self.t.prods[st.first + code].field]
                             for code in range(st.nprods)
                             if self.t.prods[st.first + code].field >= 0]
-                raise ExiEncodeError(f"missing required element; expected one of {expected}")
+                raise ExiEncodeError(
+                    f"missing required element; expected one of {expected}",
+                    [expected[0]] if len(set(expected)) == 1 else [])
             p = &self.t.prods[st.first + chosen]
             self.bits(chosen, st.bits)
             if p.kind == K_EE:
@@ -802,13 +811,7 @@ def encode(msg, bint strict=True):
 
 
 def encode_fragment(str name, value, module, tuple table, bint strict=True):
-    cdef int code = -1, i
-    for i in range(len(table)):
-        if table[i][1] == name and table[i][2] >= 0:
-            code = i
-            break
-    if code < 0:
-        raise ExiEncodeError(f"{name} is not an element of this fragment grammar")
+    cdef int code = fragment_code(name, value, table)
     cdef int n = _width(len(table) + 2)
     cdef _Writer w = _writer(module, strict)
     w.bits(code, n)

@@ -336,7 +336,8 @@ def _encode_element(w: Writer, grammars: tuple[Any, ...], dts: tuple[Any, ...], 
                     break
         if chosen is None:
             expected = [names[p[1]] for p in prods if p[1] >= 0]
-            raise ExiEncodeError(f"missing required element; expected one of {expected}")
+            raise ExiEncodeError(f"missing required element; expected one of {expected}",
+                                 [expected[0]] if len(set(expected)) == 1 else [])
         kind, f, arg, nxt = prods[chosen]
         w.bits(chosen, bits)
         if kind == EE:
@@ -383,6 +384,8 @@ def decode(data: bytes, module: Any, strict: bool = False) -> Any:
     if code >= len(doc):
         raise ExiDecodeError("unknown root element", r.pos)
     _uri, name, gid, cls = doc[code]
+    if cls is None:
+        raise ExiDecodeError(f"{name} is not a message element", r.pos)
     try:
         msg = _decode_element(r, module.GRAMMARS, module.DATATYPES, gid, cls)
     except ExiDecodeError as e:
@@ -393,7 +396,7 @@ def decode(data: bytes, module: Any, strict: bool = False) -> Any:
 
 
 def encode(msg: Any, strict: bool = True) -> bytes:
-    module = type(msg)._exi_module
+    module = getattr(type(msg), "_exi_module", None)
     roots = _roots(module) if module is not None else {}
     code = roots.get(type(msg))
     if code is None:
@@ -417,8 +420,9 @@ def decode_fragment(data: bytes, module: Any, table: tuple[Any, ...],
         raise ExiDecodeError("not an EXI stream with the ISO 15118 header 0x80", 0)
     n = width(len(table) + 2)
     code = r.bits(n)
-    if code >= len(table) or table[code][2] < 0:
-        raise ExiDecodeError("unsupported fragment element", r.pos)
+    if code >= len(table) or table[code][2] < 0 or module.GRAMMARS[table[code][2]][0] is None:
+        raise ExiDecodeError("unsupported fragment element (signed content is complex-typed)",
+                             r.pos)
     _uri, name, gid = table[code]
     root = _fragment_class(module, name, gid)
     try:
@@ -434,9 +438,7 @@ def decode_fragment(data: bytes, module: Any, table: tuple[Any, ...],
 
 def encode_fragment(name: str, value: Any, module: Any, table: tuple[Any, ...],
                     strict: bool = True) -> bytes:
-    code = next((i for i, e in enumerate(table) if e[1] == name and e[2] >= 0), -1)
-    if code < 0:
-        raise ExiEncodeError(f"{name} is not an element of this fragment grammar")
+    code = fragment_code(name, value, table)
     gid = table[code][2]
     n = width(len(table) + 2)
     w = Writer(strict)
@@ -449,6 +451,23 @@ def encode_fragment(name: str, value: Any, module: Any, table: tuple[Any, ...],
         raise
     w.bits(len(table) + 1, n)
     return w.getvalue()
+
+
+def fragment_code(name: str, value: Any, table: tuple[Any, ...]) -> int:
+    """The fragment event code of element `name` holding `value`.
+
+    Fragments carry signed content, which is always complex-typed; a local name can stand for
+    several declarations (xmldsig's and CommonTypes' Exponent), so the value's grammar decides.
+    """
+    grammar = getattr(type(value), "_exi_grammar", -1)
+    candidates = [i for i, e in enumerate(table) if e[1] == name and e[2] >= 0]
+    for i in candidates:
+        if table[i][2] == grammar:
+            return i
+    if not candidates:
+        raise ExiEncodeError(f"{name} is not an element of this fragment grammar")
+    raise ExiEncodeError(f"{name}: expected a message object of its complex type, got "
+                         f"{type(value).__name__} (fragments hold complex-typed elements)")
 
 
 def _fragment_class(module: Any, name: str, gid: int) -> Any:

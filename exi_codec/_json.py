@@ -55,7 +55,11 @@ def message_to_json(msg: Any) -> dict[str, Any]:
 
 
 def fragment_to_json(name: str, value: Any) -> dict[str, Any]:
-    return {name: _to_json(value, type(value)._exi_module)}
+    """A decoded fragment as JSON; fragments hold complex-typed elements (signed content)."""
+    module = getattr(type(value), "_exi_module", None)
+    if module is None:
+        raise ExiEncodeError(f"{name}: expected a message object, got {type(value).__name__}")
+    return {name: _to_json(value, module)}
 
 
 def _dt_from_json(dt: tuple[Any, ...], v: Any) -> Any:
@@ -134,7 +138,7 @@ def fragment_from_json(data: Any, module: Any, table: tuple[Any, ...]) -> tuple[
         raise ExiEncodeError("expected an object with exactly one key: the element name")
     [(name, inner)] = data.items()
     for _uri, local, gid in table:
-        if local == name and gid >= 0:
+        if local == name and gid >= 0 and module.GRAMMARS[gid][0] is not None:
             root = next((e[3] for e in module.DOCUMENT if e[1] == name and e[2] == gid), None)
             try:
                 return name, _from_json(inner, module, gid, root)
