@@ -252,25 +252,45 @@ def test_invalid_options() -> None:
 
 @pytest.mark.parametrize("name", available_backends())
 class TestBackendContract:
-    """What every backend must do, whatever it drives (re-run for each registered one)."""
+    """What every backend must do, whatever it drives (re-run for each registered one).
 
-    def test_starts_safe(self, name: str) -> None:
-        backend = create_backend(name)
+    `make_backend` (tests/hal/conftest.py) attaches simulated hardware to the backends
+    that talk to a device (serial: an MCU on a pty; can: modules on a virtual bus).
+    """
+
+    def test_starts_safe(self, name: str, make_backend: Callable[[str], HalBackend]) -> None:
+        backend = make_backend(name)
         backend.poll(0.0)
         assert backend.power_supply.mode is M.OFF
         assert not backend.board.contactors_commanded_closed
         assert not backend.board.contactors_closed
 
-    def test_readings_carry_the_poll_time(self, name: str) -> None:
-        backend = create_backend(name)
+    def test_readings_carry_the_poll_time(
+        self, name: str, make_backend: Callable[[str], HalBackend]
+    ) -> None:
+        backend = make_backend(name)
         backend.poll(12.5)
         assert backend.power_supply.measurement().timestamp == 12.5
         assert backend.meter.reading().timestamp == 12.5
 
-    def test_close_leaves_it_safe(self, name: str) -> None:
-        with create_backend(name) as backend:
+    def test_close_leaves_it_safe(
+        self, name: str, make_backend: Callable[[str], HalBackend]
+    ) -> None:
+        with make_backend(name) as backend:
             backend.poll(0.0)
             backend.board.close_contactors()
             backend.power_supply.set_mode(M.PRECHARGE)
         assert backend.power_supply.mode is M.OFF
         assert not backend.board.contactors_commanded_closed
+
+    def test_emergency_stop_refuses_energising(
+        self, name: str, make_backend: Callable[[str], HalBackend]
+    ) -> None:
+        backend = make_backend(name)
+        backend.poll(0.0)
+        backend.board.emergency_stop()
+        backend.poll(0.05)
+        assert backend.board.emergency_stop_active
+        assert not backend.board.contactors_commanded_closed
+        with pytest.raises(EmergencyStopActive):
+            backend.board.close_contactors()

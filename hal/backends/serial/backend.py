@@ -1,0 +1,287 @@
+"""The `serial` HAL backend: the board (pilot, contactors, e-stop) behind the safety MCU.
+
+`SerialBoard` implements `hal.interfaces.Board` over a `SerialLink`. The power supply,
+isolation monitor and meter of a `SerialBackend` come from another backend (`base`, by
+default a private `sim` backend), so a full charger is built by combining backends (see
+`hal.registry.create_backend_from_spec`).
+
+Command semantics (the HAL contract: validate, record, return at once):
+
+- While the link is up, every command goes out at once and is retried until ACKed.
+- While it is down, a command only updates the desired state, which is sent when the
+  link comes (back) up; opening the contactors and the e-stop are also sent at once,
+  unacknowledged, in case only the MCU's transmit side is broken.
+- When the link is lost the MCU goes to its safe state by itself (contactors open,
+  state F), so the board's commanded state falls back to exactly that: control code must
+  command again after a reconnection, nothing re-closes by itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+from hal.backends.serial.link import (
+    LinkState,
+    PendingCommand,
+    PySerialTransport,
+    SerialLink,
+    Transport,
+)
+from hal.backends.serial.protocol import (
+    AckResult,
+    ErrorFlags,
+    EstopFlags,
+    McuState,
+    MsgType,
+    PilotCode,
+    pack_u8,
+    pack_u16,
+)
+from hal.interfaces import (
+    Board,
+    HalBackend,
+    IsolationMonitor,
+    Meter,
+    PilotState,
+    PowerSupplyDC,
+)
+
+log = logging.getLogger(__name__)
+
+_PILOT = {
+    PilotCode.A: PilotState.A,
+    PilotCode.B: PilotState.B,
+    PilotCode.C: PilotState.C,
+    PilotCode.D: PilotState.D,
+    PilotCode.E: PilotState.E,
+    PilotCode.F: PilotState.F,
+}
+
+
+class SerialBoard(Board):
+    def __init__(self, link: SerialLink) -> None:
+        super().__init__()
+        self.link = link
+        self._estop_host_latched = False
+        self._reset_pending = False
+        link.on_up = self._on_link_up
+        link.on_lost = self._on_link_lost
+        link.on_ack = self._on_ack
+
+    # ---- readings ------------------------------------------------------------------------
+
+    @property
+    def pilot_state(self) -> PilotState:
+        """As the MCU measured it; F (what the MCU drives in its safe state) without a link."""
+        status = self.link.status
+        if status is None or not self.link.up:
+            return PilotState.F
+        return _PILOT[status.pilot]
+
+    @property
+    def contactors_closed(self) -> bool:
+        """Auxiliary-contact feedback from the last STATUS (False before the first one)."""
+        status = self.link.status
+        return bool(status is not None and status.contactors_feedback)
+
+    @property
+    def emergency_stop_active(self) -> bool:
+        if self._estop_host_latched:
+            return True
+        status = self.link.status
+        if status is None:
+            return False
+        if EstopFlags.BUTTON_PRESSED in status.estop:
+            return True
+        return EstopFlags.LATCHED in status.estop and not self._reset_pending
+
+    @property
+    def emergency_stop_button_pressed(self) -> bool:
+        status = self.link.status
+        return bool(status is not None and EstopFlags.BUTTON_PRESSED in status.estop)
+
+    @property
+    def proximity_current_rating(self) -> float | None:
+        """Cable current rating from the proximity pilot in A, None if no valid cable."""
+        status = self.link.status
+        if status is None or status.pp_current_a == 0:
+            return None
+        return float(status.pp_current_a)
+
+    @property
+    def mcu_error_flags(self) -> ErrorFlags:
+        status = self.link.status
+        return ErrorFlags(0) if status is None else status.errors
+
+    @property
+    def fault(self) -> str | None:
+        """Link fault, or an MCU that reports an internal fault; None when healthy."""
+        if self.link.fault is not None:
+            return self.link.fault
+        status = self.link.status
+        if status is not None and status.state is McuState.SAFE_FAULT:
+            return "MCU in its internal-fault safe state"
+        return None
+
+    @property
+    def link_up(self) -> bool:
+        return self.link.up
+
+    # ---- commands ------------------------------------------------------------------------
+
+    def _apply_pwm_duty(self, percent: float) -> None:
+        if self.link.up:
+            self.link.send_command(MsgType.SET_PWM, pack_u16(round(percent * 10)))
+
+    def _apply_contactors(self, closed: bool) -> None:
+        payload = pack_u8(int(closed))
+        if self.link.up:
+            self.link.send_command(MsgType.SET_CONTACTORS, payload)
+        elif not closed:
+            self.link.send_unacknowledged(MsgType.SET_CONTACTORS, payload)
+
+    def _apply_emergency_stop(self) -> None:
+        self._estop_host_latched = True
+        self._reset_pending = False
+        if self.link.up:
+            self.link.send_command(MsgType.EMERGENCY_STOP)
+        else:
+            self.link.send_unacknowledged(MsgType.EMERGENCY_STOP)
+
+    def reset_emergency_stop(self) -> bool:
+        """Unlatch unless the MCU reports the button pressed (or the link is down).
+
+        Clears the host's latch at once and asks the MCU to clear its own; the MCU's
+        latch is ignored until it answers, and comes back if it refuses.
+        """
+        if self.emergency_stop_button_pressed or not self.link.up:
+            return False
+        self._estop_host_latched = False
+        status = self.link.status
+        if status is not None and status.estop & (EstopFlags.LATCHED | EstopFlags.HOST_TRIGGERED):
+            self._reset_pending = True
+            self.link.send_command(MsgType.RESET_EMERGENCY_STOP)
+        return True
+
+    # ---- link callbacks ------------------------------------------------------------------
+
+    def _on_link_up(self) -> None:
+        # Bring the MCU to the desired state; after a loss that is the safe state.
+        self.link.send_command(MsgType.SET_PWM, pack_u16(round(self.pwm_duty * 10)))
+        self.link.send_command(
+            MsgType.SET_CONTACTORS, pack_u8(int(self.contactors_commanded_closed))
+        )
+        if self._estop_host_latched:
+            self.link.send_command(MsgType.EMERGENCY_STOP)
+
+    def _on_link_lost(self, reason: str) -> None:
+        # The MCU's own watchdog opens the contactors and drives state F.
+        self._contactors_commanded = False
+        self._pwm_duty = 0.0
+        self._reset_pending = False
+
+    def _on_ack(self, cmd: PendingCommand, result: AckResult) -> None:
+        if cmd.msg_type is MsgType.RESET_EMERGENCY_STOP:
+            self._reset_pending = False
+        elif cmd.msg_type is MsgType.SET_CONTACTORS and result is not AckResult.OK:
+            self._contactors_commanded = False
+
+    def after_poll(self) -> None:
+        """Mirror what the MCU did on its own into the commanded state."""
+        status = self.link.status
+        if status is None:
+            return
+        if EstopFlags.LATCHED in status.estop and not self._reset_pending:
+            self._contactors_commanded = False  # the MCU opened them and stays open
+
+
+class SerialBackend(HalBackend):
+    """Board over the serial link; power supply, isolation monitor and meter from `base`."""
+
+    name = "serial"
+    provides: ClassVar[tuple[str, ...]] = ("board",)
+
+    def __init__(
+        self,
+        port: str | None = None,
+        *,
+        baudrate: int = 115200,
+        transport: Transport | None = None,
+        base: HalBackend | None = None,
+        keepalive_interval: float = 0.1,
+        mcu_timeout: float = 0.5,
+        hello_interval: float = 0.25,
+        ack_timeout: float = 0.1,
+        max_retries: int = 3,
+        connect_timeout: float = 2.0,
+        **base_options: Any,
+    ) -> None:
+        if transport is None:
+            if port is None:
+                raise ValueError("the serial backend needs a port (e.g. /dev/ttyS1)")
+            transport = PySerialTransport.open(port, baudrate)
+        self.port = port
+        self.link = SerialLink(
+            transport,
+            keepalive_interval=keepalive_interval,
+            mcu_timeout=mcu_timeout,
+            hello_interval=hello_interval,
+            ack_timeout=ack_timeout,
+            max_retries=max_retries,
+            connect_timeout=connect_timeout,
+        )
+        self._board = SerialBoard(self.link)
+        self._owns_base = base is None
+        if base is None:
+            from hal.backends.sim import SimBackend
+
+            base = SimBackend(**base_options)
+        elif base_options:
+            raise TypeError(f"unexpected options with a given base: {sorted(base_options)}")
+        self.base = base
+
+    @property
+    def board(self) -> SerialBoard:
+        return self._board
+
+    @property
+    def power_supply(self) -> PowerSupplyDC:
+        return self.base.power_supply
+
+    @property
+    def isolation_monitor(self) -> IsolationMonitor:
+        return self.base.isolation_monitor
+
+    @property
+    def meter(self) -> Meter:
+        return self.base.meter
+
+    @property
+    def fault(self) -> str | None:
+        return self._board.fault
+
+    @property
+    def link_state(self) -> LinkState:
+        return self.link.state
+
+    def fileno(self) -> int:
+        """The port's descriptor, for an event loop to wake the poll when bytes arrive."""
+        return self.link.transport.fileno()
+
+    def poll(self, now: float) -> None:
+        self.link.poll(now)
+        self._board.after_poll()
+        if self._owns_base:
+            self.base.poll(now)
+
+    def close(self) -> None:
+        try:
+            if self._owns_base:
+                super().close()
+            else:
+                self._board.open_contactors()
+        finally:
+            self.link.close()
+            if self._owns_base:
+                self.base.close()
