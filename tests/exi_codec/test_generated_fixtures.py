@@ -129,17 +129,12 @@ def _fragment_cases() -> list[Any]:
     for schema in FRAGMENT_SCHEMAS:
         for grammar in exi_codec.FRAGMENT_GRAMMARS:
             _mod, table = exi_codec._fragment_table(schema, grammar)
-            first_gid: dict[str, int] = {}
             for index, (uri, name, gid) in enumerate(table):
                 if gid < 0:
                     continue
                 marks = []
                 if name in fx.unbuildable_roots(schema):
                     marks.append(pytest.mark.skip(reason="needs wildcard content (xs:any)"))
-                elif first_gid.setdefault(name, gid) != gid:
-                    marks.append(pytest.mark.skip(
-                        reason="local name shared with another grammar: see "
-                               "test_fragment_local_name_shared_by_two_grammars"))
                 cases.append(pytest.param(schema, grammar, index, name, gid, marks=marks,
                                           id=f"{schema}/{grammar}/{name}@{uri or '-'}"))
     return cases
