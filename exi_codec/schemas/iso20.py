@@ -119,12 +119,12 @@ class evseCheckOutStatusType(ExiEnum):
 class AuthorizationReqType(Message):
     __slots__ = ()
 
-    def __new__(cls, *, header: MessageHeaderType | None = None, selected_authorization_service: authorizationType | None = None, eim_a_req_authorization_mode: EIM_AReqAuthorizationModeType | None = None, pn_c_a_req_authorization_mode: PnC_AReqAuthorizationModeType | None = None) -> AuthorizationReqType:
-        return tuple.__new__(cls, (header, selected_authorization_service, eim_a_req_authorization_mode, pn_c_a_req_authorization_mode,))
+    def __new__(cls, *, header: MessageHeaderType | None = None, selected_authorization_service: authorizationType | None = None, eim_a_req_authorization_mode: EIM_AReqAuthorizationModeType | None = None, pnc_a_req_authorization_mode: PnC_AReqAuthorizationModeType | None = None) -> AuthorizationReqType:
+        return tuple.__new__(cls, (header, selected_authorization_service, eim_a_req_authorization_mode, pnc_a_req_authorization_mode,))
     header = _field(0)
     selected_authorization_service = _field(1)
     eim_a_req_authorization_mode = _field(2)
-    pn_c_a_req_authorization_mode = _field(3)
+    pnc_a_req_authorization_mode = _field(3)
 
 
 class MessageHeaderType(Message):
@@ -385,14 +385,14 @@ class AuthorizationSetupReqType(Message):
 class AuthorizationSetupResType(Message):
     __slots__ = ()
 
-    def __new__(cls, *, header: MessageHeaderType | None = None, response_code: responseCodeType | None = None, authorization_services: tuple[authorizationType, ...] = (), certificate_installation_service: bool | None = None, eim_as_res_authorization_mode: EIM_ASResAuthorizationModeType | None = None, pn_c_as_res_authorization_mode: PnC_ASResAuthorizationModeType | None = None) -> AuthorizationSetupResType:
-        return tuple.__new__(cls, (header, response_code, authorization_services, certificate_installation_service, eim_as_res_authorization_mode, pn_c_as_res_authorization_mode,))
+    def __new__(cls, *, header: MessageHeaderType | None = None, response_code: responseCodeType | None = None, authorization_services: tuple[authorizationType, ...] = (), certificate_installation_service: bool | None = None, eim_as_res_authorization_mode: EIM_ASResAuthorizationModeType | None = None, pnc_as_res_authorization_mode: PnC_ASResAuthorizationModeType | None = None) -> AuthorizationSetupResType:
+        return tuple.__new__(cls, (header, response_code, authorization_services, certificate_installation_service, eim_as_res_authorization_mode, pnc_as_res_authorization_mode,))
     header = _field(0)
     response_code = _field(1)
     authorization_services = _field(2)
     certificate_installation_service = _field(3)
     eim_as_res_authorization_mode = _field(4)
-    pn_c_as_res_authorization_mode = _field(5)
+    pnc_as_res_authorization_mode = _field(5)
 
 
 class EIM_ASResAuthorizationModeType(Message):

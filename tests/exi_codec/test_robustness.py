@@ -514,7 +514,7 @@ def _encode_cases() -> list[Any]:
         P(lambda: iso20.AuthorizationReq(
             header=_header(), selected_authorization_service="EIM",
             eim_a_req_authorization_mode=iso20.EIM_AReqAuthorizationModeType(),
-            pn_c_a_req_authorization_mode=_minimal_of("iso20",
+            pnc_a_req_authorization_mode=_minimal_of("iso20",
                                                       iso20.PnC_AReqAuthorizationModeType)),
           ["AuthorizationReq", "PnC_AReqAuthorizationMode"], id="two-choice-branches"),
         P(lambda: sap.supportedAppProtocolReq(app_protocol=tuple(_app_protocol(i)

@@ -168,7 +168,7 @@ def test_authorization_setup_offers_pnc_only_over_tls() -> None:
     i = dataclasses.replace(inputs(config(offer_pnc=True)), gen_challenge=bytes(range(16)))
     res, _ = call(req, session(), i)
     assert res.authorization_services == ("EIM", "PnC")
-    assert res.pn_c_as_res_authorization_mode.gen_challenge == bytes(range(16))
+    assert res.pnc_as_res_authorization_mode.gen_challenge == bytes(range(16))
     res, _ = call(req, session(), dataclasses.replace(i, tls=False))
     assert res.authorization_services == ("EIM",)
 

@@ -416,7 +416,7 @@ def test_eim_not_offered() -> None:
     secc = ScriptedSecc()
     secc.overrides["AuthorizationSetupReq"] = lambda req, res: res.replace(
         authorization_services=("PnC",), eim_as_res_authorization_mode=None,
-        pn_c_as_res_authorization_mode=iso20.PnC_ASResAuthorizationModeType(
+        pnc_as_res_authorization_mode=iso20.PnC_ASResAuthorizationModeType(
             gen_challenge=bytes(16)))
     assert "no EIM" in failing(secc).reason
 

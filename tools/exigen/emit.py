@@ -21,6 +21,7 @@ DT_STRING, DT_BOOL, DT_UINT, DT_INT, DT_NBIT, DT_ENUM, DT_HEX, DT_B64, DT_DECIMA
 
 
 def snake(name: str) -> str:
+    name = name.replace("PnC", "Pnc")  # one word: pnc_..., not pnc_...
     s = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
     s = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", s)
     s = re.sub(r"_+", "_", s).lower()

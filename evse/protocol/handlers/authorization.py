@@ -25,7 +25,7 @@ def handle_authorization_setup(
     fields: dict[str, Any] = {}
     if pnc:
         session.gen_challenge = inputs.gen_challenge
-        fields["pn_c_as_res_authorization_mode"] = iso20.PnC_ASResAuthorizationModeType(
+        fields["pnc_as_res_authorization_mode"] = iso20.PnC_ASResAuthorizationModeType(
             gen_challenge=inputs.gen_challenge
         )
     else:
@@ -58,7 +58,7 @@ def handle_authorization(req: AuthorizationReq, session: Session, inputs: Inputs
     if method not in session.offered_auth:
         return _respond(session, inputs, "WARNING_AuthorizationSelectionInvalid", "Finished"), []
     if method == "PnC":
-        pnc = req.pn_c_a_req_authorization_mode
+        pnc = req.pnc_a_req_authorization_mode
         if pnc is None or pnc.gen_challenge != session.gen_challenge:
             return _respond(session, inputs, "WARNING_ChallengeInvalid", "Finished"), []
     elif req.eim_a_req_authorization_mode is None:
@@ -79,7 +79,7 @@ def handle_authorization(req: AuthorizationReq, session: Session, inputs: Inputs
         session.authorization_requested = True
         chain: tuple[bytes, ...] = ()
         if method == "PnC":
-            contract = req.pn_c_a_req_authorization_mode.contract_certificate_chain
+            contract = req.pnc_a_req_authorization_mode.contract_certificate_chain
             chain = (contract.certificate, *contract.sub_certificates.certificate)
         effects.append(
             RequestAuthorization(method=method, evcc_id=session.evcc_id, certificate_chain=chain)
