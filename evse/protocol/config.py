@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import Any, Protocol
 
 from evse.protocol.limits import EvseLimits
 from evse.protocol.schedules import ScheduleProvider
@@ -49,6 +50,64 @@ DEFAULT_LIMITS = EvseLimits(
 )
 
 
+# -- Plug & Charge: the seams to the crypto (evse.security) -----------------------------------
+# The core stays crypto-free: it hands decoded requests to objects injected through SeccConfig
+# and acts on the -20 response codes they return. evse.security.PncVerifier and
+# evse.security.LocalCps implement these protocols.
+
+
+@dataclass(frozen=True, slots=True)
+class PncVerdict:
+    """A verifier's answer: "OK" or the -20 responseCodeType value to send instead."""
+
+    response_code: str = "OK"
+    reason: str = ""
+    emaid: str | None = None  # Authorization: the verified contract's eMAID
+    certificate_chain: tuple[bytes, ...] = field(default=(), repr=False)  # DER, leaf first
+
+    @property
+    def ok(self) -> bool:
+        return self.response_code.startswith("OK")
+
+
+class PncVerifier(Protocol):
+    """Checks the signed parts of PnC requests. `timestamp`: Unix seconds (certificate
+    validity); `session_id`: the -20 SessionID (a verifier may remember per session)."""
+
+    def verify_authorization(
+        self, req: Any, *, timestamp: int, session_id: bytes
+    ) -> PncVerdict: ...  # header Signature over PnC_AReqAuthorizationMode + contract chain
+
+    def verify_certificate_installation(
+        self, req: Any, *, timestamp: int, session_id: bytes
+    ) -> PncVerdict: ...  # header Signature over OEMProvisioningCertificateChain (+ chain)
+
+    def verify_metering_confirmation(
+        self, req: Any, *, timestamp: int, session_id: bytes
+    ) -> PncVerdict: ...  # header Signature over SignedMeteringData (session's contract key)
+
+
+@dataclass(frozen=True, slots=True)
+class InstallationAnswer:
+    """What a certificate provisioning service returned for a CertificateInstallationReq."""
+
+    response_code: str = "OK"  # or WARNING_NoCertificateAvailable, ...
+    cps_certificate_chain: Any = None  # iso20.CertificateChainType (CPS leaf + Sub-CAs)
+    signed_installation_data: Any = None  # iso20.SignedInstallationDataType
+    signature: Any = None  # iso20.SignatureType over SignedInstallationData (response header)
+    remaining_contract_certificate_chains: int = 0
+    reason: str = ""
+
+
+class CertificateInstallationBackend(Protocol):
+    """The CPS hook. Must not block: return None while the answer is pending (the SECC
+    answers EVSEProcessing=Ongoing and asks again at the EV's next, identical request)."""
+
+    def installation_data(
+        self, req: Any, *, timestamp: int, session_id: bytes
+    ) -> InstallationAnswer | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class SeccConfig:
     evse_id: str = "ZZ00000"
@@ -59,10 +118,17 @@ class SeccConfig:
     protocols: tuple[str, ...] = (ISO20_DC, ISO20_AC)
     allow_plain_tcp_iso20: bool = False  # test/lab only: -20 without TLS
     auto_authorize: bool = False  # demo: EIM authorized without asking anybody
-    offer_pnc: bool = False  # PnC is not implemented (no signature check): keep False
+    # Plug & Charge (TLS only). Without pnc_verifier every PnC AuthorizationReq is refused.
+    offer_pnc: bool = False
+    pnc_verifier: PncVerifier | None = None  # e.g. evse.security.PncVerifier(mo_roots=...)
+    pnc_auto_authorize: bool = False  # a verified contract needs no backend decision
+    # Offer CertificateInstallation (with PnC over TLS) and answer it through this hook.
+    certificate_installation: CertificateInstallationBackend | None = None
     max_payload: int = DEFAULT_MAX_PAYLOAD
     schedule_provider: ScheduleProvider | None = None
-    pricing: bool = False  # announce absolute pricing (the provider must give a price)
+    # Absolute price schedule in ScheduleExchangeRes: optional in the XSD, but the issue asks
+    # for it and real EVs (Josev) reject a Scheduled response without any price schedule.
+    pricing: bool = True
     free_service: bool = False
     meter_id: str = "METER-1"
     notification_max_delay: int = 10  # s the EV gets to stop after EVSENotification=Terminate

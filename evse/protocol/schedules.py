@@ -17,6 +17,9 @@ PRICE_ALGORITHM_POWER = "urn:iso:std:iso:15118:-20:PriceAlgorithm:1-Power"
 DEFAULT_DEPARTURE_S = 12 * 3600
 
 
+DEFAULT_ENERGY_FEE = 0.30  # currency per kWh when no tariff is configured
+
+
 @dataclass(frozen=True, slots=True)
 class PowerEntry:
     duration: int  # s
@@ -95,4 +98,7 @@ def flat_schedules(
     duration = max(1, departure_time or DEFAULT_DEPARTURE_S)
     power = cap(evse_limits.max_charge_power, ev_limits.max_charge_power if ev_limits else None)
     discharging = (PowerEntry(duration, 0.0),) if bpt else ()
-    return Schedules(start=now, charging=(PowerEntry(duration, power),), discharging=discharging)
+    # A price schedule is optional in the XSD, but EVs (Josev among them) insist on one.
+    price = PriceSchedule(rules=(PriceRule(0, DEFAULT_ENERGY_FEE),))
+    return Schedules(start=now, charging=(PowerEntry(duration, power),), discharging=discharging,
+                     price=price)

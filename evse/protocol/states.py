@@ -48,6 +48,12 @@ ONGOING = "ongoing"  # our EVSEProcessing is Ongoing
 EV_ONGOING = "ev_ongoing"  # PowerDelivery(Start) with the EV's EVProcessing Ongoing
 STOP = {"SessionStopReq": {"terminate": S.ENDED, "pause": S.ENDED}}
 
+
+def _metering(state: State) -> dict[str, dict[str, State]]:
+    """MeteringConfirmationReq (PnC): the EV signs a meter reading; the state stays."""
+    return {"MeteringConfirmationReq": {OK: state}}
+
+
 TRANSITIONS: dict[State, dict[str, dict[str, State]]] = {
     S.SESSION_SETUP: {
         "SessionSetupReq": {
@@ -63,6 +69,8 @@ TRANSITIONS: dict[State, dict[str, dict[str, State]]] = {
             OK: S.SERVICE_DISCOVERY,
             "refused": S.AUTHORIZATION_REFUSED,
         },
+        # Only when offered (PnC over TLS with a CPS hook); Ongoing while the CPS works.
+        "CertificateInstallationReq": {ONGOING: S.AUTHORIZATION, OK: S.AUTHORIZATION},
         **STOP,
     },
     S.AUTHORIZATION_REFUSED: {**STOP},
@@ -102,8 +110,13 @@ TRANSITIONS: dict[State, dict[str, dict[str, State]]] = {
             EV_ONGOING: S.DC_CHARGE_LOOP,
             "renegotiation_refused": S.DC_CHARGE_LOOP,
         },
+        **_metering(S.DC_CHARGE_LOOP),
     },
-    S.DC_POWER_OFF: {"DC_WeldingDetectionReq": {OK: S.DC_WELDING_DETECTION}, **STOP},
+    S.DC_POWER_OFF: {
+        "DC_WeldingDetectionReq": {OK: S.DC_WELDING_DETECTION},
+        **_metering(S.DC_POWER_OFF),
+        **STOP,
+    },
     S.DC_WELDING_DETECTION: {"DC_WeldingDetectionReq": {OK: S.DC_WELDING_DETECTION}, **STOP},
     # -- AC ----------------------------------------------------------------------------------
     S.AC_CHARGE_PARAMETER_DISCOVERY: {
@@ -127,8 +140,9 @@ TRANSITIONS: dict[State, dict[str, dict[str, State]]] = {
             EV_ONGOING: S.AC_CHARGE_LOOP,
             "renegotiation_refused": S.AC_CHARGE_LOOP,
         },
+        **_metering(S.AC_CHARGE_LOOP),
     },
-    S.AC_POWER_OFF: {**STOP},
+    S.AC_POWER_OFF: {**STOP, **_metering(S.AC_POWER_OFF)},
     S.ENDED: {},
 }
 

@@ -371,7 +371,36 @@ def add_ev_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     parser.add_argument("--json", metavar="FILE", help="write the report as JSON ('-': stdout)")
     parser.add_argument("--list-scenarios", action="store_true",
                         help="print the scenarios and exit")
+    pnc = parser.add_argument_group("Plug & Charge (any of these selects PnC authorization)")
+    pnc.add_argument("--contract-cert", help="contract certificate chain (PEM: leaf, then the "
+                     "MO Sub-CAs)")
+    pnc.add_argument("--contract-key", help="private key of --contract-cert (PEM)")
+    pnc.add_argument("--oem-prov-cert", help="OEM provisioning certificate chain (PEM) for "
+                     "CertificateInstallation")
+    pnc.add_argument("--oem-prov-key", help="private key of --oem-prov-cert (PEM)")
+    pnc.add_argument("--install-certificate", action="store_true",
+                     help="ask for a contract via CertificateInstallation when offered")
     return parser
+
+
+def _pnc_from_args(ns: argparse.Namespace) -> Any:
+    """PncCredentials from the Plug & Charge options, None when none is given."""
+    names = ("contract_cert", "contract_key", "oem_prov_cert", "oem_prov_key")
+    files = {n: getattr(ns, n, None) for n in names}
+    if not any(files.values()) and not getattr(ns, "install_certificate", False):
+        return None
+    from simulators.ev.pnc import PncCredentials
+
+    data = {n: Path(f).read_bytes() if f else None for n, f in files.items()}
+    ca = getattr(ns, "ca", None)
+    return PncCredentials.from_pem(
+        data["contract_cert"],
+        data["contract_key"],
+        oem_provisioning_chain=data["oem_prov_cert"],
+        oem_provisioning_key=data["oem_prov_key"],
+        v2g_roots=Path(ca).read_bytes() if ca else None,
+        install_certificate=bool(getattr(ns, "install_certificate", False)),
+    )
 
 
 def scenario_from_args(ns: argparse.Namespace) -> ScenarioConfig:
@@ -404,6 +433,9 @@ def scenario_from_args(ns: argparse.Namespace) -> ScenarioConfig:
         changes["battery"] = battery
     if ns.timeout_scale != 1.0:
         changes["timeouts"] = cfg.timeouts.scaled(ns.timeout_scale)
+    pnc = _pnc_from_args(ns)
+    if pnc is not None:
+        changes.update(authorization="PnC", pnc=pnc)
     return cfg.replace(**changes)
 
 
@@ -423,7 +455,7 @@ async def main_ev(ns: argparse.Namespace) -> int:
         return 2
     try:
         scenario = scenario_from_args(ns)
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:
         print(f"evse ev: {exc}", file=sys.stderr)
         return 2
     loop = asyncio.get_running_loop()

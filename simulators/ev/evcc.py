@@ -47,6 +47,7 @@ from evse.protocol.v2gtp import (
     V2GTPReassembler,
 )
 from exi_codec.errors import ExiError
+from exi_codec.schemas import iso20
 from simulators.battery import EvBattery
 from simulators.ev.battery_link import BatteryLink
 from simulators.ev.messages import (
@@ -60,6 +61,7 @@ from simulators.ev.messages import (
     response_name_for,
     value_of,
 )
+from simulators.ev.pnc import PncCredentials, PncState
 from simulators.ev.report import MessageRecord, SessionReport, TimingViolation
 from simulators.ev.requests import EvRequests, EvseLimits, Schedule, _entries, _first
 from simulators.ev.scenarios import ControlMode, EnergyService, ScenarioConfig
@@ -73,6 +75,7 @@ class EvState(StrEnum):
     SESSION_SETUP = "SessionSetup"
     AUTHORIZATION_SETUP = "AuthorizationSetup"
     AUTHORIZATION = "Authorization"
+    CERTIFICATE_INSTALLATION = "CertificateInstallation"
     SERVICE_DISCOVERY = "ServiceDiscovery"
     SERVICE_DETAIL = "ServiceDetail"
     SERVICE_SELECTION = "ServiceSelection"
@@ -229,6 +232,9 @@ class Evcc(EvRequests):
         self._schedule_received_at = 0.0
         self._channel: str | None = None  # BPT_ChannelSelection in force (Separated channel)
         self._channel_switch = False
+        self.pnc: PncState | None = None  # Plug & Charge (scenario.authorization == "PnC")
+        if scenario.authorization == "PnC":
+            self.pnc = PncState.of(scenario.pnc or PncCredentials())
 
     # == public API ==========================================================================
 
@@ -356,6 +362,10 @@ class Evcc(EvRequests):
         }
         if self.schedule is not None:
             extra["schedule_tuple_id"] = self.schedule.tuple_id
+        if self.pnc is not None:
+            extra["authorization"] = "PnC"
+            if self.pnc.installed_emaid is not None:
+                extra["installed_emaid"] = self.pnc.installed_emaid
         if self.meter_info is not None:
             extra["meter_charged_wh"] = self.meter_info.charged_energy_reading_wh
             extra["meter_discharged_wh"] = self.meter_info.bpt_discharged_energy_reading_wh
@@ -443,7 +453,8 @@ class Evcc(EvRequests):
     ) -> None:
         """Repeat a request of a phase bounded by `limit` seconds since the phase began."""
         delay = self.scenario.ongoing_interval if state in (
-            EvState.AUTHORIZATION, EvState.SCHEDULE_EXCHANGE, EvState.CABLE_CHECK
+            EvState.AUTHORIZATION, EvState.SCHEDULE_EXCHANGE, EvState.CABLE_CHECK,
+            EvState.CERTIFICATE_INSTALLATION,
         ) else self.scenario.precharge_interval
         if now + delay - self._phase_started > limit:
             raise EvccAbort(f"{state} not finished within {limit:g} s ({timer})")
@@ -590,8 +601,57 @@ class Evcc(EvRequests):
 
     def _on_AuthorizationSetupRes(self, msg: Any, now: float) -> None:  # noqa: N802
         services = [str(s) for s in msg.authorization_services]
+        if self.pnc is not None:
+            self._pnc_setup(msg, services, now)
+            return
         if "EIM" not in services:
             raise EvccAbort(f"the SECC offers no EIM authorization (offers {services})")
+        self._begin_phase(now, EvState.AUTHORIZATION, self._req_auth)
+
+    # -- Plug & Charge (simulators.ev.pnc) -------------------------------------------------
+
+    def _pnc_setup(self, msg: Any, services: list[str], now: float) -> None:
+        pnc = self.pnc
+        assert pnc is not None
+        mode = msg.pnc_as_res_authorization_mode
+        problem = None
+        if "PnC" not in services or mode is None:
+            problem = f"the SECC offers no PnC authorization (offers {services})"
+        elif pnc.wants_installation(bool(msg.certificate_installation_service)):
+            pnc.gen_challenge = bytes(mode.gen_challenge)
+            self._begin_phase(now, EvState.CERTIFICATE_INSTALLATION, self._req_cert_install)
+            return
+        elif not pnc.has_contract:
+            problem = ("PnC without a contract certificate and key (and no certificate "
+                       "installation offered or configured)")
+        if problem is None:
+            pnc.gen_challenge = bytes(mode.gen_challenge)
+        elif self.scenario.pnc_fallback_to_eim and "EIM" in services:
+            self.warnings.append(f"{problem}: falling back to EIM")
+            self.pnc = None
+        else:
+            raise EvccAbort(problem)
+        self._begin_phase(now, EvState.AUTHORIZATION, self._req_auth)
+
+    def _req_cert_install(self, now: float) -> Any:
+        assert self.pnc is not None
+        return self.pnc.certificate_installation_req(self._hdr(iso20, now))
+
+    def _on_CertificateInstallationRes(self, msg: Any, now: float) -> None:  # noqa: N802
+        pnc = self.pnc
+        assert pnc is not None
+        if str(msg.evse_processing) in _ONGOING:
+            self._repeat(now, EvState.CERTIFICATE_INSTALLATION, self._req_cert_install,
+                         self.timeouts.ongoing, "V2G_EVCC_Ongoing_Timeout")
+            return
+        code = str(msg.response_code)
+        if code.startswith("OK"):
+            try:
+                pnc.accept_installation(msg, self._timestamp(now))
+            except ValueError as exc:  # SignatureError, ChainError, KeyTransportError
+                raise EvccAbort(f"CertificateInstallationRes rejected: {exc}") from exc
+        elif not pnc.has_contract:
+            raise EvccAbort(f"certificate installation failed ({code}) and no contract")
         self._begin_phase(now, EvState.AUTHORIZATION, self._req_auth)
 
     def _on_AuthorizationRes(self, msg: Any, now: float) -> None:  # noqa: N802

@@ -275,6 +275,9 @@ class EvRequests:
         return iso20.AuthorizationSetupReq(header=self._hdr(iso20, now))
 
     def _req_auth(self, now: float) -> Any:
+        pnc = getattr(self, "pnc", None)
+        if pnc is not None:  # Plug & Charge: signed PnC_AReqAuthorizationMode
+            return pnc.authorization_req(self._hdr(iso20, now))
         return iso20.AuthorizationReq(
             header=self._hdr(iso20, now),
             selected_authorization_service=iso20.authorizationType.EIM,

@@ -188,6 +188,11 @@ class ScenarioConfig:
     expect_evse_stop: bool = False
     meter_info_every: int = 10  # MeterInfoRequested on loop 1, 1+N, ...; 0 = never
     timeouts: EvTimeouts = field(default_factory=EvTimeouts)
+    # Authorization: "EIM", or "PnC" (TLS; contract or OEM provisioning credentials in `pnc`,
+    # a simulators.ev.pnc.PncCredentials).
+    authorization: str = "EIM"
+    pnc: Any = None
+    pnc_fallback_to_eim: bool = True  # PnC not offered / no contract: EIM, with a warning
 
     def __post_init__(self) -> None:
         if not 0 <= self.target_soc <= 100 or not 0 <= self.min_soc <= 100:
@@ -198,6 +203,8 @@ class ScenarioConfig:
             raise ValueError("speedup must be > 0")
         if self.schedule_time not in ("real", "sim"):
             raise ValueError('schedule_time must be "real" or "sim"')
+        if self.authorization not in ("EIM", "PnC"):
+            raise ValueError('authorization must be "EIM" or "PnC"')
         if (self.pause_after_loops is not None and self.max_loops is not None
                 and self.pause_after_loops >= self.max_loops):
             raise ValueError("pause_after_loops must be below max_loops (loops are counted "
@@ -289,6 +296,14 @@ def _scenarios() -> dict[str, ScenarioConfig]:
         stop_after_loops=3,
         termination_code="UserStop",
         termination_explanation="driver pressed stop",
+    ))
+    add(ScenarioConfig(
+        name="dc_pnc",
+        service=EnergyService.DC,
+        description="DC charge with Plug & Charge over TLS: a signed AuthorizationReq with "
+        "the contract from the options (or CertificateInstallation with the OEM "
+        "provisioning certificate when the SECC offers it)",
+        authorization="PnC",
     ))
     add(ScenarioConfig(
         name="emergency_stop",

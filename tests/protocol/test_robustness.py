@@ -15,7 +15,7 @@ from evse.protocol.config import ControlMode, ServiceId
 from evse.protocol.states import State
 from evse.protocol.v2gtp import PayloadType, encode_frame
 from exi_codec.schemas import iso20, iso20_dc
-from tests.protocol.evcc import Ev, assert_safe_end, config, dc_to_loop, kinds, of, response
+from tests.protocol.evcc import R, Ev, assert_safe_end, config, dc_to_loop, kinds, of, response
 from tests.protocol.requests import build
 
 SCHEDULED = ControlMode.SCHEDULED
@@ -264,13 +264,23 @@ def test_ongoing_authorization_times_out() -> None:
     assert_safe_end(effects) and "Ongoing" in of(effects, ev.SessionEnded)[0].reason
 
 
-def test_precharge_target_outside_the_limits() -> None:
+def test_precharge_target_outside_the_limits_is_clamped() -> None:
+    """A 20 kV target (Josev's EV sends one): precharge to the highest voltage both sides allow;
+    the power stage is never asked for more, and the session goes on."""
     x = cable_check_started()
     x.event(ev.CableCheckFinished(isolation_ok=True))
     x.cable_check()
-    res = x.pre_charge(target=20_000)
-    assert res.response_code == "FAILED_WrongChargeParameter"
-    assert x.conn.closed
+    m = iso20_dc
+    res, effects = x.send(m.DC_PreChargeReq(
+        header=x.header(m), ev_processing="Ongoing", ev_present_voltage=R(m, 380),
+        ev_target_voltage=R(m, 20_000)))
+    assert res.response_code == "OK"
+    assert not x.conn.closed
+    [start] = of(effects, ev.StartPreCharge)
+    session = x.conn.session
+    assert session is not None and session.ev is not None
+    highest = min(x.conn.charger.limits.max_voltage, session.ev.max_voltage)
+    assert start.target_voltage == highest < 20_000
 
 
 def test_wrong_service_parameter_set_and_unoffered_service() -> None:

@@ -1,14 +1,15 @@
 """One pure handler per -20 message pair: `handle(req, session, inputs) -> (res, effects)`.
 
 `HANDLERS` maps a request root element name to its handler. Requests without a handler
-(CertificateInstallation, MeteringConfirmation, VehicleCheckIn/Out) are never legal in the
-state table, so they are answered FAILED_SequenceError in their own message set.
+(VehicleCheckIn/Out) are never legal in the state table, so they are answered
+FAILED_SequenceError in their own message set.
 """
 
 from __future__ import annotations
 
 from evse.protocol.handlers.ac import handle_ac_charge_loop, handle_ac_charge_parameter_discovery
 from evse.protocol.handlers.authorization import handle_authorization, handle_authorization_setup
+from evse.protocol.handlers.certificate_installation import handle_certificate_installation
 from evse.protocol.handlers.common import Handler, HandlerResult, Inputs
 from evse.protocol.handlers.dc import (
     handle_dc_cable_check,
@@ -17,6 +18,7 @@ from evse.protocol.handlers.dc import (
     handle_dc_welding_detection,
 )
 from evse.protocol.handlers.dc_loop import handle_dc_charge_loop
+from evse.protocol.handlers.metering_confirmation import handle_metering_confirmation
 from evse.protocol.handlers.power_delivery import handle_power_delivery
 from evse.protocol.handlers.schedule_exchange import handle_schedule_exchange
 from evse.protocol.handlers.services import (
@@ -31,6 +33,8 @@ HANDLERS: dict[str, Handler] = {
     "SessionSetupReq": handle_session_setup,
     "AuthorizationSetupReq": handle_authorization_setup,
     "AuthorizationReq": handle_authorization,
+    "CertificateInstallationReq": handle_certificate_installation,
+    "MeteringConfirmationReq": handle_metering_confirmation,
     "ServiceDiscoveryReq": handle_service_discovery,
     "ServiceDetailReq": handle_service_detail,
     "ServiceSelectionReq": handle_service_selection,

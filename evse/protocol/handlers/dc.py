@@ -129,12 +129,14 @@ def handle_dc_pre_charge(req: DC_PreChargeReq, session: Session, inputs: Inputs)
     """Regulate to the EV's target voltage (current-limited); report the present voltage."""
     ev = require_ev(session)
     limits = inputs.charger.limits
-    target = from_rational(req.ev_target_voltage)
+    requested = from_rational(req.ev_target_voltage)
     highest = cap(limits.max_voltage, ev.max_voltage)
-    if not limits.min_voltage - VOLTAGE_TOLERANCE <= target <= highest + VOLTAGE_TOLERANCE:
-        raise WrongChargeParameter(
-            f"precharge target {target} V outside {limits.min_voltage}-{highest} V"
-        )
+    if requested < 0:
+        raise WrongChargeParameter(f"negative precharge target {requested} V")
+    # Out-of-range targets are clamped, not failed: the output never leaves our (and the EV's)
+    # voltage range, and the EV alone decides when precharge is complete. Some EVs (Josev's
+    # simulator: 20 kV) send targets they cannot mean; failing them would end the session.
+    target = min(max(requested, limits.min_voltage), highest)
     effects: list[Effect] = []
     previous = session.precharge_target
     if previous is None or abs(target - previous) > VOLTAGE_TOLERANCE:

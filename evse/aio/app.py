@@ -1,0 +1,285 @@
+"""`evse secc` and `evse ev` as asyncio programs (the CLI parses, this module runs).
+
+`run_secc(options)` builds the station (HAL backends, one controller per connector), the
+SECC configuration (limits no higher than what the power supply can do), TLS and SDP,
+serves until SIGINT/SIGTERM, then ends every session with the safe state and closes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("evse.secc")
+
+ALL_SERVICES = ("DC", "DC_BPT", "AC", "AC_BPT")
+
+
+@dataclass
+class SeccOptions:
+    interface: str | None = None
+    address: str | None = None
+    hal: str | None = None  # backend spec; None: from the config file or "sim"
+    config: Path | None = None
+    allow_plain_tcp_iso20: bool = False
+    port: int | None = None  # plain TCP
+    tls_port: int | None = None
+    pki: Path | None = None
+    connectors: int | None = None
+    services: tuple[str, ...] | None = None
+    evse_id: str | None = None
+    discharge_window: tuple[int, int] | None = None
+    sdp: bool = True
+    sdp_port: int = 15118
+    poll_interval: float = 0.025
+    sim_speedup: float = 1.0  # HAL clock multiplier (simulated hardware only)
+    reports: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class SetupError(Exception):
+    """The charger cannot start with these options (printed, exit code 2)."""
+
+
+def supply_limits(backend: Any, configured: Any = None) -> Any:
+    """EvseLimits no higher than the power supply's capabilities (and the configured ones)."""
+    from evse.protocol.limits import EvseLimits
+
+    caps = backend.power_supply.capabilities
+    limits = EvseLimits(
+        max_charge_power=caps.max_charge_power,
+        max_charge_current=caps.max_charge_current,
+        max_voltage=caps.max_voltage,
+        min_voltage=caps.min_voltage,
+        max_discharge_power=caps.max_discharge_power if caps.bidirectional else 0.0,
+        max_discharge_current=caps.max_discharge_current if caps.bidirectional else 0.0,
+    )
+    if configured is None:
+        return limits
+    return EvseLimits(
+        max_charge_power=min(limits.max_charge_power, configured.max_charge_power),
+        max_charge_current=min(limits.max_charge_current, configured.max_charge_current),
+        max_voltage=min(limits.max_voltage, configured.max_voltage),
+        min_voltage=max(limits.min_voltage, configured.min_voltage),
+        max_discharge_power=min(limits.max_discharge_power, configured.max_discharge_power),
+        max_discharge_current=min(limits.max_discharge_current,
+                                  configured.max_discharge_current),
+    )
+
+
+def _create_backend(spec: str, options: dict[str, dict[str, Any]]) -> Any:
+    from hal import registry
+
+    from_spec = getattr(registry, "create_backend_from_spec", None)
+    if from_spec is not None:
+        return from_spec(spec, options)
+    name = spec.split(":", 1)[0]
+    return registry.create_backend(name, **options.get(name, {}))
+
+
+def build_station(options: SeccOptions, station_cfg: Any = None) -> tuple[Any, Any]:
+    """(Station, SeccConfig) for `evse secc`."""
+    from evse.aio.secc_server import Station
+    from evse.energy.schedule import DefaultScheduleProvider
+    from evse.protocol.config import SeccConfig, ServiceId
+
+    spec = options.hal
+    backend_options: dict[str, dict[str, Any]] = {}
+    if spec is None and station_cfg is not None:
+        parts = []
+        for b in station_cfg.hal.backends:
+            parts.append(b.name if b.target is None else f"{b.name}:{b.target}")
+            if b.options:
+                backend_options[b.name] = dict(b.options)
+        spec = ",".join(parts)
+    spec = spec or "sim"
+    # An EV simulator elsewhere steps its own battery: the sim's battery model closes its
+    # contactors itself, so current flows as soon as ours close.
+    backend_options.setdefault("sim", {}).setdefault("ev_contactor_closed", True)
+    n = options.connectors
+    ids: list[str] | None = None
+    if station_cfg is not None and n is None:
+        ids = [c.id for c in station_cfg.connectors] or None
+        n = len(ids) if ids else None
+    n = n or 1
+    if n > 1 and any(part.split(":")[0] != "sim" for part in spec.split(",")):
+        raise SetupError("several connectors need one HAL each: only the sim HAL can be "
+                         "repeated (--connectors)")
+    try:
+        backends = [_create_backend(spec, backend_options) for _ in range(n)]
+    except Exception as exc:
+        raise SetupError(f"cannot create the HAL backend {spec!r}: {exc}") from exc
+    if options.sim_speedup != 1.0 and spec != "sim":
+        raise SetupError("--sim-speedup is for the simulated HAL only")
+    station = Station.from_backends(backends, ids=ids, speedup=options.sim_speedup)
+    configured = station_cfg.limits.to_evse_limits() if station_cfg is not None else None
+    limits = supply_limits(backends[0], configured)
+    if options.services is not None:
+        services = options.services
+    elif station_cfg is not None and station_cfg.connectors:
+        services = tuple(dict.fromkeys(s for c in station_cfg.connectors for s in c.services))
+    else:
+        services = ALL_SERVICES if spec == "sim" else ("DC", "DC_BPT")
+    if not limits.bidirectional:
+        services = tuple(s for s in services if not s.endswith("_BPT"))
+    try:
+        service_ids = tuple(ServiceId[s] for s in services)
+    except KeyError as exc:
+        raise SetupError(f"unknown service {exc.args[0]!r} (use {', '.join(ALL_SERVICES)})") \
+            from None
+    evse_id = options.evse_id or (station_cfg.station_id if station_cfg else "DE*EVS*E0000001")
+    allow_plain = options.allow_plain_tcp_iso20 or bool(
+        station_cfg is not None and station_cfg.tls.allow_plain_tcp_iso20)
+    window = options.discharge_window
+    config = SeccConfig(
+        evse_id=evse_id,
+        services=service_ids,
+        limits=limits,
+        allow_plain_tcp_iso20=allow_plain,
+        auto_authorize=True,  # no authorization backend is wired yet: free charging (EIM)
+        schedule_provider=DefaultScheduleProvider(discharge_window=window),
+    )
+    return station, config
+
+
+def _tls_context(options: SeccOptions, station_cfg: Any) -> Any:
+    from evse.aio.tls import secc_context
+
+    chain = key = roots = None
+    require = False
+    if options.pki is not None:
+        chain, key = options.pki / "secc_chain.pem", options.pki / "secc.key"
+    elif station_cfg is not None and station_cfg.tls.cert_chain is not None:
+        chain, key = station_cfg.tls.cert_chain, station_cfg.tls.private_key
+        roots, require = station_cfg.tls.trust_roots, station_cfg.tls.require_vehicle_cert
+    if chain is None or key is None:
+        return None
+    try:
+        return secc_context(Path(chain), Path(key), vehicle_roots=roots,
+                            require_vehicle_cert=require).context
+    except (OSError, ValueError) as exc:
+        raise SetupError(f"cannot load the SECC certificate {chain} / {key}: {exc}") from exc
+
+
+async def run_secc(options: SeccOptions, *, ready: asyncio.Event | None = None,
+                   stop: asyncio.Event | None = None) -> int:
+    """Serve until SIGINT/SIGTERM (or `stop`); 0 on a clean shutdown, 2 on a setup error."""
+    from evse.aio.secc_server import DEFAULT_TCP_PORT, DEFAULT_TLS_PORT, SeccServer
+
+    station_cfg = None
+    if options.config is not None:
+        from evse.config import ConfigError, load_config
+
+        try:
+            station_cfg = load_config(options.config)
+        except (ConfigError, OSError) as exc:
+            raise SetupError(str(exc)) from exc
+    interface = options.interface or (station_cfg.network.interface if station_cfg else None)
+    address = options.address
+    if address is None and station_cfg is not None and station_cfg.network.address is not None:
+        address = str(station_cfg.network.address)
+    if interface is None and address is None:
+        raise SetupError("give --interface (the PLC modem's) or --address")
+    station, config = build_station(options, station_cfg)
+    tls = _tls_context(options, station_cfg)
+    if tls is None and not config.allow_plain_tcp_iso20:
+        raise SetupError("ISO 15118-20 needs TLS 1.3: give --pki DIR (see certs/make_pki.py) "
+                         "or, on a test bench, --allow-plain-tcp-iso20")
+    net = station_cfg.network if station_cfg is not None else None
+    tls_port = options.tls_port if options.tls_port is not None else (
+        net.tls_port if net else DEFAULT_TLS_PORT)
+    tcp_port = options.port if options.port is not None else (
+        net.tcp_port if net else DEFAULT_TCP_PORT)
+    on_end = None
+    reports_dir = options.reports or (station_cfg.reports.dir if station_cfg else None)
+    if reports_dir is not None:
+        on_end = _report_writer(Path(reports_dir), config.evse_id)
+    server = SeccServer(
+        config, station, address=address, interface=interface,
+        port=tcp_port if config.allow_plain_tcp_iso20 else None,
+        tls=tls, tls_port=tls_port,
+        sdp_port=options.sdp_port if options.sdp else None,
+        poll_interval=options.poll_interval, on_session_end=on_end,
+    )
+    try:
+        await server.start()
+    except OSError as exc:
+        for c in station.connectors:
+            with contextlib.suppress(Exception):
+                c.backend.close()
+        raise SetupError(f"cannot listen: {exc}") from exc
+    where = server.bound_address
+    ports = []
+    if server.tls_port is not None:
+        ports.append(f"TLS 1.3 on port {server.tls_port}")
+    if server.port is not None:
+        ports.append(f"plain TCP on port {server.port}")
+    if server.sdp_port is not None:
+        ports.append(f"SDP on UDP {server.sdp_port}")
+    services = ", ".join(s.name for s in config.services)
+    print(f"evse secc: {config.evse_id} at [{where}]: {'; '.join(ports)}; "
+          f"{len(station.connectors)} connector(s), services {services}", flush=True)
+    loop = asyncio.get_running_loop()
+    stop = stop or asyncio.Event()
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+    if ready is not None:
+        ready.set()
+    try:
+        await stop.wait()
+        log.info("stopping: ending sessions, power stages to the safe state")
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+        await server.close()
+    print(f"evse secc: stopped after {len(server.sessions)} session(s)", flush=True)
+    return 0
+
+
+def _report_writer(directory: Path, station_id: str) -> Any:
+    """An on_session_end hook writing JSON + SVG reports in a worker thread."""
+
+    def write(record: Any) -> None:
+        from evse.report import write_report
+
+        try:
+            paths = write_report(record, directory)
+            log.info("session report: %s", paths.json)
+        except Exception as exc:  # reports are best effort; never stop the charger
+            log.error("could not write the session report: %s", exc)
+
+    def on_end(summary: Any) -> None:
+        record = summary.to_report_record(station_id)
+        asyncio.get_running_loop().run_in_executor(None, write, record)
+
+    return on_end
+
+
+def main_secc(options: SeccOptions) -> int:
+    try:
+        return asyncio.run(run_secc(options))
+    except SetupError as exc:
+        print(f"evse secc: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # a second Ctrl-C during shutdown
+        return 130
+
+
+def main_ev(ns: argparse.Namespace) -> int:
+    """`evse ev`: the simulated EV (simulators.ev.client.main_ev)."""
+    from simulators.ev.client import main_ev as ev_main
+
+    try:
+        return asyncio.run(ev_main(ns))
+    except KeyboardInterrupt:
+        return 130

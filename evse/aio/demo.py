@@ -1,0 +1,241 @@
+"""`evse demo`: the charger (sim HAL) and a simulated EV in one process over loopback.
+
+The sim power stage and the EV share one battery object (`BatteryLink(shared=True)`), so
+the energy really flows: the converter's current moves the SOC the EV reports. The HAL runs
+`speedup` times faster than real time (ramps, insulation test, energy); the ISO 15118
+exchange itself runs in real time with the EV's normal pacing. The default scenario is a
+-20 DC_BPT session in Scheduled mode whose schedule has a discharge window in the middle:
+the EV charges, discharges (negative current) as the schedule says, charges again and stops.
+
+While it runs it prints progress lines (state, SOC, V, A, kW) a few times a second, then a
+summary with the energy both ways, the duration, the message count and the SECC's
+turnaround (request's last byte in -> response's first byte out) p50/p99.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+log = logging.getLogger("evse.demo")
+
+DEFAULT_SCENARIO = "dc_bpt_scheduled"
+DEFAULT_BPT_LOOPS = 100
+
+
+@dataclass
+class DemoOptions:
+    scenario: str = DEFAULT_SCENARIO
+    tls: bool = False
+    speedup: float = 60.0
+    loops: int | None = None  # charge-loop rounds; None: 100 for BPT schedules, else scenario's
+    loop_interval: float = 0.1  # real seconds between ChargeLoopReqs
+    progress_hz: float = 4.0
+    quiet: bool = False  # no progress lines
+    json_summary: Path | None = None
+
+
+def discharge_window(loops: int, loop_interval: float) -> tuple[int, int]:
+    """(t0, t1) s after ScheduleExchange: the middle third of the charge loop, roughly."""
+    total = loops * loop_interval
+    t0 = int(1.0 + 0.3 * total)
+    t1 = max(t0 + 1, int(1.0 + 0.65 * total))
+    return t0, t1
+
+
+def _fmt_ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value * 1e3:.2f}"
+
+
+def _percentile(values: list[float], p: float) -> float | None:
+    if not values:
+        return None
+    data = sorted(values)
+    rank = max(1, -(-int(p * len(data)) // 100))
+    return data[min(rank, len(data)) - 1]
+
+
+async def run_demo(options: DemoOptions, out: TextIO | None = None) -> int:
+    """Run the demo; 0 when the session went as the scenario expects, 1 otherwise."""
+    from evse.aio.app import supply_limits
+    from evse.aio.secc_server import SeccServer, Station
+    from evse.aio.tls import secc_context
+    from evse.energy.schedule import DefaultScheduleProvider
+    from evse.protocol.config import SeccConfig, ServiceId
+    from hal.registry import create_backend
+    from simulators.ev import BatteryLink, get_scenario
+    from simulators.ev.client import make_ssl_context, run_session
+
+    out = out or sys.stdout
+    scenario = get_scenario(options.scenario)
+    loops = options.loops
+    if loops is None and scenario.expect_discharge:
+        loops = DEFAULT_BPT_LOOPS
+    changes: dict[str, Any] = {"speedup": options.speedup, "loop_interval": options.loop_interval}
+    if loops is not None:
+        changes["max_loops"] = loops
+    scenario = scenario.replace(**changes)
+    n_loops = scenario.max_loops or 100
+    window = discharge_window(n_loops, options.loop_interval)
+
+    battery = scenario.battery.make()
+    backend: Any = create_backend("sim", battery=battery)
+    dc = scenario.service.is_dc
+    if dc:  # the power stage moves the shared battery; the EV's contactors gate it
+        link = BatteryLink(battery, shared=True,
+                           on_contactors=lambda closed: setattr(backend, "ev_contactor_closed",
+                                                                closed))
+    else:  # AC: the EV's on-board charger (simulated by the EV) moves the battery
+        link = BatteryLink(battery, shared=False)
+    station = Station.from_backends([backend], speedup=options.speedup)
+    config = SeccConfig(
+        evse_id="DE*EVS*E0000001",
+        services=(ServiceId.DC, ServiceId.DC_BPT, ServiceId.AC, ServiceId.AC_BPT),
+        limits=supply_limits(backend),
+        allow_plain_tcp_iso20=not options.tls,
+        auto_authorize=True,
+        schedule_provider=DefaultScheduleProvider(discharge_window=window),
+    )
+    with contextlib.ExitStack() as stack:
+        tls_ctx = ev_ctx = None
+        if options.tls:
+            from certs.make_pki import make_pki
+
+            pki_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="evse-demo-pki-"))
+            pki = make_pki(pki_dir)
+            tls_ctx = secc_context(pki.secc_chain, pki.secc_key).context
+            ev_ctx = make_ssl_context(pki.root_cert)
+        server = SeccServer(config, station, address="127.0.0.1",
+                            port=None if options.tls else 0, tls=tls_ctx, tls_port=0)
+        await server.start()
+        port = server.tls_port if options.tls else server.port
+        assert port is not None
+        transport = "TLS 1.3" if options.tls else "TCP"
+        print(f"evse demo: scenario {scenario.name} ({scenario.description})", file=out)
+        print(f"  SECC on 127.0.0.1:{port} ({transport}), sim HAL at {options.speedup:g}x, "
+              f"{n_loops} charge loops"
+              + (f", schedule discharges {window[0]}-{window[1]} s after ScheduleExchange"
+                 if scenario.service.is_bpt else ""), file=out, flush=True)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        progress = asyncio.create_task(_progress(server, station, link, options, out, started,
+                                                 scenario))
+        try:
+            report = await run_session(scenario, host="127.0.0.1", port=port, tls=options.tls,
+                                       ssl_context=ev_ctx, battery=link)
+        finally:
+            progress.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await progress
+            for _ in range(40):  # the SECC closes after the EV: let it record the session
+                if not server.active:
+                    break
+                await asyncio.sleep(0.025)
+            await server.close()
+    duration = loop.time() - started
+    _summary(out, report, server, options, transport, duration, scenario)
+    return 0 if report.success else 1
+
+
+async def _progress(server: Any, station: Any, link: Any, options: DemoOptions, out: TextIO,
+                    started: float, scenario: Any) -> None:
+    """Progress lines; also plays the operator in the emergency_stop scenario."""
+    loop = asyncio.get_running_loop()
+    period = 1.0 / options.progress_hz if options.progress_hz > 0 else 0.25
+    connector = station.connectors[0]
+    loop_since: float | None = None
+    pressed = False
+    if not options.quiet:
+        print(f"  {'t/s':>6}  {'state':<28} {'SOC/%':>6} {'V':>7} {'A':>7} {'kW':>7}",
+              file=out, flush=True)
+    while True:
+        now = loop.time()
+        conn = server.connection(connector.id)
+        state = str(conn.state) if conn is not None else "(no connection)"
+        if "ChargeLoop" in state:
+            loop_since = loop_since if loop_since is not None else now
+            if scenario.expect_evse_stop and not pressed and now - loop_since > 1.5:
+                pressed = True
+                print("  ** operator presses the emergency stop button **", file=out, flush=True)
+                connector.backend.board.press_emergency_stop_button()
+        st = connector.controller.status()
+        if not options.quiet:
+            print(f"  {now - started:6.1f}  {state:<28} {link.soc * 100:6.1f} {st.voltage:7.1f} "
+                  f"{st.current:7.1f} {st.power / 1000:7.1f}", file=out, flush=True)
+        await asyncio.sleep(period)
+
+
+def _summary(out: TextIO, report: Any, server: Any, options: DemoOptions, transport: str,
+             duration: float, scenario: Any) -> None:
+    stats = server.turnaround
+    rtts = [rtt for _, rtt in report.rtts]
+    sessions = list(server.sessions)
+    meter_in = sum(s.energy_in_wh for s in sessions) / 1000.0
+    meter_out = sum(s.energy_out_wh for s in sessions) / 1000.0
+    requests = len(report.messages)
+    rows = [
+        ("scenario", f"{scenario.name}: {scenario.service.name} {scenario.control_mode}, "
+                     f"{transport} over loopback"),
+        ("result", f"{'OK' if report.success else 'FAILED'} ({report.reason})"),
+        ("energy charged", f"{report.energy_charged_wh / 1000:.3f} kWh "
+                           f"(charger meter {meter_in:.3f} kWh)"),
+        ("energy discharged", f"{report.energy_discharged_wh / 1000:.3f} kWh "
+                              f"(charger meter {meter_out:.3f} kWh)"),
+        ("SOC", f"{report.initial_soc:.1f} % -> {report.final_soc:.1f} %"),
+        ("duration", f"{duration:.1f} s real, charge loop {report.loops} rounds "
+                     f"(HAL at {options.speedup:g}x)"),
+        ("messages", f"{requests} requests, {len(rtts)} responses over "
+                     f"{report.connections} connection(s)"),
+        ("SECC turnaround p50/p99", f"{_fmt_ms(stats.percentile(50))} / "
+                                    f"{_fmt_ms(stats.percentile(99))} ms (n={len(stats)}; "
+                                    "request's last byte -> response's first byte)"),
+        ("charge loop p50/p99", f"{_fmt_ms(stats.percentile(50, charge_loop=True))} / "
+                                f"{_fmt_ms(stats.percentile(99, charge_loop=True))} ms "
+                                f"(n={len(stats.loop)})"),
+        ("EV round trip p50/p99", f"{_fmt_ms(_percentile(rtts, 50))} / "
+                                  f"{_fmt_ms(_percentile(rtts, 99))} ms"),
+    ]
+    if report.evse_notifications:
+        rows.append(("EVSE notifications", ", ".join(report.evse_notifications)))
+    for warning in report.warnings:
+        rows.append(("warning", warning))
+    if not report.success:
+        rows.append(("states", " > ".join(report.states)))
+    width = max(len(k) for k, _ in rows)
+    print("", file=out)
+    print("Summary", file=out)
+    print("-" * (width + 50), file=out)
+    for key, value in rows:
+        print(f"  {key:<{width}}  {value}", file=out)
+    print("-" * (width + 50), file=out, flush=True)
+    if options.json_summary is not None:
+        import json
+
+        options.json_summary.write_text(json.dumps({
+            "success": report.success, "reason": report.reason,
+            "energy_charged_wh": report.energy_charged_wh,
+            "energy_discharged_wh": report.energy_discharged_wh,
+            "meter_in_kwh": meter_in, "meter_out_kwh": meter_out,
+            "duration_s": duration, "messages": requests,
+            "turnaround_p50_s": stats.percentile(50), "turnaround_p99_s": stats.percentile(99),
+            "sessions": [s.to_dict() for s in sessions],
+        }, indent=2) + "\n")
+
+
+def main_demo(options: DemoOptions) -> int:
+    from simulators.ev import scenario_names
+
+    if options.scenario not in scenario_names():
+        print(f"evse demo: unknown scenario {options.scenario!r}; one of "
+              f"{', '.join(scenario_names())}", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(run_demo(options))
+    except KeyboardInterrupt:
+        return 130

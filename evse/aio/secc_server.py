@@ -1,0 +1,837 @@
+"""`SeccServer`: the asyncio adapter around the sans-IO SECC and the charger controllers.
+
+    station = Station.sim(2)                                   # 2 connectors, sim HAL
+    server = SeccServer(config, station, address="::1", port=0, tls=ctx, tls_port=0)
+    await server.start()          # TCP and/or TLS 1.3 listeners (+ SDP when asked)
+    ...
+    await server.close()          # safe state on every connector, connections closed
+
+A charger has one power stage per connector: the `Station` holds N `Connector`s (HAL
+backend + `ChargerController`), and every accepted connection takes a free connector (a
+connection beyond N is refused). Per connection the adapter:
+
+- feeds received bytes to `SeccConnection.receive_data` and writes `SendData` at once (the
+  time from the request's last byte to the response's first write is the turnaround,
+  measured with `perf_counter_ns` and kept in `TurnaroundStats`);
+- drives the SECC's timers with one `loop.call_at` on `next_deadline()`;
+- hands hardware effects to the connector's controller, and the controller's inputs
+  (measurements every poll, cable check results, emergency stops) back to the SECC;
+- honours `CloseConnection(after_s)` and reports EOF/reset as `ConnectionLost`;
+- isolates failures: an exception in one connection puts that connector in the safe state,
+  closes that connection and never reaches the event loop or the other connections.
+
+One task polls every connector's HAL at a fixed rate (`poll_interval`). The HAL runs on
+`Station.hal_time(loop.time())`, which a demo may speed up (`Station(speedup=...)`); the SECC
+always runs on the real loop clock, so ISO timing is never scaled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import math
+import socket
+import ssl
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from evse.aio.netif import link_local_address, scope_id
+from evse.control.controller import ChargerController, ControllerConfig
+from evse.protocol import events as ev
+from evse.protocol.config import SeccConfig
+from evse.protocol.secc import SeccConnection
+from evse.protocol.session import SessionStore
+from evse.protocol.states import State
+from hal.interfaces import HalBackend
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TLS_PORT = 64109
+DEFAULT_TCP_PORT = 64110
+LOOP_STATES = frozenset({State.DC_CHARGE_LOOP, State.AC_CHARGE_LOOP})
+
+Authorizer = Callable[[ev.RequestAuthorization, str], "bool | Awaitable[bool]"]
+
+
+# -- statistics and records ------------------------------------------------------------------
+
+
+class TurnaroundStats:
+    """SECC turnaround samples (ns): request's last byte in -> response's first byte out."""
+
+    def __init__(self, maxlen: int = 200_000) -> None:
+        self.all: deque[int] = deque(maxlen=maxlen)
+        self.loop: deque[int] = deque(maxlen=maxlen)  # charge-loop requests only
+
+    def add(self, ns: int, *, charge_loop: bool) -> None:
+        self.all.append(ns)
+        if charge_loop:
+            self.loop.append(ns)
+
+    def __len__(self) -> int:
+        return len(self.all)
+
+    @staticmethod
+    def percentile_of(samples: Iterable[int], p: float) -> float | None:
+        """The p-th percentile (0..100, nearest rank) in seconds, None without samples."""
+        data = sorted(samples)
+        if not data:
+            return None
+        rank = max(1, math.ceil(p / 100.0 * len(data)))
+        return data[min(rank, len(data)) - 1] / 1e9
+
+    def percentile(self, p: float, *, charge_loop: bool = False) -> float | None:
+        return self.percentile_of(self.loop if charge_loop else self.all, p)
+
+
+@dataclass
+class SessionSummary:
+    """What one session on one connector did (kept in `SeccServer.sessions`)."""
+
+    connector: str
+    session_id: str  # hex
+    evcc_id: str
+    protocol: str
+    resumed: bool
+    tls: bool
+    peer: str
+    started_at: float  # Unix seconds
+    ended_at: float | None = None
+    reason: str | None = None
+    failed: bool = False
+    paused: bool = False
+    service_id: int | None = None
+    control_mode: int | None = None
+    bidirectional: bool = False
+    energy_in_wh: float = 0.0  # to the EV, measured at the connector
+    energy_out_wh: float = 0.0  # from the EV
+    requests: int = 0  # requests answered on this connection during the session
+    turnaround_ns: list[int] = field(default_factory=list)
+    samples: list[tuple[float, float, float, float]] = field(default_factory=list)  # t V A W
+    _energy_start: tuple[float, float] = (0.0, 0.0)
+
+    def turnaround(self, p: float) -> float | None:
+        return TurnaroundStats.percentile_of(self.turnaround_ns, p)
+
+    def to_dict(self) -> dict[str, Any]:
+        p50, p99 = self.turnaround(50), self.turnaround(99)
+        return {
+            "connector": self.connector, "session_id": self.session_id,
+            "evcc_id": self.evcc_id, "protocol": self.protocol, "resumed": self.resumed,
+            "tls": self.tls, "peer": self.peer, "started_at": self.started_at,
+            "ended_at": self.ended_at, "reason": self.reason, "failed": self.failed,
+            "paused": self.paused, "service_id": self.service_id,
+            "control_mode": self.control_mode, "bidirectional": self.bidirectional,
+            "energy_in_wh": self.energy_in_wh, "energy_out_wh": self.energy_out_wh,
+            "requests": self.requests,
+            "turnaround_p50_ms": None if p50 is None else p50 * 1e3,
+            "turnaround_p99_ms": None if p99 is None else p99 * 1e3,
+        }
+
+    def to_report_record(self, station_id: str) -> Any:
+        """An `evse.report.SessionRecord` (JSON + SVG reports) of this session."""
+        from evse.report import Sample, SessionRecord
+
+        services = {1: "AC", 2: "DC", 5: "AC_BPT", 6: "DC_BPT"}
+        protocol = "ISO15118-20"
+        if self.service_id in services:
+            protocol += " " + services[self.service_id]
+        modes = {1: "Scheduled", 2: "Dynamic"}
+        return SessionRecord(
+            session_id=self.session_id,
+            station_id=station_id,
+            connector=self.connector,
+            started_at=self.started_at,
+            ended_at=self.ended_at if self.ended_at is not None else self.started_at,
+            samples=tuple(Sample(t, voltage=v, current=i, power=w) for t, v, i, w in self.samples),
+            energy_in_kwh=self.energy_in_wh / 1000.0,
+            energy_out_kwh=self.energy_out_wh / 1000.0,
+            protocol=protocol,
+            control_mode=modes.get(self.control_mode or 0),
+            stop_reason=self.reason,
+            ev_id=self.evcc_id or None,
+            metadata={"failed": self.failed, "paused": self.paused, "tls": self.tls,
+                      "requests": self.requests},
+        )
+
+
+# -- the station -----------------------------------------------------------------------------
+
+
+class Connector:
+    """One charging point: its HAL backend, its controller, the connection using it."""
+
+    def __init__(self, connector_id: str, backend: HalBackend, controller: ChargerController):
+        self.id = connector_id
+        self.backend = backend
+        self.controller = controller
+        self.handler: _Connection | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self.handler is not None
+
+
+class Station:
+    """N connectors sharing one SECC process; `speedup` scales the HAL clock (demos)."""
+
+    def __init__(self, connectors: Sequence[Connector], *, speedup: float = 1.0) -> None:
+        if not connectors:
+            raise ValueError("a station needs at least one connector")
+        if not speedup > 0:
+            raise ValueError("speedup must be > 0")
+        self.connectors = list(connectors)
+        self.speedup = speedup
+        self._origin: float | None = None
+
+    @classmethod
+    def from_backends(
+        cls,
+        backends: Sequence[HalBackend],
+        *,
+        speedup: float = 1.0,
+        controller_config: ControllerConfig | None = None,
+        ids: Sequence[str] | None = None,
+    ) -> Station:
+        ids = list(ids) if ids is not None else [str(i + 1) for i in range(len(backends))]
+        return cls(
+            [Connector(i, b, ChargerController(b, config=controller_config, name=i))
+             for i, b in zip(ids, backends, strict=True)],
+            speedup=speedup,
+        )
+
+    @classmethod
+    def sim(
+        cls,
+        n: int = 1,
+        *,
+        speedup: float = 1.0,
+        controller_config: ControllerConfig | None = None,
+        **sim_options: Any,
+    ) -> Station:
+        """N connectors on the `sim` HAL backend (options go to each SimBackend)."""
+        from hal.registry import create_backend
+
+        backends = [create_backend("sim", **sim_options) for _ in range(n)]
+        return cls.from_backends(backends, speedup=speedup, controller_config=controller_config)
+
+    def hal_time(self, loop_now: float) -> float:
+        """The HAL's clock: the loop clock, sped up by `speedup` from the first call."""
+        if self._origin is None:
+            self._origin = loop_now
+        return self._origin + (loop_now - self._origin) * self.speedup
+
+    def connector(self, connector_id: str) -> Connector:
+        for c in self.connectors:
+            if c.id == connector_id:
+                return c
+        raise KeyError(connector_id)
+
+    def free_connector(self) -> Connector | None:
+        return next((c for c in self.connectors if not c.busy), None)
+
+
+# -- one connection --------------------------------------------------------------------------
+
+
+class _Connection(asyncio.Protocol):
+    def __init__(self, server: SeccServer, tls: bool) -> None:
+        self.server = server
+        self.tls = tls
+        self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.conn: SeccConnection | None = None
+        self.connector: Connector | None = None
+        self.peer = "?"
+        self.summary: SessionSummary | None = None
+        self.dead = False  # crashed or refused: never call into the SECC again
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._close_handle: asyncio.TimerHandle | None = None
+        self._first_write_ns: int | None = None
+        self._last_sample = -math.inf
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- asyncio callbacks ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.peer = f"[{peer[0]}]:{peer[1]}" if peer else "?"
+        server = self.server
+        connector = server.station.free_connector()
+        if connector is None or server.closing:
+            log.warning("refusing %s: %s", self.peer,
+                        "shutting down" if server.closing else "every connector is in use")
+            self.dead = True
+            server.refused += 1
+            transport.abort()
+            return
+        now = self.loop.time()
+        self.connector = connector
+        connector.handler = self
+        server.active.add(self)
+        try:
+            connector.controller.begin_session(server.station.hal_time(now))
+            self.conn = SeccConnection(
+                server.config, tls=self.tls, now=now, session_store=server.store,
+                epoch_offset=time.time() - now,
+            )
+            log.info("connector %s: %s connection from %s", connector.id,
+                     "TLS" if self.tls else "TCP", self.peer)
+            self._rearm()
+        except Exception as exc:
+            self._crash(exc)
+
+    def data_received(self, data: bytes) -> None:
+        t0 = time.perf_counter_ns()
+        conn = self.conn
+        if conn is None or self.dead:
+            return
+        try:
+            before = conn.state
+            summary = self.summary if self.summary and self.summary.ended_at is None else None
+            self._first_write_ns = None
+            effects = conn.receive_data(data, self.loop.time())
+            self._dispatch(effects)
+            first = self._first_write_ns
+            if first is not None:
+                ns = first - t0
+                self.server.turnaround.add(ns, charge_loop=before in LOOP_STATES)
+                # the session open before this request (its SessionStop ends it), or the one
+                # this request started (SessionSetup)
+                if summary is None and self.summary and self.summary.ended_at is None:
+                    summary = self.summary
+                if summary is not None:
+                    summary.requests += 1
+                    if len(summary.turnaround_ns) < 100_000:
+                        summary.turnaround_ns.append(ns)
+            self._rearm()
+        except Exception as exc:
+            self._crash(exc)
+
+    def eof_received(self) -> bool | None:
+        return False  # close our side too; connection_lost follows
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        for handle in (self._timer, self._close_handle):
+            if handle is not None:
+                handle.cancel()
+        self._timer = self._close_handle = None
+        for task in self._tasks:
+            task.cancel()
+        connector, conn = self.connector, self.conn
+        if connector is None:
+            return  # refused
+        now = self.loop.time()
+        hal_now = self.server.station.hal_time(now)
+        if not self.dead and conn is not None and not conn.closed:
+            reason = f"connection lost: {exc!r}" if exc else "connection closed by the EV"
+            try:
+                self._dispatch(conn.handle_event(ev.ConnectionLost(reason), now))
+            except Exception as err:
+                self._crash(err)
+        try:  # whatever the SECC did: no power on a connector without a connection
+            connector.controller.safe_state("connection closed", hal_now)
+        except Exception:
+            log.exception("connector %s: safe state after the connection failed", connector.id)
+        if self.summary is not None and self.summary.ended_at is None:
+            self._finish_summary("connection closed", failed=True, paused=False)
+        if connector.handler is self:
+            connector.handler = None
+        self.server.active.discard(self)
+        log.info("connector %s: connection from %s closed", connector.id, self.peer)
+
+    # -- effects -------------------------------------------------------------------------
+
+    def _dispatch(self, effects: list[ev.Effect]) -> None:
+        connector = self.connector
+        assert connector is not None
+        pending: list[ev.Event] = []
+        hal_now = self.server.station.hal_time(self.loop.time())
+        for effect in effects:
+            if isinstance(effect, ev.SendData):
+                self._write(effect.data)
+                if effect.deadline is not None and self.loop.time() > effect.deadline:
+                    self.server.late_responses += 1
+                    log.warning("connector %s: response sent %.0f ms after its performance "
+                                "time", connector.id,
+                                (self.loop.time() - effect.deadline) * 1e3)
+            elif isinstance(effect, ev.CloseConnection):
+                self._schedule_close(effect.after_s)
+            elif isinstance(effect, ev.RequestAuthorization):
+                pending += self._authorize(effect)
+            else:
+                if isinstance(effect, ev.SessionStarted):
+                    self._start_summary(effect)
+                elif isinstance(effect, ev.EnergyServiceSelected) and self.summary is not None:
+                    self.summary.service_id = effect.service_id
+                    self.summary.control_mode = effect.control_mode
+                    self.summary.bidirectional = effect.bidirectional
+                elif isinstance(effect, ev.SessionEnded):
+                    log.log(logging.WARNING if effect.failed else logging.INFO,
+                            "connector %s: session ended: %s", connector.id, effect.reason)
+                pending += connector.controller.handle_effect(effect, hal_now)
+                if isinstance(effect, ev.SessionEnded):
+                    self._finish_summary(effect.reason, effect.failed, effect.paused)
+        for event in pending:
+            self.deliver(event)
+
+    def deliver(self, event: ev.Event) -> None:
+        """Hand a charger input to the SECC and carry out what it answers."""
+        conn = self.conn
+        if conn is None or self.dead:
+            return
+        now = self.loop.time()
+        if isinstance(event, ev.MeasurementsUpdated):
+            self._sample(event)
+        self._dispatch(conn.handle_event(event, now))
+        self._rearm()
+
+    def deliver_events(self, events: Iterable[ev.Event]) -> None:
+        try:
+            for event in events:
+                self.deliver(event)
+        except Exception as exc:
+            self._crash(exc)
+
+    def _write(self, data: bytes) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if self._first_write_ns is None:
+            self._first_write_ns = time.perf_counter_ns()
+        transport.write(data)
+        if transport.get_write_buffer_size() > self.server.write_buffer_limit:
+            raise ConnectionError("the EV does not read its responses (write buffer full)")
+
+    def _schedule_close(self, after_s: float) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if after_s <= 0:
+            transport.close()  # pending writes are flushed first
+            return
+        if self._close_handle is None:
+            self._close_handle = self.loop.call_later(after_s, self._close_now)
+
+    def _close_now(self) -> None:
+        self._close_handle = None
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def _authorize(self, request: ev.RequestAuthorization) -> list[ev.Event]:
+        assert self.connector is not None
+        hook = self.server.authorize
+        if hook is None:
+            log.info("connector %s: authorized %s (%s) without a backend", self.connector.id,
+                     request.evcc_id, request.method)
+            return [ev.AuthorizationGranted("")]
+        answer = hook(request, self.connector.id)
+        if isinstance(answer, bool):
+            return [ev.AuthorizationGranted("") if answer else ev.AuthorizationDenied("denied")]
+
+        async def wait(pending: Awaitable[bool]) -> None:
+            granted = await pending
+            if not self.dead and self.transport is not None and not self.transport.is_closing():
+                event: ev.Event = (ev.AuthorizationGranted("") if granted
+                                   else ev.AuthorizationDenied("denied"))
+                self.deliver_events([event])
+
+        task = asyncio.ensure_future(wait(answer))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return []
+
+    # -- timers --------------------------------------------------------------------------
+
+    def _rearm(self) -> None:
+        conn = self.conn
+        deadline = None if conn is None or conn.closed or self.dead else conn.next_deadline()
+        if deadline == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = deadline
+        if deadline is not None:
+            self._timer = self.loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        at, self._timer_at = self._timer_at, None
+        conn = self.conn
+        if conn is None or self.dead:
+            return
+        try:
+            now = max(self.loop.time(), at or 0.0)  # call_at may fire a hair early
+            self._dispatch(conn.handle_timeout(now))
+            self._rearm()
+        except Exception as exc:
+            self._crash(exc)
+
+    # -- failures, records ---------------------------------------------------------------
+
+    def _crash(self, exc: BaseException) -> None:
+        if self.dead:
+            return
+        self.dead = True
+        self.server.errors += 1
+        connector = self.connector
+        name = connector.id if connector is not None else "?"
+        log.error("connector %s: internal error, connection closed: %r", name, exc,
+                  exc_info=exc)
+        if connector is not None:
+            try:
+                hal_now = self.server.station.hal_time(self.loop.time())
+                connector.controller.safe_state(f"internal error: {exc!r}", hal_now)
+            except Exception:
+                log.exception("connector %s: safe state failed", name)
+        if self.summary is not None and self.summary.ended_at is None:
+            self._finish_summary(f"internal error: {exc!r}", failed=True, paused=False)
+        if self.transport is not None:
+            self.transport.abort()
+
+    def shutdown(self, reason: str) -> None:
+        """Server shutdown: end the session (safe state first), then close."""
+        conn = self.conn
+        if conn is not None and not self.dead and not conn.closed:
+            try:
+                self._dispatch(conn.handle_event(ev.ConnectionLost(reason), self.loop.time()))
+            except Exception as exc:
+                self._crash(exc)
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def _start_summary(self, started: ev.SessionStarted) -> None:
+        assert self.connector is not None
+        ctl = self.connector.controller
+        self.summary = SessionSummary(
+            connector=self.connector.id,
+            session_id=started.session_id.hex().upper(),
+            evcc_id=started.evcc_id,
+            protocol=started.protocol,
+            resumed=started.resumed,
+            tls=self.tls,
+            peer=self.peer,
+            started_at=time.time(),
+            _energy_start=(ctl.energy_in_wh, ctl.energy_out_wh),
+        )
+
+    def _finish_summary(self, reason: str, failed: bool, paused: bool) -> None:
+        summary = self.summary
+        if summary is None or summary.ended_at is not None:
+            return
+        assert self.connector is not None
+        ctl = self.connector.controller
+        summary.ended_at = time.time()
+        summary.reason, summary.failed, summary.paused = reason, failed, paused
+        summary.energy_in_wh = ctl.energy_in_wh - summary._energy_start[0]
+        summary.energy_out_wh = ctl.energy_out_wh - summary._energy_start[1]
+        self.server.record_session(summary)
+
+    def _sample(self, m: ev.MeasurementsUpdated) -> None:
+        summary = self.summary
+        if summary is None or summary.ended_at is not None:
+            return
+        now = self.loop.time()
+        if now - self._last_sample < self.server.sample_interval:
+            return
+        self._last_sample = now
+        power = m.present_power if m.present_power is not None else (
+            m.present_voltage * m.present_current)
+        if len(summary.samples) < 100_000:
+            summary.samples.append((time.time(), m.present_voltage, m.present_current, power))
+
+
+# -- the server ------------------------------------------------------------------------------
+
+
+def _listen_socket(host: str, port: int, scope: int = 0) -> socket.socket:
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                               flags=socket.AI_PASSIVE | socket.AI_NUMERICHOST)
+    family, kind, proto, _, sockaddr = infos[0]
+    address: Any = sockaddr
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6 and scope and not address[3]:
+            address = (address[0], address[1], 0, scope)
+        sock.bind(address)
+        sock.listen(64)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class SeccServer:
+    """TCP and/or TLS servers for ISO 15118-20 sessions on a `Station` (see module doc).
+
+    `address`: where to listen ("::1", "127.0.0.1", "fe80::1%eth0", ...); default: the
+    `interface`'s IPv6 link-local address with its scope id. `port`: the plain TCP port
+    (None: no plain server; plain -20 also needs `SeccConfig.allow_plain_tcp_iso20`), 0 = any
+    free port. `tls`/`tls_port`: the TLS 1.3 server. `sdp_port`: answer SDP there (None: no
+    SDP; needs an IPv6 address to announce).
+    """
+
+    def __init__(
+        self,
+        config: SeccConfig,
+        station: Station,
+        *,
+        address: str | None = None,
+        interface: str | None = None,
+        port: int | None = 0,
+        tls: ssl.SSLContext | None = None,
+        tls_port: int = 0,
+        sdp_port: int | None = None,
+        sdp_bind: str = "::",
+        poll_interval: float = 0.025,
+        session_store: SessionStore | None = None,
+        authorize: Authorizer | None = None,
+        on_session_end: Callable[[SessionSummary], None] | None = None,
+        handshake_timeout: float = 10.0,
+        write_buffer_limit: int = 1 << 20,
+        sample_interval: float = 1.0,
+        max_sessions_kept: int = 1000,
+    ) -> None:
+        if port is None and tls is None:
+            raise ValueError("nothing to serve: give a plain TCP port or a TLS context")
+        if address is None and interface is None:
+            raise ValueError("give an address or an interface")
+        self.config = config
+        self.station = station
+        self.address = address
+        self.interface = interface
+        self._port = port
+        self._tls = tls
+        self._tls_port = tls_port
+        self._sdp_port = sdp_port
+        self._sdp_bind = sdp_bind
+        self.poll_interval = poll_interval
+        self.store = session_store if session_store is not None else SessionStore()
+        self.authorize = authorize
+        self.on_session_end = on_session_end
+        self.handshake_timeout = handshake_timeout
+        self.write_buffer_limit = write_buffer_limit
+        self.sample_interval = sample_interval
+        self.turnaround = TurnaroundStats()
+        self.sessions: deque[SessionSummary] = deque(maxlen=max_sessions_kept)
+        self.active: set[_Connection] = set()
+        self.errors = 0  # connections closed by an internal error
+        self.late_responses = 0  # responses sent after the SECC's performance time
+        self.refused = 0  # connections refused (no free connector)
+        self.poll_errors = 0
+        self.closing = False
+        self.bound_address: str | None = None
+        self._servers: list[tuple[str, asyncio.base_events.Server]] = []
+        self._sdp: Any = None
+        self._poll_task: asyncio.Task[None] | None = None
+
+    # -- life cycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        host, scope = self._resolve_address()
+        self.bound_address = host
+        try:
+            if self._port is not None:
+                sock = _listen_socket(host, self._port, scope)
+                srv = await loop.create_server(lambda: _Connection(self, tls=False), sock=sock)
+                self._servers.append(("tcp", srv))
+            if self._tls is not None:
+                sock = _listen_socket(host, self._tls_port, scope)
+                srv = await loop.create_server(
+                    lambda: _Connection(self, tls=True), sock=sock, ssl=self._tls,
+                    ssl_handshake_timeout=self.handshake_timeout,
+                )
+                self._servers.append(("tls", srv))
+            if self._sdp_port is not None:
+                await self._start_sdp(host)
+        except BaseException:
+            for _, srv in self._servers:
+                srv.close()
+            self._servers.clear()
+            raise
+        self._poll_task = asyncio.create_task(self._poll_loop(), name="hal-poll")
+        log.info("SECC listening on %s: %s (%d connector(s))", host,
+                 ", ".join(f"{kind} port {self._bound_port(srv)}" for kind, srv in self._servers),
+                 len(self.station.connectors))
+
+    def _resolve_address(self) -> tuple[str, int]:
+        if self.address is not None:
+            host = self.address
+            scope = 0
+            if "%" in host:
+                name = host.split("%", 1)[1]
+                scope = int(name) if name.isdigit() else scope_id(name)
+            elif self.interface and host.lower().startswith("fe80"):
+                scope = scope_id(self.interface)
+            return host, scope
+        assert self.interface is not None
+        address = link_local_address(self.interface)
+        return f"{address}%{self.interface}", scope_id(self.interface)
+
+    async def _start_sdp(self, host: str) -> None:
+        from evse.aio.sdp_server import start_sdp_server
+        from evse.protocol.sdp import SdpServerConfig
+
+        try:
+            announce = ipaddress.IPv6Address(host.split("%", 1)[0])
+        except ValueError:
+            log.warning("SDP not started: %s is not an IPv6 address to announce", host)
+            return
+        if announce.is_unspecified:
+            log.warning("SDP not started: listening on %s, no address to announce", host)
+            return
+        tls_port, plain_port = self.tls_port, self.port
+        primary = tls_port if tls_port is not None else plain_port
+        assert primary is not None
+        sdp_config = SdpServerConfig(
+            announce, primary, tls_available=tls_port is not None,
+            plain_allowed=plain_port is not None, plain_port=plain_port,
+        )
+        self._sdp, _ = await start_sdp_server(
+            sdp_config, interface=self.interface, port=self._sdp_port or 0, bind=self._sdp_bind
+        )
+
+    async def close(self, reason: str = "server shutdown", timeout: float = 2.0) -> None:
+        """Stop accepting, end every session (safe state first), wait for the power stages
+        to reach the safe state (at most `timeout` s), then close the HAL backends."""
+        if self.closing:
+            return
+        self.closing = True
+        loop = asyncio.get_running_loop()
+        for _, srv in self._servers:
+            srv.close()
+        if self._sdp is not None:
+            self._sdp.close()
+        for handler in list(self.active):
+            handler.shutdown(reason)
+        hal_now = self.station.hal_time(loop.time())
+        for c in self.station.connectors:
+            try:
+                c.controller.safe_state(reason, hal_now)
+            except Exception:
+                log.exception("connector %s: safe state failed", c.id)
+        deadline = loop.time() + timeout
+        while loop.time() < deadline and not all(
+            c.controller.safe_state_reached for c in self.station.connectors
+        ):
+            await asyncio.sleep(self.poll_interval)
+        if self._poll_task is not None:
+            self._poll_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poll_task
+        for c in self.station.connectors:
+            try:
+                c.backend.close()
+            except Exception:
+                log.exception("connector %s: closing the HAL backend failed", c.id)
+        for handler in list(self.active):
+            if handler.transport is not None:
+                handler.transport.abort()
+        await asyncio.sleep(0)  # let connection_lost run
+
+    async def __aenter__(self) -> SeccServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- the HAL poll loop ---------------------------------------------------------------
+
+    async def _poll_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
+        while True:
+            self.poll_once()
+            next_at += self.poll_interval
+            delay = next_at - loop.time()
+            if delay < -self.poll_interval:  # fell behind (a blocked loop): do not catch up
+                next_at = loop.time()
+                delay = 0.0
+            await asyncio.sleep(max(0.0, delay))
+
+    def poll_once(self) -> None:
+        """Poll every connector once (the poll task does this every `poll_interval`)."""
+        now = asyncio.get_running_loop().time()
+        hal_now = self.station.hal_time(now)
+        for c in self.station.connectors:
+            try:
+                events = c.controller.poll(hal_now)
+            except Exception:
+                self.poll_errors += 1
+                log.exception("connector %s: controller poll failed", c.id)
+                continue
+            handler = c.handler
+            if handler is not None:
+                handler.deliver_events(events)
+
+    # -- control from outside (backend, energy manager, tests) ---------------------------
+
+    def _handler(self, connector_id: str) -> _Connection | None:
+        return self.station.connector(connector_id).handler
+
+    def send_event(self, connector_id: str, event: ev.Event) -> bool:
+        """Hand a charger input (StopRequested, SetpointUpdated, LimitsUpdated, ...) to the
+        session on `connector_id`; False when no EV is connected there."""
+        handler = self._handler(connector_id)
+        if handler is None:
+            return False
+        handler.deliver_events([event])
+        return True
+
+    def stop_session(self, connector_id: str, reason: str = "stop requested") -> bool:
+        return self.send_event(connector_id, ev.StopRequested(reason))
+
+    def set_setpoint(self, connector_id: str, power_w: float | None) -> bool:
+        return self.send_event(connector_id, ev.SetpointUpdated(power_w))
+
+    def connection(self, connector_id: str) -> SeccConnection | None:
+        handler = self._handler(connector_id)
+        return None if handler is None else handler.conn
+
+    def record_session(self, summary: SessionSummary) -> None:
+        self.sessions.append(summary)
+        if self.on_session_end is not None:
+            try:
+                self.on_session_end(summary)
+            except Exception:
+                log.exception("on_session_end hook failed")
+
+    # -- addresses -----------------------------------------------------------------------
+
+    @staticmethod
+    def _bound_port(srv: asyncio.base_events.Server) -> int:
+        return int(srv.sockets[0].getsockname()[1])
+
+    def _port_of(self, kind: str) -> int | None:
+        for k, srv in self._servers:
+            if k == kind:
+                return self._bound_port(srv)
+        return None
+
+    @property
+    def port(self) -> int | None:
+        """The plain TCP server's port (None: none running)."""
+        return self._port_of("tcp")
+
+    @property
+    def tls_port(self) -> int | None:
+        return self._port_of("tls")
+
+    @property
+    def sdp_port(self) -> int | None:
+        if self._sdp is None:
+            return None
+        return int(self._sdp.get_extra_info("sockname")[1])

@@ -1,0 +1,467 @@
+"""The MQTT API, sans-IO: topics, payloads, command validation and dispatch.
+
+Versioned topics (docs/mqtt_api.md has the full reference):
+
+    evse/v1/<station>/availability              "online" / "offline" (retained; last will)
+    evse/v1/<station>/<connector>/state         JSON snapshot (retained, on change)
+    evse/v1/<station>/<connector>/telemetry     JSON measurements (periodic)
+    evse/v1/<station>/<connector>/events        JSON events (session started/stopped, faults)
+    evse/v1/<station>/<connector>/cmd/<name>    JSON command with a "request_id"
+    evse/v1/<station>/<connector>/reply/<name>  {"request_id": ..., "ok": bool, "error": ...}
+
+Commands: authorize, setpoint, limits, prices, stop, pause. A command is checked completely
+(JSON, known command, known connector, no unknown fields, types, ranges, the control mode)
+before the charger is touched: any problem gives an error reply naming it and nothing changes.
+The charger has the last word: a StationPort method may raise CommandRejected("why").
+
+This module does no I/O: evse/aio/mqtt_bridge.py moves the bytes. Units on the wire: kW, kWh,
+V, A, percent, Unix seconds; power and current negative while the EV discharges (DESIGN 5).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeAlias
+
+from evse.energy.prices import PriceCurve, PriceError, PriceSlot
+
+__all__ = ["API_VERSION", "COMMANDS", "CommandRejected", "ConnectorLimits", "ConnectorState",
+           "LimitsUpdate", "Reply", "StationPort", "Topics", "event_payload",
+           "handle_command", "state_payload", "telemetry_payload"]
+
+log = logging.getLogger(__name__)
+
+API_VERSION = "v1"
+COMMANDS = ("authorize", "limits", "pause", "prices", "setpoint", "stop")
+MAX_PAYLOAD = 256 * 1024  # bytes; a 1024-slot price list fits easily
+MAX_PRICE_SLOTS = 1024  # as many as ISO 15118-20 can pass on to the EV
+RequestId: TypeAlias = str | int
+
+
+# -- data the charger provides --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorLimits:
+    """Power and current magnitudes (>= 0) in each direction."""
+
+    max_charge_power_w: float
+    max_discharge_power_w: float = 0.0
+    max_charge_current_a: float | None = None
+    max_discharge_current_a: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorState:
+    """What the charger reports for one connector (the `state` topic, and the bounds that
+    commands are checked against). `rated`: what the hardware can do (bounds of a `limits`
+    command); `limits`: what applies now (bounds of a `setpoint`), None = rated."""
+
+    session_state: str  # "idle", "authorizing", "charging", "discharging", "paused", ...
+    rated: ConnectorLimits
+    limits: ConnectorLimits | None = None
+    protocol: str | None = None  # e.g. "ISO15118-20 DC_BPT"
+    control_mode: str | None = None  # "Scheduled" / "Dynamic" (-20), None without a session
+    session_id: str | None = None
+    soc: float | None = None  # percent
+    voltage: float | None = None  # V
+    current: float | None = None  # A, signed
+    power: float | None = None  # W, signed
+    energy_in_kwh: float = 0.0  # to the EV, this session
+    energy_out_kwh: float = 0.0  # from the EV, this session
+    setpoint_w: float | None = None  # the active Dynamic-mode setpoint
+    fault: str | None = None
+
+    @property
+    def effective_limits(self) -> ConnectorLimits:
+        return self.limits if self.limits is not None else self.rated
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsUpdate:
+    """A `limits` command: None = unchanged. Magnitudes in W and A."""
+
+    max_charge_power_w: float | None = None
+    max_discharge_power_w: float | None = None
+    max_charge_current_a: float | None = None
+    max_discharge_current_a: float | None = None
+
+
+class CommandRejected(Exception):
+    """Raised by a StationPort method to refuse a command; the message goes in the reply."""
+
+
+class StationPort(Protocol):
+    """The charger as the MQTT bridge sees it. Called on the event loop: every method must
+    return at once (queue the work; never wait for the power stage or the EV). Raise
+    CommandRejected to refuse with a reason; anything else is reported as an internal
+    error and logged."""
+
+    def connectors(self) -> Sequence[str]: ...
+
+    def state(self, connector: str) -> ConnectorState: ...
+
+    def authorize(self, connector: str, id_token: str, granted: bool) -> None: ...
+
+    def set_setpoint(self, connector: str, watts: float) -> None: ...
+
+    def set_limits(self, connector: str, limits: LimitsUpdate) -> None: ...
+
+    def set_prices(self, connector: str, prices: PriceCurve) -> None: ...
+
+    def stop(self, connector: str) -> None: ...
+
+    def pause(self, connector: str) -> None: ...
+
+
+# -- topics ---------------------------------------------------------------------------------
+
+
+def _check_level(name: str, value: str) -> None:
+    if not value or any(c in value for c in "/+#") or "\x00" in value:
+        raise ValueError(f"{name} {value!r} is not a valid MQTT topic level")
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    station: str
+    prefix: str = f"evse/{API_VERSION}"
+
+    def __post_init__(self) -> None:
+        _check_level("station", self.station)
+        for level in self.prefix.split("/"):
+            _check_level("prefix level", level)
+
+    @property
+    def base(self) -> str:
+        return f"{self.prefix}/{self.station}"
+
+    @property
+    def availability(self) -> str:
+        return f"{self.base}/availability"
+
+    @property
+    def command_filter(self) -> str:
+        return f"{self.base}/+/cmd/+"
+
+    def state(self, connector: str) -> str:
+        return f"{self.base}/{connector}/state"
+
+    def telemetry(self, connector: str) -> str:
+        return f"{self.base}/{connector}/telemetry"
+
+    def events(self, connector: str) -> str:
+        return f"{self.base}/{connector}/events"
+
+    def command(self, connector: str, name: str) -> str:
+        return f"{self.base}/{connector}/cmd/{name}"
+
+    def reply(self, connector: str, name: str) -> str:
+        return f"{self.base}/{connector}/reply/{name}"
+
+    def parse_command(self, topic: str) -> tuple[str, str] | None:
+        """(connector, command name) of a command topic, None for any other topic."""
+        head = self.base + "/"
+        if not topic.startswith(head):
+            return None
+        parts = topic[len(head):].split("/")
+        if len(parts) != 3 or parts[1] != "cmd" or not parts[0] or not parts[2]:
+            return None
+        return parts[0], parts[2]
+
+
+# -- outgoing payloads ----------------------------------------------------------------------
+
+
+def _clean(value: Any) -> Any:
+    """NaN and infinities (a glitching meter) become null: JSON has no such numbers."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _encode(obj: Mapping[str, Any]) -> bytes:
+    """Compact JSON; values JSON cannot express are written as null or as strings, so that a
+    payload never fails to encode."""
+    return json.dumps(_clean(obj), separators=(",", ":"), allow_nan=False,
+                      default=str).encode()
+
+
+def _kw(w: float | None) -> float | None:
+    return None if w is None else round(w / 1000.0, 6)
+
+
+def _limits_json(lim: ConnectorLimits) -> dict[str, Any]:
+    return {"max_charge_power_kw": _kw(lim.max_charge_power_w),
+            "max_discharge_power_kw": _kw(lim.max_discharge_power_w),
+            "max_charge_current_a": lim.max_charge_current_a,
+            "max_discharge_current_a": lim.max_discharge_current_a}
+
+
+def _finite(x: float | None) -> float | None:
+    return x if x is None or math.isfinite(x) else None
+
+
+def state_payload(state: ConnectorState, now: float) -> bytes:
+    s = state
+    return _encode({
+        "ts": now, "session_state": s.session_state, "session_id": s.session_id,
+        "protocol": s.protocol, "control_mode": s.control_mode,
+        "soc_percent": _finite(s.soc), "voltage_v": _finite(s.voltage),
+        "current_a": _finite(s.current), "power_kw": _finite(_kw(s.power)),
+        "energy_in_kwh": s.energy_in_kwh, "energy_out_kwh": s.energy_out_kwh,
+        "setpoint_kw": _kw(s.setpoint_w), "limits": _limits_json(s.effective_limits),
+        "rated": _limits_json(s.rated), "fault": s.fault,
+    })
+
+
+def telemetry_payload(state: ConnectorState, now: float) -> bytes:
+    s = state
+    return _encode({"ts": now, "soc_percent": _finite(s.soc), "voltage_v": _finite(s.voltage),
+                    "current_a": _finite(s.current), "power_kw": _finite(_kw(s.power)),
+                    "energy_in_kwh": s.energy_in_kwh, "energy_out_kwh": s.energy_out_kwh})
+
+
+def event_payload(kind: str, now: float, data: Mapping[str, Any] | None = None) -> bytes:
+    """{"ts", "event", ...data}: session_started, session_stopped, fault, ..."""
+    body: dict[str, Any] = {"ts": now, "event": kind}
+    for k, v in (data or {}).items():
+        if k not in body:
+            body[k] = v
+    return _encode(body)
+
+
+# -- commands -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    topic: str
+    request_id: RequestId | None
+    ok: bool
+    error: str | None = None
+
+    def payload(self) -> bytes:
+        return _encode({"request_id": self.request_id, "ok": self.ok, "error": self.error})
+
+
+class _Invalid(Exception):
+    """A command that must be refused; the message names the problem."""
+
+
+def _type_name(value: Any) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
+            type(None): "null"}.get(type(value), "a number")
+
+
+def _number(body: Mapping[str, Any], key: str, *, required: bool = True) -> float | None:
+    if key not in body:
+        if required:
+            raise _Invalid(f"{key}: missing")
+        return None
+    value = body[key]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Invalid(f"{key}: must be a number, got {_type_name(value)}")
+    if not math.isfinite(value):
+        raise _Invalid(f"{key}: must be a finite number")
+    return float(value)
+
+
+def _fields(body: Mapping[str, Any], allowed: Sequence[str]) -> None:
+    for key in body:
+        if key != "request_id" and key not in allowed:
+            hint = f" (allowed: {', '.join(allowed)})" if allowed else " (none allowed)"
+            raise _Invalid(f"{key}: unexpected field{hint}")
+
+
+def _fmt_kw(x: float) -> str:
+    return f"{x + 0.0:g}"  # + 0.0: no "-0"
+
+
+def _authorize(body: Mapping[str, Any], state: ConnectorState) -> Callable[[StationPort, str],
+                                                                         None]:
+    _fields(body, ("id_token", "granted"))
+    token = body.get("id_token")
+    if token is None:
+        raise _Invalid("id_token: missing")
+    if not isinstance(token, str):
+        raise _Invalid(f"id_token: must be a string, got {_type_name(token)}")
+    if not 1 <= len(token) <= 255:
+        raise _Invalid(f"id_token: must have 1-255 characters, got {len(token)}")
+    granted = body.get("granted")
+    if granted is None:
+        raise _Invalid("granted: missing")
+    if not isinstance(granted, bool):
+        raise _Invalid(f"granted: must be true or false, got {_type_name(granted)}")
+    return lambda port, c: port.authorize(c, token, granted)
+
+
+def _setpoint(body: Mapping[str, Any], state: ConnectorState) -> Callable[[StationPort, str],
+                                                                        None]:
+    _fields(body, ("power_kw",))
+    kw = _number(body, "power_kw")
+    assert kw is not None
+    lim = state.effective_limits
+    lo, hi = -lim.max_discharge_power_w / 1000.0, lim.max_charge_power_w / 1000.0
+    if not lo <= kw <= hi:
+        raise _Invalid(f"power_kw: {_fmt_kw(kw)} out of range [{_fmt_kw(lo)}, {_fmt_kw(hi)}] "
+                       "kW (current limits; negative = discharge)")
+    if state.control_mode != "Dynamic":
+        mode = state.control_mode or "no session"
+        raise _Invalid(f"setpoint: only honoured in Dynamic control mode (now: {mode})")
+    watts = kw * 1000.0
+    return lambda port, c: port.set_setpoint(c, watts)
+
+
+_LIMIT_FIELDS = (("max_charge_power_kw", "max_charge_power_w", 1000.0),
+                 ("max_discharge_power_kw", "max_discharge_power_w", 1000.0),
+                 ("max_charge_current_a", "max_charge_current_a", 1.0),
+                 ("max_discharge_current_a", "max_discharge_current_a", 1.0))
+
+
+def _limits(body: Mapping[str, Any], state: ConnectorState) -> Callable[[StationPort, str],
+                                                                      None]:
+    _fields(body, [f[0] for f in _LIMIT_FIELDS])
+    values: dict[str, float] = {}
+    for wire, attr, scale in _LIMIT_FIELDS:
+        value = _number(body, wire, required=False)
+        if value is None:
+            continue
+        if value < 0:
+            raise _Invalid(f"{wire}: must be >= 0 (a magnitude), got {_fmt_kw(value)}")
+        rated = getattr(state.rated, attr)
+        if rated is not None and value * scale > rated + 1e-9:
+            unit = "kW" if scale == 1000.0 else "A"
+            raise _Invalid(f"{wire}: {_fmt_kw(value)} above the rated "
+                           f"{_fmt_kw(rated / scale)} {unit}")
+        values[attr] = value * scale
+    if not values:
+        raise _Invalid("limits: give at least one of "
+                       + ", ".join(f[0] for f in _LIMIT_FIELDS))
+    update = LimitsUpdate(**values)
+    return lambda port, c: port.set_limits(c, update)
+
+
+def _prices(body: Mapping[str, Any], state: ConnectorState) -> Callable[[StationPort, str],
+                                                                      None]:
+    _fields(body, ("currency", "buy", "sell", "slots"))
+    currency = body.get("currency", "EUR")
+    if not isinstance(currency, str) or not (len(currency) == 3 and currency.isalpha()):
+        raise _Invalid(f"currency: must be a 3-letter code, got {currency!r}")
+    if "slots" in body:
+        if "buy" in body or "sell" in body:
+            raise _Invalid("prices: give either slots or flat buy/sell prices, not both")
+        raw = body["slots"]
+        if not isinstance(raw, list) or not raw:
+            raise _Invalid("slots: must be a non-empty array")
+        if len(raw) > MAX_PRICE_SLOTS:
+            raise _Invalid(f"slots: at most {MAX_PRICE_SLOTS} entries, got {len(raw)}")
+        slots = []
+        for i, item in enumerate(raw):
+            if not isinstance(item, dict):
+                raise _Invalid(f"slots[{i}]: must be an object, got {_type_name(item)}")
+            for key in item:
+                if key not in ("start", "end", "buy", "sell"):
+                    raise _Invalid(f"slots[{i}].{key}: unexpected field "
+                                   "(allowed: start, end, buy, sell)")
+            try:
+                vals = [_number(item, k) for k in ("start", "end", "buy", "sell")]
+            except _Invalid as exc:
+                raise _Invalid(f"slots[{i}].{exc}") from None
+            start, end, buy, sell = (float(v) for v in vals if v is not None)
+            if not end > start:
+                raise _Invalid(f"slots[{i}].end: must be after start")
+            slots.append(PriceSlot(start, end, buy, sell))
+        try:
+            curve = PriceCurve(tuple(slots), currency.upper())
+        except PriceError as exc:
+            raise _Invalid(f"slots: {exc}") from None
+    else:
+        flat_buy = _number(body, "buy")
+        flat_sell = _number(body, "sell")
+        assert flat_buy is not None and flat_sell is not None
+        curve = PriceCurve.flat(flat_buy, flat_sell, currency=currency.upper())
+    return lambda port, c: port.set_prices(c, curve)
+
+
+def _stop(body: Mapping[str, Any], state: ConnectorState) -> Callable[[StationPort, str], None]:
+    _fields(body, ())
+    return lambda port, c: port.stop(c)
+
+
+def _pause(body: Mapping[str, Any], state: ConnectorState) -> Callable[[StationPort, str],
+                                                                     None]:
+    _fields(body, ())
+    return lambda port, c: port.pause(c)
+
+
+_HANDLERS: dict[str, Callable[[Mapping[str, Any], ConnectorState],
+                              Callable[[StationPort, str], None]]] = {
+    "authorize": _authorize, "setpoint": _setpoint, "limits": _limits, "prices": _prices,
+    "stop": _stop, "pause": _pause,
+}
+
+
+def _request_id(body: Any) -> RequestId | None:
+    if isinstance(body, dict):
+        rid = body.get("request_id")
+        if isinstance(rid, str) and 1 <= len(rid) <= 128:
+            return rid
+        if isinstance(rid, int) and not isinstance(rid, bool):
+            return rid
+    return None
+
+
+def handle_command(topics: Topics, port: StationPort, topic: str,
+                   payload: bytes) -> Reply | None:
+    """Validate a command and, when it is valid, hand it to the port. Returns the reply to
+    publish, or None when `topic` is not a command topic of this station."""
+    parsed = topics.parse_command(topic)
+    if parsed is None:
+        return None
+    connector, name = parsed
+    reply_topic = topics.reply(connector, name)
+    rid: RequestId | None = None
+    try:
+        if len(payload) > MAX_PAYLOAD:
+            raise _Invalid(f"payload: too large ({len(payload)} bytes, at most {MAX_PAYLOAD})")
+        try:
+            body = json.loads(payload)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise _Invalid(f"payload: not valid JSON ({exc})") from None
+        if not isinstance(body, dict):
+            raise _Invalid(f"payload: must be a JSON object, got {_type_name(body)}")
+        rid = _request_id(body)
+        handler = _HANDLERS.get(name)
+        if handler is None:
+            raise _Invalid(f"unknown command {name!r} (known: {', '.join(COMMANDS)})")
+        if "request_id" not in body:
+            raise _Invalid("request_id: missing")
+        if rid is None:
+            raise _Invalid("request_id: must be a string of 1-128 characters or an integer")
+        known = list(port.connectors())
+        if connector not in known:
+            raise _Invalid(f"connector {connector!r}: unknown (known: {', '.join(known)})")
+        state = port.state(connector)
+        action = handler(body, state)
+    except _Invalid as exc:
+        return Reply(reply_topic, rid, False, str(exc))
+    except Exception as exc:  # the charger's bug must not take the bridge down
+        log.exception("StationPort failed to describe connector %s", connector)
+        return Reply(reply_topic, rid, False, f"{name}: internal error ({type(exc).__name__})")
+    try:
+        action(port, connector)
+    except CommandRejected as exc:
+        return Reply(reply_topic, rid, False, f"{name}: rejected: {exc}")
+    except Exception as exc:  # the charger's bug must not take the bridge down
+        log.exception("StationPort failed on %s for connector %s", name, connector)
+        return Reply(reply_topic, rid, False, f"{name}: internal error ({type(exc).__name__})")
+    return Reply(reply_topic, rid, True, None)

@@ -1,0 +1,38 @@
+"""MeteringConfirmation: the EV signs the meter reading it received (PnC sessions only).
+
+Legal in the charge loop and after PowerDelivery(Stop). The header Signature over
+SignedMeteringData must verify with the contract key accepted by this session's PnC
+Authorization, and SignedMeteringData's SessionID must be this session's
+(`pnc_verifier.verify_metering_confirmation`); anything else, including a session authorized
+by EIM, is FAILED_MeteringSignatureNotValid and ends the session safely.
+
+Not done here: asking the EV for a confirmation (EVSENotification=MeteringConfirmation in a
+ChargeLoopRes belongs to the charge-loop handlers) and handing the signed record to the
+billing backend (it needs an effect in evse.protocol.events).
+"""
+
+from __future__ import annotations
+
+from evse.protocol.handlers.authorization import MeteringSignatureNotValid, raise_failed
+from evse.protocol.handlers.common import HandlerResult, Inputs, res_header
+from evse.protocol.session import Session
+from exi_codec.schemas import iso20
+from exi_codec.schemas.iso20 import MeteringConfirmationReq, MeteringConfirmationRes
+
+
+def handle_metering_confirmation(
+    req: MeteringConfirmationReq, session: Session, inputs: Inputs
+) -> HandlerResult:
+    verifier = inputs.config.pnc_verifier
+    if verifier is None or "PnC" not in session.offered_auth or not session.authorized:
+        raise MeteringSignatureNotValid("no PnC contract to verify the signature with")
+    verdict = verifier.verify_metering_confirmation(
+        req, timestamp=inputs.timestamp, session_id=session.session_id
+    )
+    raise_failed(verdict)
+    if not verdict.ok:
+        raise MeteringSignatureNotValid(verdict.reason or verdict.response_code)
+    res = MeteringConfirmationRes(
+        header=res_header(iso20, session, inputs), response_code=iso20.responseCodeType.OK
+    )
+    return res, []

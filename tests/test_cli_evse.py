@@ -1,0 +1,111 @@
+"""The `evse` command: fast help (heavy modules only inside subcommands), subcommand help,
+`evse secc` + `evse ev` as two processes, graceful SIGINT, `evse config check`."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from evse import cli
+from tests.conftest import ROOT
+
+ENV = dict(os.environ, PYTHONPATH=str(ROOT))
+
+
+def _evse(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "evse", *args], capture_output=True,
+                          text=True, cwd=ROOT, env=ENV, timeout=timeout)
+
+
+def test_help_is_fast_and_imports_nothing_heavy() -> None:
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        p = _evse("--help")
+        times.append(time.perf_counter() - t0)
+        assert p.returncode == 0 and "secc" in p.stdout and "demo" in p.stdout
+    assert min(times) < 2.0  # 0.5 s on an idle machine; generous for loaded CI
+    probe = ("import sys; from evse import cli; cli.build_parser('demo'); "
+             "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+             "('asyncio', 'exi_codec', 'simulators', 'hal', 'ssl', 'cryptography') "
+             "or m.startswith('evse.protocol')))")
+    p = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT,
+                       env=ENV, timeout=30)
+    assert p.returncode == 0 and p.stdout.strip() == "[]", p.stdout + p.stderr
+
+
+@pytest.mark.parametrize(("command", "options"), [
+    ("secc", ["--interface", "--hal", "--config", "--allow-plain-tcp-iso20", "--port",
+              "--tls-port", "--address", "--pki"]),
+    ("ev", ["--interface", "--scenario", "--host", "--port", "--tls", "--ca"]),
+    ("demo", ["--scenario", "--tls", "--speedup", "--loops"]),
+])
+def test_subcommand_help(command: str, options: list[str]) -> None:
+    p = _evse(command, "--help")
+    assert p.returncode == 0, p.stderr
+    for option in options:
+        assert option in p.stdout, (option, p.stdout)
+
+
+def test_demo_rejects_an_unknown_scenario() -> None:
+    p = _evse("demo", "--scenario", "no_such_scenario")
+    assert p.returncode == 2 and "unknown scenario" in p.stderr and "dc_bpt_scheduled" in p.stderr
+
+
+def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main([]) == 2
+    assert "COMMAND" in capsys.readouterr().out
+
+
+def test_verbose_flag_before_or_after_the_command() -> None:
+    assert cli.build_parser("demo").parse_args(["-vv", "demo"]).verbose == 2
+    assert cli.build_parser("demo").parse_args(["demo", "-v"]).verbose == 1
+    assert cli.build_parser("demo").parse_args(["demo"]).verbose == 0
+
+
+def test_secc_refuses_plain_tcp_without_the_test_option() -> None:
+    p = _evse("secc", "--address", "127.0.0.1", "--no-sdp", timeout=30)
+    assert p.returncode == 2 and "TLS" in p.stderr
+
+
+def test_config_check(tmp_path: Path) -> None:
+    example = ROOT / "config" / "evse.example.toml"
+    if example.exists():
+        p = _evse("config", "check", str(example))
+        assert p.returncode == 0 and "OK" in p.stdout, p.stdout + p.stderr
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[station]\nid = 'X'\n[limits]\nmax_voltage = -1\n")
+    p = _evse("config", "check", str(bad))
+    assert p.returncode == 1 and "limits.max_voltage" in p.stdout
+
+
+def test_secc_and_ev_processes_then_graceful_sigint() -> None:
+    secc = subprocess.Popen(
+        [sys.executable, "-m", "evse", "secc", "--address", "127.0.0.1", "--port", "0",
+         "--allow-plain-tcp-iso20", "--no-sdp", "--sim-speedup", "10"],
+        cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert secc.stdout is not None
+        line = secc.stdout.readline()
+        m = re.search(r"plain TCP on port (\d+)", line)
+        assert m, line
+        ev = _evse("ev", "--host", "127.0.0.1", "--port", m[1], "--no-tls", "--scenario",
+                   "dc_bpt_dynamic", "--loops", "5", "--loop-interval", "0.05")
+        assert ev.returncode == 0, ev.stdout + ev.stderr
+        assert "scenario dc_bpt_dynamic: OK" in ev.stdout
+        secc.send_signal(signal.SIGINT)
+        out, err = secc.communicate(timeout=20)
+        assert secc.returncode == 0, err
+        assert "stopped after 1 session" in out
+        assert "session ended" in err  # INFO logging by default for `evse secc`
+    finally:
+        if secc.poll() is None:
+            secc.kill()
+            secc.communicate()
