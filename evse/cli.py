@@ -64,6 +64,8 @@ def _secc_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--connectors", type=int, help="number of connectors (sim HAL; default 1)")
     p.add_argument("--services", help="offered services, comma separated "
                    "(default DC,DC_BPT,AC,AC_BPT for sim)")
+    p.add_argument("--control-modes", default="scheduled,dynamic",
+                   help="offered control modes, comma separated (default scheduled,dynamic)")
     p.add_argument("--evse-id", help="EVSE ID (default from --config or DE*EVS*E0000001)")
     p.add_argument("--discharge-window", type=_window, metavar="T0,T1",
                    help="BPT: the schedule discharges from T0 to T1 s after ScheduleExchange")
@@ -173,6 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             tls_port=ns.tls_port, pki=ns.pki, connectors=ns.connectors, services=services,
             evse_id=ns.evse_id, discharge_window=ns.discharge_window, sdp=not ns.no_sdp,
             sdp_port=ns.sdp_port, reports=ns.reports, sim_speedup=ns.sim_speedup,
+            control_modes=tuple(m.strip().upper() for m in ns.control_modes.split(",")
+                                if m.strip()),
         ))
     if ns.command == "ev":
         from evse.aio.app import main_ev

@@ -34,6 +34,7 @@ class SeccOptions:
     pki: Path | None = None
     connectors: int | None = None
     services: tuple[str, ...] | None = None
+    control_modes: tuple[str, ...] = ("SCHEDULED", "DYNAMIC")
     evse_id: str | None = None
     discharge_window: tuple[int, int] | None = None
     sdp: bool = True
@@ -88,7 +89,7 @@ def build_station(options: SeccOptions, station_cfg: Any = None) -> tuple[Any, A
     """(Station, SeccConfig) for `evse secc`."""
     from evse.aio.secc_server import Station
     from evse.energy.schedule import DefaultScheduleProvider
-    from evse.protocol.config import SeccConfig, ServiceId
+    from evse.protocol.config import ControlMode, SeccConfig, ServiceId
 
     spec = options.hal
     backend_options: dict[str, dict[str, Any]] = {}
@@ -134,6 +135,13 @@ def build_station(options: SeccOptions, station_cfg: Any = None) -> tuple[Any, A
     except KeyError as exc:
         raise SetupError(f"unknown service {exc.args[0]!r} (use {', '.join(ALL_SERVICES)})") \
             from None
+    try:
+        modes = tuple(ControlMode[m] for m in options.control_modes)
+    except KeyError as exc:
+        raise SetupError(f"unknown control mode {exc.args[0]!r} (use scheduled, dynamic)") \
+            from None
+    if not modes:
+        raise SetupError("at least one control mode is needed")
     evse_id = options.evse_id or (station_cfg.station_id if station_cfg else "DE*EVS*E0000001")
     allow_plain = options.allow_plain_tcp_iso20 or bool(
         station_cfg is not None and station_cfg.tls.allow_plain_tcp_iso20)
@@ -141,6 +149,7 @@ def build_station(options: SeccOptions, station_cfg: Any = None) -> tuple[Any, A
     config = SeccConfig(
         evse_id=evse_id,
         services=service_ids,
+        control_modes=modes,
         limits=limits,
         allow_plain_tcp_iso20=allow_plain,
         auto_authorize=True,  # no authorization backend is wired yet: free charging (EIM)

@@ -53,6 +53,7 @@ class Schedules:
     charging: tuple[PowerEntry, ...]
     discharging: tuple[PowerEntry, ...] = ()
     price: PriceSchedule | None = None
+    discharge_price: PriceSchedule | None = None  # what discharged energy earns; else `price`
 
     def _at(self, entries: tuple[PowerEntry, ...], t: float) -> float:
         offset = t - self.start

@@ -7,6 +7,7 @@ discharge powers as negative values (sign convention: negative = the EV discharg
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from evse.protocol.config import ControlMode
@@ -64,7 +65,8 @@ def _price(price: PriceSchedule, anchor: int) -> Any:
     )
 
 
-def _scheduled(schedules: Schedules, bpt: bool, anchor: int, points: int, price: Any) -> Any:
+def _scheduled(schedules: Schedules, bpt: bool, anchor: int, points: int, price: Any,
+               discharge_price: Any) -> Any:
     charging = iso20.ChargingScheduleType(
         power_schedule=_power_schedule(schedules.charging, 1, anchor, points),
         absolute_price_schedule=price,
@@ -72,7 +74,8 @@ def _scheduled(schedules: Schedules, bpt: bool, anchor: int, points: int, price:
     discharging = None
     if bpt:
         discharging = iso20.ChargingScheduleType(
-            power_schedule=_power_schedule(schedules.discharging, -1, anchor, points)
+            power_schedule=_power_schedule(schedules.discharging, -1, anchor, points),
+            absolute_price_schedule=discharge_price,
         )
     tuple_ = iso20.ScheduleTupleType(
         schedule_tuple_id=SCHEDULE_TUPLE_ID,
@@ -105,7 +108,8 @@ def handle_schedule_exchange(
     hdr = res_header(iso20, session, inputs)
     if schedules is None:  # the provider is not ready: answer Ongoing with placeholders
         placeholder = Schedules(start=inputs.now, charging=())
-        mode = {"scheduled_se_res_control_mode": _scheduled(placeholder, False, anchor, 1, None)}
+        empty = _scheduled(placeholder, False, anchor, 1, None, None)
+        mode = {"scheduled_se_res_control_mode": empty}
         if not scheduled:
             mode = {"dynamic_se_res_control_mode": iso20.Dynamic_SEResControlModeType()}
         return ScheduleExchangeRes(
@@ -119,9 +123,16 @@ def handle_schedule_exchange(
     if scheduled:
         session.schedule_tuple_id = SCHEDULE_TUPLE_ID
         points = int(req.maximum_supporting_points)
+        # The discharging schedule carries its own price schedule (a distinct id): EVs such
+        # as Josev reject a schedule without one, as for charging.
+        discharge = schedules.discharge_price or schedules.price
+        discharge_price = None
+        if config.pricing and discharge is not None:
+            discharge_price = _price(replace(discharge, schedule_id=discharge.schedule_id + 1)
+                                     if schedules.discharge_price is None else discharge, anchor)
         mode = {
             "scheduled_se_res_control_mode": _scheduled(
-                schedules, session.bpt, anchor, points, price
+                schedules, session.bpt, anchor, points, price, discharge_price
             )
         }
     else:
