@@ -37,7 +37,7 @@ cdef extern from "Python.h":
     PyObject* Py_None
 
 DEF MAX_DEPTH = 48
-DEF MAX_UINT_OCTETS = 10
+DEF MAX_UINT_OCTETS = 24  # 168 bits: X.509 serial numbers (xs:integer) are up to 20 bytes
 
 # production kinds and datatype kinds: keep in step with _tables.py
 DEF K_AT = 0

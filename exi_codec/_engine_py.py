@@ -27,7 +27,7 @@ from ._tables import (
 from .errors import ExiDecodeError, ExiEncodeError
 
 EXI_HEADER = 0x80  # '10' distinguishing bits, no options, final version 1
-MAX_UINT_OCTETS = 10  # 70 bits: beyond any integer type the schemas use (xs:integer included)
+MAX_UINT_OCTETS = 24  # 168 bits: xs:integer holds X.509 serial numbers (up to 20 bytes)
 
 
 def width(n: int) -> int:

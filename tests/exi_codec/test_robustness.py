@@ -390,9 +390,11 @@ def test_more_app_protocols_than_max_occurs(codec: ModuleType, n: int) -> None:
 
 # -- integer extremes -----------------------------------------------------------------------------
 @pytest.mark.parametrize("value", [0, 1, 2**31, 2**32, 2**63 - 1, 2**63, 2**64 - 1, 2**64,
-                                   2**69, -1, -(2**63), -(2**63) - 1, -(2**64), -(2**69)])
+                                   2**69, 2**159, 2**167, -1, -(2**63), -(2**63) - 1, -(2**64),
+                                   -(2**69), -(2**159)])
 def test_unbounded_integer_round_trip(codec: ModuleType, value: int) -> None:
-    """xs:integer (HMACOutputLength) is unbounded in the schema; up to 70 bits must survive."""
+    """xs:integer (HMACOutputLength, X509SerialNumber) is unbounded in the schema; 168 bits
+    must survive: X.509 serial numbers are up to 20 bytes."""
     from exi_codec.schemas import iso20
 
     msg = iso20.SignatureMethod(algorithm="urn:x", hmac_output_length=value)
@@ -409,7 +411,7 @@ def test_unsigned_long_round_trip(codec: ModuleType, value: int) -> None:
 
 
 def test_unsigned_integer_too_long(codec: ModuleType) -> None:
-    """More than 10 continuation octets (70 bits) is refused, not accumulated without bound."""
+    """More than 24 octets (168 bits) is refused, not accumulated without bound."""
     data = _sap_req_stream(1)
     w = Writer()
     w.bits(0x80, 8)
