@@ -2,6 +2,14 @@
 throughput, state publication, reconnect after a broker restart, and what the charger pays to
 call the bridge while the broker is away. Prints a plain-text table.
 
+A second table measures the whole path with the real charger: an aggregator publishes a
+`setpoint`, and the clock stops when the new target leaves in the next ChargeLoopRes (our
+SeccServer on loopback with the sim HAL, SeccStationPort + MqttBridge, the simulated EV in a
+Dynamic BPT session): DC_BPT at the SECC (the SetPowerTarget handed to the power stage while
+the DC_ChargeLoopRes is sent), AC_BPT at the EV (EVSETargetActivePower in the
+AC_ChargeLoopRes it receives). Most of it is the wait for the EV's next ChargeLoopReq: the
+floor is set by the EV's loop interval (`--loop-interval`, default 50 ms).
+
     python benchmarks/mqtt_bench.py            # full run (a few seconds)
     python benchmarks/mqtt_bench.py --quick    # smoke run
     python benchmarks/mqtt_bench.py --mosquitto /usr/sbin/mosquitto
@@ -29,6 +37,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -193,10 +202,149 @@ async def run(broker: Broker, n: int) -> list[tuple[str, str]]:
     return rows
 
 
+# -- setpoint -> next ChargeLoopRes, with the real charger ------------------------------------
+
+
+def _pct(values: list[float], p: float) -> float:
+    data = sorted(values)
+    rank = max(1, -(-int(p * len(data)) // 100))
+    return data[min(rank, len(data)) - 1]
+
+
+def _lat_row(values: list[float]) -> str:
+    return (f"{_pct(values, 50) * 1e3:8.2f} {_pct(values, 99) * 1e3:8.2f} "
+            f"{max(values) * 1e3:8.2f}")
+
+
+async def setpoint_latency(broker: Broker, n: int, loop_interval: float
+                           ) -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
+    for service in ("DC_BPT", "AC_BPT"):
+        rows += await _one_service(broker, service, n, loop_interval)
+    return rows
+
+
+async def _one_service(broker: Broker, service: str, n: int, loop_interval: float
+                       ) -> list[tuple[str, str]]:
+    from evse.aio.app import supply_limits
+    from evse.aio.secc_server import SeccServer, Station
+    from evse.aio.station_port import SeccStationPort
+    from evse.protocol import events as ev
+    from evse.protocol.config import SeccConfig, ServiceId
+    from hal.backends.sim import SimBackend
+    from simulators.ev import BatteryLink, Evcc, get_scenario
+    from simulators.ev.client import run_session
+    from simulators.ev.messages import maybe_value
+
+    backend = SimBackend()
+    station = Station.from_backends([backend], speedup=10.0)
+    config = SeccConfig(evse_id="DE*BEN*E0000001", services=(ServiceId[service],),
+                        limits=supply_limits(backend), allow_plain_tcp_iso20=True,
+                        auto_authorize=True)
+    server = SeccServer(config, station, address="127.0.0.1", port=0, poll_interval=0.01)
+    port = SeccStationPort(server, station_id=STATION, plan_schedules=False)
+    mqtt = MqttConfig(host="127.0.0.1", port=broker.port, reconnect_min_s=0.05,
+                      reconnect_max_s=0.2, state_interval_s=0.5, telemetry_interval_s=5.0)
+    bridge = MqttBridge(port, mqtt, STATION)
+    port.bridge = bridge
+    targets: list[tuple[float, float]] = []  # (perf_counter, target W)
+    commanded: list[float] = []  # perf_counter when the port got the setpoint
+    set_setpoint = port.set_setpoint
+
+    def spy_setpoint(connector: str, watts: float | None) -> None:
+        commanded.append(time.perf_counter())
+        set_setpoint(connector, watts)
+
+    port.set_setpoint = spy_setpoint  # type: ignore[method-assign]
+    battery: Any = None
+    if service == "DC_BPT":  # at the SECC: the target handed over with the ChargeLoopRes
+        ctl = station.connectors[0].controller
+        handle = ctl.handle_effect
+
+        def spy_effect(effect: Any, now: float) -> Any:
+            if isinstance(effect, ev.SetPowerTarget):
+                targets.append((time.perf_counter(), effect.power))
+            return handle(effect, now)
+
+        ctl.handle_effect = spy_effect  # type: ignore[method-assign]
+        battery = BatteryLink(backend.ev_battery, shared=True, on_contactors=lambda c:
+                              setattr(backend, "ev_contactor_closed", c))
+        scenario = get_scenario("dc_bpt_dynamic")
+        ev_class: Any = Evcc
+    else:  # at the EV: EVSETargetActivePower in the AC_ChargeLoopRes it received
+        scenario = get_scenario("ac_bpt_dynamic")
+
+        class AcEv(Evcc):
+            def _on_AC_ChargeLoopRes(self, msg: Any, now: float) -> None:  # noqa: N802
+                mode = (msg.bpt_dynamic_ac_cl_res_control_mode
+                        or msg.dynamic_ac_cl_res_control_mode)
+                target = maybe_value(getattr(mode, "evse_target_active_power", None))
+                if target is not None:
+                    targets.append((time.perf_counter(), target))
+                super()._on_AC_ChargeLoopRes(msg, now)
+
+        ev_class = AcEv
+    scenario = scenario.replace(loop_interval=loop_interval, max_loops=1_000_000,
+                                target_soc=99.0, min_soc=1.0, speedup=1.0,
+                                ongoing_interval=0.01, precharge_interval=0.01)
+    await server.start()
+    port.start()
+    bridge.start()
+    await asyncio.wait_for(bridge.connected.wait(), 5)
+    loop = asyncio.get_running_loop()
+    ev_client = ev_class(scenario, battery=battery, epoch_offset=time.time() - loop.time())
+    assert server.port is not None
+    session = asyncio.create_task(run_session(scenario, host="127.0.0.1", port=server.port,
+                                              evcc=ev_client))
+    topics = Topics(STATION)
+    latencies: list[float] = []
+    to_charger: list[float] = []
+    nodelay = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+    try:
+        deadline = time.monotonic() + 10
+        while not targets and time.monotonic() < deadline:  # until the charge loop runs
+            await asyncio.sleep(0.01)
+        async with aiomqtt.Client("127.0.0.1", broker.port, identifier=f"lat-{service}",
+                                  socket_options=nodelay) as agg:
+            for i in range(n):
+                watts = (4000.0 + 10.0 * i) * (1 if i % 2 == 0 else -1)
+                # publish at varying phases of the EV's loop (no lock-step with it)
+                await asyncio.sleep(loop_interval * (0.37 + (i * 0.61) % 1.0))
+                mark = len(targets)
+                t0 = time.perf_counter()
+                await agg.publish(topics.command("1", "setpoint"),
+                                  json.dumps({"request_id": i, "power_kw": watts / 1000}),
+                                  qos=1)
+                end = time.monotonic() + 5
+                while time.monotonic() < end:
+                    hit = next((t for t, w in targets[mark:]
+                                if abs(w - watts) <= 0.01 * abs(watts)), None)
+                    if hit is not None:
+                        latencies.append(hit - t0)
+                        to_charger.append(commanded[-1] - t0)
+                        break
+                    await asyncio.sleep(0.0005)
+                else:
+                    raise SystemExit(f"{service}: target {watts} W never arrived")
+    finally:
+        session.cancel()
+        with contextlib.suppress(BaseException):
+            await session
+        await server.close()
+        await port.close()
+        await bridge.stop()
+    where = ("SetPowerTarget with the DC_ChargeLoopRes" if service == "DC_BPT"
+             else "EVSETargetActivePower at the EV")
+    return [(f"{service}: publish -> {where} (n={n})", _lat_row(latencies)),
+            (f"{service}: publish -> charger has the setpoint", _lat_row(to_charger))]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="few repeats (smoke run)")
     ap.add_argument("--mosquitto", default=None, help="path of the mosquitto binary")
+    ap.add_argument("--loop-interval", type=float, default=0.05,
+                    help="the simulated EV's ChargeLoopReq period in s (default 0.05)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.ERROR)  # no reconnect warnings in the table
     logging.getLogger("mqtt").setLevel(logging.ERROR)  # aiomqtt: "pending publish calls"
@@ -206,11 +354,13 @@ def main() -> None:
     if not binary:
         raise SystemExit("mosquitto not found: apt-get install mosquitto (or --mosquitto PATH)")
     n = 50 if args.quick else 1000
+    n_loop = 20 if args.quick else 200
     with tempfile.TemporaryDirectory() as tmp:
         broker = Broker(binary, Path(tmp))
         broker.start()
         try:
             rows = asyncio.run(run(broker, n))
+            loop_rows = asyncio.run(setpoint_latency(broker, n_loop, args.loop_interval))
         finally:
             broker.stop()
     version = subprocess.run([binary, "-h"], capture_output=True, text=True).stdout
@@ -222,6 +372,14 @@ def main() -> None:
     print(f"{'measurement':<{width}}  {'median':>8} {'p95':>8} {'max':>8}  (ms, or as given)")
     print("-" * (width + 40))
     for label, value in rows:
+        print(f"{label:<{width}}  {value}")
+    print()
+    print(f"Setpoint -> next ChargeLoopRes with the real charger and the simulated EV "
+          f"(EV loop interval {args.loop_interval * 1e3:g} ms)")
+    width = max(len(r[0]) for r in loop_rows)
+    print(f"{'measurement':<{width}}  {'p50':>8} {'p99':>8} {'max':>8}  (ms)")
+    print("-" * (width + 40))
+    for label, value in loop_rows:
         print(f"{label:<{width}}  {value}")
 
 

@@ -14,7 +14,11 @@ For ECDSA secp521r1 and Ed448 (test PKI generated at start, in memory), rows:
   verifier that has not seen the chain; (repeat): the same request again, as the EV repeats
   it while the SECC answers Ongoing (the chain's signatures are cached, validity is not);
 - handler: `SeccConnection.receive_data` of the framed request to the AuthorizationRes
-  (decode, verifier, handler, encode) in a fresh session and verifier per sample.
+  (decode, verifier, handler, encode) in a fresh session and verifier per sample;
+- TLS 1.3 handshake (mutual): a new loopback connection with the ISO 15118-20 contexts of
+  evse/aio/tls.py (SECC chain, vehicle certificate requested and verified) until the server's
+  first byte arrives; client and server run in this one process, so the time is both sides'
+  CPU (at most 100 samples).
 
 Times are wall-clock per call (time.perf_counter_ns), median and p99 in microseconds.
 """
@@ -22,9 +26,12 @@ Times are wall-clock per call (time.perf_counter_ns), median and p99 in microsec
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -166,6 +173,46 @@ def rows_for(algorithm: str, samples: int) -> list[tuple[str, int, float, float]
     return out
 
 
+def tls_row(algorithm: str, samples: int) -> tuple[str, int, float, float]:
+    from evse.aio.tls import ev_context, secc_context
+
+    pki = make_pnc_pki(algorithm)
+    with tempfile.TemporaryDirectory(prefix="pnc-bench-") as tmp:
+        files = pki.write(tmp)
+        server_ctx = secc_context(files["secc"], files["secc_key"],
+                                  vehicle_roots=files["oem_root"]).context
+        client_ctx = ev_context(files["v2g_root"], cert=files["vehicle"],
+                                key=files["vehicle_key"]).context
+
+    async def run() -> list[float]:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            assert writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+            writer.write(b"x")
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=server_ctx)
+        port = server.sockets[0].getsockname()[1]
+        times: list[float] = []
+        for i in range(min(samples, 100) + 1):
+            t0 = time.perf_counter_ns()
+            reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=client_ctx,
+                                                           server_hostname="")
+            await reader.readexactly(1)
+            if i:  # the first one warms up
+                times.append((time.perf_counter_ns() - t0) / 1000.0)
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+        return times
+
+    times = asyncio.run(run())
+    return ("TLS 1.3 handshake (mutual, loopback)", 0, statistics.median(times),
+            percentile(times, 99))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="20 samples per row")
@@ -181,7 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     print(header)
     print("-" * len(header))
     for algorithm in ("secp521r1", "ed448"):
-        for step, size, median, p99 in rows_for(algorithm, samples):
+        for step, size, median, p99 in [*rows_for(algorithm, samples),
+                                        tls_row(algorithm, samples)]:
             print(f"{algorithm:10} {step:40} {size:6d} {median:10.1f} {p99:10.1f}")
     return 0
 

@@ -263,6 +263,14 @@ class PncPki:
     def oem_roots(self) -> tuple[x509.Certificate, ...]:
         return (self.oem_root.cert,)
 
+    def issue_vehicle(self, evcc_id: str, *, days: int = 365) -> Chain:
+        """Another vehicle (TLS client) certificate under the same OEM Sub-CA 2, e.g. a
+        second car for the pause/resume binding tests."""
+        oem2 = self.vehicle.subs[0]
+        leaf = _Factory(self.algorithm, self.now).leaf(
+            evcc_id, oem2, dc="OEM", days=days, eku=(ExtendedKeyUsageOID.CLIENT_AUTH,))
+        return Chain(leaf, self.vehicle.subs, self.oem_root)
+
     def write(self, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
         """PEM files: `<name>.pem` (leaf first, then Sub-CAs), `<name>.key` (mode 0600),
         `<root>.pem`. Returns {name: path}."""
@@ -278,6 +286,11 @@ class PncPki:
             files[name] = _write_cert(out / f"{name}.pem", chain.leaf.cert,
                                       *(s.cert for s in chain.subs))
             files[f"{name}_key"] = _write_key(out / f"{name}.key", chain.key)
+        # for a local CPS (`evse secc --cps-sim DIR`): the MO Sub-CA 2 that issues contracts,
+        # with its Sub-CA 1, and its key
+        mo_subs = self.contract.subs
+        files["mo_sub_ca"] = _write_cert(out / "mo_sub_ca.pem", *(s.cert for s in mo_subs))
+        files["mo_sub_ca_key"] = _write_key(out / "mo_sub_ca.key", mo_subs[0].key)
         for name, der in self.ocsp.items():
             path = out / f"ocsp_{name}.der"
             path.write_bytes(der)

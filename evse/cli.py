@@ -4,6 +4,7 @@
     evse ev --interface eth1 --scenario dc_bpt_scheduled    # the simulated EV (SDP + TLS)
     evse demo                                               # both, over loopback
     evse config check FILE                                  # validate a station config
+    evse sim-hw --pty-link /tmp/evse-mcu                    # simulated MCU + CAN modules
 
 Only argparse is imported at start (`evse --help` stays fast); each subcommand imports what
 it needs when it runs. Asyncio programs live in evse.aio (app.py, demo.py).
@@ -17,7 +18,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-COMMANDS = ("secc", "ev", "demo", "config")
+COMMANDS = ("secc", "ev", "demo", "config", "sim-hw")
 DEFAULT_LEVELS = {"secc": logging.INFO, "ev": logging.INFO}  # others: WARNING
 
 
@@ -47,6 +48,17 @@ def _window(text: str) -> tuple[int, int]:
     return a, b
 
 
+def _outage(text: str) -> tuple[float, float]:
+    after, _, kw = text.partition(":")
+    try:
+        value = (float(after), float(kw) if kw else 3.0)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected AFTER_S[:HOME_KW], e.g. 60:3.5") from None
+    if not (value[0] >= 0 and value[1] >= 0):
+        raise argparse.ArgumentTypeError("AFTER_S and HOME_KW must be >= 0")
+    return value
+
+
 def _secc_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--interface", "-i", help="network interface of the PLC modem: listen on its "
                    "IPv6 link-local address and answer SDP there")
@@ -55,8 +67,9 @@ def _secc_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hal", help="HAL backend spec (default: from --config, else 'sim'), e.g. "
                    "sim, serial:/dev/ttyUSB0,can:socketcan:can0")
     p.add_argument("--config", type=Path, help="station configuration file (TOML)")
-    p.add_argument("--pki", type=Path, help="directory with secc_chain.pem and secc.key "
-                   "(python -m certs.make_pki DIR makes a test PKI)")
+    p.add_argument("--pki", type=Path, help="directory with secc_chain.pem (or secc.pem) and "
+                   "secc.key (python -m certs.make_pki DIR or, with the PnC hierarchies, "
+                   "python -m certs.pnc_pki DIR makes a test PKI)")
     p.add_argument("--allow-plain-tcp-iso20", action="store_true",
                    help="test benches only: accept ISO 15118-20 over plain TCP")
     p.add_argument("--port", type=_port, help="plain TCP port (default 64110)")
@@ -74,12 +87,40 @@ def _secc_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reports", type=Path, help="write a JSON + SVG report per session here")
     p.add_argument("--sim-speedup", type=float, default=1.0, metavar="X",
                    help="sim HAL only: run the simulated hardware X times faster")
+    p.add_argument("--grid-outage", type=_outage, metavar="AFTER_S[:HOME_KW]",
+                   help="SIL: the grid fails AFTER_S s after start; Dynamic BPT sessions then "
+                   "supply a home load of HOME_KW (default 3) down to the reserve SOC (V2H)")
+    sup = p.add_mutually_exclusive_group()
+    sup.add_argument("--supervisor", dest="supervise", action="store_true", default=None,
+                     help="run each connector's HAL under the safety supervisor (the default "
+                     "for every HAL but sim; [hal.supervisor] in --config)")
+    sup.add_argument("--no-supervisor", dest="supervise", action="store_false",
+                     help="no safety supervisor (test benches only)")
+    pnc = p.add_argument_group("Plug & Charge and mutual TLS (docs/pnc.md)")
+    pnc.add_argument("--pnc-mo-roots", type=Path, metavar="FILE",
+                     help="PEM bundle of the installed MO (eMSP) root certificates: offer Plug "
+                     "& Charge (TLS only) and verify contracts against them")
+    pnc.add_argument("--vehicle-roots", type=Path, metavar="FILE",
+                     help="PEM bundle of the roots for vehicle certificates (OEM/V2G): request "
+                     "the vehicle certificate in the TLS handshake (CERT_OPTIONAL: an EV "
+                     "without one is accepted, one that does not verify is refused); a paused "
+                     "session then resumes only with the same vehicle certificate")
+    pnc.add_argument("--require-vehicle-cert", action="store_true",
+                     help="with --vehicle-roots: refuse EVs without a vehicle certificate "
+                     "(CERT_REQUIRED)")
+    pnc.add_argument("--oem-roots", type=Path, metavar="FILE",
+                     help="with --pnc-mo-roots: PEM OEM roots; the OEM provisioning chain of a "
+                     "CertificateInstallationReq must lead to one of them")
+    pnc.add_argument("--cps-sim", type=Path, metavar="DIR",
+                     help="with --pnc-mo-roots: offer CertificateInstallation answered by a "
+                     "local CPS simulator using the PKI in DIR (python -m certs.pnc_pki DIR; "
+                     "test benches only)")
 
 
 def _demo_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--scenario", "-s", default="dc_bpt_scheduled",
-                   help="EV scenario (default: dc_bpt_scheduled, charge + discharge); "
-                   "`evse ev --list-scenarios` lists them")
+    p.add_argument("--scenario", "-s",
+                   help="EV scenario (default: dc_bpt_scheduled, charge + discharge; dc_pnc "
+                   "with --pnc); `evse ev --list-scenarios` lists them")
     p.add_argument("--tls", action="store_true", help="TLS 1.3 with a throw-away test PKI")
     p.add_argument("--speedup", type=float, default=60.0,
                    help="simulated (HAL) seconds per real second (default 60)")
@@ -89,6 +130,17 @@ def _demo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--progress-hz", type=float, default=4.0, help="progress lines per second")
     p.add_argument("--no-progress", action="store_true", help="only the summary")
     p.add_argument("--json", type=Path, help="also write the summary as JSON to this file")
+    p.add_argument("--reports", type=Path, metavar="DIR",
+                   help="write the session report (JSON + SVG, money summary) here "
+                   "(default: evse-demo-reports in the temporary directory)")
+    p.add_argument("--pnc", action="store_true",
+                   help="Plug & Charge over TLS 1.3 with a throw-away PnC test PKI (mutual TLS; "
+                   "the EV must authorize with its contract, no fallback to EIM)")
+    p.add_argument("--algorithm", choices=("secp521r1", "ed448"), default="secp521r1",
+                   help="--pnc: key and signature algorithm of the test PKI")
+    p.add_argument("--install-certificate", action="store_true",
+                   help="--pnc: the EV has no contract and installs one from a local CPS "
+                   "(CertificateInstallation) first; X448 key transport with ed448")
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -124,6 +176,17 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     check.add_argument("file", type=Path)
     check.add_argument("--check-files", action="store_true",
                        help="also require the TLS/MQTT files it names to exist")
+    p = sub.add_parser("sim-hw", help="simulated safety MCU (pty) and CAN power modules",
+                       description="Simulated safety MCU on a pty (symlinked to --pty-link) "
+                       "and simulated bidirectional power modules on a python-can bus another "
+                       "process reaches (udp_multicast), for `evse secc --hal serial:...,"
+                       "can:...`; fault injection commands on stdin (`help`). See "
+                       "docs/hardware.md.")
+    _verbosity(p, sub=True)
+    if command == "sim-hw":
+        from simulators.hw import add_arguments
+
+        add_arguments(p)
     return parser
 
 
@@ -177,19 +240,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             sdp_port=ns.sdp_port, reports=ns.reports, sim_speedup=ns.sim_speedup,
             control_modes=tuple(m.strip().upper() for m in ns.control_modes.split(",")
                                 if m.strip()),
+            pnc_mo_roots=ns.pnc_mo_roots, vehicle_roots=ns.vehicle_roots,
+            require_vehicle_cert=ns.require_vehicle_cert, supervise=ns.supervise,
+            oem_roots=ns.oem_roots, cps_sim=ns.cps_sim,
+            extra={"grid_outage": ns.grid_outage} if ns.grid_outage else {},
         ))
     if ns.command == "ev":
         from evse.aio.app import main_ev
 
         return main_ev(ns)
     if ns.command == "demo":
-        from evse.aio.demo import DemoOptions, main_demo
+        from evse.aio.demo import DEFAULT_SCENARIO, DemoOptions, main_demo
 
         return main_demo(DemoOptions(
-            scenario=ns.scenario, tls=ns.tls, speedup=ns.speedup, loops=ns.loops,
+            scenario=ns.scenario or ("dc_pnc" if ns.pnc else DEFAULT_SCENARIO), tls=ns.tls,
+            speedup=ns.speedup, loops=ns.loops,
             loop_interval=ns.loop_interval, progress_hz=ns.progress_hz,
-            quiet=ns.no_progress, json_summary=ns.json,
+            quiet=ns.no_progress, json_summary=ns.json, reports=ns.reports,
+            pnc=ns.pnc, algorithm=ns.algorithm, install_certificate=ns.install_certificate,
         ))
+    if ns.command == "sim-hw":
+        from simulators.hw import main as sim_hw_main
+
+        return sim_hw_main(ns=ns)
     return _config_check(ns)
 
 

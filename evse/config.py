@@ -27,6 +27,7 @@ from evse.energy.prices import PriceCurve
 from evse.protocol.limits import EvseLimits
 
 __all__ = ["ConfigError", "ConnectorConfig", "EnergyConfig", "HalBackendConfig", "HalConfig",
+           "SupervisorConfig",
            "LimitsConfig", "MqttConfig", "NetworkConfig", "ReportsConfig", "StationConfig",
            "TariffConfig", "TlsConfig", "check_config", "load_config", "loads_config",
            "parse_config", "parse_hal_spec"]
@@ -69,8 +70,21 @@ class HalBackendConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SupervisorConfig:
+    """[hal.supervisor]: the safety supervisor around each connector's HAL backend."""
+
+    enabled: bool | None = None  # None: on unless every backend is `sim`
+    # hal.supervisor.SafetySupervisor keyword options that were given (the rest: defaults)
+    options: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    reset_on_new_session: bool = True
+    reset_emergency_stop: bool = True
+    derate_limits: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class HalConfig:
     backends: tuple[HalBackendConfig, ...] = (HalBackendConfig("sim"),)
+    supervisor: SupervisorConfig = field(default_factory=SupervisorConfig)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +112,7 @@ class TlsConfig:
     trust_roots: Path | None = None  # PEM file of V2G roots (the vehicle certificate's)
     require_vehicle_cert: bool = False
     allow_plain_tcp_iso20: bool = False  # test benches only
+    pnc_mo_roots: Path | None = None  # PEM MO roots: offer Plug & Charge (over TLS only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +141,9 @@ class MqttConfig:
     reconnect_max_s: float = 60.0
     telemetry_interval_s: float = 5.0
     state_interval_s: float = 1.0  # how often the state is checked for changes
+    # EIM authorization: "auto" (free charging) or "mqtt" (the EV waits for an `authorize`
+    # command after an `authorization_requested` event)
+    authorization: str = "auto"
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,8 +396,38 @@ def _hal(root: _Table) -> HalConfig:
     names = [b.name for b in backends]
     for name in sorted({n for n in names if names.count(n) > 1}):
         t.error("backends", f"backend {name!r} given more than once")
+    supervisor = _supervisor(t)
     t.finish()
-    return HalConfig(tuple(backends) or HalConfig().backends)
+    return HalConfig(tuple(backends) or HalConfig().backends, supervisor)
+
+
+# SafetySupervisor options (hal.supervisor) and their lower bounds: > 0 or >= 0.
+_SUPERVISOR_OPTIONS = {
+    "stale_after": "gt", "contactor_timeout": "gt", "zero_current": "gt", "open_timeout": "gt",
+    "voltage_tolerance": "ge", "current_tolerance": "ge", "isolation_ohm_per_volt": "ge",
+}
+
+
+def _supervisor(hal: _Table) -> SupervisorConfig:
+    t = hal.table("supervisor")
+    if t is None:
+        return SupervisorConfig()
+    enabled = t.boolean("enabled", None) if "enabled" in t.data else None
+    options = {}
+    for key, bound in _SUPERVISOR_OPTIONS.items():
+        if key in t.data:
+            options[key] = (t.number(key, _MISSING, gt=0.0) if bound == "gt"
+                            else t.number(key, _MISSING, ge=0.0))
+    cfg = SupervisorConfig(
+        enabled=enabled,
+        options=MappingProxyType(options),
+        reset_on_new_session=t.boolean("reset_on_new_session", True),
+        reset_emergency_stop=t.boolean("reset_emergency_stop", True),
+        derate_limits=t.boolean("derate_limits", True),
+    )
+    t.seen.update({"enabled", *_SUPERVISOR_OPTIONS})  # known keys: "did you mean" hints
+    t.finish()
+    return cfg
 
 
 def _connectors(root: _Table) -> tuple[ConnectorConfig, ...]:
@@ -460,7 +508,8 @@ def _tls(root: _Table) -> TlsConfig:
                     private_key_password_file=t.path_("private_key_password_file"),
                     trust_roots=t.path_("trust_roots"),
                     require_vehicle_cert=t.boolean("require_vehicle_cert", False),
-                    allow_plain_tcp_iso20=t.boolean("allow_plain_tcp_iso20", False))
+                    allow_plain_tcp_iso20=t.boolean("allow_plain_tcp_iso20", False),
+                    pnc_mo_roots=t.path_("pnc_mo_roots"))
     have_chain, have_key = cfg.cert_chain is not None, cfg.private_key is not None
     if have_chain != have_key:
         t.error("private_key" if have_chain else "cert_chain",
@@ -470,6 +519,9 @@ def _tls(root: _Table) -> TlsConfig:
                               "tls.allow_plain_tcp_iso20 = true")
     if cfg.require_vehicle_cert and cfg.trust_roots is None:
         t.error("trust_roots", "required when tls.require_vehicle_cert = true")
+    if cfg.pnc_mo_roots is not None and not have_chain:
+        t.error("pnc_mo_roots", "Plug & Charge runs over TLS only: needs tls.cert_chain and "
+                                "tls.private_key")
     t.finish()
     return cfg
 
@@ -526,7 +578,8 @@ def _mqtt(root: _Table) -> MqttConfig | None:
         reconnect_min_s=t.number("reconnect_min_s", 1.0, gt=0),
         reconnect_max_s=t.number("reconnect_max_s", 60.0, gt=0),
         telemetry_interval_s=t.number("telemetry_interval_s", 5.0, gt=0),
-        state_interval_s=t.number("state_interval_s", 1.0, gt=0))
+        state_interval_s=t.number("state_interval_s", 1.0, gt=0),
+        authorization=t.string("authorization", "auto", choices=("auto", "mqtt")))
     if cfg.reconnect_max_s < cfg.reconnect_min_s:
         t.error("reconnect_max_s", f"must be >= mqtt.reconnect_min_s "
                                    f"({cfg.reconnect_min_s:g}), got {cfg.reconnect_max_s:g}")
@@ -606,6 +659,7 @@ def _check_files(cfg: StationConfig, errors: list[str]) -> None:
     need("tls.private_key", cfg.tls.private_key)
     need("tls.private_key_password_file", cfg.tls.private_key_password_file)
     need("tls.trust_roots", cfg.tls.trust_roots)
+    need("tls.pnc_mo_roots", cfg.tls.pnc_mo_roots)
     if cfg.mqtt is not None:
         need("mqtt.ca_file", cfg.mqtt.ca_file)
         need("mqtt.cert_file", cfg.mqtt.cert_file)

@@ -9,7 +9,7 @@ Versioned topics (docs/mqtt_api.md has the full reference):
     evse/v1/<station>/<connector>/cmd/<name>    JSON command with a "request_id"
     evse/v1/<station>/<connector>/reply/<name>  {"request_id": ..., "ok": bool, "error": ...}
 
-Commands: authorize, setpoint, limits, prices, stop, pause. A command is checked completely
+Commands: authorize, setpoint, limits, prices, stop, pause, outage. A command is checked completely
 (JSON, known command, known connector, no unknown fields, types, ranges, the control mode)
 before the charger is touched: any problem gives an error reply naming it and nothing changes.
 The charger has the last word: a StationPort method may raise CommandRejected("why").
@@ -30,13 +30,13 @@ from typing import Any, Protocol, TypeAlias
 from evse.energy.prices import PriceCurve, PriceError, PriceSlot
 
 __all__ = ["API_VERSION", "COMMANDS", "CommandRejected", "ConnectorLimits", "ConnectorState",
-           "LimitsUpdate", "Reply", "StationPort", "Topics", "event_payload",
+           "LimitsUpdate", "OutagePort", "Reply", "StationPort", "Topics", "event_payload",
            "handle_command", "state_payload", "telemetry_payload"]
 
 log = logging.getLogger(__name__)
 
 API_VERSION = "v1"
-COMMANDS = ("authorize", "limits", "pause", "prices", "setpoint", "stop")
+COMMANDS = ("authorize", "limits", "outage", "pause", "prices", "setpoint", "stop")
 MAX_PAYLOAD = 256 * 1024  # bytes; a 1024-slot price list fits easily
 MAX_PRICE_SLOTS = 1024  # as many as ISO 15118-20 can pass on to the EV
 RequestId: TypeAlias = str | int
@@ -75,6 +75,7 @@ class ConnectorState:
     energy_out_kwh: float = 0.0  # from the EV, this session
     setpoint_w: float | None = None  # the active Dynamic-mode setpoint
     fault: str | None = None
+    grid_outage: bool = False  # the station runs islanded (V2H), see the `outage` command
 
     @property
     def effective_limits(self) -> ConnectorLimits:
@@ -95,6 +96,12 @@ class CommandRejected(Exception):
     """Raised by a StationPort method to refuse a command; the message goes in the reply."""
 
 
+class OutagePort(Protocol):
+    """Optional: a station that can run islanded (V2H) takes the `outage` command."""
+
+    def set_outage(self, active: bool, home_load_w: float | None) -> None: ...
+
+
 class StationPort(Protocol):
     """The charger as the MQTT bridge sees it. Called on the event loop: every method must
     return at once (queue the work; never wait for the power stage or the EV). Raise
@@ -107,7 +114,8 @@ class StationPort(Protocol):
 
     def authorize(self, connector: str, id_token: str, granted: bool) -> None: ...
 
-    def set_setpoint(self, connector: str, watts: float) -> None: ...
+    def set_setpoint(self, connector: str, watts: float | None) -> None:
+        """Dynamic-mode target power; None hands control back to the energy policy."""
 
     def set_limits(self, connector: str, limits: LimitsUpdate) -> None: ...
 
@@ -219,7 +227,7 @@ def state_payload(state: ConnectorState, now: float) -> bytes:
         "current_a": _finite(s.current), "power_kw": _finite(_kw(s.power)),
         "energy_in_kwh": s.energy_in_kwh, "energy_out_kwh": s.energy_out_kwh,
         "setpoint_kw": _kw(s.setpoint_w), "limits": _limits_json(s.effective_limits),
-        "rated": _limits_json(s.rated), "fault": s.fault,
+        "rated": _limits_json(s.rated), "fault": s.fault, "grid_outage": s.grid_outage,
     })
 
 
@@ -306,7 +314,17 @@ def _authorize(body: Mapping[str, Any], state: ConnectorState) -> Callable[[Stat
 
 def _setpoint(body: Mapping[str, Any], state: ConnectorState) -> Callable[[StationPort, str],
                                                                         None]:
-    _fields(body, ("power_kw",))
+    _fields(body, ("power_kw", "release"))
+    if "release" in body:  # {"release": true}: back to the station's energy policy
+        if body["release"] is not True:
+            raise _Invalid(f"release: must be true, got {_type_name(body['release'])}"
+                           if not isinstance(body["release"], bool) else "release: must be true")
+        if "power_kw" in body:
+            raise _Invalid("setpoint: give either power_kw or release, not both")
+        if state.control_mode != "Dynamic":
+            mode = state.control_mode or "no session"
+            raise _Invalid(f"setpoint: only honoured in Dynamic control mode (now: {mode})")
+        return lambda port, c: port.set_setpoint(c, None)
     kw = _number(body, "power_kw")
     assert kw is not None
     lim = state.effective_limits
@@ -392,6 +410,31 @@ def _prices(body: Mapping[str, Any], state: ConnectorState) -> Callable[[Station
     return lambda port, c: port.set_prices(c, curve)
 
 
+MAX_HOME_LOAD_KW = 1000.0
+
+
+def _outage(body: Mapping[str, Any], state: ConnectorState) -> Callable[[StationPort, str],
+                                                                      None]:
+    _fields(body, ("active", "home_load_kw"))
+    active = body.get("active")
+    if active is None:
+        raise _Invalid("active: missing")
+    if not isinstance(active, bool):
+        raise _Invalid(f"active: must be true or false, got {_type_name(active)}")
+    kw = _number(body, "home_load_kw", required=False)
+    if kw is not None and not 0 <= kw <= MAX_HOME_LOAD_KW:
+        raise _Invalid(f"home_load_kw: {_fmt_kw(kw)} out of range [0, {MAX_HOME_LOAD_KW:g}] kW")
+    watts = None if kw is None else kw * 1000.0
+
+    def apply(port: StationPort, connector: str) -> None:
+        setter = getattr(port, "set_outage", None)
+        if setter is None:
+            raise CommandRejected("this station cannot run islanded (no V2H)")
+        setter(active, watts)
+
+    return apply
+
+
 def _stop(body: Mapping[str, Any], state: ConnectorState) -> Callable[[StationPort, str], None]:
     _fields(body, ())
     return lambda port, c: port.stop(c)
@@ -406,7 +449,7 @@ def _pause(body: Mapping[str, Any], state: ConnectorState) -> Callable[[StationP
 _HANDLERS: dict[str, Callable[[Mapping[str, Any], ConnectorState],
                               Callable[[StationPort, str], None]]] = {
     "authorize": _authorize, "setpoint": _setpoint, "limits": _limits, "prices": _prices,
-    "stop": _stop, "pause": _pause,
+    "stop": _stop, "pause": _pause, "outage": _outage,
 }
 
 

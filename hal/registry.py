@@ -203,6 +203,11 @@ def target_options(name: str, target: str | None) -> dict[str, Any]:
     serial: the port ("/dev/ttyS1", or any pyserial URL). can: "interface:channel"
     ("socketcan:can0", "virtual:bench"), an interface alone ("virtual"), or a channel
     alone ("can0": socketcan). Any other backend gets it as its `target` option.
+
+    Two CAN forms for test benches: "udp_multicast:[GROUP]:PORT" (or "GROUP:PORT" for an
+    IPv4 group) gives python-can's udp_multicast bus a port (default 43113), and the
+    interface "virtual+sim" ("virtual+sim" or "virtual+sim:channel") is the process-local
+    virtual bus with simulated modules on it (`CanBackend(simulated_modules=True)`).
     """
     if target is None:
         return {}
@@ -212,6 +217,13 @@ def target_options(name: str, target: str | None) -> dict[str, Any]:
         return {"port": target}
     if name == "can":
         first, sep, rest = target.partition(":")
+        if first == "virtual+sim":
+            opts: dict[str, Any] = {"interface": "virtual", "simulated_modules": True}
+            if rest:
+                opts["channel"] = rest
+            return opts
+        if first == "udp_multicast" and sep:
+            return {"interface": first, **_multicast_channel(rest)}
         if sep:
             return {"interface": first, "channel": rest}
         try:
@@ -222,6 +234,25 @@ def target_options(name: str, target: str | None) -> dict[str, Any]:
             return {"interface": first}
         return {"interface": "socketcan", "channel": first}
     return {"target": target}
+
+
+def _multicast_channel(text: str) -> dict[str, Any]:
+    """ "[ff01::1:2]:43114" -> group and port; "239.0.0.1:43114" likewise; else the group."""
+    if text.startswith("["):
+        group, sep, port = text[1:].partition("]")
+        if not sep or (port and not port.startswith(":")):
+            raise ValueError(f"bad udp_multicast target {text!r}: use [GROUP]:PORT")
+        port = port[1:]
+    elif text.count(":") == 1:  # IPv4 group with a port
+        group, _, port = text.partition(":")
+    else:
+        group, port = text, ""
+    opts: dict[str, Any] = {"channel": group}
+    if port:
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"bad udp_multicast port in {text!r}")
+        opts["bus_options"] = {"port": int(port)}
+    return opts
 
 
 def parse_backend_spec(spec: str) -> list[tuple[str, dict[str, Any]]]:

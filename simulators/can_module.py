@@ -13,7 +13,9 @@ setpoint at `voltage_ramp` V/s, or bleeds down. A module that hears nothing from
 controller for `comm_timeout` switches off (CAN_TIMEOUT).
 
 Fault injection: `drop_out(address)` (silent and dead: no frames, no output),
-`set_fault(address, bits)` (answers, reports the fault, output off), `restore(address)`.
+`set_fault(address, bits)` (answers, reports the fault, output off), `restore(address)`,
+`mute_outputs` (every module keeps answering READ_STATUS and commands but no longer
+READ_OUTPUT: the host's measurement goes stale while the modules look alive).
 """
 
 from __future__ import annotations
@@ -122,6 +124,7 @@ class ModuleRack:
         self.now: float | None = None
         self.lock = threading.RLock()
         self.frames_sent = 0
+        self.mute_outputs = False
 
     @property
     def connected(self) -> bool:
@@ -205,6 +208,8 @@ class ModuleRack:
             self._reply(m, fid.command, ErrorCode.COMMAND_INVALID, data)
             return
         if command is Command.READ_OUTPUT:
+            if self.mute_outputs:
+                return
             self._reply(m, command, ErrorCode.NORMAL, pack_output(self.voltage, m.current))
             return
         if command is Command.READ_STATUS:

@@ -7,8 +7,8 @@ benchmark and for manual runs (``python -m simulators.mcu`` prints a pty path to
 `create_backend("serial", port=...)` at).
 
 Fault injection: `silent` (stop transmitting), `deaf` (stop reading), `corrupt_crc(n)`,
-`send_garbage()`, `send_unknown_type()`, `send_oversized()`, `weld_contactor()`,
-`press_emergency_stop()`; the EV side is `ev_pilot` and `pp_current_a`.
+`send_garbage()`, `send_unknown_type()`, `send_oversized()`, `weld_contactor()`
+(`repair_contactor()`), `press_emergency_stop()`; the EV side is `ev_pilot` and `pp_current_a`.
 """
 
 from __future__ import annotations
@@ -197,6 +197,12 @@ class SimulatedMcu:
             self._weld_on_close = True
             if self.contactors_closed:
                 self.welded = True
+
+    def repair_contactor(self) -> None:
+        """Undo `weld_contactor()`: the contacts follow the coil again."""
+        with self.lock:
+            self._weld_on_close = False
+            self.welded = False
 
     def press_emergency_stop(self) -> None:
         with self.lock:

@@ -43,6 +43,17 @@ class SeccOptions:
     sim_speedup: float = 1.0  # HAL clock multiplier (simulated hardware only)
     reports: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # Safety supervisor (evse/aio/supervised.py): None = as [hal.supervisor] says, else on
+    # unless every backend is sim; options are hal.supervisor.SafetySupervisor's
+    supervise: bool | None = None
+    supervisor_options: dict[str, Any] = field(default_factory=dict)
+    hal_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # per backend name
+    # Plug & Charge / mutual TLS (docs/pnc.md); None: from the config file's [tls]
+    pnc_mo_roots: Path | None = None  # PEM MO roots: offer PnC (TLS only)
+    vehicle_roots: Path | None = None  # PEM roots for the vehicle certificate
+    require_vehicle_cert: bool = False  # CERT_REQUIRED instead of CERT_OPTIONAL
+    oem_roots: Path | None = None  # PEM OEM roots: check CertificateInstallation's chain
+    cps_sim: Path | None = None  # certs.pnc_pki directory: local CPS (test benches)
 
 
 class SetupError(Exception):
@@ -87,7 +98,7 @@ def _create_backend(spec: str, options: dict[str, dict[str, Any]]) -> Any:
 
 def build_station(options: SeccOptions, station_cfg: Any = None) -> tuple[Any, Any]:
     """(Station, SeccConfig) for `evse secc`."""
-    from evse.aio.secc_server import Station
+    from evse.aio.supervised import station_for_secc
     from evse.energy.schedule import DefaultScheduleProvider
     from evse.protocol.config import ControlMode, SeccConfig, ServiceId
 
@@ -101,6 +112,8 @@ def build_station(options: SeccOptions, station_cfg: Any = None) -> tuple[Any, A
                 backend_options[b.name] = dict(b.options)
         spec = ",".join(parts)
     spec = spec or "sim"
+    for name, opts in options.hal_options.items():
+        backend_options.setdefault(name, {}).update(opts)
     # An EV simulator elsewhere steps its own battery: the sim's battery model closes its
     # contactors itself, so current flows as soon as ours close.
     backend_options.setdefault("sim", {}).setdefault("ev_contactor_closed", True)
@@ -119,9 +132,15 @@ def build_station(options: SeccOptions, station_cfg: Any = None) -> tuple[Any, A
         raise SetupError(f"cannot create the HAL backend {spec!r}: {exc}") from exc
     if options.sim_speedup != 1.0 and spec != "sim":
         raise SetupError("--sim-speedup is for the simulated HAL only")
-    station = Station.from_backends(backends, ids=ids, speedup=options.sim_speedup)
     configured = station_cfg.limits.to_evse_limits() if station_cfg is not None else None
     limits = supply_limits(backends[0], configured)
+    try:
+        station = station_for_secc(
+            spec, backends, limits=limits, ids=ids, speedup=options.sim_speedup,
+            supervise_flag=options.supervise, supervisor_options=options.supervisor_options,
+            config=station_cfg.hal.supervisor if station_cfg is not None else None)
+    except (TypeError, ValueError) as exc:
+        raise SetupError(f"cannot set up the safety supervisor: {exc}") from exc
     if options.services is not None:
         services = options.services
     elif station_cfg is not None and station_cfg.connectors:
@@ -165,16 +184,48 @@ def _tls_context(options: SeccOptions, station_cfg: Any) -> Any:
     require = False
     if options.pki is not None:
         chain, key = options.pki / "secc_chain.pem", options.pki / "secc.key"
+        if not chain.exists() and (options.pki / "secc.pem").exists():
+            chain = options.pki / "secc.pem"  # the certs.pnc_pki layout
     elif station_cfg is not None and station_cfg.tls.cert_chain is not None:
         chain, key = station_cfg.tls.cert_chain, station_cfg.tls.private_key
         roots, require = station_cfg.tls.trust_roots, station_cfg.tls.require_vehicle_cert
+    if options.vehicle_roots is not None:  # the command line wins over the file
+        roots, require = options.vehicle_roots, options.require_vehicle_cert
+    elif options.require_vehicle_cert:
+        require = True
+    if require and roots is None:
+        raise SetupError("--require-vehicle-cert needs --vehicle-roots (or tls.trust_roots)")
     if chain is None or key is None:
+        if roots is not None and options.vehicle_roots is not None:
+            raise SetupError("--vehicle-roots needs TLS: give --pki DIR")
         return None
     try:
         return secc_context(Path(chain), Path(key), vehicle_roots=roots,
                             require_vehicle_cert=require).context
     except (OSError, ValueError) as exc:
         raise SetupError(f"cannot load the SECC certificate {chain} / {key}: {exc}") from exc
+
+
+def _with_pnc(config: Any, options: SeccOptions, station_cfg: Any, tls: bool) -> Any:
+    """Offer Plug & Charge with the MO roots of --pnc-mo-roots / [tls] pnc_mo_roots."""
+    from evse.aio.pnc import replace_config, secc_pnc_changes
+
+    roots = options.pnc_mo_roots
+    if roots is None and station_cfg is not None:
+        roots = getattr(station_cfg.tls, "pnc_mo_roots", None)
+    if roots is None:
+        if options.oem_roots is not None or options.cps_sim is not None:
+            raise SetupError("--oem-roots and --cps-sim need --pnc-mo-roots")
+        return config
+    if not tls:
+        raise SetupError("Plug & Charge runs over TLS only: --pnc-mo-roots needs --pki DIR")
+    try:
+        changes = secc_pnc_changes(roots, oem_roots=options.oem_roots, cps_sim=options.cps_sim)
+    except (OSError, ValueError) as exc:
+        raise SetupError(f"cannot load the MO roots {roots}: {exc}") from exc
+    n = len(changes["pnc_verifier"].mo_roots)
+    log.info("Plug & Charge offered over TLS: %d MO root(s) from %s", n, roots)
+    return replace_config(config, changes)
 
 
 async def run_secc(options: SeccOptions, *, ready: asyncio.Event | None = None,
@@ -201,15 +252,14 @@ async def run_secc(options: SeccOptions, *, ready: asyncio.Event | None = None,
     if tls is None and not config.allow_plain_tcp_iso20:
         raise SetupError("ISO 15118-20 needs TLS 1.3: give --pki DIR (see certs/make_pki.py) "
                          "or, on a test bench, --allow-plain-tcp-iso20")
+    config = _with_pnc(config, options, station_cfg, tls is not None)
     net = station_cfg.network if station_cfg is not None else None
     tls_port = options.tls_port if options.tls_port is not None else (
         net.tls_port if net else DEFAULT_TLS_PORT)
     tcp_port = options.port if options.port is not None else (
         net.tcp_port if net else DEFAULT_TCP_PORT)
-    on_end = None
     reports_dir = options.reports or (station_cfg.reports.dir if station_cfg else None)
-    if reports_dir is not None:
-        on_end = _report_writer(Path(reports_dir), config.evse_id)
+    on_end = None  # session reports (with the money summary): the energy runtime below
     server = SeccServer(
         config, station, address=address, interface=interface,
         port=tcp_port if config.allow_plain_tcp_iso20 else None,
@@ -217,6 +267,9 @@ async def run_secc(options: SeccOptions, *, ready: asyncio.Event | None = None,
         sdp_port=options.sdp_port if options.sdp else None,
         poll_interval=options.poll_interval, on_session_end=on_end,
     )
+    from evse.aio.energy_app import EnergyRuntime  # [energy], [tariffs], [mqtt], reports
+
+    energy = EnergyRuntime.for_secc(server, station_cfg, options, reports_dir)
     try:
         await server.start()
     except OSError as exc:
@@ -224,6 +277,7 @@ async def run_secc(options: SeccOptions, *, ready: asyncio.Event | None = None,
             with contextlib.suppress(Exception):
                 c.backend.close()
         raise SetupError(f"cannot listen: {exc}") from exc
+    await energy.start()
     where = server.bound_address
     ports = []
     if server.tls_port is not None:
@@ -234,7 +288,8 @@ async def run_secc(options: SeccOptions, *, ready: asyncio.Event | None = None,
         ports.append(f"SDP on UDP {server.sdp_port}")
     services = ", ".join(s.name for s in config.services)
     print(f"evse secc: {config.evse_id} at [{where}]: {'; '.join(ports)}; "
-          f"{len(station.connectors)} connector(s), services {services}", flush=True)
+          f"{len(station.connectors)} connector(s), services {services}"
+          + ("; Plug & Charge (TLS)" if config.offer_pnc else ""), flush=True)
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
     installed = []
@@ -251,6 +306,7 @@ async def run_secc(options: SeccOptions, *, ready: asyncio.Event | None = None,
         for sig in installed:
             loop.remove_signal_handler(sig)
         await server.close()
+        await energy.stop()
     print(f"evse secc: stopped after {len(server.sessions)} session(s)", flush=True)
     return 0
 

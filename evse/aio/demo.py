@@ -10,12 +10,21 @@ the EV charges, discharges (negative current) as the schedule says, charges agai
 While it runs it prints progress lines (state, SOC, V, A, kW) a few times a second, then a
 summary with the energy both ways, the duration, the message count and the SECC's
 turnaround (request's last byte in -> response's first byte out) p50/p99.
+
+`--pnc` (Plug & Charge, evse/aio/pnc.py): a throw-away PnC test PKI (certs.pnc_pki, secp521r1
+or Ed448) in a temporary directory, TLS 1.3 with the SECC chain and the vehicle certificate
+(mutual authentication), PnC offered with the MO root installed, and the EV authorizing with
+its contract in strict mode (no fallback to EIM; the demo's backend grants PnC only). With
+`--install-certificate` the EV starts without a contract and gets one from a local CPS through
+CertificateInstallation first. The summary shows the eMAID, the signature algorithm and the
+verification time; the exit code is 1 unless the session was authorized by PnC.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import sys
 import tempfile
@@ -39,6 +48,10 @@ class DemoOptions:
     progress_hz: float = 4.0
     quiet: bool = False  # no progress lines
     json_summary: Path | None = None
+    reports: Path | None = None  # session reports; None: <tmp>/evse-demo-reports
+    pnc: bool = False  # Plug & Charge over TLS 1.3 (implies tls)
+    algorithm: str = "secp521r1"  # PnC PKI: secp521r1 or ed448
+    install_certificate: bool = False  # PnC: the EV gets its contract via the local CPS
 
 
 def discharge_window(loops: int, loop_interval: float) -> tuple[int, int]:
@@ -102,9 +115,22 @@ async def run_demo(options: DemoOptions, out: TextIO | None = None) -> int:
         auto_authorize=True,
         schedule_provider=DefaultScheduleProvider(discharge_window=window),
     )
+    use_tls = options.tls or options.pnc
+    if use_tls:
+        config = dataclasses.replace(config, allow_plain_tcp_iso20=False)
+    pnc: Any = None
     with contextlib.ExitStack() as stack:
         tls_ctx = ev_ctx = None
-        if options.tls:
+        if options.pnc:
+            from evse.aio.pnc import PncDemo
+
+            pki_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="evse-demo-pnc-"))
+            pnc = PncDemo.create(pki_dir, options.algorithm,
+                                 install_certificate=options.install_certificate)
+            tls_ctx, ev_ctx = pnc.secc_tls(), pnc.ev_tls()
+            config = dataclasses.replace(config, **pnc.config_changes())
+            scenario = pnc.scenario(scenario)
+        elif options.tls:
             from certs.make_pki import make_pki
 
             pki_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="evse-demo-pki-"))
@@ -112,22 +138,30 @@ async def run_demo(options: DemoOptions, out: TextIO | None = None) -> int:
             tls_ctx = secc_context(pki.secc_chain, pki.secc_key).context
             ev_ctx = make_ssl_context(pki.root_cert)
         server = SeccServer(config, station, address="127.0.0.1",
-                            port=None if options.tls else 0, tls=tls_ctx, tls_port=0)
+                            port=None if use_tls else 0, tls=tls_ctx, tls_port=0,
+                            authorize=pnc.authorize if pnc is not None else None)
+        energy = _energy_port(server, options)  # session report with the money summary
         await server.start()
-        port = server.tls_port if options.tls else server.port
+        energy.start()
+        port = server.tls_port if use_tls else server.port
         assert port is not None
-        transport = "TLS 1.3" if options.tls else "TCP"
+        transport = "TLS 1.3" if use_tls else "TCP"
         print(f"evse demo: scenario {scenario.name} ({scenario.description})", file=out)
         print(f"  SECC on 127.0.0.1:{port} ({transport}), sim HAL at {options.speedup:g}x, "
               f"{n_loops} charge loops"
               + (f", schedule discharges {window[0]}-{window[1]} s after ScheduleExchange"
                  if scenario.service.is_bpt else ""), file=out, flush=True)
+        if pnc is not None:
+            print(f"  Plug & Charge: {options.algorithm} test PKI in {pki_dir}, "
+                  + ("EV without a contract: CertificateInstallation via the local CPS"
+                     if options.install_certificate else f"contract {pnc.pki.emaid}")
+                  + ", no fallback to EIM", file=out, flush=True)
         loop = asyncio.get_running_loop()
         started = loop.time()
         progress = asyncio.create_task(_progress(server, station, link, options, out, started,
                                                  scenario))
         try:
-            report = await run_session(scenario, host="127.0.0.1", port=port, tls=options.tls,
+            report = await run_session(scenario, host="127.0.0.1", port=port, tls=use_tls,
                                        ssl_context=ev_ctx, battery=link)
         finally:
             progress.cancel()
@@ -138,8 +172,14 @@ async def run_demo(options: DemoOptions, out: TextIO | None = None) -> int:
                     break
                 await asyncio.sleep(0.025)
             await server.close()
+            await energy.close()
     duration = loop.time() - started
-    _summary(out, report, server, options, transport, duration, scenario)
+    sessions = list(server.sessions)
+    extra = pnc.summary_rows(report, sessions) if pnc is not None else []
+    _summary(out, report, server, options, transport, duration, scenario, extra)
+    _print_reports(out, energy)
+    if pnc is not None and not pnc.used_pnc(report, sessions):
+        return 1
     return 0 if report.success else 1
 
 
@@ -172,7 +212,8 @@ async def _progress(server: Any, station: Any, link: Any, options: DemoOptions, 
 
 
 def _summary(out: TextIO, report: Any, server: Any, options: DemoOptions, transport: str,
-             duration: float, scenario: Any) -> None:
+             duration: float, scenario: Any, extra: list[tuple[str, str]] | None = None
+             ) -> None:
     stats = server.turnaround
     rtts = [rtt for _, rtt in report.rtts]
     sessions = list(server.sessions)
@@ -201,6 +242,7 @@ def _summary(out: TextIO, report: Any, server: Any, options: DemoOptions, transp
         ("EV round trip p50/p99", f"{_fmt_ms(_percentile(rtts, 50))} / "
                                   f"{_fmt_ms(_percentile(rtts, 99))} ms"),
     ]
+    rows += extra or []
     if report.evse_notifications:
         rows.append(("EVSE notifications", ", ".join(report.evse_notifications)))
     for warning in report.warnings:
@@ -235,7 +277,31 @@ def main_demo(options: DemoOptions) -> int:
         print(f"evse demo: unknown scenario {options.scenario!r}; one of "
               f"{', '.join(scenario_names())}", file=sys.stderr)
         return 2
+    if options.install_certificate and not options.pnc:
+        print("evse demo: --install-certificate needs --pnc", file=sys.stderr)
+        return 2
     try:
         return asyncio.run(run_demo(options))
     except KeyboardInterrupt:
         return 130
+
+
+def _energy_port(server: Any, options: DemoOptions) -> Any:
+    """The station port, for the session report (JSON + SVG, SOC, prices, money)."""
+    from evse.aio.station_port import SeccStationPort
+
+    directory = options.reports or Path(tempfile.gettempdir()) / "evse-demo-reports"
+    return SeccStationPort(server, station_id=server.config.evse_id, plan_schedules=False,
+                           reports_dir=directory)
+
+
+def _print_reports(out: TextIO, energy: Any) -> None:
+    for paths in energy.report_paths:
+        svg = f" (+ {paths.svg.name})" if paths.svg is not None else ""
+        print(f"  session report: {paths.json}{svg}", file=out)
+    record = energy.last_record
+    if record is not None and record.money is not None:
+        m = record.money
+        print(f"  money ({m.currency}): bought {m.cost_bought:.4f}, sold {m.revenue_sold:.4f}, "
+              f"degradation {m.degradation:.4f}, net {m.net:.4f}", file=out)
+    out.flush()

@@ -96,6 +96,20 @@ class MqttBridge:
         self._events.append(item)
         self._wake.set()
 
+    @property
+    def pending_events(self) -> int:
+        """Events queued and not yet published."""
+        return len(self._events)
+
+    async def flush(self, timeout: float = 1.0) -> bool:
+        """Wait (at most `timeout` s) until the queued events are published; True if so."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while self._events and self.connected.is_set():
+                    self._wake.set()
+                    await asyncio.sleep(0.01)
+        return not self._events
+
     def reconnect_now(self) -> None:
         """Skip the current backoff wait (e.g. the network is known to be back)."""
         self._retry.set()

@@ -113,6 +113,18 @@ class SessionSummary:
     requests: int = 0  # requests answered on this connection during the session
     turnaround_ns: list[int] = field(default_factory=list)
     samples: list[tuple[float, float, float, float]] = field(default_factory=list)  # t V A W
+    # TLS: negotiated version and suite, the vehicle certificate's subject CN (mutual TLS)
+    tls_version: str | None = None
+    tls_cipher: str | None = None
+    vehicle_certificate: str | None = None
+    authorization: str | None = None  # "EIM" / "PnC" once authorized
+    emaid: str | None = None  # PnC: the verified contract's eMAID
+    # PnC: the EV's verified MeteringConfirmations (evse.protocol.events.MeteringConfirmed:
+    # SignedMeteringData + Signature, the signed record for billing)
+    metering_confirmations: list[Any] = field(default_factory=list)
+    # Safety supervisor trips during the session (evse.control.supervision.TripRecord),
+    # including one found in its shutdown after `ended_at` (a contactor welded on opening)
+    safety_trips: list[Any] = field(default_factory=list)
     _energy_start: tuple[float, float] = (0.0, 0.0)
 
     def turnaround(self, p: float) -> float | None:
@@ -129,6 +141,13 @@ class SessionSummary:
             "control_mode": self.control_mode, "bidirectional": self.bidirectional,
             "energy_in_wh": self.energy_in_wh, "energy_out_wh": self.energy_out_wh,
             "requests": self.requests,
+            "tls_version": self.tls_version, "tls_cipher": self.tls_cipher,
+            "vehicle_certificate": self.vehicle_certificate,
+            "authorization": self.authorization, "emaid": self.emaid,
+            "metering_confirmations": [
+                c.signed_metering_data.meter_info.charged_energy_reading_wh
+                for c in self.metering_confirmations],
+            "safety_trips": [str(t) for t in self.safety_trips],
             "turnaround_p50_ms": None if p50 is None else p50 * 1e3,
             "turnaround_p99_ms": None if p99 is None else p99 * 1e3,
         }
@@ -156,7 +175,8 @@ class SessionSummary:
             stop_reason=self.reason,
             ev_id=self.evcc_id or None,
             metadata={"failed": self.failed, "paused": self.paused, "tls": self.tls,
-                      "requests": self.requests},
+                      "requests": self.requests,
+                      "safety_trips": [str(t) for t in self.safety_trips]},
         )
 
 
@@ -248,6 +268,11 @@ class _Connection(asyncio.Protocol):
         self.conn: SeccConnection | None = None
         self.connector: Connector | None = None
         self.peer = "?"
+        # TLS facts of this connection (None over plain TCP)
+        self.tls_version: str | None = None
+        self.tls_cipher: str | None = None
+        self.peer_certificate: bytes | None = None  # the vehicle certificate (DER)
+        self.vehicle_subject: str | None = None
         self.summary: SessionSummary | None = None
         self.dead = False  # crashed or refused: never call into the SECC again
         self._timer: asyncio.TimerHandle | None = None
@@ -278,16 +303,36 @@ class _Connection(asyncio.Protocol):
         connector.handler = self
         server.active.add(self)
         try:
+            if self.tls:
+                self._read_tls(transport)
             connector.controller.begin_session(server.station.hal_time(now))
             self.conn = SeccConnection(
-                server.config, tls=self.tls, now=now, session_store=server.store,
-                epoch_offset=time.time() - now,
+                server.config_for(connector.id), tls=self.tls, now=now, session_store=server.store,
+                epoch_offset=time.time() - now, peer_certificate=self.peer_certificate,
             )
-            log.info("connector %s: %s connection from %s", connector.id,
-                     "TLS" if self.tls else "TCP", self.peer)
+            log.info("connector %s: %s connection from %s%s", connector.id,
+                     f"{self.tls_version} {self.tls_cipher}" if self.tls else "TCP", self.peer,
+                     f", vehicle certificate {self.vehicle_subject}"
+                     if self.peer_certificate else "")
             self._rearm()
         except Exception as exc:
             self._crash(exc)
+
+    def _read_tls(self, transport: asyncio.BaseTransport) -> None:
+        """Version, suite and the vehicle certificate (mutual TLS) of the finished handshake.
+
+        With `ssl.CERT_OPTIONAL` OpenSSL has verified a certificate the vehicle sent (else
+        the handshake failed); with `CERT_NONE` no certificate is requested at all."""
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is None:
+            return
+        self.tls_version = ssl_object.version()
+        cipher = ssl_object.cipher()
+        self.tls_cipher = cipher[0] if cipher else None
+        self.peer_certificate = ssl_object.getpeercert(binary_form=True) or None
+        if self.peer_certificate:
+            subject = dict(rdn[0] for rdn in (ssl_object.getpeercert() or {}).get("subject", ()))
+            self.vehicle_subject = str(subject.get("commonName", "(no CN)"))
 
     def data_received(self, data: bytes) -> None:
         t0 = time.perf_counter_ns()
@@ -367,6 +412,8 @@ class _Connection(asyncio.Protocol):
                 self._schedule_close(effect.after_s)
             elif isinstance(effect, ev.RequestAuthorization):
                 pending += self._authorize(effect)
+            elif isinstance(effect, ev.MeteringConfirmed):
+                self._metering_confirmed(effect)
             else:
                 if isinstance(effect, ev.SessionStarted):
                     self._start_summary(effect)
@@ -382,6 +429,20 @@ class _Connection(asyncio.Protocol):
                     self._finish_summary(effect.reason, effect.failed, effect.paused)
         for event in pending:
             self.deliver(event)
+
+    def _metering_confirmed(self, effect: ev.MeteringConfirmed) -> None:
+        """A verified PnC MeteringConfirmation: keep the signed record, hand it to the hook."""
+        summary = self.summary if self.summary and self.summary.ended_at is None else None
+        if summary is not None:
+            summary.metering_confirmations.append(effect)
+        log.info("metering confirmed by the EV (eMAID %s): %s Wh", effect.emaid,
+                 effect.signed_metering_data.meter_info.charged_energy_reading_wh)
+        hook = self.server.on_metering_confirmation
+        if hook is not None:
+            try:
+                hook(summary, effect)
+            except Exception:  # a billing hook must not break the session
+                log.exception("on_metering_confirmation hook failed")
 
     def deliver(self, event: ev.Event) -> None:
         """Hand a charger input to the SECC and carry out what it answers."""
@@ -430,8 +491,9 @@ class _Connection(asyncio.Protocol):
         assert self.connector is not None
         hook = self.server.authorize
         if hook is None:
-            log.info("connector %s: authorized %s (%s) without a backend", self.connector.id,
-                     request.evcc_id, request.method)
+            log.info("connector %s: authorized %s (%s%s) without a backend", self.connector.id,
+                     request.evcc_id, request.method,
+                     f", eMAID {request.emaid}" if request.emaid else "")
             return [ev.AuthorizationGranted("")]
         answer = hook(request, self.connector.id)
         if isinstance(answer, bool):
@@ -521,6 +583,9 @@ class _Connection(asyncio.Protocol):
             tls=self.tls,
             peer=self.peer,
             started_at=time.time(),
+            tls_version=self.tls_version,
+            tls_cipher=self.tls_cipher,
+            vehicle_certificate=self.vehicle_subject,
             _energy_start=(ctl.energy_in_wh, ctl.energy_out_wh),
         )
 
@@ -534,6 +599,13 @@ class _Connection(asyncio.Protocol):
         summary.reason, summary.failed, summary.paused = reason, failed, paused
         summary.energy_in_wh = ctl.energy_in_wh - summary._energy_start[0]
         summary.energy_out_wh = ctl.energy_out_wh - summary._energy_start[1]
+        trips = getattr(ctl, "session_trips", None)  # a SupervisedController's (shared list)
+        if trips is not None:
+            summary.safety_trips = trips
+        session = self.conn.session if self.conn is not None else None
+        if session is not None and session.authorized:
+            summary.authorization = session.authorization_method
+            summary.emaid = session.emaid
         self.server.record_session(summary)
 
     def _sample(self, m: ev.MeasurementsUpdated) -> None:
@@ -602,6 +674,9 @@ class SeccServer:
         write_buffer_limit: int = 1 << 20,
         sample_interval: float = 1.0,
         max_sessions_kept: int = 1000,
+        connection_config: Callable[[str], SeccConfig] | None = None,
+        on_metering_confirmation: Callable[[SessionSummary | None, ev.MeteringConfirmed],
+                                           None] | None = None,
     ) -> None:
         if port is None and tls is None:
             raise ValueError("nothing to serve: give a plain TCP port or a TLS context")
@@ -620,6 +695,11 @@ class SeccServer:
         self.store = session_store if session_store is not None else SessionStore()
         self.authorize = authorize
         self.on_session_end = on_session_end
+        # per connection: the SeccConfig for a new connection on a connector (an energy
+        # manager's limits, schedule provider, authorization mode); None: `config`
+        self.connection_config = connection_config
+        # PnC: called with (summary, MeteringConfirmed) for each verified confirmation
+        self.on_metering_confirmation = on_metering_confirmation
         self.handshake_timeout = handshake_timeout
         self.write_buffer_limit = write_buffer_limit
         self.sample_interval = sample_interval
@@ -635,6 +715,11 @@ class SeccServer:
         self._servers: list[tuple[str, asyncio.base_events.Server]] = []
         self._sdp: Any = None
         self._poll_task: asyncio.Task[None] | None = None
+
+    def config_for(self, connector_id: str) -> SeccConfig:
+        """The SECC configuration for a new connection on `connector_id`."""
+        hook = self.connection_config
+        return self.config if hook is None else hook(connector_id)
 
     # -- life cycle ----------------------------------------------------------------------
 

@@ -13,8 +13,11 @@ What Python 3.11's ssl module cannot express, and how close we get:
 - Groups: `set_ecdh_curve()` selects exactly one group, so we offer secp521r1 only (no x448).
 - Signature algorithms: not settable per context; they follow from the certificate's key
   (an ECDSA P-521 leaf signs with ecdsa_secp521r1_sha512, an Ed448 leaf with ed448).
-- certificate_authorities in the CertificateRequest: OpenSSL sends the names of the CAs loaded
-  with load_verify_locations(), so the CertificateRequest lists exactly the trusted roots.
+- certificate_authorities in the CertificateRequest: load_verify_locations() alone sends no CA
+  names, and `ssl` has no set_client_CA_list(). With vehicle roots we call libssl's
+  SSL_load_client_CA_file + SSL_CTX_set_client_CA_list the same way as the suites (only when
+  the suites call proved the SSL_CTX pointer right), so the CertificateRequest names exactly
+  the trusted vehicle roots; `client_ca_names` says whether that worked.
 SSLKEYLOGFILE: when set, the session secrets are appended there (Wireshark can then decrypt).
 """
 
@@ -34,6 +37,7 @@ SUITES_ISO20 = ("TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256")
 class TlsContext:
     context: ssl.SSLContext
     restricted_suites: bool  # False: OpenSSL's default TLS 1.3 suites are offered
+    client_ca_names: bool = False  # the CertificateRequest names the vehicle roots
 
 
 def _set_tls13_suites(ctx: ssl.SSLContext, suites: tuple[str, ...]) -> bool:
@@ -55,6 +59,30 @@ def _set_tls13_suites(ctx: ssl.SSLContext, suites: tuple[str, ...]) -> bool:
     return tls13 == list(suites)
 
 
+def _set_client_ca_names(ctx: ssl.SSLContext, cafile: Path) -> bool:
+    """certificate_authorities of the CertificateRequest = the subjects in `cafile`."""
+    try:
+        import _ssl
+
+        lib = ctypes.CDLL(_ssl.__file__)
+        load = lib.SSL_load_client_CA_file
+        load.argtypes = [ctypes.c_char_p]
+        load.restype = ctypes.c_void_p
+        set_list = lib.SSL_CTX_set_client_CA_list
+        set_list.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        set_list.restype = None
+        ssl_ctx = ctypes.c_void_p.from_address(id(ctx) + object.__basicsize__).value
+        if not ssl_ctx:
+            return False
+        names = load(os.fsencode(cafile))
+        if not names:
+            return False
+        set_list(ssl_ctx, names)  # the SSL_CTX owns the list from here
+    except (OSError, AttributeError):
+        return False
+    return True
+
+
 def _common(ctx: ssl.SSLContext) -> bool:
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3
     ctx.maximum_version = ssl.TLSVersion.TLSv1_3
@@ -73,7 +101,10 @@ def secc_context(chain: Path, key: Path, *, vehicle_roots: Path | None = None,
     if vehicle_roots is not None:
         ctx.load_verify_locations(vehicle_roots)
         ctx.verify_mode = ssl.CERT_REQUIRED if require_vehicle_cert else ssl.CERT_OPTIONAL
-    return TlsContext(ctx, _common(ctx))
+    restricted = _common(ctx)
+    # the suites call cross-checks the SSL_CTX pointer: only then touch it again
+    names = vehicle_roots is not None and restricted and _set_client_ca_names(ctx, vehicle_roots)
+    return TlsContext(ctx, restricted, names)
 
 
 def ev_context(v2g_root: Path, *, cert: Path | None = None, key: Path | None = None,

@@ -538,13 +538,16 @@ class ChargerController:
             self._log.debug("meter reading failed: %r", exc)
         imported = meter.energy_imported_wh if meter is not None else None
         exported = meter.energy_exported_wh if meter is not None else None
+        signature = meter.signature if meter is not None else None
         if self.kind == "ac":
             closed = self.hal.board.contactors_closed
             volts, amps, watts = self._ac_target if closed else (self._ac_target[0], 0.0, 0.0)
             return ev.MeasurementsUpdated(volts, amps, present_power=watts,
-                                          imported_wh=imported, exported_wh=exported)
+                                          imported_wh=imported, exported_wh=exported,
+                                          meter_signature=signature)
         return ev.MeasurementsUpdated(self._voltage, self._current,
-                                      imported_wh=imported, exported_wh=exported)
+                                      imported_wh=imported, exported_wh=exported,
+                                      meter_signature=signature)
 
     def _advance_stop(self, now: float) -> None:
         if self._zero_since is None:
@@ -577,7 +580,9 @@ class ChargerController:
         if isinstance(backend_fault, str) and backend_fault:
             reasons.append(f"HAL fault: {backend_fault}")
         if getattr(hal, "tripped", False) is True:  # a safety supervisor wrapping the backend
-            reasons.append("safety supervisor tripped")
+            first = next(iter(getattr(hal, "active_trips", None) or ()), None)
+            reasons.append("safety supervisor tripped" if first is None else
+                           f"safety supervisor tripped ({first.reason}: {first.text})")
         active = self._phase in ("cable_check", "precharge", "energy")
         imd = hal.isolation_monitor
         if active and imd.fault is not None and self._cc_phase is None:

@@ -124,6 +124,10 @@ class SeccConfig:
     pnc_auto_authorize: bool = False  # a verified contract needs no backend decision
     # Offer CertificateInstallation (with PnC over TLS) and answer it through this hook.
     certificate_installation: CertificateInstallationBackend | None = None
+    # PnC sessions: ask the EV to sign the metering data (EVSENotification=MeteringConfirmation
+    # in every ChargeLoopRes that carries MeterInfo); the verified record leaves as the
+    # effect MeteringConfirmed.
+    pnc_metering_confirmation: bool = False
     max_payload: int = DEFAULT_MAX_PAYLOAD
     schedule_provider: ScheduleProvider | None = None
     # Absolute price schedule in ScheduleExchangeRes: optional in the XSD, but the issue asks

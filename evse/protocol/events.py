@@ -10,6 +10,7 @@ Units are SI floats. Sign convention: current and power are negative while the E
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from evse.protocol.limits import EvLimits, EvseLimits
 
@@ -32,6 +33,7 @@ class MeasurementsUpdated:
     present_power: float | None = None  # None: voltage * current
     imported_wh: float | None = None  # meter register, energy to the EV
     exported_wh: float | None = None  # meter register, energy from the EV
+    meter_signature: bytes | None = None  # the meter's signature over this reading, if any
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +80,19 @@ class SetpointUpdated:
     power_w: float | None
 
 
+@dataclass(frozen=True, slots=True)
+class PauseRequested:
+    """The charger (user, energy manager) asks the EV to pause the session.
+
+    -20 has no charger-initiated SessionStop: the charger sends EVSEStatus with
+    EVSENotification=Pause (in ChargeLoopRes / PowerDeliveryRes) and ramps the current to
+    zero; the EV then sends PowerDelivery(Stop) and SessionStop(ChargingSession=Pause) and
+    may resume later with its SessionID (OK_OldSessionJoined).
+    """
+
+    reason: str = "pause requested by the charger"
+
+
 Event = (
     CableCheckFinished
     | MeasurementsUpdated
@@ -88,6 +103,7 @@ Event = (
     | ConnectionLost
     | LimitsUpdated
     | SetpointUpdated
+    | PauseRequested
 )
 
 # -- effects (imperative) ------------------------------------------------------------------
@@ -186,6 +202,17 @@ class SessionEnded:
 
 
 @dataclass(frozen=True, slots=True)
+class MeteringConfirmed:
+    """PnC: the EV's MeteringConfirmationReq verified with its contract key. The signed
+    record for billing: SignedMeteringData and the header Signature as received."""
+
+    session_id: bytes
+    emaid: str | None
+    signed_metering_data: Any  # iso20.SignedMeteringDataType
+    signature: Any  # iso20 SignatureType (the request header's)
+
+
+@dataclass(frozen=True, slots=True)
 class CloseConnection:
     """Close the TCP/TLS connection `after_s` seconds from now (0: at once)."""
 
@@ -206,6 +233,7 @@ Effect = (
     | EvLimitsReported
     | SessionEnded
     | CloseConnection
+    | MeteringConfirmed
 )
 
 SAFE_STATE: tuple[Effect, ...] = (StopPower(), OpenContactors())
@@ -218,6 +246,7 @@ __all__ = [
     "CloseContactors",
     "ConnectionLost",
     "Effect",
+    "MeteringConfirmed",
     "EmergencyStop",
     "EnergyServiceSelected",
     "Event",
@@ -227,6 +256,7 @@ __all__ = [
     "LimitsUpdated",
     "MeasurementsUpdated",
     "OpenContactors",
+    "PauseRequested",
     "RequestAuthorization",
     "SAFE_STATE",
     "SendData",

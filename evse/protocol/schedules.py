@@ -75,6 +75,32 @@ class Schedules:
         return charge
 
 
+@dataclass(frozen=True, slots=True)
+class ScheduleRequest:
+    """Everything ScheduleExchangeReq tells about the EV's needs, for a provider with a
+    `schedules_for(request)` method (preferred over `schedules(...)` when present).
+
+    `now` is the caller's clock (Schedules.start must be on it); `timestamp` the same instant
+    as Unix seconds (TimeAnchor; price curves are on it). Energies in Wh at the battery as
+    the EV states them (the minimum may be negative under BPT: energy it can give).
+    """
+
+    now: float
+    timestamp: float
+    departure_time: int | None  # s from now
+    ev_limits: EvLimits | None
+    evse_limits: EvseLimits
+    bpt: bool
+    dynamic: bool = False  # Dynamic control mode (else Scheduled)
+    minimum_soc: int | None = None  # percent (Dynamic mode)
+    target_soc: int | None = None  # percent (Dynamic mode, or the EV's CPD TargetSOC)
+    ev_target_energy_wh: float | None = None
+    ev_maximum_energy_wh: float | None = None
+    ev_minimum_energy_wh: float | None = None
+    max_supporting_points: int | None = None  # Scheduled mode
+    evcc_id: str = ""
+
+
 class ScheduleProvider(Protocol):
     def schedules(
         self,

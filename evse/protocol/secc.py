@@ -1,6 +1,7 @@
 """`SeccConnection`: the sans-IO ISO 15118-20 SECC, one per TCP/TLS connection.
 
-    conn = SeccConnection(config, tls=True, now=loop.time(), session_store=store)
+    conn = SeccConnection(config, tls=True, now=loop.time(), session_store=store,
+                          peer_certificate=der)  # der: the vehicle certificate, if any
     effects = conn.receive_data(data, now)      # bytes from the socket
     effects = conn.handle_event(event, now)     # facts from the charger (events.py)
     deadline = conn.next_deadline()             # call handle_timeout(now) when reached
@@ -49,9 +50,13 @@ class SeccConnection:
         session_store: SessionStore | None = None,
         rng: RandomSource = secrets,
         epoch_offset: float = 0.0,
+        peer_certificate: bytes | None = None,
     ) -> None:
         self.config = config
         self.tls = tls
+        # DER of the vehicle's TLS client certificate (mutual TLS), None without one; binds
+        # a paused session to the vehicle (session.py resume_binding).
+        self.peer_certificate = bytes(peer_certificate) if peer_certificate else None
         self.charger = ChargerState(limits=config.limits)
         self.session: Session | None = None  # created by a successful supportedAppProtocol
         self.protocol: str | None = None
@@ -243,6 +248,7 @@ class SeccConnection:
             new_session_id=new_id,
             gen_challenge=challenge,
             paused=self._store,
+            vehicle_certificate=self.peer_certificate if self.tls else None,
         )
 
     def _timestamp(self, now: float) -> int:

@@ -8,6 +8,8 @@ connections so that SessionSetup with the old SessionID can resume them.
 from __future__ import annotations
 
 import copy
+import hashlib
+import hmac
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -18,6 +20,7 @@ from evse.protocol.events import (
     EmergencyStop,
     LimitsUpdated,
     MeasurementsUpdated,
+    PauseRequested,
     SetpointUpdated,
     StopRequested,
 )
@@ -27,6 +30,27 @@ from evse.protocol.states import ENERGY_STATES, State
 from evse.protocol.timeouts import Timeouts
 
 ZERO_SESSION_ID = bytes(8)
+
+
+def resume_binding(session_id: bytes, vehicle_certificate: bytes) -> bytes:
+    """SHA-512(SessionID || SHA-512(vehicle certificate DER)): what a paused session is bound
+    to when the vehicle authenticated with its certificate in (mutual) TLS."""
+    inner = hashlib.sha512(bytes(vehicle_certificate)).digest()
+    return hashlib.sha512(bytes(session_id) + inner).digest()
+
+
+def same_vehicle(paused: Session, vehicle_certificate: bytes | None) -> bool:
+    """May a connection presenting `vehicle_certificate` (None: none) resume `paused`?
+
+    Yes when the paused session was not bound (no vehicle certificate in its TLS
+    connection), else only with the certificate it was bound to."""
+    if paused.vehicle_binding is None:
+        return True
+    if vehicle_certificate is None:
+        return False
+    return hmac.compare_digest(
+        resume_binding(paused.session_id, vehicle_certificate), paused.vehicle_binding
+    )
 
 
 @dataclass
@@ -42,6 +66,11 @@ class Session:
     gen_challenge: bytes | None = None
     authorization_requested: bool = False
     authorized: bool = False
+    authorization_method: str | None = None  # "EIM" / "PnC" once authorized
+    emaid: str | None = None  # PnC: the verified contract's eMAID
+    # SHA-512(SessionID || SHA-512(vehicle certificate)) when the vehicle presented a TLS
+    # client certificate: a paused session resumes only with the same certificate.
+    vehicle_binding: bytes | None = None
     # services
     offered_services: tuple[ServiceId, ...] = ()
     service: ServiceId | None = None
@@ -62,6 +91,12 @@ class Session:
     energy_flowing: bool = False
     standby: bool = False
     terminate_notified_at: float | None = None
+    # what the EV shows (DisplayParameters, energy requests in the loop): for the energy
+    # manager's state of charge estimate; the protocol itself never acts on them
+    present_soc: int | None = None  # percent
+    display_target_soc: int | None = None  # percent
+    battery_capacity_wh: float | None = None
+    ev_target_energy_wh: float | None = None  # EVTargetEnergyRequest (to the target SOC)
 
     @property
     def energy(self) -> str | None:
@@ -94,6 +129,8 @@ class Session:
             "evcc_id",
             "offered_auth",
             "authorized",
+            "authorization_method",
+            "emaid",
             "offered_services",
             "service",
             "parameter_set_id",
@@ -119,11 +156,13 @@ class ChargerState:
     present_power: float | None = None
     imported_wh: float = 0.0
     exported_wh: float = 0.0
+    meter_signature: bytes | None = None  # the meter's signature over its latest reading
     authorization: bool | None = None  # True granted, False denied, None pending
     isolation_ok: bool | None = None  # result of the running cable check
     stop_reason: str | None = None
     emergency_reason: str | None = None
     setpoint_w: float | None = None  # Dynamic mode, negative = discharge
+    pause_reason: str | None = None  # EVSENotification=Pause until the EV pauses
 
     def update(self, event: object) -> bool:
         """Record a charger fact; False if `event` is not one this state keeps."""
@@ -135,6 +174,8 @@ class ChargerState:
                 self.imported_wh = event.imported_wh
             if event.exported_wh is not None:
                 self.exported_wh = event.exported_wh
+            if event.imported_wh is not None or event.meter_signature is not None:
+                self.meter_signature = event.meter_signature
         elif isinstance(event, AuthorizationGranted | AuthorizationDenied):
             self.authorization = isinstance(event, AuthorizationGranted)
         elif isinstance(event, StopRequested):
@@ -143,6 +184,8 @@ class ChargerState:
             self.emergency_reason = event.reason
         elif isinstance(event, LimitsUpdated):
             self.limits = event.limits
+        elif isinstance(event, PauseRequested):
+            self.pause_reason = event.reason
         elif isinstance(event, SetpointUpdated):
             self.setpoint_w = event.power_w
         else:

@@ -16,7 +16,6 @@ verifier never reads a clock.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 
 from evse.protocol.config import PncVerdict
+from evse.protocol.session import resume_binding as _core_resume_binding
 from evse.security.chains import (
     ISO20_CHAIN_POLICY,
     ChainError,
@@ -65,10 +65,10 @@ _SIGNATURE_PROBLEMS: tuple[type[Exception], ...] = (SignatureError, *_UNUSABLE)
 def resume_binding(session_id: bytes, vehicle_certificate: bytes) -> bytes:
     """SHA-512(SessionID || SHA-512(vehicle certificate DER)): what a paused session is bound
     to when the vehicle authenticated with its certificate in TLS, so that only the same
-    vehicle can resume it. (Computing it is all this does: the TLS adapter must hand the peer
-    certificate to the protocol core, which keeps and compares it; see docs/pnc.md.)"""
-    inner = hashlib.sha512(bytes(vehicle_certificate)).digest()
-    return hashlib.sha512(bytes(session_id) + inner).digest()
+    vehicle can resume it. The protocol core computes and checks it
+    (`evse.protocol.session.resume_binding`, fed by the TLS adapter's peer certificate); this
+    is the same function, for tools and tests."""
+    return _core_resume_binding(session_id, vehicle_certificate)
 
 
 def chain_response_code(error: ChainError) -> str:

@@ -380,6 +380,12 @@ def add_ev_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     pnc.add_argument("--oem-prov-key", help="private key of --oem-prov-cert (PEM)")
     pnc.add_argument("--install-certificate", action="store_true",
                      help="ask for a contract via CertificateInstallation when offered")
+    pnc.add_argument("--pnc-strict", action="store_true",
+                     help="PnC only: stop instead of falling back to EIM when the SECC does not "
+                     "offer PnC or no contract is available")
+    pnc.add_argument("--no-metering-confirmation", dest="metering_confirmation",
+                     action="store_false",
+                     help="do not answer EVSENotification=MeteringConfirmation")
     return parser
 
 
@@ -436,6 +442,14 @@ def scenario_from_args(ns: argparse.Namespace) -> ScenarioConfig:
     pnc = _pnc_from_args(ns)
     if pnc is not None:
         changes.update(authorization="PnC", pnc=pnc)
+    if getattr(ns, "pnc_strict", False):
+        if cfg.authorization != "PnC" and pnc is None:
+            raise ValueError("--pnc-strict needs PnC credentials (--contract-cert/--contract-key "
+                             "or --oem-prov-cert/--oem-prov-key --install-certificate) or a "
+                             "PnC scenario")
+        changes.update(authorization="PnC", pnc_fallback_to_eim=False)
+    if not getattr(ns, "metering_confirmation", True):
+        changes["pnc_metering_confirmation"] = False
     return cfg.replace(**changes)
 
 

@@ -187,6 +187,7 @@ class Evcc(EvRequests):
         self.messages: list[MessageRecord] = []
         self.warnings: list[str] = []
         self.evse_notifications: list[str] = []
+        self._last_notification: str | None = None  # of the latest response
         self.timing_violations: list[TimingViolation] = []
         self.connections = 0
         self.loops = 0
@@ -366,6 +367,8 @@ class Evcc(EvRequests):
             extra["authorization"] = "PnC"
             if self.pnc.installed_emaid is not None:
                 extra["installed_emaid"] = self.pnc.installed_emaid
+            if self.pnc.metering_confirmations:
+                extra["metering_confirmations"] = self.pnc.metering_confirmations
         if self.meter_info is not None:
             extra["meter_charged_wh"] = self.meter_info.charged_energy_reading_wh
             extra["meter_discharged_wh"] = self.meter_info.bpt_discharged_energy_reading_wh
@@ -527,9 +530,9 @@ class Evcc(EvRequests):
             raise EvccAbort(f"{name} arrived with the wrong V2GTP payload type")
 
         status = getattr(msg, "evse_status", None)
-        notification = None
+        notification = self._last_notification = None
         if status is not None and status.evse_notification is not None:
-            notification = str(status.evse_notification)
+            notification = self._last_notification = str(status.evse_notification)
             self.evse_notifications.append(f"{name}:{notification}")
             if notification == "Terminate":
                 self._terminate_seen = True
@@ -912,7 +915,10 @@ class Evcc(EvRequests):
         self.loops += 1
         reason = self._loop_stop_reason()
         if reason is None:
-            self._loop_later(now)
+            if self._wants_metering_confirmation():
+                self._send(self._req_metering_confirmation(now), now, EvState.CHARGE_LOOP)
+            else:
+                self._loop_later(now)
             return
         if reason == "pause":
             self._paused_once = True
@@ -921,6 +927,23 @@ class Evcc(EvRequests):
             self._begin_stop(now, reason, session_end="Pause", resume=False)
         else:
             self._begin_stop(now, reason)
+
+    # -- MeteringConfirmation (PnC) --------------------------------------------------------
+
+    def _wants_metering_confirmation(self) -> bool:
+        return (self._last_notification == "MeteringConfirmation" and self.pnc is not None
+                and self.pnc.has_contract and self.meter_info is not None
+                and self.scenario.pnc_metering_confirmation)
+
+    def _req_metering_confirmation(self, now: float) -> Any:
+        assert self.pnc is not None
+        scheduled = self.scenario.control_mode is ControlMode.SCHEDULED
+        tuple_id = self.schedule.tuple_id if scheduled and self.schedule is not None else None
+        return self.pnc.metering_confirmation_req(self._hdr(iso20, now), self.meter_info,
+                                                  tuple_id)
+
+    def _on_MeteringConfirmationRes(self, msg: Any, now: float) -> None:  # noqa: N802
+        self._loop_later(now)
 
     def _loop_stop_reason(self) -> str | None:
         cfg = self.scenario

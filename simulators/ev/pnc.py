@@ -94,6 +94,7 @@ class PncState:
     contract_sub_certificates: tuple[bytes, ...] = ()
     contract_key: Any = field(default=None, repr=False)
     installed_emaid: str | None = None
+    metering_confirmations: int = 0  # MeteringConfirmationReqs sent
 
     @classmethod
     def of(cls, creds: PncCredentials) -> PncState:
@@ -167,6 +168,28 @@ class PncState:
             maximum_contract_certificate_chains=1,
             prioritized_emai_ds=iso20.EMAIDListType(emaid=emaids) if emaids else None,
         )
+
+    def metering_confirmation_req(self, header: Any, meter_info: Any,
+                                  schedule_tuple_id: int | None) -> Any:
+        """MeteringConfirmationReq: SignedMeteringData (this session, the MeterInfo the SECC
+        sent, the control mode) signed with the contract key in the header Signature."""
+        from evse.security.signatures import SignedElement, sign
+
+        if not self.has_contract:
+            raise ValueError("MeteringConfirmation needs the contract key")
+        mode: dict[str, Any] = (
+            {"dynamic_smdt_control_mode": iso20.Dynamic_SMDTControlModeType()}
+            if schedule_tuple_id is None else
+            {"scheduled_smdt_control_mode": iso20.Scheduled_SMDTControlModeType(
+                selected_schedule_tuple_id=schedule_tuple_id)})
+        info = iso20.MeterInfoType(**{f: getattr(meter_info, f)
+                                      for f in type(meter_info)._py_names()})  # DC/AC -> common
+        data = iso20.SignedMeteringDataType(id="id1", session_id=bytes(header.session_id),
+                                            meter_info=info, **mode)
+        signature = sign(self.contract_key, SignedElement("SignedMeteringData", data))
+        self.metering_confirmations += 1
+        return iso20.MeteringConfirmationReq(header=header.replace(signature=signature),
+                                             signed_metering_data=data)
 
     def accept_installation(self, res: Any, timestamp: float) -> str:
         """Take the contract from a CertificateInstallationRes (OK); returns its eMAID."""

@@ -193,6 +193,9 @@ class ScenarioConfig:
     authorization: str = "EIM"
     pnc: Any = None
     pnc_fallback_to_eim: bool = True  # PnC not offered / no contract: EIM, with a warning
+    # PnC: answer EVSENotification=MeteringConfirmation with a MeteringConfirmationReq signed
+    # by the contract key (False: ignore the request)
+    pnc_metering_confirmation: bool = True
 
     def __post_init__(self) -> None:
         if not 0 <= self.target_soc <= 100 or not 0 <= self.min_soc <= 100:

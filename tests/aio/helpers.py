@@ -92,10 +92,11 @@ class Rig:
 
 @contextlib.asynccontextmanager
 async def running(n: int = 1, *, tls: Any = None, plain: bool = True, speedup: float = SPEEDUP,
-                  **config: Any) -> AsyncIterator[Rig]:
+                  authorize: Any = None, **config: Any) -> AsyncIterator[Rig]:
     station = Station.from_backends([SimBackend() for _ in range(n)], speedup=speedup)
     server = SeccServer(secc_config(**config), station, address=HOST,
-                        port=0 if plain else None, tls=tls, tls_port=0, poll_interval=0.01)
+                        port=0 if plain else None, tls=tls, tls_port=0, poll_interval=0.01,
+                        authorize=authorize)
     await server.start()
     try:
         yield Rig(server, station)

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 ENERGY = Path(__file__).resolve().parents[2] / "evse" / "energy"
-MODULES = ["prices.py", "optimizer.py", "exchange.py", "v2h.py"]
+MODULES = ["prices.py", "optimizer.py", "exchange.py", "v2h.py", "provider.py",
+           "accounting.py"]
 IMPURE = {"asyncio", "socket", "ssl", "selectors", "threading", "time", "subprocess",
           "multiprocessing", "concurrent", "signal", "random", "os"}
 

@@ -33,5 +33,7 @@ def test_hal_bench_quick_prints_its_tables() -> None:
         "CAN setpoint -> measurement",
         "e-stop pressed on the MCU",
         "MCU goes silent",
+        "system: SECC + EV running",
+        "module outputs stale",
     ):
         assert row in out, out

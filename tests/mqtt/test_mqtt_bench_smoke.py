@@ -24,5 +24,8 @@ def test_mqtt_bench_quick() -> None:
     assert out.returncode == 0, out.stderr
     for row in ("command round trip, sequential", "commands pipelined",
                 "state change -> subscriber", "post_event + notify_state, broker down",
-                "broker restart -> bridge online again"):
+                "broker restart -> bridge online again",
+                "DC_BPT: publish -> SetPowerTarget with the DC_ChargeLoopRes",
+                "AC_BPT: publish -> EVSETargetActivePower at the EV",
+                "publish -> charger has the setpoint"):
         assert row in out.stdout, out.stdout

@@ -67,8 +67,9 @@ def test_offered_only_with_pnc_over_tls_and_a_cps() -> None:
     assert setup(connect(no_pnc)).certificate_installation_service is False
 
 
-def test_installation_then_pnc_with_the_new_contract() -> None:
-    pki = pki_for("secp521r1")
+@pytest.mark.parametrize("algorithm", ["secp521r1", "ed448"])
+def test_installation_then_pnc_with_the_new_contract(algorithm: str) -> None:
+    pki = pki_for(algorithm)
     cps = local_cps(pki, pending_polls=2)
     x = connect(install_config(pki, cps))
     challenge = bytes(setup(x).pnc_as_res_authorization_mode.gen_challenge)
@@ -83,6 +84,13 @@ def test_installation_then_pnc_with_the_new_contract() -> None:
     contract = accept_installation(res, pki.oem_provisioning.key,
                                    v2g_roots=[pki.v2g_root.cert], now=NOW)
     assert contract.emaid == cps.issued[-1][0]
+    data = res.signed_installation_data
+    if algorithm == "ed448":  # X448 key transport
+        assert str(data.ecdh_curve) == "X448" and data.secp521_encrypted_private_key is None
+        assert len(bytes(data.x448_encrypted_private_key)) == 84
+        assert len(bytes(data.dh_public_key)) == 133
+    else:
+        assert str(data.ecdh_curve) == "SECP521" and data.x448_encrypted_private_key is None
     assert x.conn.state == State.AUTHORIZATION
     # The EV authorizes with the contract it just received.
 
@@ -131,13 +139,36 @@ def test_without_oem_roots_only_the_signature_is_checked() -> None:
     assert res.response_code == "OK"
 
 
-def test_ed448_provisioning_key_gets_no_certificate() -> None:
-    pki = pki_for("ed448")
-    x = connect(install_config(pki))
-    setup(x)
-    res, _ = x.send(certificate_installation_req(pki, x.header()))
-    assert (res.response_code, res.evse_processing) == ("WARNING_NoCertificateAvailable",
-                                                        "Finished")
+def test_x448_key_transport_round_trip_and_tampering() -> None:
+    from cryptography.hazmat.primitives.asymmetric import ed448
+
+    from evse.security.cps import (
+        KeyTransportError,
+        decrypt_contract_key_x448,
+        ed448_to_x448_private,
+        ed448_to_x448_public,
+        encrypt_contract_key_x448,
+        new_x448_transportable_ed448_key,
+    )
+
+    oem = ed448.Ed448PrivateKey.generate()
+    assert ed448_to_x448_private(oem).public_key().public_bytes_raw() == \
+        ed448_to_x448_public(oem.public_key()).public_bytes_raw()
+    contract = new_x448_transportable_ed448_key()
+    dh, enc = encrypt_contract_key_x448(contract, oem.public_key())
+    assert (len(dh), len(enc)) == (133, 84) and not any(dh[56:])
+    got = decrypt_contract_key_x448(dh, enc, oem)
+    assert got.private_bytes_raw() == contract.private_bytes_raw()
+    for bad in (dh[:-1] + b"\x01", bytes([dh[0] ^ 1]) + dh[1:]):
+        with pytest.raises(KeyTransportError):
+            decrypt_contract_key_x448(bad, enc, oem)
+    with pytest.raises(KeyTransportError):
+        decrypt_contract_key_x448(dh, enc[:-1] + bytes([enc[-1] ^ 1]), oem)
+    with pytest.raises(KeyTransportError):  # another vehicle's key
+        decrypt_contract_key_x448(dh, enc, ed448.Ed448PrivateKey.generate())
+    with pytest.raises(KeyTransportError):  # a 57-byte seed does not fit the 84 bytes
+        encrypt_contract_key_x448(ed448.Ed448PrivateKey.from_private_bytes(b"\x01" * 57),
+                                  oem.public_key())
 
 
 @pytest.mark.parametrize("how", ["plain_tcp", "no_cps"])

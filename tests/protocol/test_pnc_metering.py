@@ -14,7 +14,7 @@ from evse.protocol.secc import SeccConnection
 from evse.protocol.states import State
 from evse.security.signatures import SignedElement, sign
 from exi_codec.schemas import iso20
-from tests.protocol.evcc import Ev, FakeRng, assert_safe_end, config
+from tests.protocol.evcc import Ev, FakeRng, assert_safe_end, config, of
 from tests.security.helpers import ALGORITHMS, NOW_TS, authorization_req, pki_for, verifier
 
 
@@ -23,9 +23,9 @@ def pki(request: pytest.FixtureRequest) -> PncPki:
     return pki_for(str(request.param))
 
 
-def to_loop(pki: PncPki, *, pnc: bool = True) -> Ev:
+def to_loop(pki: PncPki, *, pnc: bool = True, **kw: Any) -> Ev:
     cfg = config(offer_pnc=True, pnc_verifier=verifier(pki), pnc_auto_authorize=True,
-                 control_modes=(ControlMode.SCHEDULED,))
+                 control_modes=(ControlMode.SCHEDULED,), **kw)
     x = Ev(SeccConnection(cfg, tls=True, now=0.0, rng=FakeRng(), epoch_offset=NOW_TS))
     x.sap()
     x.setup()
@@ -91,3 +91,54 @@ def test_bad_metering_confirmation_ends_the_session(pki: PncPki, case: str) -> N
     assert res.response_code == "FAILED_MeteringSignatureNotValid"
     assert_safe_end(effects)
     assert x.conn.closed
+
+
+SIGNATURE = bytes(range(64))  # what an Ed25519-signing meter gives
+
+
+def test_secc_asks_for_confirmation_with_signed_meter_info(pki: PncPki) -> None:
+    x = to_loop(pki, pnc_metering_confirmation=True)
+    x.event(ev.MeasurementsUpdated(present_voltage=400.0, present_current=10.0,
+                                   imported_wh=1500.0, meter_signature=SIGNATURE))
+    res, _ = x.dc_loop(ControlMode.SCHEDULED, False, meter=False)
+    assert res.meter_info is None and res.evse_status is None  # nothing to confirm
+    res, effects = x.dc_loop(ControlMode.SCHEDULED, False, meter=True)
+    assert res.evse_status.evse_notification == "MeteringConfirmation"
+    info = res.meter_info
+    assert info.charged_energy_reading_wh == 1500 and bytes(info.meter_signature) == SIGNATURE
+    assert not of(effects, ev.StopPower)
+    # the EV signs exactly the MeterInfo it got
+    data = iso20.SignedMeteringDataType(
+        id="id1", session_id=x.session_id,
+        meter_info=iso20.MeterInfoType(**{f: getattr(info, f)
+                                          for f in type(info)._py_names()}),
+        scheduled_smdt_control_mode=iso20.Scheduled_SMDTControlModeType(
+            selected_schedule_tuple_id=1))
+    signature = sign(pki.contract.key, SignedElement("SignedMeteringData", data))
+    res, effects = x.send(iso20.MeteringConfirmationReq(
+        header=x.header().replace(signature=signature), signed_metering_data=data), dt=0.05)
+    assert res.response_code == "OK"
+    (record,) = of(effects, ev.MeteringConfirmed)
+    assert record.session_id == x.session_id and record.emaid == pki.emaid
+    assert record.signed_metering_data == data and record.signature == signature
+
+
+def test_no_confirmation_asked_without_the_option_or_pnc(pki: PncPki) -> None:
+    for x in (to_loop(pki), to_loop(pki, pnc=False, pnc_metering_confirmation=True)):
+        res, _ = x.dc_loop(ControlMode.SCHEDULED, False, meter=True)
+        assert res.meter_info is not None and res.evse_status is None
+
+
+def test_terminate_wins_over_a_metering_confirmation(pki: PncPki) -> None:
+    x = to_loop(pki, pnc_metering_confirmation=True)
+    x.event(ev.StopRequested(reason="test"))
+    res, _ = x.dc_loop(ControlMode.SCHEDULED, False, meter=True)
+    assert res.evse_status.evse_notification == "Terminate"
+
+
+def test_meter_signature_too_long_for_meter_info_is_left_out(pki: PncPki) -> None:
+    x = to_loop(pki)
+    x.event(ev.MeasurementsUpdated(present_voltage=400.0, present_current=10.0,
+                                   imported_wh=10.0, meter_signature=bytes(132)))
+    res, _ = x.dc_loop(ControlMode.SCHEDULED, False, meter=True)
+    assert res.meter_info.meter_signature is None

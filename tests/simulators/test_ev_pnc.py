@@ -114,10 +114,15 @@ def test_no_contract_and_no_installation() -> None:
 
 
 def test_installation_refused_without_a_contract_fails() -> None:
-    pki = pki_at_epoch("ed448")  # the local CPS has no X448 key transport
-    cps = LocalCps(cps_key=pki.cps.key, cps_chain=[pki.cps.leaf.cert],
-                   mo_sub_ca=pki.contract.subs[0].cert, mo_sub_ca_key=pki.contract.subs[0].key,
-                   mo_chain=[s.cert for s in pki.contract.subs], emaid="DEEVSC00000077Q")
+    pki = pki_at_epoch("ed448")
+
+    class NoCertificateCps:  # a CPS with no contract for this vehicle
+        def installation_data(self, req: Any, *, timestamp: int, session_id: bytes) -> Any:
+            from evse.protocol.config import InstallationAnswer
+
+            return InstallationAnswer("WARNING_NoCertificateAvailable", reason="none")
+
+    cps = NoCertificateCps()
     creds = PncCredentials(oem_provisioning_certificate=pki.oem_provisioning.leaf_der,
                            oem_provisioning_sub_certificates=pki.oem_provisioning.sub_ders,
                            oem_provisioning_key=pki.oem_provisioning.key,
@@ -171,3 +176,47 @@ def test_dc_pnc_scenario_is_registered() -> None:
     assert sc.authorization == "PnC" and sc.service.is_dc and sc.pnc is None
     with pytest.raises(ValueError):
         get_scenario("dc", authorization="RFID")
+
+
+@pytest.mark.parametrize("algorithm", ["secp521r1", "ed448"])
+def test_ev_confirms_the_metering_with_its_contract_key(algorithm: str) -> None:
+    pki = pki_at_epoch(algorithm)
+    cfg = secc_config(pki, pnc_auto_authorize=True, pnc_metering_confirmation=True)
+    run = back_to_back(scenario(pnc=contract_creds(pki), meter_info_every=2), cfg)
+    assert isinstance(run.effect, Finished), run.effect
+    confirmed = [e for e in run.secc_effects if isinstance(e, sev.MeteringConfirmed)]
+    sent = run.report.request_sequence.count("MeteringConfirmationReq")
+    assert sent == len(confirmed) == run.report.extra["metering_confirmations"] >= 2
+    assert all(c.emaid == pki.emaid for c in confirmed)
+    readings = [c.signed_metering_data.meter_info.charged_energy_reading_wh for c in confirmed]
+    assert readings == sorted(readings)  # the harness feeds no meter: registers stay 0
+
+
+def test_ev_can_ignore_a_metering_confirmation_request() -> None:
+    pki = pki_at_epoch("secp521r1")
+    cfg = secc_config(pki, pnc_auto_authorize=True, pnc_metering_confirmation=True)
+    run = back_to_back(scenario(pnc=contract_creds(pki), meter_info_every=2,
+                                pnc_metering_confirmation=False), cfg)
+    assert isinstance(run.effect, Finished), run.effect
+    assert "MeteringConfirmationReq" not in run.report.request_sequence
+    assert any(n.endswith(":MeteringConfirmation") for n in run.report.evse_notifications)
+
+
+def test_dc_pnc_with_ed448_certificate_installation() -> None:
+    pki = pki_at_epoch("ed448")
+    cps = LocalCps(cps_key=pki.cps.key,
+                   cps_chain=[pki.cps.leaf.cert, *(s.cert for s in pki.cps.subs)],
+                   mo_sub_ca=pki.contract.subs[0].cert, mo_sub_ca_key=pki.contract.subs[0].key,
+                   mo_chain=[s.cert for s in pki.contract.subs], emaid="DEEVSC00000077Q")
+    creds = PncCredentials(
+        oem_provisioning_certificate=pki.oem_provisioning.leaf_der,
+        oem_provisioning_sub_certificates=pki.oem_provisioning.sub_ders,
+        oem_provisioning_key=pki.oem_provisioning.key,
+        v2g_roots=(pki.v2g_root.cert,), install_certificate=True)
+    cfg = secc_config(pki, certificate_installation=cps, pnc_auto_authorize=True,
+                      pnc_metering_confirmation=True)
+    run = back_to_back(scenario(pnc=creds, meter_info_every=2), cfg)
+    assert isinstance(run.effect, Finished), run.effect
+    assert run.report.extra["installed_emaid"] == "DEEVSC00000077Q"
+    assert run.report.extra["authorization"] == "PnC"
+    assert [e for e in run.secc_effects if isinstance(e, sev.MeteringConfirmed)]

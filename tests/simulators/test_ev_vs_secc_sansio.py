@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,9 +97,13 @@ def back_to_back(
     grant: bool = True,
     cable_check_time: float = 0.25,
     t0: float = 100.0,
+    peer_certificates: Sequence[bytes | None] = (),
+    store: SessionStore | None = None,
 ) -> Run:
+    """`peer_certificates[i]`: the vehicle certificate (DER) the i-th connection presents in
+    TLS (None or missing: none); `store`: share paused sessions with another run."""
     cfg = cfg or config()
-    store = SessionStore()
+    store = store if store is not None else SessionStore()
     battery = scenario.battery.make()
     evcc = Evcc(scenario, battery=battery, epoch_offset=EPOCH)
     queue: list[tuple[float, int, str, Any]] = []
@@ -116,8 +121,10 @@ def back_to_back(
     def new_connection(at: float) -> None:
         nonlocal conn, connections
         connections += 1
+        peer = peer_certificates[connections - 1] if connections <= len(peer_certificates) \
+            else None
         conn = secc_mod.SeccConnection(cfg, tls=True, now=at, session_store=store,
-                                       epoch_offset=EPOCH)
+                                       epoch_offset=EPOCH, peer_certificate=peer)
         push(at + latency, "secc", (conn, evcc.start(at)))
 
     def charger(effects: list[Any], c: Any, at: float) -> None:

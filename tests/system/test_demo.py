@@ -45,9 +45,12 @@ def test_default_demo_charges_and_discharges(tmp_path: Path) -> None:
     assert data["sessions"][0]["energy_out_wh"] > 0
 
 
-@pytest.mark.parametrize("args", [["--tls", "--scenario", "dc", "--no-progress"]])
+@pytest.mark.parametrize("args", [["--tls", "--scenario", "dc", "--no-progress"],
+                                  ["--pnc", "--algorithm", "ed448", "--no-progress"]])
 def test_demo_over_tls(args: list[str]) -> None:
     p = _demo(*args, "--speedup", "120")
     assert p.returncode == 0, p.stdout + p.stderr
     assert "TLS 1.3 over loopback" in p.stdout
     assert _kwh(p.stdout, "energy charged") > 0
+    if "--pnc" in args:
+        assert "Plug & Charge, eMAID DEEVSC00000001X" in p.stdout

@@ -18,6 +18,8 @@ from evse.protocol.handlers.common import (
     desired_power,
     evse_status,
     meter_info,
+    metering_status,
+    note_display,
     rational,
     remaining_departure,
     require_ev,
@@ -108,6 +110,7 @@ def handle_ac_charge_loop(req: AC_ChargeLoopReq, session: Session, inputs: Input
     if bpt and not session.bpt:
         raise Failed("BPT control mode in a session without a BPT service")
     ev = session.ev = updated_ev_limits(require_ev(session), mode)
+    note_display(session, req, mode)
     charger = inputs.charger
     limits = charger.limits
     schedule = schedule_limits(session, inputs) if scheduled else None
@@ -157,11 +160,12 @@ def handle_ac_charge_loop(req: AC_ChargeLoopReq, session: Session, inputs: Input
         cls = ac.BPT_Dynamic_AC_CLResControlModeType if bpt else ac.Dynamic_AC_CLResControlModeType
         key = "bpt_dynamic_ac_cl_res_control_mode" if bpt else "dynamic_ac_cl_res_control_mode"
         res_mode = {key: cls(**dynamic, **fields)}
+    info = meter_info(ac, session, inputs) if req.meter_info_requested else None
     res = AC_ChargeLoopRes(
         header=res_header(ac, session, inputs),
         response_code=ac.responseCodeType.OK,
-        evse_status=status,
-        meter_info=meter_info(ac, session, inputs) if req.meter_info_requested else None,
+        evse_status=metering_status(ac, session, inputs, status, info),
+        meter_info=info,
         **res_mode,
     )
     return res, effects

@@ -155,6 +155,9 @@ def handle_authorization(req: AuthorizationReq, session: Session, inputs: Inputs
     auto = cfg.auto_authorize if method == "EIM" else cfg.pnc_auto_authorize
     if session.authorized or granted is True or auto:
         session.authorized = True
+        session.authorization_method = method
+        if verdict is not None:
+            session.emaid = verdict.emaid
         return _respond(session, inputs, "OK", "Finished"), []
     if granted is False:
         warning = "WARNING_EIMAuthorizationFailure" if method == "EIM" else GENERAL_PNC_ERROR

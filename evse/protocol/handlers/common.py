@@ -18,7 +18,7 @@ from evse.protocol.events import Effect
 from evse.protocol.limits import EvLimits
 from evse.protocol.messages import header
 from evse.protocol.session import ZERO_SESSION_ID, ChargerState, Session, SessionStore
-from evse.protocol.units import to_rational
+from evse.protocol.units import from_rational, to_rational
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +31,7 @@ class Inputs:
     new_session_id: bytes = ZERO_SESSION_ID  # SessionSetup: the id for a new session
     gen_challenge: bytes | None = None  # AuthorizationSetup with PnC: 16 random bytes
     paused: SessionStore | None = None  # SessionSetup: sessions that may be resumed
+    vehicle_certificate: bytes | None = None  # DER of the TLS client certificate, if any
 
 
 HandlerResult = tuple[Any, list[Effect]]
@@ -52,9 +53,15 @@ def require_ev(session: Session) -> EvLimits:
 
 
 def evse_status(module: ModuleType, session: Session, inputs: Inputs) -> Any:
-    """EVSEStatus with EVSENotification=Terminate while a charger stop is pending, else None."""
+    """EVSEStatus with EVSENotification=Terminate while a charger stop is pending, Pause
+    while a charger pause is pending (PauseRequested), else None."""
     if inputs.charger.stop_reason is None:
-        return None
+        if inputs.charger.pause_reason is None:
+            return None
+        return module.EVSEStatusType(
+            notification_max_delay=inputs.config.notification_max_delay,
+            evse_notification="Pause",
+        )
     if session.terminate_notified_at is None:
         session.terminate_notified_at = inputs.now
     return module.EVSEStatusType(
@@ -85,11 +92,50 @@ def meter_info(module: ModuleType, session: Session, inputs: Inputs) -> Any:
         meter_id=inputs.config.meter_id,
         charged_energy_reading_wh=max(0, int(charger.imported_wh)),
         bpt_discharged_energy_reading_wh=max(0, int(charger.exported_wh)) if session.bpt else None,
+        meter_signature=_meter_signature(charger.meter_signature),
         meter_timestamp=inputs.timestamp,
     )
+
+
+def _meter_signature(signature: bytes | None) -> bytes | None:
+    """The meter's own signature over its reading, when it fits MeterSignature (<= 64 bytes,
+    e.g. Ed25519); a longer one cannot go into -20's MeterInfo."""
+    if signature is None or not 0 < len(signature) <= 64:
+        return None
+    return bytes(signature)
+
+
+def metering_status(module: ModuleType, session: Session, inputs: Inputs, status: Any,
+                    info: Any) -> Any:
+    """EVSEStatus: `status` (Terminate/Pause) first; else, in a PnC session with
+    `pnc_metering_confirmation` and MeterInfo in this response, EVSENotification=
+    MeteringConfirmation (the EV answers with a signed MeteringConfirmationReq)."""
+    if status is not None or info is None or not inputs.config.pnc_metering_confirmation \
+            or session.authorization_method != "PnC":
+        return status
+    return module.EVSEStatusType(notification_max_delay=inputs.config.notification_max_delay,
+                                 evse_notification="MeteringConfirmation")
 
 
 def remaining_departure(session: Session, inputs: Inputs) -> int | None:
     if session.departure_at is None:
         return None
     return max(0, int(session.departure_at - inputs.now))
+
+
+def note_display(session: Session, req: Any, mode: Any) -> None:
+    """Keep what the EV shows about its battery (DisplayParameters, EVTargetEnergyRequest of
+    the Dynamic loop) for the charger's energy manager; never used by the protocol."""
+    display = getattr(req, "display_parameters", None)
+    if display is not None:
+        if display.present_soc is not None:
+            session.present_soc = int(display.present_soc)
+        if display.target_soc is not None:
+            session.display_target_soc = int(display.target_soc)
+        capacity = getattr(display, "battery_energy_capacity", None)
+        if capacity is not None:
+            value = from_rational(capacity)
+            session.battery_capacity_wh = value if value > 0 else None
+    target = getattr(mode, "ev_target_energy_request", None)
+    if target is not None:
+        session.ev_target_energy_wh = from_rational(target)

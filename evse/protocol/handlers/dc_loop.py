@@ -21,6 +21,8 @@ from evse.protocol.handlers.common import (
     desired_power,
     evse_status,
     meter_info,
+    metering_status,
+    note_display,
     rational,
     remaining_departure,
     require_ev,
@@ -107,6 +109,7 @@ def handle_dc_charge_loop(req: DC_ChargeLoopReq, session: Session, inputs: Input
     if bpt and not session.bpt:
         raise Failed("BPT control mode in a session without a BPT service")
     ev = session.ev = updated_ev_limits(require_ev(session), mode)
+    note_display(session, req, mode)
     charger = inputs.charger
     ev_voltage = opt_from_rational(req.ev_present_voltage) or 0.0
     at_voltage = charger.present_voltage if charger.present_voltage > 1.0 else ev_voltage
@@ -134,11 +137,12 @@ def handle_dc_charge_loop(req: DC_ChargeLoopReq, session: Session, inputs: Input
         amps = 0.0 if status is not None else target.current  # stop pending: ramp down
         watts = amps * (at_voltage if at_voltage > 1.0 else target.voltage)
         effects.append(SetPowerTarget(voltage=target.voltage, current=amps, power=watts))
+    info = meter_info(dc, session, inputs) if req.meter_info_requested else None
     res = DC_ChargeLoopRes(
         header=res_header(dc, session, inputs),
         response_code=dc.responseCodeType.OK,
-        evse_status=status,
-        meter_info=meter_info(dc, session, inputs) if req.meter_info_requested else None,
+        evse_status=metering_status(dc, session, inputs, status, info),
+        meter_info=info,
         evse_present_current=rational(dc, charger.present_current),
         evse_present_voltage=rational(dc, charger.present_voltage),
         evse_power_limit_achieved=target.power_limited,

@@ -6,13 +6,15 @@ Authorization, and SignedMeteringData's SessionID must be this session's
 (`pnc_verifier.verify_metering_confirmation`); anything else, including a session authorized
 by EIM, is FAILED_MeteringSignatureNotValid and ends the session safely.
 
-Not done here: asking the EV for a confirmation (EVSENotification=MeteringConfirmation in a
-ChargeLoopRes belongs to the charge-loop handlers) and handing the signed record to the
-billing backend (it needs an effect in evse.protocol.events).
+The SECC asks for it with EVSENotification=MeteringConfirmation in a ChargeLoopRes that
+carries MeterInfo (`SeccConfig.pnc_metering_confirmation`, `handlers.common.metering_status`).
+A verified confirmation leaves as the effect `MeteringConfirmed` (the signed record, for
+billing); the aio adapter keeps it in `SessionSummary.metering_confirmations`.
 """
 
 from __future__ import annotations
 
+from evse.protocol.events import MeteringConfirmed
 from evse.protocol.handlers.authorization import MeteringSignatureNotValid, raise_failed
 from evse.protocol.handlers.common import HandlerResult, Inputs, res_header
 from evse.protocol.session import Session
@@ -35,4 +37,7 @@ def handle_metering_confirmation(
     res = MeteringConfirmationRes(
         header=res_header(iso20, session, inputs), response_code=iso20.responseCodeType.OK
     )
-    return res, []
+    record = MeteringConfirmed(session_id=session.session_id, emaid=session.emaid,
+                               signed_metering_data=req.signed_metering_data,
+                               signature=req.header.signature)
+    return res, [record]

@@ -13,8 +13,15 @@ from typing import Any
 from evse.protocol.config import ControlMode
 from evse.protocol.errors import Failed
 from evse.protocol.handlers.common import HandlerResult, Inputs, rational, res_header
-from evse.protocol.schedules import PowerEntry, PriceSchedule, Schedules, flat_schedules
+from evse.protocol.schedules import (
+    PowerEntry,
+    PriceSchedule,
+    ScheduleRequest,
+    Schedules,
+    flat_schedules,
+)
 from evse.protocol.session import Session
+from evse.protocol.units import opt_from_rational
 from exi_codec.schemas import iso20
 from exi_codec.schemas.iso20 import ScheduleExchangeReq, ScheduleExchangeRes
 
@@ -85,6 +92,31 @@ def _scheduled(schedules: Schedules, bpt: bool, anchor: int, points: int, price:
     return iso20.Scheduled_SEResControlModeType(schedule_tuple=(tuple_,))
 
 
+def _request(req: ScheduleExchangeReq, ev_mode: Any, session: Session, inputs: Inputs,
+             scheduled: bool) -> ScheduleRequest:
+    target_soc = session.target_soc
+    if target_soc is None and session.ev is not None:
+        target_soc = session.ev.target_soc
+    return ScheduleRequest(
+        now=inputs.now,
+        timestamp=float(inputs.timestamp),
+        departure_time=ev_mode.departure_time,
+        ev_limits=session.ev,
+        evse_limits=inputs.charger.limits,
+        bpt=session.bpt,
+        dynamic=not scheduled,
+        minimum_soc=session.minimum_soc,
+        target_soc=target_soc,
+        ev_target_energy_wh=opt_from_rational(getattr(ev_mode, "ev_target_energy_request", None)),
+        ev_maximum_energy_wh=opt_from_rational(
+            getattr(ev_mode, "ev_maximum_energy_request", None)),
+        ev_minimum_energy_wh=opt_from_rational(
+            getattr(ev_mode, "ev_minimum_energy_request", None)),
+        max_supporting_points=int(req.maximum_supporting_points) if scheduled else None,
+        evcc_id=session.evcc_id,
+    )
+
+
 def handle_schedule_exchange(
     req: ScheduleExchangeReq, session: Session, inputs: Inputs
 ) -> HandlerResult:
@@ -99,10 +131,12 @@ def handle_schedule_exchange(
     session.departure_at = inputs.now + departure if departure is not None else None
     config, anchor = inputs.config, inputs.timestamp
     limits = inputs.charger.limits
-    if config.schedule_provider is not None:
-        schedules = config.schedule_provider.schedules(
-            inputs.now, departure, session.ev, limits, session.bpt
-        )
+    provider = config.schedule_provider
+    detailed = getattr(provider, "schedules_for", None)
+    if detailed is not None:
+        schedules = detailed(_request(req, ev_mode, session, inputs, scheduled))
+    elif provider is not None:
+        schedules = provider.schedules(inputs.now, departure, session.ev, limits, session.bpt)
     else:
         schedules = flat_schedules(inputs.now, departure, session.ev, limits, session.bpt)
     hdr = res_header(iso20, session, inputs)

@@ -13,7 +13,7 @@ from evse.protocol.events import (
     StopPower,
 )
 from evse.protocol.handlers.common import HandlerResult, Inputs, res_header
-from evse.protocol.session import ZERO_SESSION_ID, Session
+from evse.protocol.session import ZERO_SESSION_ID, Session, resume_binding, same_vehicle
 from exi_codec.schemas import iso20
 from exi_codec.schemas.iso20 import SessionSetupReq, SessionSetupRes, SessionStopReq, SessionStopRes
 
@@ -22,11 +22,16 @@ def handle_session_setup(req: SessionSetupReq, session: Session, inputs: Inputs)
     """A paused session's id (same EVCCID) resumes it; anything else starts a new session.
 
     The EV sends an all-zero SessionID for a new session; an unknown non-zero id is treated
-    the same way (new session, new id).
+    the same way (new session, new id). A session paused on a connection where the vehicle
+    presented a TLS client certificate is bound to SHA-512(SessionID || SHA-512(certificate))
+    and resumes only on a connection presenting the same certificate; otherwise the EV gets a
+    new session (OK_NewSessionEstablished, new id, authorization from scratch) and the paused
+    session stays resumable by its vehicle.
     """
     old_id = bytes(req.header.session_id)
     paused = inputs.paused.get(old_id) if inputs.paused and old_id != ZERO_SESSION_ID else None
-    if paused is not None and paused.evcc_id == req.evccid and paused.service is not None:
+    if (paused is not None and paused.evcc_id == req.evccid and paused.service is not None
+            and same_vehicle(paused, inputs.vehicle_certificate)):
         session.resume_from(paused)
         code = "OK_OldSessionJoined"
     else:
@@ -34,6 +39,8 @@ def handle_session_setup(req: SessionSetupReq, session: Session, inputs: Inputs)
         session.evcc_id = str(req.evccid)
         code = "OK_NewSessionEstablished"
     session.established = True
+    cert = inputs.vehicle_certificate
+    session.vehicle_binding = None if cert is None else resume_binding(session.session_id, cert)
     res = SessionSetupRes(
         header=res_header(iso20, session, inputs),
         response_code=iso20.responseCodeType(code),

@@ -2,6 +2,12 @@
 
 The board, isolation monitor and meter come from another backend (`base`, by default a
 private `sim` backend); combine it with `serial` through `hal.registry` for a full charger.
+
+Tests and demos only: `simulated_modules=True` (spec `can:virtual+sim`) puts simulated
+modules (`simulators.can_module.ModuleRack`) on the same process-local virtual channel and
+steps them inside `poll(now)`, so one process runs the charger against its modules. Their
+output reaches a simulated battery while the board's contactors are closed (the board of
+the composite backend, see `bind_emergency_stop`). Never used with a real bus.
 """
 
 from __future__ import annotations
@@ -42,8 +48,12 @@ class CanBackend(HalBackend):
         refresh_interval: float = 1.0,
         base: HalBackend | None = None,
         bus_options: dict[str, Any] | None = None,
+        simulated_modules: bool = False,
+        simulated_module_options: dict[str, Any] | None = None,
         **base_options: Any,
     ) -> None:
+        if simulated_modules and (bus is not None or interface != "virtual"):
+            raise ValueError("simulated_modules needs the process-local 'virtual' interface")
         self._owns_bus = bus is None
         if bus is None:
             if channel is None:
@@ -82,10 +92,47 @@ class CanBackend(HalBackend):
             refresh_interval=refresh_interval,
             interlock=lambda: self.base.board.emergency_stop_active,
         )
+        self._contactor_board: Board | None = None
+        self.rack: Any = None  # simulators.can_module.ModuleRack when simulated_modules
+        self._rack_bus: can.BusABC | None = None
+        if simulated_modules:
+            self._start_simulated_modules(channel or DEFAULT_VIRTUAL_CHANNEL,
+                                          module_addresses, rating,
+                                          dict(simulated_module_options or {}))
+
+    def _start_simulated_modules(
+        self,
+        channel: str,
+        addresses: Sequence[int],
+        rating: ModuleRating,
+        options: dict[str, Any],
+    ) -> None:
+        from simulators.battery import EvBattery
+        from simulators.can_module import ModuleRack
+
+        soc = float(options.pop("soc", 0.5))
+        options.setdefault("max_charge_current", rating.max_charge_current)
+        options.setdefault("max_discharge_current", rating.max_discharge_current)
+        self._rack_bus = can.Bus(interface="virtual", channel=channel)
+        self.rack = ModuleRack(
+            self._rack_bus,
+            addresses,
+            battery=EvBattery(soc=soc),
+            connected=self._simulated_output_connected,
+            **options,
+        )
+
+    def _simulated_output_connected(self) -> bool:
+        board = self._contactor_board or self.base.board
+        return board.contactors_closed
 
     def bind_emergency_stop(self, board: Board) -> None:
-        """Refuse to energise while `board`'s e-stop is latched (for composite backends)."""
+        """Refuse to energise while `board`'s e-stop is latched (for composite backends).
+
+        With simulated modules, `board`'s contactor feedback also connects them to their
+        battery."""
         self._supply.interlock = lambda: board.emergency_stop_active
+        self._contactor_board = board
 
     @property
     def power_supply(self) -> CanPowerSupply:
@@ -108,6 +155,8 @@ class CanBackend(HalBackend):
         return self._supply.fault
 
     def poll(self, now: float) -> None:
+        if self.rack is not None:
+            self.rack.step(now)  # answer what the last poll sent (one poll of latency)
         self._supply.poll(now)
         if self._owns_base:
             self.base.poll(now)
@@ -120,3 +169,5 @@ class CanBackend(HalBackend):
         finally:
             if self._owns_bus:
                 self.bus.shutdown()
+            if self._rack_bus is not None:
+                self._rack_bus.shutdown()

@@ -1,0 +1,332 @@
+"""Plug & Charge wiring for the asyncio programs (`evse secc`, `evse demo`).
+
+- `load_verifier(mo_roots, oem_roots=None)`: an `evse.security.PncVerifier` from PEM bundles
+  (`evse secc --pnc-mo-roots FILE`, `[tls] pnc_mo_roots`);
+- `RecordingVerifier`: wraps any verifier and records every check it made (outcome, eMAID,
+  the request's signature algorithm, wall time of the check), for logs and the demo summary.
+  It lives here and not in `evse.security` because it reads a clock;
+- `PncDemo`: what `evse demo --pnc` runs: the full test PKI (`certs.pnc_pki`) written to a
+  directory, the SECC's TLS 1.3 context with mutual authentication, the SECC configuration
+  changes (PnC offered, MO roots installed, optional local CPS), an authorization hook that
+  grants PnC only (so a silent EIM fallback cannot succeed), and the EV's credentials.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("evse.pnc")
+
+SIGNATURE_ALGORITHMS = {
+    "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha512": "ECDSA secp521r1 + SHA-512",
+    "http://www.w3.org/2021/04/xmldsig-more#eddsa-ed448": "Ed448",
+    "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256": "ECDSA + SHA-256 (-2 style)",
+}
+
+
+def signature_algorithm_name(uri: str | None) -> str:
+    if uri is None:
+        return "none"
+    return SIGNATURE_ALGORITHMS.get(uri, uri)
+
+
+def load_verifier(mo_roots: str | Path, oem_roots: str | Path | None = None) -> Any:
+    """A PncVerifier trusting the MO roots (and OEM roots) of these PEM bundles.
+
+    Raises ValueError when a file holds no certificate, OSError when it cannot be read."""
+    from evse.security import PncVerifier, load_pem_certificates
+
+    mo = load_pem_certificates(mo_roots)
+    oem = load_pem_certificates(oem_roots) if oem_roots is not None else []
+    if not mo:
+        raise ValueError(f"no certificate in {mo_roots}")
+    return PncVerifier(mo_roots=mo, oem_roots=oem)
+
+
+# -- recording -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class VerificationRecord:
+    """One check a verifier made."""
+
+    check: str  # "authorization", "certificate_installation", "metering_confirmation"
+    session_id: str  # hex
+    response_code: str
+    reason: str
+    emaid: str | None
+    signature_algorithm: str | None  # SignatureMethod URI in the request header, if any
+    seconds: float  # wall time of the check (perf_counter)
+
+    @property
+    def ok(self) -> bool:
+        return self.response_code.startswith("OK")
+
+
+def _signature_method(req: Any) -> str | None:
+    signature = getattr(getattr(req, "header", None), "signature", None)
+    signed_info = getattr(signature, "signed_info", None)
+    method = getattr(signed_info, "signature_method", None)
+    algorithm = getattr(method, "algorithm", None)
+    return None if algorithm is None else str(algorithm)
+
+
+class RecordingVerifier:
+    """Delegates to `inner` (an `evse.protocol.config.PncVerifier`) and records each check.
+
+    Any other attribute (e.g. `contract_of`) is the inner verifier's."""
+
+    def __init__(self, inner: Any, *, maxlen: int = 1000,
+                 on_record: Callable[[VerificationRecord], None] | None = None) -> None:
+        self.inner = inner
+        self.records: deque[VerificationRecord] = deque(maxlen=maxlen)
+        self.on_record = on_record
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def _run(self, check: str, method: Callable[..., Any], req: Any, timestamp: int,
+             session_id: bytes) -> Any:
+        t0 = time.perf_counter()
+        verdict = method(req, timestamp=timestamp, session_id=session_id)
+        record = VerificationRecord(
+            check=check, session_id=bytes(session_id).hex().upper(),
+            response_code=verdict.response_code, reason=verdict.reason, emaid=verdict.emaid,
+            signature_algorithm=_signature_method(req), seconds=time.perf_counter() - t0,
+        )
+        self.records.append(record)
+        log.log(logging.INFO if record.ok else logging.WARNING,
+                "PnC %s check, session %s: %s%s (%s, %.2f ms)%s", check, record.session_id,
+                record.response_code, f" eMAID {record.emaid}" if record.emaid else "",
+                signature_algorithm_name(record.signature_algorithm), record.seconds * 1e3,
+                f": {record.reason}" if record.reason else "")
+        if self.on_record is not None:
+            self.on_record(record)
+        return verdict
+
+    def verify_authorization(self, req: Any, *, timestamp: int, session_id: bytes) -> Any:
+        return self._run("authorization", self.inner.verify_authorization, req, timestamp,
+                         session_id)
+
+    def verify_certificate_installation(self, req: Any, *, timestamp: int,
+                                        session_id: bytes) -> Any:
+        return self._run("certificate_installation", self.inner.verify_certificate_installation,
+                         req, timestamp, session_id)
+
+    def verify_metering_confirmation(self, req: Any, *, timestamp: int,
+                                     session_id: bytes) -> Any:
+        return self._run("metering_confirmation", self.inner.verify_metering_confirmation, req,
+                         timestamp, session_id)
+
+    def of(self, check: str) -> list[VerificationRecord]:
+        return [r for r in self.records if r.check == check]
+
+
+# -- `evse secc` options ---------------------------------------------------------------------
+
+
+def secc_pnc_changes(mo_roots: str | Path | None, *, oem_roots: str | Path | None = None,
+                     cps_sim: str | Path | None = None) -> dict[str, Any]:
+    """SeccConfig changes for `--pnc-mo-roots` / `[tls] pnc_mo_roots` ({} without roots).
+
+    PnC is offered (over TLS only, the core's rule); a verified contract still goes to the
+    server's authorization hook (RequestAuthorization with the eMAID): without a backend the
+    adapter grants it and logs the eMAID. PnC sessions are asked for MeteringConfirmation.
+    `oem_roots` (PEM): the OEM provisioning chain of a CertificateInstallationReq is checked
+    against them. `cps_sim` (a `python -m certs.pnc_pki DIR` directory): offer
+    CertificateInstallation, answered by a local CPS (test benches only)."""
+    if mo_roots is None:
+        if oem_roots is not None or cps_sim is not None:
+            raise ValueError("OEM roots and a CPS need Plug & Charge (MO roots)")
+        return {}
+    verifier = RecordingVerifier(load_verifier(mo_roots, oem_roots))
+    changes: dict[str, Any] = {"offer_pnc": True, "pnc_verifier": verifier,
+                               "pnc_metering_confirmation": True}
+    if cps_sim is not None:
+        changes["certificate_installation"] = local_cps_from_dir(cps_sim)
+    return changes
+
+
+def local_cps_from_dir(directory: str | Path, emaid: str | None = None) -> Any:
+    """A LocalCps from a `certs.pnc_pki` directory: cps.pem/.key (the CPS chain and leaf key),
+    mo_sub_ca.pem/.key (MO Sub-CA 2 + Sub-CA 1, the key of Sub-CA 2). Test benches only."""
+    from cryptography.hazmat.primitives import serialization
+
+    from evse.security import load_pem_certificates
+    from evse.security.cps import LocalCps
+
+    d = Path(directory)
+    missing = [n for n in ("cps.pem", "cps.key", "mo_sub_ca.pem", "mo_sub_ca.key")
+               if not (d / n).is_file()]
+    if missing:
+        raise ValueError(f"{d} is not a certs.pnc_pki directory (missing {', '.join(missing)})")
+
+    def key(name: str) -> Any:
+        return serialization.load_pem_private_key((d / name).read_bytes(), password=None)
+
+    mo_chain = load_pem_certificates(d / "mo_sub_ca.pem")
+    return LocalCps(cps_key=key("cps.key"), cps_chain=load_pem_certificates(d / "cps.pem"),
+                    mo_sub_ca=mo_chain[0], mo_sub_ca_key=key("mo_sub_ca.key"),
+                    mo_chain=mo_chain, emaid=emaid or DEMO_INSTALLED_EMAID)
+
+
+# -- `evse demo --pnc` -----------------------------------------------------------------------
+
+DEMO_INSTALLED_EMAID = "DEEVSC00000042K"
+
+
+@dataclass
+class PncDemo:
+    """The PnC pieces of `evse demo --pnc` (see the module docstring)."""
+
+    algorithm: str
+    install_certificate: bool
+    pki: Any  # certs.pnc_pki.PncPki
+    files: dict[str, Path]
+    verifier: RecordingVerifier
+    cps: Any = None  # evse.security.cps.LocalCps with --install-certificate
+    authorizations: list[Any] = field(default_factory=list)  # RequestAuthorization seen
+
+    @classmethod
+    def create(cls, directory: str | Path, algorithm: str = "secp521r1", *,
+               install_certificate: bool = False) -> PncDemo:
+        from certs.pnc_pki import make_pnc_pki
+        from evse.security import PncVerifier
+
+        pki = make_pnc_pki(algorithm)
+        files = pki.write(directory)
+        verifier = RecordingVerifier(PncVerifier(mo_roots=pki.mo_roots, oem_roots=pki.oem_roots))
+        cps = None
+        if install_certificate:
+            from evse.security.cps import LocalCps
+
+            mo2 = pki.contract.subs[0]
+            cps = LocalCps(cps_key=pki.cps.key,
+                           cps_chain=[pki.cps.leaf.cert, *(s.cert for s in pki.cps.subs)],
+                           mo_sub_ca=mo2.cert, mo_sub_ca_key=mo2.key,
+                           mo_chain=[s.cert for s in pki.contract.subs],
+                           emaid=DEMO_INSTALLED_EMAID)
+        return cls(algorithm, install_certificate, pki, files, verifier, cps)
+
+    # -- SECC side ---------------------------------------------------------------------------
+
+    def secc_tls(self) -> Any:
+        """TLS 1.3 server context: SECC chain, vehicle certificate requested (CERT_OPTIONAL)
+        and verified against the OEM root."""
+        from evse.aio.tls import secc_context
+
+        return secc_context(self.files["secc"], self.files["secc_key"],
+                            vehicle_roots=self.files["oem_root"]).context
+
+    def config_changes(self) -> dict[str, Any]:
+        """PnC offered and verified; EIM never authorized automatically (no silent fallback)."""
+        return {"offer_pnc": True, "pnc_verifier": self.verifier, "pnc_auto_authorize": False,
+                "auto_authorize": False, "certificate_installation": self.cps,
+                "pnc_metering_confirmation": True}
+
+    def authorize(self, request: Any, connector: str) -> bool:
+        """The demo's backend: grants a verified PnC contract, refuses anything else."""
+        self.authorizations.append(request)
+        return bool(request.method == "PnC" and request.emaid)
+
+    # -- EV side -----------------------------------------------------------------------------
+
+    def ev_tls(self) -> Any:
+        """The EV's context: trusts the V2G root, presents the vehicle certificate."""
+        from simulators.ev.client import make_ssl_context
+
+        return make_ssl_context(self.files["v2g_root"], cert_file=self.files["vehicle"],
+                                key_file=self.files["vehicle_key"])
+
+    def credentials(self) -> Any:
+        from simulators.ev.pnc import PncCredentials
+
+        pki = self.pki
+        if self.install_certificate:  # no contract yet: get one through the local CPS
+            return PncCredentials(
+                oem_provisioning_certificate=pki.oem_provisioning.leaf_der,
+                oem_provisioning_sub_certificates=pki.oem_provisioning.sub_ders,
+                oem_provisioning_key=pki.oem_provisioning.key,
+                v2g_roots=(pki.v2g_root.cert,),
+                install_certificate=True,
+            )
+        return PncCredentials(contract_certificate=pki.contract.leaf_der,
+                              contract_sub_certificates=pki.contract.sub_ders,
+                              contract_key=pki.contract.key, v2g_roots=(pki.v2g_root.cert,))
+
+    def scenario(self, scenario: Any) -> Any:
+        """`scenario` with PnC in strict mode (no fallback to EIM)."""
+        return scenario.replace(authorization="PnC", pnc=self.credentials(),
+                                pnc_fallback_to_eim=False)
+
+    # -- outcome -----------------------------------------------------------------------------
+
+    def expected_emaid(self) -> str:
+        return DEMO_INSTALLED_EMAID if self.install_certificate else self.pki.emaid
+
+    def used_pnc(self, report: Any, sessions: list[Any]) -> bool:
+        """True when the EV authorized with PnC and the SECC granted the expected eMAID."""
+        granted = [s for s in sessions if s.authorization == "PnC"]
+        return bool(report.extra.get("authorization") == "PnC" and granted
+                    and all(s.emaid == self.expected_emaid() for s in granted))
+
+    def summary_rows(self, report: Any, sessions: list[Any]) -> list[tuple[str, str]]:
+        rows: list[tuple[str, str]] = []
+        auth = [r for r in self.verifier.of("authorization")]
+        ok = [r for r in auth if r.ok]
+        granted = next((s for s in sessions if s.authorization), None)
+        if granted is not None and granted.authorization == "PnC":
+            rows.append(("authorization", f"Plug & Charge, eMAID {granted.emaid} "
+                                          f"(contract chain to the MO root verified)"))
+        else:
+            method = granted.authorization if granted is not None else "none"
+            rows.append(("authorization", f"NOT Plug & Charge ({method}); EV: "
+                                          f"{report.extra.get('authorization', 'EIM')}"))
+        if ok:
+            rows.append(("PnC signature", f"{signature_algorithm_name(ok[0].signature_algorithm)}"
+                                          f" over PnC_AReqAuthorizationMode ({self.algorithm} "
+                                          "PKI)"))
+            text = f"{ok[0].seconds * 1e3:.2f} ms (contract chain + signature)"
+            if len(ok) > 1:
+                text += (f"; {len(ok) - 1} repeat(s) while Ongoing "
+                         f"{min(r.seconds for r in ok[1:]) * 1e3:.2f} ms (chain cached)")
+            rows.append(("PnC verification", text))
+        for r in auth:
+            if not r.ok:
+                rows.append(("PnC refused", f"{r.response_code}: {r.reason}"))
+        if self.install_certificate:
+            installs = self.verifier.of("certificate_installation")
+            issued = self.cps.issued if self.cps is not None else []
+            text = (f"contract {issued[0][0]} issued by the local CPS, installed by the EV"
+                    if issued else "no contract issued")
+            if installs:
+                text += f" (OEM provisioning signature checked in {installs[0].seconds * 1e3:.2f}"\
+                        " ms)"
+            rows.append(("certificate installation", text))
+        if sessions and sessions[0].tls_version:
+            s = sessions[0]
+            rows.append(("TLS", f"{s.tls_version} {s.tls_cipher}, vehicle certificate "
+                                f"{s.vehicle_certificate or 'none'} (mutual authentication)"))
+        return rows
+
+
+def replace_config(config: Any, changes: dict[str, Any]) -> Any:
+    return dataclasses.replace(config, **changes) if changes else config
+
+
+__all__ = [
+    "PncDemo",
+    "RecordingVerifier",
+    "VerificationRecord",
+    "load_verifier",
+    "replace_config",
+    "secc_pnc_changes",
+    "signature_algorithm_name",
+]
