@@ -20,7 +20,7 @@ import dataclasses
 import importlib.util
 import itertools
 import os
-import random
+import socket
 import subprocess
 import sys
 import time
@@ -425,6 +425,14 @@ async def test_emergency_stop_pressed_on_the_mcu() -> None:
 # -- the commands, as separate processes -------------------------------------------------------
 
 
+def _free_port(kind: int) -> int:
+    """A port nothing uses now (the kernel's choice), for a child process to bind."""
+    with socket.socket(socket.AF_INET6 if kind == socket.SOCK_DGRAM else socket.AF_INET,
+                       kind) as sock:
+        sock.bind(("::" if kind == socket.SOCK_DGRAM else HOST, 0))
+        return int(sock.getsockname()[1])
+
+
 def _udp_multicast_available(port: int) -> bool:
     if importlib.util.find_spec("msgpack") is None:
         return False
@@ -441,7 +449,7 @@ def _udp_multicast_available(port: int) -> bool:
 def test_sim_hw_and_evse_secc_commands_run_a_dc_bpt_session(tmp_path: Path) -> None:
     """`evse sim-hw` (MCU on a pty, modules on udp_multicast) + `evse secc --hal serial:LINK,
     can:udp_multicast:[GROUP]:PORT` + `evse ev`, three processes, as docs/hardware.md shows."""
-    port = random.randint(40000, 59999)
+    port = _free_port(socket.SOCK_DGRAM)
     if not _udp_multicast_available(port):
         pytest.skip("python-can udp_multicast unavailable here")
     env = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -456,9 +464,10 @@ def test_sim_hw_and_evse_secc_commands_run_a_dc_bpt_session(tmp_path: Path) -> N
     try:
         deadline = time.monotonic() + 10
         while not link.is_symlink():
-            assert hw.poll() is None and time.monotonic() < deadline, hw.stdout
+            if hw.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"evse sim-hw: {hw.communicate(timeout=5)[0]}")
             time.sleep(0.05)
-        tcp = random.randint(40000, 59999)
+        tcp = _free_port(socket.SOCK_STREAM)
         with open(log, "w") as out:  # a file, not a pipe: a full pipe would block the charger
             secc = subprocess.Popen(
                 [sys.executable, "-m", "evse", "secc", "--address", HOST, "--port", str(tcp),
