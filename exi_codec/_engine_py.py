@@ -396,7 +396,7 @@ def decode(data: bytes, module: Any, strict: bool = False) -> Any:
 
 
 def encode(msg: Any, strict: bool = True) -> bytes:
-    module = getattr(type(msg), "_exi_module", None)
+    module: Any = getattr(type(msg), "_exi_module", None)
     roots = _roots(module) if module is not None else {}
     code = roots.get(type(msg))
     if code is None:

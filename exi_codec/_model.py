@@ -104,5 +104,3 @@ def _bind(module_name: str, grammars: tuple[Any, ...], datatypes: tuple[Any, ...
             (name, i, flags[i], kinds[i][0], kinds[i][1]) for i, name in enumerate(names)
         )
 
-
-_field.bind = _bind  # type: ignore[attr-defined]

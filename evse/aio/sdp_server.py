@@ -1,4 +1,4 @@
-"""SDP server: answers EVs' discovery datagrams on UDP 15118 (multicast ff02::1 on the interface)."""
+"""SDP server: answers EVs' discovery datagrams on UDP 15118 (ff02::1 on the interface)."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ e09297b62dfb5a9a376da77a3fd2af3dbe91db8cc58b35a0aa31048f26a5788a. Do not edit: r
 # ruff: noqa
 from __future__ import annotations
 
-from exi_codec._model import ExiEnum, Message, _field
+from exi_codec._model import ExiEnum, Message, _bind, _field
 
 SCHEMA = 'iso2'
 SCHEMA_SHA256 = 'e09297b62dfb5a9a376da77a3fd2af3dbe91db8cc58b35a0aa31048f26a5788a'
@@ -2039,4 +2039,4 @@ XMLDSIG_FRAGMENT = (
     ('http://www.w3.org/2000/09/xmldsig#', 'Y', 78),
 )
 
-_field.bind(__name__, GRAMMARS, DATATYPES)
+_bind(__name__, GRAMMARS, DATATYPES)

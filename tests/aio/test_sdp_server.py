@@ -7,7 +7,7 @@ import ipaddress
 import socket
 
 from evse.aio.sdp_server import start_sdp_server
-from evse.protocol.sdp import Security, SdpRequest, SdpServerConfig, parse_response
+from evse.protocol.sdp import SdpRequest, SdpServerConfig, Security, parse_response
 
 
 async def _ask(port: int, datagram: bytes, timeout: float = 0.5) -> bytes | None:

@@ -15,7 +15,7 @@ from evse.protocol.config import ControlMode, ServiceId
 from evse.protocol.states import State
 from evse.protocol.v2gtp import PayloadType, encode_frame
 from exi_codec.schemas import iso20, iso20_dc
-from tests.protocol.evcc import R, Ev, assert_safe_end, config, dc_to_loop, kinds, of, response
+from tests.protocol.evcc import Ev, R, assert_safe_end, config, dc_to_loop, kinds, of, response
 from tests.protocol.requests import build
 
 SCHEDULED = ControlMode.SCHEDULED

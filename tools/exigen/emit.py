@@ -137,7 +137,7 @@ class ModuleWriter:
         w('"""\n')
         w("# ruff: noqa")
         w("from __future__ import annotations\n")
-        w("from exi_codec._model import ExiEnum, Message, _field\n")
+        w("from exi_codec._model import ExiEnum, Message, _bind, _field\n")
         w(f"SCHEMA = {self.name!r}")
         w(f"SCHEMA_SHA256 = {sha256!r}")
         w(f"GENERATOR_VERSION = {GENERATOR_VERSION!r}\n")
@@ -195,7 +195,7 @@ class ModuleWriter:
                 gid = self.grammar_ids[id(decl.type)] if decl is not None else -1
                 w(f"    ({qn[0]!r}, {qn[1]!r}, {gid}),")
             w(")")
-        w("\n_field.bind(__name__, GRAMMARS, DATATYPES)")
+        w("\n_bind(__name__, GRAMMARS, DATATYPES)")
         return "\n".join(out) + "\n"
 
     def _fragment_elements(
