@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from evse.protocol.limits import EvLimits, EvseLimits, cap
 from evse.protocol.schedules import (
     DEFAULT_DEPARTURE_S,
+    DEFAULT_ENERGY_FEE,
     PowerEntry,
     PriceRule,
     PriceSchedule,
@@ -34,7 +35,7 @@ class DefaultScheduleProvider:
     charge_power: float | None = None  # W; None: as much as charger and EV allow
     discharge_window: tuple[int, int] | None = None  # (t0, t1) s after the start, BPT only
     discharge_power: float | None = None  # W magnitude; None: as much as both allow
-    energy_fee: float | None = 0.30  # currency per kWh; None: no price schedule
+    energy_fee: float | None = DEFAULT_ENERGY_FEE  # currency per kWh; None: no price schedule
     currency: str = "EUR"
     default_departure: int = DEFAULT_DEPARTURE_S
 

@@ -3,7 +3,6 @@ action, the safe-state ordering, clamping, cable check pass/fail, faults -> Emer
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -18,21 +17,21 @@ from evse.protocol import events as ev
 from evse.protocol.limits import EvLimits
 from hal.backends.sim import SimBackend
 from hal.interfaces import Measurement, PowerSupplyCapabilities, PowerSupplyMode
+from tests.control.fake_clock import ClockedController
 
 M = PowerSupplyMode
 DC_BPT = "urn:iso:std:iso:15118:-20:DC"
 AC = "urn:iso:std:iso:15118:-20:AC"
 
 
-class Rig:
+class Rig(ClockedController):
     """A controller on a sim backend and a fake clock that polls every `dt`."""
 
     def __init__(self, backend: SimBackend | None = None, **config: Any) -> None:
         self.backend = backend or SimBackend(ev_contactor_closed=True)
         self.t = 100.0
         self.ctl = ChargerController(self.backend, now=self.t, config=ControllerConfig(**config))
-        self.events: list[ev.Event] = []
-        self.ctl.poll(self.t)
+        self.start()
 
     @property
     def psu(self) -> Any:
@@ -40,24 +39,6 @@ class Rig:
 
     def mode(self) -> M:
         return self.backend.power_supply.mode
-
-    def effect(self, effect: ev.Effect) -> list[ev.Event]:
-        out = self.ctl.handle_effect(effect, self.t)
-        self.events += out
-        return out
-
-    def run(self, seconds: float, dt: float = 0.01,
-            until: Callable[[], bool] | None = None) -> list[ev.Event]:
-        """Poll for `seconds`; the inputs for the SECC except measurements."""
-        out: list[ev.Event] = []
-        end = self.t + seconds
-        while self.t < end - 1e-9:
-            self.t = min(end, self.t + dt)
-            out += [e for e in self.ctl.poll(self.t) if not isinstance(e, ev.MeasurementsUpdated)]
-            if until is not None and until():
-                break
-        self.events += out
-        return out
 
     def start_dc_session(self, bidirectional: bool = True) -> None:
         self.effect(ev.SessionStarted(b"\x01" * 8, "EVCC", DC_BPT))

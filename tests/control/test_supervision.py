@@ -5,7 +5,6 @@ reset for the next session only when the cause has gone, derating -> LimitsUpdat
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -22,6 +21,7 @@ from evse.protocol.limits import EvLimits, EvseLimits
 from hal.backends.sim import SimBackend
 from hal.interfaces import PowerSupplyMode
 from hal.supervisor import SafetySupervisor, TripReason
+from tests.control.fake_clock import ClockedController
 
 M = PowerSupplyMode
 DC_BPT = "urn:iso:std:iso:15118:-20:DC"
@@ -31,31 +31,13 @@ EV = EvLimits(max_charge_power=100e3, max_charge_current=150.0, max_voltage=420.
               min_voltage=300.0, max_discharge_power=40e3, max_discharge_current=80.0)
 
 
-class Rig:
+class Rig(ClockedController):
     def __init__(self, policy: SupervisionPolicy | None = None, **sup: Any) -> None:
         self.sim = SimBackend(ev_contactor_closed=True)
         self.sup = SafetySupervisor(self.sim, **sup)
         self.t = 100.0
         self.ctl = SupervisedController(self.sup, evse_limits=EVSE, policy=policy, now=self.t)
-        self.events: list[ev.Event] = []
-        self.ctl.poll(self.t)
-
-    def effect(self, effect: ev.Effect) -> list[ev.Event]:
-        out = self.ctl.handle_effect(effect, self.t)
-        self.events += out
-        return out
-
-    def run(self, seconds: float, dt: float = 0.01,
-            until: Callable[[], bool] | None = None) -> list[ev.Event]:
-        out: list[ev.Event] = []
-        end = self.t + seconds
-        while self.t < end - 1e-9:
-            self.t = min(end, self.t + dt)
-            out += [e for e in self.ctl.poll(self.t) if not isinstance(e, ev.MeasurementsUpdated)]
-            if until is not None and until():
-                break
-        self.events += out
-        return out
+        self.start()
 
     def charging(self, amps: float = 100.0) -> None:
         self.ctl.begin_session(self.t)
