@@ -311,25 +311,6 @@ async def run_secc(options: SeccOptions, *, ready: asyncio.Event | None = None,
     return 0
 
 
-def _report_writer(directory: Path, station_id: str) -> Any:
-    """An on_session_end hook writing JSON + SVG reports in a worker thread."""
-
-    def write(record: Any) -> None:
-        from evse.report import write_report
-
-        try:
-            paths = write_report(record, directory)
-            log.info("session report: %s", paths.json)
-        except Exception as exc:  # reports are best effort; never stop the charger
-            log.error("could not write the session report: %s", exc)
-
-    def on_end(summary: Any) -> None:
-        record = summary.to_report_record(station_id)
-        asyncio.get_running_loop().run_in_executor(None, write, record)
-
-    return on_end
-
-
 def main_secc(options: SeccOptions) -> int:
     try:
         return asyncio.run(run_secc(options))
