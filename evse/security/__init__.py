@@ -18,8 +18,9 @@ from evse.security.chains import (
 from evse.security.pnc import PncVerifier, resume_binding
 from evse.security.signatures import (
     ECDSA_SHA512,
-    EDDSA_ED448,
+    ED448,
     SHA512,
+    SHAKE256,
     Failure,
     SignatureError,
     SignedElement,
@@ -29,8 +30,9 @@ from evse.security.signatures import (
 
 __all__ = [
     "ECDSA_SHA512",
-    "EDDSA_ED448",
+    "ED448",
     "SHA512",
+    "SHAKE256",
     "ChainError",
     "ChainFailure",
     "ChainPolicy",

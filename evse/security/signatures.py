@@ -7,8 +7,8 @@ signed element:
 
     Reference URI="#<Id>"
       Transforms/Transform Algorithm = http://www.w3.org/TR/canonical-exi/
-      DigestMethod Algorithm        = http://www.w3.org/2001/04/xmlenc#sha512
-      DigestValue                   = SHA-512(EXI fragment encoding of the element)
+      DigestMethod Algorithm        = the digest of the signature's algorithm (below)
+      DigestValue                   = that digest of the EXI fragment encoding of the element
 
 The element's bytes are its EXI *fragment* encoding with the schema-informed grammar of the
 whole -20 schema set (`exi_codec.encode_fragment(name, value, "iso20", "schema")`). SignedInfo
@@ -16,11 +16,18 @@ itself (CanonicalizationMethod canonical-exi, SignatureMethod) is encoded as a f
 the xmldsig schema's grammar (`grammar="xmldsig"`), and SignatureValue is the signature over
 those bytes:
 
-- ECDSA on secp521r1 with SHA-512 (`http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha512`):
-  the raw concatenation r || s, each a 66-byte big-endian integer (132 bytes), not DER;
-- Ed448 (`http://www.w3.org/2021/04/xmldsig-more#eddsa-ed448`, the URI RFC 9231 defines for
-  pure Ed448, which -20 uses for its Ed448 option): the 114-byte RFC 8032 signature over the
-  SignedInfo bytes (Ed448 hashes internally; the Reference digests stay SHA-512).
+- ECDSA on secp521r1 with SHA-512: SignatureMethod
+  `http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha512`, DigestMethod
+  `http://www.w3.org/2001/04/xmlenc#sha512` (SHA-512); SignatureValue is the raw
+  concatenation r || s, each a 66-byte big-endian integer (132 bytes), not DER;
+- Ed448: the -20 identifiers SignatureMethod `urn:iso:std:iso:15118:-20:Security:xmldsig#Ed448`
+  and DigestMethod `urn:iso:std:iso:15118:-20:Security:xmlenc#SHAKE256` (SHAKE256 with a
+  64-byte output); SignatureValue is the 114-byte RFC 8032 (pure) Ed448 signature over the
+  SignedInfo bytes.
+
+Each signature algorithm goes with exactly one digest (`DIGEST_FOR`): an Ed448 signature with
+SHA-512 references, or with the W3C/RFC 9231 EdDSA URI (`RFC9231_EDDSA_ED448`), is refused
+(`WRONG_ALGORITHM`), as is ECDSA with SHAKE256 references.
 
 Because the verifier re-encodes the decoded SignedInfo and the referenced elements, a
 signature verifies only when both sides produce the same (canonical) EXI encoding; a codec
@@ -36,7 +43,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -54,13 +61,35 @@ from exi_codec.schemas import iso20
 
 CANONICAL_EXI = "http://www.w3.org/TR/canonical-exi/"
 ECDSA_SHA512 = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha512"
-EDDSA_ED448 = "http://www.w3.org/2021/04/xmldsig-more#eddsa-ed448"
 SHA512 = "http://www.w3.org/2001/04/xmlenc#sha512"
+# Ed448 in -20: ISO's own URNs, and a SHAKE256 digest of 64 bytes instead of SHA-512.
+ED448 = "urn:iso:std:iso:15118:-20:Security:xmldsig#Ed448"
+SHAKE256 = "urn:iso:std:iso:15118:-20:Security:xmlenc#SHAKE256"
+SHAKE256_LENGTH = 64
+# RFC 9231's URI for pure Ed448 (what this stack sent before): known, never accepted for -20.
+RFC9231_EDDSA_ED448 = "http://www.w3.org/2021/04/xmldsig-more#eddsa-ed448"
 # ISO 15118-2 (P-256): known for digests of -2 era data, never accepted by ISO20_POLICY.
 ECDSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"
 SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
 
-DIGESTS: dict[str, Callable[[bytes], Any]] = {SHA512: hashlib.sha512, SHA256: hashlib.sha256}
+
+def _shake256(data: bytes) -> bytes:
+    return hashlib.shake_256(data).digest(SHAKE256_LENGTH)
+
+
+def _sha512(data: bytes) -> bytes:
+    return hashlib.sha512(data).digest()
+
+
+def _sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+DIGESTS: dict[str, Callable[[bytes], bytes]] = {
+    SHA512: _sha512, SHAKE256: _shake256, SHA256: _sha256,
+}
+# The one DigestMethod each SignatureMethod goes with.
+DIGEST_FOR: Mapping[str, str] = {ECDSA_SHA512: SHA512, ED448: SHAKE256, ECDSA_SHA256: SHA256}
 _ECDSA_HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
     ECDSA_SHA512: hashes.SHA512,
     ECDSA_SHA256: hashes.SHA256,
@@ -91,10 +120,11 @@ class SignatureError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class SignaturePolicy:
-    """What a verifier accepts. ISO20_POLICY: SHA-512 digests, ECDSA P-521 or Ed448."""
+    """What a verifier accepts. ISO20_POLICY: ECDSA P-521 with SHA-512 digests, or Ed448 with
+    SHAKE256 digests (every Reference must use the digest of the SignatureMethod)."""
 
-    signature_methods: frozenset[str] = frozenset({ECDSA_SHA512, EDDSA_ED448})
-    digest_methods: frozenset[str] = frozenset({SHA512})
+    signature_methods: frozenset[str] = frozenset({ECDSA_SHA512, ED448})
+    digest_methods: frozenset[str] = frozenset({SHA512, SHAKE256})
     ecdsa_curves: frozenset[str] = frozenset({"secp521r1"})
     canonicalization: str = CANONICAL_EXI
     max_references: int = 4
@@ -142,15 +172,15 @@ def signed_info_fragment(signed_info: Any, schema: str = "iso20") -> bytes:
 
 def digest(data: bytes, method: str = SHA512) -> bytes:
     try:
-        return bytes(DIGESTS[method](data).digest())
+        return DIGESTS[method](data)
     except KeyError:
         raise SignatureError(Failure.WRONG_ALGORITHM, f"unknown DigestMethod {method}") from None
 
 
 def signature_method_for(key: PrivateKey | PublicKey) -> str:
-    """The -20 SignatureMethod URI for a key (ECDSA P-521 -> ecdsa-sha512, Ed448 -> eddsa)."""
+    """The -20 SignatureMethod URI for a key (ECDSA P-521 -> ecdsa-sha512, Ed448 -> Ed448)."""
     if isinstance(key, ed448.Ed448PrivateKey | ed448.Ed448PublicKey):
-        return EDDSA_ED448
+        return ED448
     if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
         return ECDSA_SHA512 if key.curve.name == "secp521r1" else ECDSA_SHA256
     raise TypeError(f"no -20 signature method for {type(key).__name__}")
@@ -164,7 +194,7 @@ def sign_bytes(key: PrivateKey, data: bytes, method: str | None = None) -> bytes
     """Sign `data`: ECDSA as raw r || s (fixed size), Ed448 as its 114-byte signature."""
     method = method or signature_method_for(key)
     if isinstance(key, ed448.Ed448PrivateKey):
-        if method != EDDSA_ED448:
+        if method != ED448:
             raise ValueError(f"an Ed448 key cannot sign with {method}")
         return key.sign(data)
     if method not in _ECDSA_HASHES:
@@ -181,7 +211,7 @@ def verify_bytes(
 ) -> None:
     """Check a raw signature; raises SignatureError (KEY_MISMATCH or BAD_SIGNATURE)."""
     if isinstance(public_key, ed448.Ed448PublicKey):
-        if method != EDDSA_ED448:
+        if method != ED448:
             raise SignatureError(Failure.KEY_MISMATCH, f"Ed448 key, SignatureMethod {method}")
         if len(signature) != 114:
             raise SignatureError(Failure.BAD_SIGNATURE,
@@ -223,8 +253,10 @@ def reference(element: SignedElement, digest_method: str = SHA512) -> Any:
 
 
 def make_signed_info(
-    elements: Iterable[SignedElement], signature_method: str, digest_method: str = SHA512
+    elements: Iterable[SignedElement], signature_method: str, digest_method: str | None = None
 ) -> Any:
+    """SignedInfo; the digest defaults to the one that goes with `signature_method`."""
+    digest_method = digest_method or DIGEST_FOR.get(signature_method, SHA512)
     return iso20.SignedInfoType(
         canonicalization_method=iso20.CanonicalizationMethodType(algorithm=CANONICAL_EXI),
         signature_method=iso20.SignatureMethodType(algorithm=signature_method),
@@ -233,10 +265,11 @@ def make_signed_info(
 
 
 def sign(
-    key: PrivateKey, *elements: SignedElement, digest_method: str = SHA512,
+    key: PrivateKey, *elements: SignedElement, digest_method: str | None = None,
     signature_method: str | None = None,
 ) -> Any:
-    """A ds:Signature (for a message header) over `elements`, signed with `key`."""
+    """A ds:Signature (for a message header) over `elements`, signed with `key`: by default
+    the -20 algorithm of the key and its digest (ECDSA P-521 + SHA-512, Ed448 + SHAKE256)."""
     if not elements:
         raise ValueError("nothing to sign")
     method = signature_method or signature_method_for(key)
@@ -294,8 +327,11 @@ def verify_references(
             names = [t.algorithm for t in transforms]
             raise SignatureError(Failure.WRONG_ALGORITHM, f"{uri}: Transforms {names}")
         digest_method = _algorithm(ref.digest_method)
-        if digest_method not in policy.digest_methods:
-            raise SignatureError(Failure.WRONG_ALGORITHM, f"{uri}: DigestMethod {digest_method}")
+        if digest_method not in policy.digest_methods or (
+            method in DIGEST_FOR and digest_method != DIGEST_FOR[method]
+        ):
+            raise SignatureError(Failure.WRONG_ALGORITHM,
+                                 f"{uri}: DigestMethod {digest_method} with {method}")
         element = by_id[uri[1:]]
         try:
             data = element.fragment()
@@ -340,13 +376,17 @@ def verify(
 __all__ = [
     "CANONICAL_EXI",
     "DIGESTS",
+    "DIGEST_FOR",
     "ECDSA_SHA256",
     "ECDSA_SHA512",
-    "EDDSA_ED448",
+    "ED448",
     "ISO20_POLICY",
     "LEGACY_ISO2_POLICY",
+    "RFC9231_EDDSA_ED448",
     "SHA256",
     "SHA512",
+    "SHAKE256",
+    "SHAKE256_LENGTH",
     "Failure",
     "SignatureError",
     "SignaturePolicy",

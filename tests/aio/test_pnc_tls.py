@@ -35,7 +35,7 @@ from evse.aio.tls import SUITES_ISO20, secc_context
 from evse.protocol import events as ev
 from evse.protocol.session import resume_binding
 from evse.protocol.v2gtp import PayloadType, encode_frame
-from evse.security import ECDSA_SHA512, EDDSA_ED448, PncVerifier, SignedElement, sign
+from evse.security import ECDSA_SHA512, ED448, PncVerifier, SignedElement, sign
 from evse.security.cps import LocalCps
 from exi_codec.schemas import iso20
 from simulators.ev import Evcc, Failed, Finished, Reconnect, SendData, SessionReport
@@ -44,7 +44,7 @@ from simulators.ev.pnc import PncCredentials
 from tests.aio.helpers import HOST, Rig, assert_safe_sequence, fast_scenario, running
 
 ALGORITHMS = ("secp521r1", "ed448")
-SIGNATURE_URIS = {"secp521r1": ECDSA_SHA512, "ed448": EDDSA_ED448}
+SIGNATURE_URIS = {"secp521r1": ECDSA_SHA512, "ed448": ED448}
 
 
 # -- the PKI on disk ---------------------------------------------------------------------------

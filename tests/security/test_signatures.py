@@ -16,13 +16,16 @@ import exi_codec
 from certs.pnc_pki import PncPki
 from evse.security.signatures import (
     CANONICAL_EXI,
+    DIGEST_FOR,
     ECDSA_SHA256,
     ECDSA_SHA512,
-    EDDSA_ED448,
+    ED448,
     ISO20_POLICY,
     LEGACY_ISO2_POLICY,
+    RFC9231_EDDSA_ED448,
     SHA256,
     SHA512,
+    SHAKE256,
     Failure,
     SignatureError,
     SignedElement,
@@ -73,12 +76,17 @@ def test_sign_and_verify(pki: PncPki) -> None:
     si = signature.signed_info
     ecdsa = pki.algorithm == "secp521r1"
     assert si.canonicalization_method.algorithm == CANONICAL_EXI
-    assert si.signature_method.algorithm == (ECDSA_SHA512 if ecdsa else EDDSA_ED448)
+    assert si.signature_method.algorithm == (ECDSA_SHA512 if ecdsa else ED448)
     (ref,) = si.reference
     assert ref.uri == "#id1"
     assert [t.algorithm for t in ref.transforms.transform] == [CANONICAL_EXI]
-    assert ref.digest_method.algorithm == SHA512
-    assert ref.digest_value == hashlib.sha512(el.fragment()).digest()
+    if ecdsa:
+        assert ref.digest_method.algorithm == "http://www.w3.org/2001/04/xmlenc#sha512"
+        assert ref.digest_value == hashlib.sha512(el.fragment()).digest()
+    else:  # -20's own identifiers for Ed448, and a 64-byte SHAKE256 digest
+        assert si.signature_method.algorithm == "urn:iso:std:iso:15118:-20:Security:xmldsig#Ed448"
+        assert ref.digest_method.algorithm == "urn:iso:std:iso:15118:-20:Security:xmlenc#SHAKE256"
+        assert ref.digest_value == hashlib.shake_256(el.fragment()).digest(64)
     assert len(signature.signature_value.value) == (132 if ecdsa else 114)
     verify(signature, [el], public(pki))
 
@@ -125,7 +133,7 @@ def test_several_references(pki: PncPki) -> None:
 
 
 def test_signature_method_for_keys(pki: PncPki) -> None:
-    expected = ECDSA_SHA512 if pki.algorithm == "secp521r1" else EDDSA_ED448
+    expected = ECDSA_SHA512 if pki.algorithm == "secp521r1" else ED448
     assert signature_method_for(pki.contract.key) == expected
     assert signature_method_for(ec.generate_private_key(ec.SECP256R1())) == ECDSA_SHA256
 
@@ -163,8 +171,8 @@ def test_signed_info_changed_after_signing(pki: PncPki) -> None:
     el = element(pki)
     signature = sign(pki.contract.key, el)
     other = SignedElement(el.name, el.value.replace(gen_challenge=bytes(16)))
-    ref = signature.signed_info.reference[0].replace(
-        digest_value=hashlib.sha512(other.fragment()).digest())
+    ref = signature.signed_info.reference[0]
+    ref = ref.replace(digest_value=digest(other.fragment(), ref.digest_method.algorithm))
     bad = signature.replace(signed_info=signature.signed_info.replace(reference=(ref,)))
     assert failure(bad, [other], public(pki)) == Failure.BAD_SIGNATURE
 
@@ -222,8 +230,9 @@ def test_wrong_algorithm_uri(pki: PncPki, part: str) -> None:
 
 def test_signature_method_that_does_not_fit_the_key(pki: PncPki) -> None:
     el = element(pki)
-    si = sign(pki.contract.key, el).signed_info
-    other = EDDSA_ED448 if pki.algorithm == "secp521r1" else ECDSA_SHA512
+    other = ED448 if pki.algorithm == "secp521r1" else ECDSA_SHA512
+    # The other algorithm's digest too: the references are right, only the key does not fit.
+    si = _with_digest(sign(pki.contract.key, el).signed_info, el, DIGEST_FOR[other])
     bad = iso20.SignatureType(
         signed_info=si.replace(signature_method=iso20.SignatureMethodType(algorithm=other)),
         signature_value=iso20.SignatureValueType(value=bytes(132 if other == ECDSA_SHA512
@@ -261,9 +270,43 @@ def test_unknown_and_missing_references(pki: PncPki) -> None:
     assert failure(signature, [el, el], public(pki)) == Failure.MALFORMED
 
 
+def _with_digest(signed_info: Any, el: SignedElement, method: str) -> Any:
+    ref = signed_info.reference[0].replace(
+        digest_method=iso20.DigestMethodType(algorithm=method),
+        digest_value=digest(el.fragment(), method))
+    return signed_info.replace(reference=(ref,))
+
+
+@pytest.mark.parametrize("case", ["sha512_digest", "rfc9231_uri", "rfc9231_uri_and_sha512"])
+def test_ed448_with_other_identifiers_is_refused(case: str) -> None:
+    """What this stack sent before (RFC 9231 EdDSA URI, SHA-512 references) and any mix of
+    it with the -20 identifiers: refused, although the digests and the signature are right."""
+    pki = pki_for("ed448")
+    el = element(pki)
+    si = sign(pki.contract.key, el).signed_info
+    if case != "rfc9231_uri":
+        si = _with_digest(si, el, SHA512)
+    if case != "sha512_digest":
+        si = si.replace(signature_method=iso20.SignatureMethodType(algorithm=RFC9231_EDDSA_ED448))
+    signature = resign(pki, si)
+    assert failure(signature, [el], public(pki)) == Failure.WRONG_ALGORITHM
+
+
+def test_ecdsa_with_a_shake256_digest_is_refused() -> None:
+    pki = pki_for("secp521r1")
+    el = element(pki)
+    si = _with_digest(sign(pki.contract.key, el).signed_info, el, SHAKE256)
+    assert failure(resign(pki, si), [el], public(pki)) == Failure.WRONG_ALGORITHM
+
+
+def test_shake256_digest_is_64_bytes() -> None:
+    assert digest(b"x", SHAKE256) == hashlib.shake_256(b"x").digest(64)
+    assert len(digest(b"", SHAKE256)) == 64
+
+
 def test_policy_is_iso20_by_default() -> None:
-    assert ISO20_POLICY.signature_methods == {ECDSA_SHA512, EDDSA_ED448}
-    assert ISO20_POLICY.digest_methods == {SHA512}
+    assert ISO20_POLICY.signature_methods == {ECDSA_SHA512, ED448}
+    assert ISO20_POLICY.digest_methods == {SHA512, SHAKE256}
     with pytest.raises(SignatureError):
         digest(b"x", "http://www.w3.org/2000/09/xmldsig#sha1")
 
