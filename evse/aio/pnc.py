@@ -26,7 +26,8 @@ log = logging.getLogger("evse.pnc")
 
 SIGNATURE_ALGORITHMS = {
     "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha512": "ECDSA secp521r1 + SHA-512",
-    "http://www.w3.org/2021/04/xmldsig-more#eddsa-ed448": "Ed448",
+    "urn:iso:std:iso:15118:-20:Security:xmldsig#Ed448": "Ed448 + SHAKE256",
+    "http://www.w3.org/2021/04/xmldsig-more#eddsa-ed448": "Ed448, RFC 9231 URI (not -20)",
     "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256": "ECDSA + SHA-256 (-2 style)",
 }
 

@@ -15,7 +15,14 @@ from evse.protocol.states import State
 from evse.security.signatures import SignedElement, sign
 from exi_codec.schemas import iso20
 from tests.protocol.evcc import Ev, FakeRng, assert_safe_end, config, of
-from tests.security.helpers import ALGORITHMS, NOW_TS, authorization_req, pki_for, verifier
+from tests.security.helpers import (
+    ALGORITHMS,
+    NOW_TS,
+    authorization_req,
+    pki_for,
+    pre_iso20_ed448_signature,
+    verifier,
+)
 
 
 @pytest.fixture(params=ALGORITHMS)
@@ -142,3 +149,15 @@ def test_meter_signature_too_long_for_meter_info_is_left_out(pki: PncPki) -> Non
                                    imported_wh=10.0, meter_signature=bytes(132)))
     res, _ = x.dc_loop(ControlMode.SCHEDULED, False, meter=True)
     assert res.meter_info.meter_signature is None
+
+
+def test_ed448_confirmation_with_pre_iso20_identifiers_is_refused() -> None:
+    pki = pki_for("ed448")
+    x = to_loop(pki)
+    req = metering_req(x, pki.contract.key)
+    old = pre_iso20_ed448_signature(
+        pki.contract.key, SignedElement("SignedMeteringData", req.signed_metering_data))
+    res, effects = x.send(req.replace(header=req.header.replace(signature=old)), dt=0.05)
+    assert res.response_code == "FAILED_MeteringSignatureNotValid"
+    assert_safe_end(effects)
+    assert not of(effects, ev.MeteringConfirmed)

@@ -9,7 +9,14 @@ from typing import Any
 from certs.pnc_pki import Chain, PncPki, make_pnc_pki
 from evse.security import PncVerifier
 from evse.security.cps import LocalCps
-from evse.security.signatures import SignedElement, sign
+from evse.security.signatures import (
+    RFC9231_EDDSA_ED448,
+    SHA512,
+    SignedElement,
+    make_signed_info,
+    sign,
+    signed_info_fragment,
+)
 from exi_codec.schemas import iso20
 
 ALGORITHMS = ("secp521r1", "ed448")
@@ -37,6 +44,15 @@ def pnc_mode(chain: Chain, challenge: bytes, id_: str = "id1") -> Any:
     return iso20.PnC_AReqAuthorizationModeType(
         id=id_, gen_challenge=challenge, contract_certificate_chain=contract_chain(chain)
     )
+
+
+def pre_iso20_ed448_signature(key: Any, *elements: SignedElement) -> Any:
+    """An Ed448 signature the way this stack made them before it used the -20 identifiers:
+    RFC 9231's EdDSA URI and SHA-512 references. Cryptographically valid; -20 refuses it."""
+    signed_info = make_signed_info(elements, RFC9231_EDDSA_ED448, SHA512)
+    value = key.sign(signed_info_fragment(signed_info))
+    return iso20.SignatureType(signed_info=signed_info,
+                               signature_value=iso20.SignatureValueType(value=value))
 
 
 def authorization_req(

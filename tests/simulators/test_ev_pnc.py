@@ -5,8 +5,10 @@ pause/resume, and the command-line options."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import functools
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +18,11 @@ from certs.pnc_pki import PncPki, make_pnc_pki
 from evse.protocol import events as sev
 from evse.security import PncVerifier
 from evse.security.cps import LocalCps
+from evse.security.signatures import SignedElement, verify
+from exi_codec.schemas import iso20
 from simulators.ev import Failed, Finished, get_scenario
 from simulators.ev.client import add_ev_arguments, scenario_from_args
-from simulators.ev.pnc import PncCredentials
+from simulators.ev.pnc import PncCredentials, PncState
 from tests.simulators.test_ev_vs_secc_sansio import EPOCH, back_to_back, config
 
 
@@ -220,3 +224,46 @@ def test_dc_pnc_with_ed448_certificate_installation() -> None:
     assert run.report.extra["installed_emaid"] == "DEEVSC00000077Q"
     assert run.report.extra["authorization"] == "PnC"
     assert [e for e in run.secc_effects if isinstance(e, sev.MeteringConfirmed)]
+
+
+@pytest.mark.parametrize("algorithm", ["secp521r1", "ed448"])
+def test_ev_signs_with_the_iso20_identifiers(algorithm: str) -> None:
+    """Every signed request of the simulated EV: -20's SignatureMethod and the digest that goes
+    with it (Ed448 + SHAKE256 of 64 bytes, ECDSA P-521 + SHA-512), verifiable by the SECC."""
+    pki = pki_at_epoch(algorithm)
+    creds = dataclasses.replace(
+        contract_creds(pki), oem_provisioning_certificate=pki.oem_provisioning.leaf_der,
+        oem_provisioning_sub_certificates=pki.oem_provisioning.sub_ders,
+        oem_provisioning_key=pki.oem_provisioning.key, v2g_roots=(pki.v2g_root.cert,))
+    state = PncState.of(creds)
+    state.gen_challenge = bytes(16)
+    header = iso20.MessageHeaderType(session_id=bytes(range(8)), time_stamp=int(EPOCH))
+    meter = iso20.MeterInfoType(meter_id="M1", charged_energy_reading_wh=1, meter_timestamp=1)
+    requests = {
+        "PnC_AReqAuthorizationMode": state.authorization_req(header),
+        "OEMProvisioningCertificateChain": state.certificate_installation_req(header),
+        "SignedMeteringData": state.metering_confirmation_req(header, meter, 1),
+    }
+    if algorithm == "ed448":
+        method = "urn:iso:std:iso:15118:-20:Security:xmldsig#Ed448"
+        digest_method, digest = ("urn:iso:std:iso:15118:-20:Security:xmlenc#SHAKE256",
+                                 lambda b: hashlib.shake_256(b).digest(64))
+    else:
+        method = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha512"
+        digest_method, digest = ("http://www.w3.org/2001/04/xmlenc#sha512",
+                                 lambda b: hashlib.sha512(b).digest())
+    for name, req in requests.items():
+        value = {"PnC_AReqAuthorizationMode": "pnc_a_req_authorization_mode",
+                 "OEMProvisioningCertificateChain": "oem_provisioning_certificate_chain",
+                 "SignedMeteringData": "signed_metering_data"}[name]
+        element = SignedElement(name, getattr(req, value))
+        signed_info = req.header.signature.signed_info
+        assert signed_info.signature_method.algorithm == method, name
+        (ref,) = signed_info.reference
+        assert ref.digest_method.algorithm == digest_method, name
+        assert bytes(ref.digest_value) == digest(element.fragment()), name
+    # The SECC side accepts them (ISO20_POLICY).
+    auth = requests["PnC_AReqAuthorizationMode"]
+    verify(auth.header.signature,
+           [SignedElement("PnC_AReqAuthorizationMode", auth.pnc_a_req_authorization_mode)],
+           pki.contract.leaf.cert.public_key())
