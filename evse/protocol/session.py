@@ -68,6 +68,9 @@ class Session:
     authorized: bool = False
     authorization_method: str | None = None  # "EIM" / "PnC" once authorized
     emaid: str | None = None  # PnC: the verified contract's eMAID
+    # PnC: digest of the verified request's Id, GenChallenge and contract chain while the EV
+    # polls (EVSEProcessing=Ongoing); a repeat must carry the same credentials
+    pnc_credentials: bytes | None = None
     # SHA-512(SessionID || SHA-512(vehicle certificate)) when the vehicle presented a TLS
     # client certificate: a paused session resumes only with the same certificate.
     vehicle_binding: bytes | None = None

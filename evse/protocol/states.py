@@ -25,6 +25,8 @@ class State(StrEnum):
     AUTHORIZATION_SETUP = "AuthorizationSetup"
     AUTHORIZATION = "Authorization"
     AUTHORIZATION_REFUSED = "AuthorizationRefused"  # only SessionStop is left
+    # authorized with OK_CertificateExpiresSoon: the EV may renew its contract first
+    CONTRACT_EXPIRES_SOON = "ContractExpiresSoon"
     SERVICE_DISCOVERY = "ServiceDiscovery"
     SERVICE_DETAIL = "ServiceDetail"  # ServiceDetail (any number) or ServiceSelection
     DC_CHARGE_PARAMETER_DISCOVERY = "DC_ChargeParameterDiscovery"
@@ -47,6 +49,9 @@ OK = "ok"
 ONGOING = "ongoing"  # our EVSEProcessing is Ongoing
 EV_ONGOING = "ev_ongoing"  # PowerDelivery(Start) with the EV's EVProcessing Ongoing
 STOP = {"SessionStopReq": {"terminate": S.ENDED, "pause": S.ENDED}}
+# AuthorizationRes codes after which the EV may try again (PnC with the right challenge, EIM,
+# or CertificateInstallation): the session stays in Authorization.
+AUTHORIZATION_RETRY = frozenset({"WARNING_ChallengeInvalid"})
 
 
 def _metering(state: State) -> dict[str, dict[str, State]]:
@@ -67,6 +72,8 @@ TRANSITIONS: dict[State, dict[str, dict[str, State]]] = {
         "AuthorizationReq": {
             ONGOING: S.AUTHORIZATION,
             OK: S.SERVICE_DISCOVERY,
+            "expires_soon": S.CONTRACT_EXPIRES_SOON,
+            "retry": S.AUTHORIZATION,
             "refused": S.AUTHORIZATION_REFUSED,
         },
         # Only when offered (PnC over TLS with a CPS hook); Ongoing while the CPS works.
@@ -74,6 +81,13 @@ TRANSITIONS: dict[State, dict[str, dict[str, State]]] = {
         **STOP,
     },
     S.AUTHORIZATION_REFUSED: {**STOP},
+    S.CONTRACT_EXPIRES_SOON: {
+        "ServiceDiscoveryReq": {OK: S.SERVICE_DETAIL},
+        "CertificateInstallationReq": {
+            ONGOING: S.CONTRACT_EXPIRES_SOON, OK: S.CONTRACT_EXPIRES_SOON,
+        },
+        **STOP,
+    },
     S.SERVICE_DISCOVERY: {"ServiceDiscoveryReq": {OK: S.SERVICE_DETAIL}, **STOP},
     S.SERVICE_DETAIL: {
         "ServiceDetailReq": {OK: S.SERVICE_DETAIL},
@@ -169,8 +183,12 @@ def outcome(req: Any, res: Any, energy: str | None) -> str:
         return energy or OK
     if name == "SessionStopReq":
         return "pause" if req.charging_session == "Pause" else "terminate"
+    if name == "AuthorizationReq" and code in AUTHORIZATION_RETRY:
+        return "retry"
     if name == "AuthorizationReq" and code.startswith("WARNING"):
         return "refused"
+    if name == "AuthorizationReq" and code == "OK_CertificateExpiresSoon":
+        return "expires_soon"
     if name == "PowerDeliveryReq":
         progress = str(req.charge_progress)
         if progress == "ScheduleRenegotiation":

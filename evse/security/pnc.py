@@ -46,6 +46,10 @@ from evse.security.signatures import (
 )
 
 SIGNATURE_ERROR = "FAILED_SignatureError"
+EXPIRES_SOON = "OK_CertificateExpiresSoon"
+# A valid contract this close to its end is accepted with OK_CertificateExpiresSoon, so the
+# EV can renew it (CertificateInstallation) while it still works.
+EXPIRES_SOON_WINDOW = dt.timedelta(days=14)
 METERING_SIGNATURE_ERROR = "FAILED_MeteringSignatureNotValid"
 CHAIN_ERROR = "WARNING_CertificateValidationError"
 
@@ -148,7 +152,10 @@ class PncVerifier:
 
     def verify_authorization(self, req: Any, *, timestamp: int, session_id: bytes) -> PncVerdict:
         """Contract chain to an installed MO root, eMAID, then the header Signature over
-        PnC_AReqAuthorizationMode with the contract key. The GenChallenge is the core's."""
+        PnC_AReqAuthorizationMode with the contract key. The GenChallenge is the core's.
+
+        A valid contract that ends within `EXPIRES_SOON_WINDOW` of `timestamp` gets
+        OK_CertificateExpiresSoon instead of OK."""
         mode = req.pnc_a_req_authorization_mode
         if mode is None or mode.contract_certificate_chain is None:
             return PncVerdict(CHAIN_ERROR, "no ContractCertificateChain")
@@ -167,7 +174,9 @@ class PncVerifier:
         except _SIGNATURE_PROBLEMS as exc:
             return PncVerdict(SIGNATURE_ERROR, f"PnC_AReqAuthorizationMode: {exc}")
         self._remember(session_id, chain)
-        return PncVerdict("OK", emaid=emaid, certificate_chain=(leaf, *subs))
+        soon = chain.leaf.not_valid_after_utc - _utc(timestamp) <= EXPIRES_SOON_WINDOW
+        return PncVerdict(EXPIRES_SOON if soon else "OK", "contract expires soon" if soon else "",
+                          emaid=emaid, certificate_chain=(leaf, *subs))
 
     def verify_certificate_installation(
         self, req: Any, *, timestamp: int, session_id: bytes
@@ -214,4 +223,11 @@ class PncVerifier:
         return PncVerdict("OK")
 
 
-__all__ = ["RESPONSE_CODES", "PncVerifier", "chain_response_code", "resume_binding"]
+__all__ = [
+    "EXPIRES_SOON",
+    "EXPIRES_SOON_WINDOW",
+    "RESPONSE_CODES",
+    "PncVerifier",
+    "chain_response_code",
+    "resume_binding",
+]

@@ -16,10 +16,26 @@ from evse.protocol import events as ev
 from evse.protocol.config import PncVerdict, SeccConfig
 from evse.protocol.secc import SeccConnection
 from evse.protocol.states import State
-from evse.security.signatures import ECDSA_SHA256, sign_bytes, signed_info_fragment
+from evse.security.signatures import (
+    ECDSA_SHA256,
+    SignedElement,
+    sign,
+    sign_bytes,
+    signed_info_fragment,
+)
 from exi_codec.schemas import iso20
 from tests.protocol.evcc import Ev, FakeRng, assert_safe_end, config, kinds, of
-from tests.security.helpers import ALGORITHMS, NOW_TS, authorization_req, pki_for, verifier
+from tests.security.helpers import (
+    ALGORITHMS,
+    NOW_TS,
+    authorization_req,
+    pki_for,
+    pnc_mode,
+    pre_iso20_ed448_signature,
+    verifier,
+)
+
+DAY = 86_400
 
 
 @pytest.fixture(params=ALGORITHMS)
@@ -32,8 +48,10 @@ def pnc_config(pki: PncPki, **kw: Any) -> SeccConfig:
     return config(offer_pnc=True, **kw)
 
 
-def connect(cfg: SeccConfig, *, tls: bool = True, rng: Any = None) -> Ev:
-    conn = SeccConnection(cfg, tls=tls, now=0.0, rng=rng or FakeRng(), epoch_offset=NOW_TS)
+def connect(
+    cfg: SeccConfig, *, tls: bool = True, rng: Any = None, epoch_offset: float = NOW_TS
+) -> Ev:
+    conn = SeccConnection(cfg, tls=tls, now=0.0, rng=rng or FakeRng(), epoch_offset=epoch_offset)
     return Ev(conn)
 
 
@@ -358,3 +376,114 @@ def test_hostile_chains_and_signatures_are_refused(
     nothing_authorized(x)
     if str(res.response_code).startswith("FAILED"):
         assert_safe_end(effects)
+
+
+# -- Ed448 with the -20 identifiers -----------------------------------------------------------
+
+
+def test_ed448_request_with_pre_iso20_identifiers_is_a_signature_error() -> None:
+    """RFC 9231 EdDSA URI + SHA-512 references, validly signed: not -20, FAILED_SignatureError."""
+    pki = pki_for("ed448")
+    x = connect(pnc_config(pki, pnc_auto_authorize=True))
+    challenge = challenge_of(setup(x))
+    req = authorization_req(pki.contract, challenge, x.header())
+    mode = SignedElement("PnC_AReqAuthorizationMode", req.pnc_a_req_authorization_mode)
+    old = pre_iso20_ed448_signature(pki.contract.key, mode)
+    res, effects = x.send(req.replace(header=req.header.replace(signature=old)))
+    assert res.response_code == "FAILED_SignatureError"
+    assert_safe_end(effects)
+    nothing_authorized(x)
+
+
+# -- after WARNING_ChallengeInvalid the session goes on ------------------------------------------
+
+
+@pytest.mark.parametrize("then", ["pnc", "eim"])
+def test_after_a_wrong_challenge_the_ev_may_try_again(pki: PncPki, then: str) -> None:
+    x = connect(pnc_config(pki, pnc_auto_authorize=True))
+    challenge = challenge_of(setup(x))
+    wrong = bytes(b ^ 0xFF for b in challenge)
+    res, effects = x.send(authorization_req(pki.contract, wrong, x.header()))
+    assert (res.response_code, res.evse_processing) == ("WARNING_ChallengeInvalid", "Finished")
+    assert x.conn.state == State.AUTHORIZATION and not x.conn.closed
+    assert not of(effects, ev.StopPower) and not of(effects, ev.SessionEnded)
+    nothing_authorized(x)
+    if then == "pnc":
+        res, _ = x.send(authorization_req(pki.contract, challenge, x.header()))
+    else:
+        res = x.authorization()
+    assert (res.response_code, res.evse_processing) == ("OK", "Finished")
+    assert x.conn.state == State.SERVICE_DISCOVERY
+    assert x.conn.session is not None
+    assert x.conn.session.authorization_method == {"pnc": "PnC", "eim": "EIM"}[then]
+
+
+# -- repeated requests while Ongoing ---------------------------------------------------------
+
+
+def _other_credentials(pki: PncPki, change: str, challenge: bytes, header: Any) -> Any:
+    if change == "contract":  # another (validly signed) contract chain
+        return authorization_req(pki.variants["contract_unknown_root"], challenge, header)
+    if change == "challenge":
+        return authorization_req(pki.contract, bytes(b ^ 0xFF for b in challenge), header)
+    mode = pnc_mode(pki.contract, challenge, "id2")  # same contract and challenge, other Id
+    signature = sign(pki.contract.key, SignedElement("PnC_AReqAuthorizationMode", mode))
+    return iso20.AuthorizationReq(header=header.replace(signature=signature),
+                                  selected_authorization_service="PnC",
+                                  pnc_a_req_authorization_mode=mode)
+
+
+@pytest.mark.parametrize("change", ["contract", "challenge", "id"])
+def test_a_repeat_while_ongoing_must_carry_the_same_credentials(pki: PncPki, change: str) -> None:
+    x = connect(pnc_config(pki))  # the backend decides: Ongoing until it answers
+    challenge = challenge_of(setup(x))
+    res, _ = x.send(authorization_req(pki.contract, challenge, x.header()))
+    assert (res.response_code, res.evse_processing) == ("OK", "Ongoing")
+    x.event(ev.AuthorizationGranted("the first contract is fine"))
+    res, effects = x.send(_other_credentials(pki, change, challenge, x.header()))
+    assert res.response_code == "FAILED_SequenceError"
+    assert_safe_end(effects)
+    assert x.conn.session is not None and not x.conn.session.authorized
+
+
+def test_a_repeat_with_the_same_credentials_keeps_polling(pki: PncPki) -> None:
+    """The same credentials (a fresh header signature is not part of them) keep polling."""
+    x = connect(pnc_config(pki))
+    challenge = challenge_of(setup(x))
+    for _ in range(3):  # signed anew each time (ECDSA is randomized): same credentials
+        res, _ = x.send(authorization_req(pki.contract, challenge, x.header()))
+        assert (res.response_code, res.evse_processing) == ("OK", "Ongoing")
+    x.event(ev.AuthorizationGranted("ok"))
+    res, _ = x.send(authorization_req(pki.contract, challenge, x.header()))
+    assert (res.response_code, res.evse_processing) == ("OK", "Finished")
+
+
+# -- a contract that expires soon ---------------------------------------------------------------
+
+
+def _days_before_contract_end(pki: PncPki, days: float) -> float:
+    """An epoch offset that puts the session `days` before the contract certificate ends."""
+    return pki.contract.leaf.cert.not_valid_after_utc.timestamp() - days * DAY
+
+
+@pytest.mark.parametrize(("days_left", "code", "state"), [
+    (10, "OK_CertificateExpiresSoon", State.CONTRACT_EXPIRES_SOON),
+    (0.5, "OK_CertificateExpiresSoon", State.CONTRACT_EXPIRES_SOON),
+    (15, "OK", State.SERVICE_DISCOVERY),
+])
+def test_a_contract_that_expires_within_14_days(
+    pki: PncPki, days_left: float, code: str, state: State
+) -> None:
+    x = connect(pnc_config(pki), epoch_offset=_days_before_contract_end(pki, days_left))
+    challenge = challenge_of(setup(x))
+    req = authorization_req(pki.contract, challenge, x.header())
+    res, _ = x.send(req)
+    assert (res.response_code, res.evse_processing) == ("OK", "Ongoing")
+    x.event(ev.AuthorizationGranted("ok"))
+    res, _ = x.send(req)
+    assert (res.response_code, res.evse_processing) == (code, "Finished")
+    assert x.conn.state == state
+    assert x.conn.session is not None and x.conn.session.authorized
+    assert x.conn.session.emaid == pki.emaid
+    res, _ = x.send(iso20.ServiceDiscoveryReq(header=x.header()))  # charging goes on
+    assert res.response_code == "OK" and x.conn.state == State.SERVICE_DETAIL

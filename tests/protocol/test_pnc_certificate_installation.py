@@ -18,6 +18,7 @@ from evse.protocol.states import State
 from evse.protocol.timeouts import Timeouts
 from evse.security import PncVerifier
 from evse.security.cps import LocalCps, accept_installation
+from evse.security.signatures import ECDSA_SHA512, ED448, SHA512, SHAKE256, SignedElement
 from exi_codec.schemas import iso20
 from tests.protocol.evcc import Ev, FakeRng, assert_safe_end, config, of
 from tests.security.helpers import (
@@ -27,6 +28,7 @@ from tests.security.helpers import (
     certificate_installation_req,
     local_cps,
     pki_for,
+    pre_iso20_ed448_signature,
     verifier,
 )
 
@@ -45,8 +47,8 @@ def install_config(pki: PncPki, cps: Any = None, **kw: Any) -> SeccConfig:
                   pnc_auto_authorize=True, **kw)
 
 
-def connect(cfg: SeccConfig, *, tls: bool = True) -> Ev:
-    return Ev(SeccConnection(cfg, tls=tls, now=0.0, rng=FakeRng(), epoch_offset=NOW_TS))
+def connect(cfg: SeccConfig, *, tls: bool = True, epoch_offset: float = NOW_TS) -> Ev:
+    return Ev(SeccConnection(cfg, tls=tls, now=0.0, rng=FakeRng(), epoch_offset=epoch_offset))
 
 
 def setup(x: Ev) -> Any:
@@ -172,7 +174,7 @@ def test_x448_key_transport_round_trip_and_tampering() -> None:
 
 
 @pytest.mark.parametrize("how", ["plain_tcp", "no_cps"])
-def test_not_offered_is_failed(how: str) -> None:
+def test_not_offered_is_a_sequence_error(how: str) -> None:
     pki = pki_for("secp521r1")
     if how == "plain_tcp":
         x = connect(install_config(pki), tls=False)
@@ -180,7 +182,7 @@ def test_not_offered_is_failed(how: str) -> None:
         x = connect(config(offer_pnc=True, pnc_verifier=verifier(pki)))
     setup(x)
     res, effects = x.send(certificate_installation_req(pki, x.header()))
-    assert res.response_code == "FAILED"
+    assert res.response_code == "FAILED_SequenceError"
     assert_safe_end(effects)
 
 
@@ -220,5 +222,90 @@ def test_not_offered_without_a_verifier() -> None:
     x = connect(cfg)
     assert setup(x).certificate_installation_service is False
     res, effects = x.send(certificate_installation_req(pki, x.header()))
-    assert res.response_code == "FAILED"
+    assert res.response_code == "FAILED_SequenceError"
+    assert_safe_end(effects)
+
+
+# -- the -20 signature identifiers on both sides -------------------------------------------------
+
+
+@pytest.mark.parametrize("algorithm", ["secp521r1", "ed448"])
+def test_cps_signs_installation_data_with_the_iso20_identifiers(algorithm: str) -> None:
+    pki = pki_for(algorithm)
+    x = connect(install_config(pki))
+    setup(x)
+    res, _ = x.send(certificate_installation_req(pki, x.header()))
+    assert (res.response_code, res.evse_processing) == ("OK", "Finished")
+    signed_info = res.header.signature.signed_info
+    method, digest = (ED448, SHAKE256) if algorithm == "ed448" else (ECDSA_SHA512, SHA512)
+    assert signed_info.signature_method.algorithm == method
+    assert [r.digest_method.algorithm for r in signed_info.reference] == [digest]
+    accept_installation(res, pki.oem_provisioning.key, v2g_roots=[pki.v2g_root.cert], now=NOW)
+
+
+def test_ed448_request_with_pre_iso20_identifiers_is_a_signature_error() -> None:
+    pki = pki_for("ed448")
+    cps = local_cps(pki)
+    x = connect(install_config(pki, cps))
+    setup(x)
+    req = certificate_installation_req(pki, x.header())
+    old = pre_iso20_ed448_signature(pki.oem_provisioning.key, SignedElement(
+        "OEMProvisioningCertificateChain", req.oem_provisioning_certificate_chain))
+    res, effects = x.send(req.replace(header=req.header.replace(signature=old)))
+    assert res.response_code == "FAILED_SignatureError"
+    assert_safe_end(effects)
+    assert not cps.issued
+
+
+# -- when CertificateInstallationReq may come ----------------------------------------------------
+
+
+def test_installation_after_a_wrong_challenge() -> None:
+    """WARNING_ChallengeInvalid leaves the session in Authorization: the EV may install a
+    contract and then authorize with it."""
+    pki = pki_for("ed448")
+    x = connect(install_config(pki))
+    challenge = bytes(setup(x).pnc_as_res_authorization_mode.gen_challenge)
+    res, _ = x.send(authorization_req(pki.contract, bytes(16), x.header()))
+    assert (res.response_code, res.evse_processing) == ("WARNING_ChallengeInvalid", "Finished")
+    res, _ = x.send(certificate_installation_req(pki, x.header()))
+    assert (res.response_code, res.evse_processing) == ("OK", "Finished")
+    contract = accept_installation(res, pki.oem_provisioning.key,
+                                   v2g_roots=[pki.v2g_root.cert], now=NOW)
+    leaf = Credential(x509.load_der_x509_certificate(contract.certificate), contract.key)
+    chain = Chain(leaf, pki.contract.subs, pki.mo_root)
+    res, _ = x.send(authorization_req(chain, challenge, x.header()))
+    assert (res.response_code, res.evse_processing) == ("OK", "Finished")
+    assert x.conn.state == State.SERVICE_DISCOVERY
+
+
+@pytest.mark.parametrize("algorithm", ["secp521r1", "ed448"])
+def test_renewal_after_ok_certificate_expires_soon(algorithm: str) -> None:
+    pki = pki_for(algorithm)
+    cps = local_cps(pki, pending_polls=1)
+    end = pki.contract.leaf.cert.not_valid_after_utc.timestamp()
+    x = connect(install_config(pki, cps), epoch_offset=end - 5 * 86_400)
+    challenge = bytes(setup(x).pnc_as_res_authorization_mode.gen_challenge)
+    res, _ = x.send(authorization_req(pki.contract, challenge, x.header()))
+    assert (res.response_code, res.evse_processing) == ("OK_CertificateExpiresSoon", "Finished")
+    req = certificate_installation_req(pki, x.header())
+    res, effects = x.send(req)
+    assert (res.response_code, res.evse_processing) == ("OK", "Ongoing")
+    res, effects = x.send(req)
+    assert (res.response_code, res.evse_processing) == ("OK", "Finished")
+    assert not of(effects, ev.StopPower) and len(cps.issued) == 1
+    assert x.conn.state == State.CONTRACT_EXPIRES_SOON
+    res, _ = x.send(iso20.ServiceDiscoveryReq(header=x.header()))
+    assert res.response_code == "OK" and x.conn.state == State.SERVICE_DETAIL
+
+
+def test_no_installation_after_a_plain_ok() -> None:
+    """Authorized with OK (contract not about to expire): installation is over."""
+    pki = pki_for("secp521r1")
+    x = connect(install_config(pki))
+    challenge = bytes(setup(x).pnc_as_res_authorization_mode.gen_challenge)
+    res, _ = x.send(authorization_req(pki.contract, challenge, x.header()))
+    assert res.response_code == "OK" and x.conn.state == State.SERVICE_DISCOVERY
+    res, effects = x.send(certificate_installation_req(pki, x.header()))
+    assert res.response_code == "FAILED_SequenceError"
     assert_safe_end(effects)

@@ -272,6 +272,25 @@ def test_verifier_revocation_through_ocsp(pki: PncPki) -> None:
     assert verdict.certificate_chain == (pki.contract.leaf_der, *pki.contract.sub_ders)
 
 
+def test_verifier_says_when_the_contract_expires_within_14_days(pki: PncPki) -> None:
+    header = iso20.MessageHeaderType(session_id=bytes(8), time_stamp=NOW_TS)
+    req = authorization_req(pki.contract, bytes(16), header)
+    verifier = PncVerifier(mo_roots=pki.mo_roots)
+    end = int(pki.contract.leaf.cert.not_valid_after_utc.timestamp())
+    edge = end - 14 * 86_400
+
+    def code(timestamp: int) -> str:
+        verdict = verifier.verify_authorization(req, timestamp=timestamp, session_id=bytes(8))
+        assert verdict.ok == (verdict.emaid == pki.emaid)  # an accepted contract has its eMAID
+        return verdict.response_code
+
+    assert code(NOW_TS) == "OK"
+    assert code(edge - 1) == "OK"
+    assert code(edge) == "OK_CertificateExpiresSoon"
+    assert code(end) == "OK_CertificateExpiresSoon"  # still valid in its last second
+    assert code(end + 1) == "WARNING_CertificateExpired"
+
+
 def test_chain_response_code_mapping() -> None:
     assert chain_response_code(ChainError(ChainFailure.REVOKED, "x")) == \
         "WARNING_CertificateRevoked"

@@ -16,17 +16,25 @@ order (the first failure decides the response code):
    emaid=..., certificate_chain=...) to the backend (EVSEProcessing=Ongoing until it answers
    AuthorizationGranted / AuthorizationDenied -> WARNING_GeneralPnCAuthorizationError).
 
+A repeated PnC AuthorizationReq while we answer Ongoing must carry the credentials we verified
+(Id, GenChallenge, contract chain): anything else is FAILED_SequenceError. A valid contract
+that expires soon (the verifier's OK_CertificateExpiresSoon) is answered with that code once
+authorized; the EV may then renew it with CertificateInstallation (states.py).
+
 WARNING codes come with EVSEProcessing=Finished: the session moves to AuthorizationRefused,
-where only SessionStop is legal. Nothing is authorized on any failure.
+where only SessionStop is legal, except after WARNING_ChallengeInvalid, which leaves the
+session in Authorization (another AuthorizationReq or a CertificateInstallationReq may follow).
+Nothing is authorized on any failure.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from typing import Any
 
 from evse.protocol.config import PncVerdict
-from evse.protocol.errors import Failed, ProtocolError
+from evse.protocol.errors import Failed, ProtocolError, SequenceError
 from evse.protocol.events import Effect, RequestAuthorization
 from evse.protocol.handlers.common import HandlerResult, Inputs, res_header
 from evse.protocol.session import Session
@@ -114,11 +122,25 @@ def _respond(session: Session, inputs: Inputs, code: str, processing: str) -> Au
     )
 
 
+def _credentials(mode: Any) -> bytes:
+    """What identifies the PnC credentials of a request: Id, GenChallenge, contract chain."""
+    chain = mode.contract_certificate_chain
+    subs = chain.sub_certificates.certificate if chain and chain.sub_certificates else ()
+    parts = [str(mode.id or "").encode(), bytes(mode.gen_challenge or b""),
+             bytes(chain.certificate if chain else b""), *(bytes(c) for c in subs)]
+    h = hashlib.sha256()
+    for part in parts:  # length-prefixed: no two different lists hash alike
+        h.update(len(part).to_bytes(4, "big") + part)
+    return h.digest()
+
+
 def _verify_pnc(req: AuthorizationReq, session: Session, inputs: Inputs) -> PncVerdict:
     """Steps 1-3 of the module docstring; a refusal is a verdict with a WARNING code."""
     pnc = req.pnc_a_req_authorization_mode
     if pnc is None or not inputs.tls:
         return PncVerdict("WARNING_AuthorizationSelectionInvalid", "PnC needs TLS and its mode")
+    if session.pnc_credentials is not None and _credentials(pnc) != session.pnc_credentials:
+        raise SequenceError("repeated PnC AuthorizationReq with other credentials")
     expected = session.gen_challenge
     if expected is None or not hmac.compare_digest(bytes(pnc.gen_challenge or b""), expected):
         return PncVerdict("WARNING_ChallengeInvalid", "GenChallenge is not the one we sent")
@@ -131,6 +153,7 @@ def _verify_pnc(req: AuthorizationReq, session: Session, inputs: Inputs) -> PncV
     raise_failed(verdict)
     if not verdict.ok:
         return PncVerdict(warning_code(verdict), verdict.reason)
+    session.pnc_credentials = _credentials(pnc)
     return verdict
 
 
@@ -156,9 +179,11 @@ def handle_authorization(req: AuthorizationReq, session: Session, inputs: Inputs
     if session.authorized or granted is True or auto:
         session.authorized = True
         session.authorization_method = method
+        code = "OK"
         if verdict is not None:
             session.emaid = verdict.emaid
-        return _respond(session, inputs, "OK", "Finished"), []
+            code = verdict.response_code if verdict.response_code in RESPONSE_CODES else "OK"
+        return _respond(session, inputs, code, "Finished"), []
     if granted is False:
         warning = "WARNING_EIMAuthorizationFailure" if method == "EIM" else GENERAL_PNC_ERROR
         return _respond(session, inputs, warning, "Finished"), []

@@ -2,9 +2,12 @@
 
 Offered in AuthorizationSetupRes (CertificateInstallationService=true) only over TLS, with
 PnC, a `pnc_verifier` and a `certificate_installation` hook (the CPS backend) configured; the
-request is legal after AuthorizationSetup, before AuthorizationReq. Each request:
+request is legal after AuthorizationSetup, before AuthorizationReq (also after a
+WARNING_ChallengeInvalid) and after an AuthorizationRes OK_CertificateExpiresSoon (states.py).
+Each request:
 
-1. not offered in this session: FAILED (the EV must not ask; the session ends safely);
+1. not offered in this session: FAILED_SequenceError (the EV must not ask; the session ends
+   safely);
 2. `pnc_verifier.verify_certificate_installation`: the header Signature over
    OEMProvisioningCertificateChain with the OEM provisioning key (FAILED_SignatureError ends
    the session), and that chain up to an installed OEM root when the verifier has OEM roots
@@ -23,7 +26,7 @@ from __future__ import annotations
 from typing import Any
 
 from evse.protocol.config import InstallationAnswer, PncVerdict
-from evse.protocol.errors import Failed
+from evse.protocol.errors import SequenceError
 from evse.protocol.handlers.authorization import (
     certificate_installation_offered,
     raise_failed,
@@ -83,7 +86,7 @@ def handle_certificate_installation(
     verifier, backend = cfg.pnc_verifier, cfg.certificate_installation
     offered = "PnC" in session.offered_auth and certificate_installation_offered(inputs)
     if not offered or verifier is None or backend is None:
-        raise Failed("CertificateInstallation was not offered in this session")
+        raise SequenceError("CertificateInstallation was not offered in this session")
     kw: dict[str, Any] = {"timestamp": inputs.timestamp, "session_id": session.session_id}
     verdict = verifier.verify_certificate_installation(req, **kw)
     raise_failed(verdict)
