@@ -217,6 +217,8 @@ class Evcc(EvRequests):
         self._phase_started: float = 0.0
         self._resuming = False
         self._resumed = False
+        self._installation_offered = False  # AuthorizationSetupRes CertificateInstallationService
+        self._renewing = False  # CertificateInstallation after OK_CertificateExpiresSoon
         self._paused_once = False
         self._session_end = "Terminate"
         self._resume_after_pause = False
@@ -617,6 +619,7 @@ class Evcc(EvRequests):
         pnc = self.pnc
         assert pnc is not None
         mode = msg.pnc_as_res_authorization_mode
+        self._installation_offered = bool(msg.certificate_installation_service)
         problem = None
         if "PnC" not in services or mode is None:
             problem = f"the SECC offers no PnC authorization (offers {services})"
@@ -655,6 +658,10 @@ class Evcc(EvRequests):
                 raise EvccAbort(f"CertificateInstallationRes rejected: {exc}") from exc
         elif not pnc.has_contract:
             raise EvccAbort(f"certificate installation failed ({code}) and no contract")
+        if self._renewing:  # already authorized: the new contract is for the next sessions
+            self._renewing = False
+            self._after_authorization(now)
+            return
         self._begin_phase(now, EvState.AUTHORIZATION, self._req_auth)
 
     def _on_AuthorizationRes(self, msg: Any, now: float) -> None:  # noqa: N802
@@ -665,6 +672,15 @@ class Evcc(EvRequests):
             return
         if code.startswith("WARNING"):
             raise EvccAbort(f"authorization refused: {code}")
+        pnc = self.pnc
+        if (code == "OK_CertificateExpiresSoon" and pnc is not None
+                and pnc.wants_renewal(self._installation_offered)):
+            self._renewing = True
+            self._begin_phase(now, EvState.CERTIFICATE_INSTALLATION, self._req_cert_install)
+            return
+        self._after_authorization(now)
+
+    def _after_authorization(self, now: float) -> None:
         if self._resumed:
             self._send(self._req_cpd(now), now, EvState.CHARGE_PARAMETER_DISCOVERY)
         else:

@@ -8,7 +8,9 @@ OEMProvisioningCertificateChain (CertificateInstallationReq) with the OEM provis
 using `evse.security.signatures` (the same code the SECC verifies with). With
 `install_certificate`, it asks for a contract through CertificateInstallation when the SECC
 offers it, checks the CPS signature (and the CPS chain against `v2g_roots` when given),
-decrypts the contract key and then authorizes with that contract.
+decrypts the contract key and then authorizes with that contract. Told that its contract
+expires soon (AuthorizationRes OK_CertificateExpiresSoon), it renews the contract the same way
+when the SECC offers installation and it holds OEM provisioning credentials, then charges on.
 
 The crypto is imported lazily, so EIM-only use of the simulator needs no `cryptography`.
 """
@@ -112,6 +114,14 @@ class PncState:
     def wants_installation(self, offered: bool) -> bool:
         creds = self.credentials
         return (offered and creds.install_certificate
+                and creds.oem_provisioning_certificate is not None
+                and creds.oem_provisioning_key is not None)
+
+    def wants_renewal(self, offered: bool) -> bool:
+        """After OK_CertificateExpiresSoon: renew through CertificateInstallation when the SECC
+        offers it and the EV holds its OEM provisioning credentials (once per session)."""
+        creds = self.credentials
+        return (offered and self.installed_emaid is None
                 and creds.oem_provisioning_certificate is not None
                 and creds.oem_provisioning_key is not None)
 

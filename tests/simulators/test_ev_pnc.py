@@ -267,3 +267,35 @@ def test_ev_signs_with_the_iso20_identifiers(algorithm: str) -> None:
     verify(auth.header.signature,
            [SignedElement("PnC_AReqAuthorizationMode", auth.pnc_a_req_authorization_mode)],
            pki.contract.leaf.cert.public_key())
+
+
+def _local_cps(pki: PncPki) -> LocalCps:
+    return LocalCps(cps_key=pki.cps.key,
+                    cps_chain=[pki.cps.leaf.cert, *(s.cert for s in pki.cps.subs)],
+                    mo_sub_ca=pki.contract.subs[0].cert, mo_sub_ca_key=pki.contract.subs[0].key,
+                    mo_chain=[s.cert for s in pki.contract.subs], emaid="DEEVSC00000077Q")
+
+
+@pytest.mark.parametrize("days_left", [5, 30])
+def test_ev_renews_a_contract_that_expires_soon(days_left: int) -> None:
+    """The contract ends `days_left` days after the run's clock: within 14 days the SECC
+    answers OK_CertificateExpiresSoon and the EV renews it through CertificateInstallation
+    before ServiceDiscovery; otherwise it just charges."""
+    issued = dt.datetime.fromtimestamp(EPOCH, dt.UTC) - dt.timedelta(days=365 - days_left)
+    pki = make_pnc_pki("ed448", now=issued + dt.timedelta(hours=1))  # contract: 365 days
+    creds = dataclasses.replace(
+        contract_creds(pki), oem_provisioning_certificate=pki.oem_provisioning.leaf_der,
+        oem_provisioning_sub_certificates=pki.oem_provisioning.sub_ders,
+        oem_provisioning_key=pki.oem_provisioning.key, v2g_roots=(pki.v2g_root.cert,))
+    cfg = secc_config(pki, certificate_installation=_local_cps(pki), pnc_auto_authorize=True)
+    run = back_to_back(scenario(pnc=creds), cfg)
+    assert isinstance(run.effect, Finished), run.effect
+    sequence = run.report.request_sequence
+    assert run.report.extra["authorization"] == "PnC"
+    if days_left < 14:
+        assert (sequence.index("AuthorizationReq") < sequence.index("CertificateInstallationReq")
+                < sequence.index("ServiceDiscoveryReq"))
+        assert run.report.extra["installed_emaid"] == "DEEVSC00000077Q"
+    else:
+        assert "CertificateInstallationReq" not in sequence
+        assert "installed_emaid" not in run.report.extra
