@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime as dt
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable
@@ -89,8 +90,8 @@ def _write_chain(directory: Path, name: str, chain: Chain, files: dict[str, Path
     files[name], files[f"{name}_key"] = cert, key
 
 
-def _make(tmp: Path, algorithm: str) -> Pki:
-    pki = make_pnc_pki(algorithm)
+def _make(tmp: Path, algorithm: str, now: dt.datetime | None = None) -> Pki:
+    pki = make_pnc_pki(algorithm, now=now)
     files = pki.write(tmp)
     second = pki.issue_vehicle("WMIV0000000000SECOND")
     _write_chain(tmp, "vehicle2", second, files)
@@ -286,6 +287,35 @@ async def test_pnc_with_certificate_installation_over_tls13(p521: Pki) -> None:
         assert report.extra["installed_emaid"] == "DEEVSC00000077Q"
         assert r.server.sessions[-1].emaid == "DEEVSC00000077Q"
         assert r.verifier.of("certificate_installation")[-1].ok
+
+
+async def test_contract_renewal_after_expires_soon_over_tls13(tmp_path: Path) -> None:
+    """A contract 5 days before its end: OK_CertificateExpiresSoon, the EV renews it through
+    CertificateInstallation (Ed448, X448 key transport) in the same session, then charges."""
+    issued = dt.datetime.now(dt.UTC) - dt.timedelta(days=360)  # 365-day leaves: 5 days left
+    old = _make(tmp_path, "ed448", now=issued)
+    pki = old.pki
+    mo2 = pki.contract.subs[0]
+    cps = LocalCps(cps_key=pki.cps.key,
+                   cps_chain=[pki.cps.leaf.cert, *(s.cert for s in pki.cps.subs)],
+                   mo_sub_ca=mo2.cert, mo_sub_ca_key=mo2.key,
+                   mo_chain=[s.cert for s in pki.contract.subs], emaid="DEEVSC00000077Q")
+    creds = dataclasses.replace(
+        old.contract(), oem_provisioning_certificate=pki.oem_provisioning.leaf_der,
+        oem_provisioning_sub_certificates=pki.oem_provisioning.sub_ders,
+        oem_provisioning_key=pki.oem_provisioning.key)
+    async with pnc_server(old, certificate_installation=cps) as r:
+        report = await r.ev(pnc_scenario(creds), old.ev_tls())
+        assert report.success, report.summary()
+        assert auth_codes(report)[-1] == "OK_CertificateExpiresSoon"
+        sequence = report.request_sequence
+        assert (sequence.index("AuthorizationReq") < sequence.index("CertificateInstallationReq")
+                < sequence.index("ServiceDiscoveryReq"))
+        assert report.extra["installed_emaid"] == "DEEVSC00000077Q"
+        assert r.server.sessions[-1].emaid == pki.emaid  # authorized with the old contract
+        assert r.verifier.of("certificate_installation")[-1].ok
+        await r.rig.wait_safe()
+        assert_safe_sequence(r.rig)
 
 
 # -- refusals ----------------------------------------------------------------------------------
