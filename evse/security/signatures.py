@@ -63,8 +63,8 @@ CANONICAL_EXI = "http://www.w3.org/TR/canonical-exi/"
 ECDSA_SHA512 = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha512"
 SHA512 = "http://www.w3.org/2001/04/xmlenc#sha512"
 # Ed448 in -20: ISO's own URNs, and a SHAKE256 digest of 64 bytes instead of SHA-512.
-ED448 = "urn:iso:std:iso:15118:-20:Security:xmldsig#Ed448"
-SHAKE256 = "urn:iso:std:iso:15118:-20:Security:xmlenc#SHAKE256"
+ED448 = "urn:iso:std:iso:15118:-20:Security:xmldsig#Ed448"  # [V2G20-2474]
+SHAKE256 = "urn:iso:std:iso:15118:-20:Security:xmlenc#SHAKE256"  # [V2G20-2476]
 SHAKE256_LENGTH = 64
 # RFC 9231's URI for pure Ed448 (what this stack sent before): known, never accepted for -20.
 RFC9231_EDDSA_ED448 = "http://www.w3.org/2021/04/xmldsig-more#eddsa-ed448"
