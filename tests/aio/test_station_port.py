@@ -7,8 +7,8 @@ import pytest
 from evse.aio.secc_server import SeccServer, Station
 from evse.aio.station_port import SeccStationPort
 from evse.aio.v2h_runner import V2hRunner
-from evse.energy.prices import PriceCurve
 from evse.energy.guard import GuardedScheduleProvider
+from evse.energy.prices import PriceCurve
 from evse.energy.provider import PlanningScheduleProvider
 from evse.mqtt_api import CommandRejected, LimitsUpdate
 from evse.protocol.config import ServiceId
