@@ -662,8 +662,10 @@ class SeccStationPort:
                    and conn.state in LOOP_STATES)
         trial = PlanningScheduleProvider(prices, rt.provider.policy)
         try:
-            replan = self._replan(trial, conn) if dynamic else None
-            self._reference_plan(trial, connector, replan)
+            replan = limits = None
+            if dynamic and conn is not None:
+                replan, limits = self._replan(trial, conn), conn.charger.limits
+            self._reference_plan(trial, connector, replan, limits)
         except Exception as exc:  # the planner's own words name the problem
             log.warning("connector %s: prices refused, the plan failed: %r", connector, exc)
             raise CommandRejected(f"the plan with these prices failed ({exc}); the previous "
@@ -678,10 +680,11 @@ class SeccStationPort:
             log.info("connector %s: new prices, Dynamic session re-planned", connector)
 
     def _reference_plan(self, trial: PlanningScheduleProvider, connector: str,
-                        replan: Plan | None) -> None:
-        """Plan (or take `replan`) and turn it into the schedules a ScheduleExchangeRes would
-        carry, checked as the guard checks them: raises whatever fails on the way."""
-        lim = self.limits(connector)
+                        replan: Plan | None, limits: EvseLimits | None) -> None:
+        """Plan (or take `replan`, made within `limits`) and turn it into the schedules a
+        ScheduleExchangeRes would carry, checked as the guard checks them: raises whatever
+        fails on the way."""
+        lim = limits if limits is not None else self.limits(connector)
         bpt = lim.bidirectional
         now = self.clock()
         p = replan if replan is not None else trial.make_plan(
