@@ -400,9 +400,10 @@ def _time(body: Mapping[str, Any], key: str, now: float | None) -> float:
     value = _number(body, key)
     assert value is not None
     if not lo <= value <= hi:
-        raise _Invalid(f"{key}: {value:.12g} outside [{lo:.12g}, {hi:.12g}] (Unix seconds: from "
-                       f"{PRICE_PAST_S / 3600:g} h before now to {PRICE_HORIZON_S / 86400:g} "
-                       "days after)")
+        window = "" if now is None else (f": from {PRICE_PAST_S / 3600:g} h before now to "
+                                         f"{PRICE_HORIZON_S / 86400:g} days after")
+        raise _Invalid(f"{key}: {value:.12g} outside [{lo:.12g}, {hi:.12g}] (Unix seconds"
+                       f"{window})")
     return value
 
 
