@@ -10,9 +10,11 @@ Versioned topics (docs/mqtt_api.md has the full reference):
     evse/v1/<station>/<connector>/reply/<name>  {"request_id": ..., "ok": bool, "error": ...}
 
 Commands: authorize, setpoint, limits, prices, stop, pause, outage. A command is checked completely
-(JSON, known command, known connector, no unknown fields, types, ranges, the control mode)
-before the charger is touched: any problem gives an error reply naming it and nothing changes.
-The charger has the last word: a StationPort method may raise CommandRejected("why").
+(size, JSON, known command, known connector, no unknown fields, types, sane physical and
+economic ranges, the control mode) before the charger is touched: any problem gives an error
+reply naming it and nothing changes. The charger has the last word: a StationPort method may
+raise CommandRejected("why"). Any payload costs bounded CPU and memory: its size is capped
+before it is parsed, and numbers with thousands of digits or deep nesting are refused by name.
 
 This module does no I/O: evse/aio/mqtt_bridge.py moves the bytes. Units on the wire: kW, kWh,
 V, A, percent, Unix seconds; power and current negative while the EV discharges (DESIGN 5).
@@ -39,6 +41,12 @@ API_VERSION = "v1"
 COMMANDS = ("authorize", "limits", "outage", "pause", "prices", "setpoint", "stop")
 MAX_PAYLOAD = 256 * 1024  # bytes; a 1024-slot price list fits easily
 MAX_PRICE_SLOTS = 1024  # as many as ISO 15118-20 can pass on to the EV
+MAX_PRICE = 10.0  # |buy|, |sell| per kWh: beyond any tariff, even at negative-price hours
+PRICE_PAST_S = 24 * 3600.0  # price slots may start at most this long before now ...
+PRICE_HORIZON_S = 14 * 24 * 3600.0  # ... and end at most this long after now
+MIN_PRICE_SLOT_S = 300.0  # 5 min, the shortest market period: bounds the planner's work
+MAX_CURRENT_A = 3000.0  # current limits when the charger rates none (MCS: 3000 A)
+MAX_REQUEST_ID = 2**53  # integer request ids: exact in every JSON parser
 RequestId: TypeAlias = str | int
 
 
@@ -261,6 +269,9 @@ class Reply:
         return _encode({"request_id": self.request_id, "ok": self.ok, "error": self.error})
 
 
+_Action: TypeAlias = Callable[[StationPort, str], None]  # what a valid command does
+
+
 class _Invalid(Exception):
     """A command that must be refused; the message names the problem."""
 
@@ -270,7 +281,9 @@ def _type_name(value: Any) -> str:
             type(None): "null"}.get(type(value), "a number")
 
 
-def _number(body: Mapping[str, Any], key: str, *, required: bool = True) -> float | None:
+def _number(body: Mapping[str, Any], key: str, *, required: bool = True,
+            lo: float = -math.inf, hi: float = math.inf, unit: str = "") -> float | None:
+    """The number at `key` as a float within [lo, hi] (else _Invalid naming `key`)."""
     if key not in body:
         if required:
             raise _Invalid(f"{key}: missing")
@@ -278,8 +291,13 @@ def _number(body: Mapping[str, Any], key: str, *, required: bool = True) -> floa
     value = body[key]
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _Invalid(f"{key}: must be a number, got {_type_name(value)}")
-    if not math.isfinite(value):
+    if isinstance(value, float) and not math.isfinite(value):
         raise _Invalid(f"{key}: must be a finite number")
+    if isinstance(value, int) and abs(value) >= 10**15:  # a JSON integer no float may hold
+        raise _Invalid(f"{key}: too large (an integer of {len(str(abs(value)))} digits)")
+    if not lo <= value <= hi:
+        raise _Invalid(f"{key}: {_fmt_kw(value)} out of range [{_fmt_kw(lo)}, {_fmt_kw(hi)}]"
+                       + (f" {unit}" if unit else ""))
     return float(value)
 
 
@@ -294,8 +312,8 @@ def _fmt_kw(x: float) -> str:
     return f"{x + 0.0:g}"  # + 0.0: no "-0"
 
 
-def _authorize(body: Mapping[str, Any], state: ConnectorState) -> Callable[[StationPort, str],
-                                                                         None]:
+def _authorize(body: Mapping[str, Any], state: ConnectorState, now: float | None
+               ) -> _Action:
     _fields(body, ("id_token", "granted"))
     token = body.get("id_token")
     if token is None:
@@ -312,8 +330,8 @@ def _authorize(body: Mapping[str, Any], state: ConnectorState) -> Callable[[Stat
     return lambda port, c: port.authorize(c, token, granted)
 
 
-def _setpoint(body: Mapping[str, Any], state: ConnectorState) -> Callable[[StationPort, str],
-                                                                        None]:
+def _setpoint(body: Mapping[str, Any], state: ConnectorState, now: float | None
+              ) -> _Action:
     _fields(body, ("power_kw", "release"))
     if "release" in body:  # {"release": true}: back to the station's energy policy
         if body["release"] is not True:
@@ -345,8 +363,8 @@ _LIMIT_FIELDS = (("max_charge_power_kw", "max_charge_power_w", 1000.0),
                  ("max_discharge_current_a", "max_discharge_current_a", 1.0))
 
 
-def _limits(body: Mapping[str, Any], state: ConnectorState) -> Callable[[StationPort, str],
-                                                                      None]:
+def _limits(body: Mapping[str, Any], state: ConnectorState, now: float | None
+            ) -> _Action:
     _fields(body, [f[0] for f in _LIMIT_FIELDS])
     values: dict[str, float] = {}
     for wire, attr, scale in _LIMIT_FIELDS:
@@ -356,7 +374,9 @@ def _limits(body: Mapping[str, Any], state: ConnectorState) -> Callable[[Station
         if value < 0:
             raise _Invalid(f"{wire}: must be >= 0 (a magnitude), got {_fmt_kw(value)}")
         rated = getattr(state.rated, attr)
-        if rated is not None and value * scale > rated + 1e-9:
+        if rated is None:  # a charger that rates no current: still a physical bound
+            rated = MAX_CURRENT_A
+        if value * scale > rated + 1e-9:
             unit = "kW" if scale == 1000.0 else "A"
             raise _Invalid(f"{wire}: {_fmt_kw(value)} above the rated "
                            f"{_fmt_kw(rated / scale)} {unit}")
@@ -368,8 +388,27 @@ def _limits(body: Mapping[str, Any], state: ConnectorState) -> Callable[[Station
     return lambda port, c: port.set_limits(c, update)
 
 
-def _prices(body: Mapping[str, Any], state: ConnectorState) -> Callable[[StationPort, str],
-                                                                      None]:
+def _price(body: Mapping[str, Any], key: str) -> float:
+    value = _number(body, key, lo=-MAX_PRICE, hi=MAX_PRICE, unit="per kWh")
+    assert value is not None
+    return value
+
+
+def _time(body: Mapping[str, Any], key: str, now: float | None) -> float:
+    """A slot boundary: Unix seconds within [now - PRICE_PAST_S, now + PRICE_HORIZON_S]."""
+    lo, hi = (0.0, 2**32) if now is None else (now - PRICE_PAST_S, now + PRICE_HORIZON_S)
+    value = _number(body, key)
+    assert value is not None
+    if not lo <= value <= hi:
+        window = "" if now is None else (f": from {PRICE_PAST_S / 3600:g} h before now to "
+                                         f"{PRICE_HORIZON_S / 86400:g} days after")
+        raise _Invalid(f"{key}: {value:.12g} outside [{lo:.12g}, {hi:.12g}] (Unix seconds"
+                       f"{window})")
+    return value
+
+
+def _prices(body: Mapping[str, Any], state: ConnectorState, now: float | None
+            ) -> _Action:
     _fields(body, ("currency", "buy", "sell", "slots"))
     currency = body.get("currency", "EUR")
     if not isinstance(currency, str) or not (len(currency) == 3 and currency.isalpha()):
@@ -391,39 +430,38 @@ def _prices(body: Mapping[str, Any], state: ConnectorState) -> Callable[[Station
                     raise _Invalid(f"slots[{i}].{key}: unexpected field "
                                    "(allowed: start, end, buy, sell)")
             try:
-                vals = [_number(item, k) for k in ("start", "end", "buy", "sell")]
+                start, end = (_time(item, k, now) for k in ("start", "end"))
+                buy, sell = (_price(item, k) for k in ("buy", "sell"))
             except _Invalid as exc:
                 raise _Invalid(f"slots[{i}].{exc}") from None
-            start, end, buy, sell = (float(v) for v in vals if v is not None)
             if not end > start:
                 raise _Invalid(f"slots[{i}].end: must be after start")
+            if end - start < MIN_PRICE_SLOT_S:
+                raise _Invalid(f"slots[{i}]: {end - start:g} s long, at least "
+                               f"{MIN_PRICE_SLOT_S:g} s")
             slots.append(PriceSlot(start, end, buy, sell))
         try:
             curve = PriceCurve(tuple(slots), currency.upper())
         except PriceError as exc:
             raise _Invalid(f"slots: {exc}") from None
     else:
-        flat_buy = _number(body, "buy")
-        flat_sell = _number(body, "sell")
-        assert flat_buy is not None and flat_sell is not None
-        curve = PriceCurve.flat(flat_buy, flat_sell, currency=currency.upper())
+        curve = PriceCurve.flat(_price(body, "buy"), _price(body, "sell"),
+                                currency=currency.upper())
     return lambda port, c: port.set_prices(c, curve)
 
 
 MAX_HOME_LOAD_KW = 1000.0
 
 
-def _outage(body: Mapping[str, Any], state: ConnectorState) -> Callable[[StationPort, str],
-                                                                      None]:
+def _outage(body: Mapping[str, Any], state: ConnectorState, now: float | None
+            ) -> _Action:
     _fields(body, ("active", "home_load_kw"))
     active = body.get("active")
     if active is None:
         raise _Invalid("active: missing")
     if not isinstance(active, bool):
         raise _Invalid(f"active: must be true or false, got {_type_name(active)}")
-    kw = _number(body, "home_load_kw", required=False)
-    if kw is not None and not 0 <= kw <= MAX_HOME_LOAD_KW:
-        raise _Invalid(f"home_load_kw: {_fmt_kw(kw)} out of range [0, {MAX_HOME_LOAD_KW:g}] kW")
+    kw = _number(body, "home_load_kw", required=False, lo=0.0, hi=MAX_HOME_LOAD_KW, unit="kW")
     watts = None if kw is None else kw * 1000.0
 
     def apply(port: StationPort, connector: str) -> None:
@@ -435,19 +473,19 @@ def _outage(body: Mapping[str, Any], state: ConnectorState) -> Callable[[Station
     return apply
 
 
-def _stop(body: Mapping[str, Any], state: ConnectorState) -> Callable[[StationPort, str], None]:
+def _stop(body: Mapping[str, Any], state: ConnectorState, now: float | None
+          ) -> _Action:
     _fields(body, ())
     return lambda port, c: port.stop(c)
 
 
-def _pause(body: Mapping[str, Any], state: ConnectorState) -> Callable[[StationPort, str],
-                                                                     None]:
+def _pause(body: Mapping[str, Any], state: ConnectorState, now: float | None
+           ) -> _Action:
     _fields(body, ())
     return lambda port, c: port.pause(c)
 
 
-_HANDLERS: dict[str, Callable[[Mapping[str, Any], ConnectorState],
-                              Callable[[StationPort, str], None]]] = {
+_HANDLERS: dict[str, Callable[[Mapping[str, Any], ConnectorState, float | None], _Action]] = {
     "authorize": _authorize, "setpoint": _setpoint, "limits": _limits, "prices": _prices,
     "stop": _stop, "pause": _pause, "outage": _outage,
 }
@@ -458,15 +496,28 @@ def _request_id(body: Any) -> RequestId | None:
         rid = body.get("request_id")
         if isinstance(rid, str) and 1 <= len(rid) <= 128:
             return rid
-        if isinstance(rid, int) and not isinstance(rid, bool):
+        if isinstance(rid, int) and not isinstance(rid, bool) and abs(rid) <= MAX_REQUEST_ID:
             return rid
     return None
 
 
+def _parse(payload: bytes) -> Any:
+    """The JSON of a payload whose size was checked; _Invalid for anything that is not."""
+    try:
+        return json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _Invalid(f"payload: not valid JSON ({exc})") from None
+    except RecursionError:  # the C scanner's guard against "[[[[..."
+        raise _Invalid("payload: nested too deeply") from None
+    except ValueError:  # int_max_str_digits (4300): an integer of thousands of digits
+        raise _Invalid("payload: a number has too many digits") from None
+
+
 def handle_command(topics: Topics, port: StationPort, topic: str,
-                   payload: bytes) -> Reply | None:
+                   payload: bytes, now: float | None = None) -> Reply | None:
     """Validate a command and, when it is valid, hand it to the port. Returns the reply to
-    publish, or None when `topic` is not a command topic of this station."""
+    publish, or None when `topic` is not a command topic of this station. `now` (Unix
+    seconds) bounds the times a command may carry; None: only to 1970-2106."""
     parsed = topics.parse_command(topic)
     if parsed is None:
         return None
@@ -476,10 +527,7 @@ def handle_command(topics: Topics, port: StationPort, topic: str,
     try:
         if len(payload) > MAX_PAYLOAD:
             raise _Invalid(f"payload: too large ({len(payload)} bytes, at most {MAX_PAYLOAD})")
-        try:
-            body = json.loads(payload)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise _Invalid(f"payload: not valid JSON ({exc})") from None
+        body = _parse(payload)
         if not isinstance(body, dict):
             raise _Invalid(f"payload: must be a JSON object, got {_type_name(body)}")
         rid = _request_id(body)
@@ -489,12 +537,13 @@ def handle_command(topics: Topics, port: StationPort, topic: str,
         if "request_id" not in body:
             raise _Invalid("request_id: missing")
         if rid is None:
-            raise _Invalid("request_id: must be a string of 1-128 characters or an integer")
+            raise _Invalid("request_id: must be a string of 1-128 characters or an integer "
+                           "within +-2^53")
         known = list(port.connectors())
         if connector not in known:
             raise _Invalid(f"connector {connector!r}: unknown (known: {', '.join(known)})")
         state = port.state(connector)
-        action = handler(body, state)
+        action = handler(body, state, now)
     except _Invalid as exc:
         return Reply(reply_topic, rid, False, str(exc))
     except Exception as exc:  # the charger's bug must not take the bridge down

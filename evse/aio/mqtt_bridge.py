@@ -237,7 +237,8 @@ class MqttBridge:
                 data = bytes(payload)
             else:
                 data = b"" if payload is None else str(payload).encode()
-            reply = handle_command(self.topics, self.port, message.topic.value, data)
+            reply = handle_command(self.topics, self.port, message.topic.value, data,
+                                   now=self._clock())
             if reply is None:
                 continue
             await client.publish(reply.topic, reply.payload(), qos=1)

@@ -13,8 +13,13 @@ the EV or the hardware) and installs itself on the server (before `start()`):
 
 - `connection_config`: every new connection gets the connector's SeccConfig: the limits the
   aggregator set (`limits` survive sessions and broker outages), the connector's
-  `PlanningScheduleProvider` (its price curve: `[tariffs]` or the last `prices` command),
-  and `auto_authorize=False` when EIM authorization comes over MQTT;
+  `PlanningScheduleProvider` (its price curve: `[tariffs]` or the last `prices` command)
+  behind a `GuardedScheduleProvider` (a failing plan gives the EV the default schedule and
+  a `warning` event, never a FAILED session), and `auto_authorize=False` when EIM
+  authorization comes over MQTT;
+- `set_prices`: plans with the new curve on a copy first (the running Dynamic session, else
+  a reference session from now); only a curve that plans is stored, else CommandRejected and
+  nothing changes;
 - `authorize`: with `mqtt_authorization` an EIM RequestAuthorization becomes an
   `authorization_requested` event and a pending future; the SECC answers
   EVSEProcessing=Ongoing_WaitingForCustomerInteraction until the `authorize` command
@@ -51,6 +56,7 @@ from typing import Any
 from evse.aio.secc_server import LOOP_STATES, SeccServer, SessionSummary
 from evse.aio.v2h_runner import V2hRunner
 from evse.energy.accounting import PriceLookup, session_money
+from evse.energy.guard import GuardedScheduleProvider, check_schedules
 from evse.energy.optimizer import Plan, setpoint_at
 from evse.energy.prices import PriceCurve
 from evse.energy.provider import EnergyPolicy, PlanningScheduleProvider, estimate_soc
@@ -92,6 +98,7 @@ class _Connector:
 
     id: str
     provider: PlanningScheduleProvider
+    guarded: GuardedScheduleProvider  # `provider` as the SECC calls it in ScheduleExchange
     caps: _Caps = field(default_factory=_Caps)
     prices_from_mqtt: bool = False
     # per connection / session
@@ -153,8 +160,11 @@ class SeccStationPort:
         self.last_record: Any = None  # the latest session's report record
         self._reports: set[asyncio.Future[Any]] = set()
         self._rated = server.config.limits
-        self._connectors = {c.id: _Connector(c.id, PlanningScheduleProvider(
-            self._curve(clock()), self.policy)) for c in server.station.connectors}
+        self._connectors: dict[str, _Connector] = {}
+        for c in server.station.connectors:
+            planner = PlanningScheduleProvider(self._curve(clock()), self.policy)
+            self._connectors[c.id] = _Connector(c.id, planner, GuardedScheduleProvider(
+                planner, on_error=self._policy_failed(c.id)))
         self._task: asyncio.Task[None] | None = None
         self._offline_since: float | None = None
         self._last_hal: float | None = None
@@ -300,7 +310,7 @@ class SeccStationPort:
                     if services:
                         changes.update(limits=lim, services=services)
             if self.plan_schedules:
-                changes["schedule_provider"] = rt.provider
+                changes["schedule_provider"] = rt.guarded
             if self.mqtt_authorization:
                 changes["auto_authorize"] = False
             config = dataclasses.replace(base, **changes) if changes else base
@@ -317,6 +327,13 @@ class SeccStationPort:
         rt.plan_before = rt.provider.last_plan
         rt.paused = False
         self._cancel_auth(rt)
+
+    def _policy_failed(self, connector: str) -> Callable[[str], None]:
+        def report(message: str) -> None:
+            log.warning("connector %s: %s", connector, message)
+            self._post(connector, "warning", {"code": "energy_policy", "message": message})
+
+        return report
 
     def _authorize_hook(self, request: ev.RequestAuthorization, connector: str
                         ) -> bool | Awaitable[bool]:
@@ -408,7 +425,15 @@ class SeccStationPort:
                 continue
             self._sample_soc(rt, conn)
             self._apply_limits(rt)
-            self._control(rt, conn, share, dt)
+            try:
+                self._control(rt, conn, share, dt)
+            except Exception as exc:
+                if rt.replan is None:
+                    raise
+                # a re-plan that fails to steer: back to the ScheduleExchange schedule
+                rt.replan = None
+                self._policy_failed(rt.id)(f"energy policy failed, the session follows its "
+                                           f"ScheduleExchange schedule: {exc!r}")
         if changed:
             self._notify()
 
@@ -625,21 +650,51 @@ class SeccStationPort:
             self._apply_limits(rt)
 
     def set_prices(self, connector: str, prices: PriceCurve) -> None:
+        """Plan with `prices` on a copy of the connector's planner first; store them only when
+        that plan succeeds (else CommandRejected, and nothing changes)."""
         rt = self._rt(connector)
+        handler = self._handler(connector)
+        live = self._live_summary(handler) is not None and handler.conn is not None
+        conn = handler.conn if live else None
+        session = conn.session if conn is not None else None
+        dynamic = (conn is not None and session is not None and self.plan_schedules
+                   and session.control_mode == ControlMode.DYNAMIC
+                   and conn.state in LOOP_STATES)
+        trial = PlanningScheduleProvider(prices, rt.provider.policy)
+        try:
+            replan = limits = None
+            if dynamic and conn is not None:
+                replan, limits = self._replan(trial, conn), conn.charger.limits
+            self._reference_plan(trial, connector, replan, limits)
+        except Exception as exc:  # the planner's own words name the problem
+            log.warning("connector %s: prices refused, the plan failed: %r", connector, exc)
+            raise CommandRejected(f"the plan with these prices failed ({exc}); the previous "
+                                  "prices stay") from None
         rt.provider.set_prices(prices)
         rt.prices_from_mqtt = True
-        handler = self._handler(connector)
-        if self._live_summary(handler) is None or handler.conn is None:
+        if not live:
             return
         rt.price_history.append((self.clock(), prices))
-        conn = handler.conn
-        session = conn.session
-        if (session is not None and session.control_mode == ControlMode.DYNAMIC
-                and self.plan_schedules and conn.state in LOOP_STATES):
-            rt.replan = self._replan(rt, conn)
+        if replan is not None:
+            rt.replan = replan
             log.info("connector %s: new prices, Dynamic session re-planned", connector)
 
-    def _replan(self, rt: _Connector, conn: Any) -> Plan:
+    def _reference_plan(self, trial: PlanningScheduleProvider, connector: str,
+                        replan: Plan | None, limits: EvseLimits | None) -> None:
+        """Plan (or take `replan`, made within `limits`) and turn it into the schedules a
+        ScheduleExchangeRes would carry, checked as the guard checks them: raises whatever
+        fails on the way."""
+        lim = limits if limits is not None else self.limits(connector)
+        bpt = lim.bidirectional
+        now = self.clock()
+        p = replan if replan is not None else trial.make_plan(
+            now=now, departure=now + self.policy.default_departure_s,
+            soc=self.policy.unknown_soc, target_soc=None, minimum_soc=None, ev_limits=None,
+            evse_limits=lim, bpt=bpt)
+        if p.slots:
+            check_schedules(trial.to_schedules(p, now=now, bpt=bpt), lim, bpt)
+
+    def _replan(self, provider: PlanningScheduleProvider, conn: Any) -> Plan:
         session = conn.session
         now = self.clock()
         departure = (session.departure_at + self._epoch_offset()
@@ -651,7 +706,7 @@ class SeccStationPort:
             target = session.ev.target_soc
         capacity = (session.battery_capacity_wh / 1000.0 if session.battery_capacity_wh
                     else None)
-        return rt.provider.make_plan(
+        return provider.make_plan(
             now=now, departure=max(departure, now + 1.0),
             soc=self.policy.unknown_soc if soc is None else soc, target_soc=target,
             minimum_soc=session.minimum_soc, ev_limits=session.ev,

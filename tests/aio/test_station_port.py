@@ -7,6 +7,7 @@ import pytest
 from evse.aio.secc_server import SeccServer, Station
 from evse.aio.station_port import SeccStationPort
 from evse.aio.v2h_runner import V2hRunner
+from evse.energy.guard import GuardedScheduleProvider
 from evse.energy.prices import PriceCurve
 from evse.energy.provider import PlanningScheduleProvider
 from evse.mqtt_api import CommandRejected, LimitsUpdate
@@ -26,7 +27,8 @@ def test_installs_itself_on_the_server() -> None:
     assert server.connection_config == port.config_for
     assert server.authorize == port._authorize_hook
     config = server.config_for("1")
-    assert isinstance(config.schedule_provider, PlanningScheduleProvider)
+    assert isinstance(config.schedule_provider, GuardedScheduleProvider)
+    assert isinstance(config.schedule_provider.inner, PlanningScheduleProvider)
     assert config.schedule_provider is not server.config_for("2").schedule_provider
     assert config.auto_authorize is False and server.config.auto_authorize is True
 
@@ -62,9 +64,12 @@ def test_prices_per_connector() -> None:
     curve = PriceCurve.flat(0.11, 0.07)
     port.set_prices("2", curve)
     provider = server.config_for("2").schedule_provider
-    assert isinstance(provider, PlanningScheduleProvider) and provider.prices is curve
+    assert isinstance(provider, GuardedScheduleProvider)
+    assert isinstance(provider.inner, PlanningScheduleProvider)
+    assert provider.inner.prices is curve
     other = server.config_for("1").schedule_provider
-    assert isinstance(other, PlanningScheduleProvider) and other.prices is not curve
+    assert isinstance(other, GuardedScheduleProvider)
+    assert isinstance(other.inner, PlanningScheduleProvider) and other.inner.prices is not curve
 
 
 def test_outage_caps_charging_everywhere() -> None:

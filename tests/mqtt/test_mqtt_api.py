@@ -121,8 +121,9 @@ def test_valid_commands_reach_the_port() -> None:
      "slots[0].sell: missing"),
     ("prices", {"request_id": "a", "slots": [{"start": 10, "end": 0, "buy": 1, "sell": 1}]},
      "slots[0].end: must be after start"),
-    ("prices", {"request_id": "a", "slots": [{"start": 0, "end": 10, "buy": 1, "sell": 1},
-                                             {"start": 20, "end": 30, "buy": 1, "sell": 1}]},
+    ("prices", {"request_id": "a", "slots": [{"start": 0, "end": 900, "buy": 1, "sell": 1},
+                                             {"start": 1800, "end": 2700, "buy": 1,
+                                              "sell": 1}]},
      "gap or overlap"),
     ("prices", {"request_id": "a", "slots": [{"start": 0, "end": 1, "buy": 1, "sell": 1,
                                               "tax": 1}]}, "slots[0].tax: unexpected field"),
@@ -180,3 +181,73 @@ def test_payloads_never_fail_to_encode() -> None:
     assert body["energy_in_kwh"] is None and body["power_kw"] is None
     ev = json.loads(event_payload("fault", 0.0, {"when": object, "x": [math.nan, 1.0]}))
     assert ev["x"] == [None, 1.0] and "class 'object'" in ev["when"]
+
+
+# -- hostile input: sane ranges, bounded cost, clear errors (issue 11 item 4) ---------------
+
+NOW = 1_700_000_000.0
+
+
+def send_at(port: FakeStation, name: str, payload: bytes, now: float | None = NOW) -> dict:  # type: ignore[type-arg]
+    reply = handle_command(T, port, T.command("1", name), payload, now=now)
+    assert reply is not None
+    return json.loads(reply.payload())  # type: ignore[no-any-return]
+
+
+def _slot(start: float, end: float, buy: object = 0.2, sell: object = 0.1) -> dict:  # type: ignore[type-arg]
+    return {"start": start, "end": end, "buy": buy, "sell": sell}
+
+
+@pytest.mark.parametrize(("body", "expected"), [
+    ({"buy": 1e150, "sell": 0.1}, "buy: 1e+150 out of range [-10, 10] per kWh"),
+    ({"buy": 0.3, "sell": -1e150}, "sell: -1e+150 out of range [-10, 10] per kWh"),
+    ({"buy": 10.5, "sell": 0.1}, "buy: 10.5 out of range [-10, 10] per kWh"),
+    ({"buy": 10**400, "sell": 0.1}, "buy: too large (an integer of 401 digits)"),
+    ({"slots": [_slot(NOW, NOW + 900), _slot(NOW + 900, NOW + 1800, sell=1e150)]},
+     "slots[1].sell: 1e+150 out of range [-10, 10] per kWh"),
+    ({"slots": [_slot(NOW - 2 * 86400, NOW)]}, "slots[0].start: 1699827200 outside"),
+    ({"slots": [_slot(NOW, NOW + 30 * 86400)]}, "slots[0].end: 1702592000 outside"),
+    ({"slots": [_slot(NOW, 1e300)]}, "slots[0].end: 1e+300 outside"),
+    ({"slots": [_slot(NOW, NOW + 60)]}, "slots[0]: 60 s long, at least 300 s"),
+])
+def test_prices_outside_sane_ranges_are_refused(body: dict, expected: str) -> None:  # type: ignore[type-arg]
+    port = FakeStation()
+    reply = send_at(port, "prices", json.dumps({"request_id": "p", **body}).encode())
+    assert reply["ok"] is False and expected in reply["error"], reply
+    assert port.calls == []
+
+
+def test_prices_within_the_horizon_are_accepted() -> None:
+    port = FakeStation()
+    slots = [_slot(NOW - 3600 + i * 900, NOW - 2700 + i * 900, -10, 10) for i in range(8)]
+    assert send_at(port, "prices", json.dumps({"request_id": 1, "slots": slots}).encode())["ok"]
+    assert send_at(port, "prices", b'{"request_id": 2, "buy": 10, "sell": -10}')["ok"]
+    assert [c[0] for c in port.calls] == ["prices", "prices"]
+
+
+def test_current_limits_have_a_physical_bound_without_a_rating() -> None:
+    port = FakeStation()
+    port.update("1", rated=dataclass_limits(11000.0, 11000.0))  # no rated currents
+    reply = send(port, "limits", {"request_id": "a", "max_charge_current_a": 1e12})
+    assert reply["error"] == "max_charge_current_a: 1e+12 above the rated 3000 A"
+    assert send(port, "limits", {"request_id": "b", "max_charge_current_a": 16})["ok"]
+
+
+@pytest.mark.parametrize(("payload", "expected"), [
+    (b'{"request_id": "a", "power_kw": ' + b"9" * 5000 + b"}",
+     "payload: a number has too many digits"),
+    (b'{"request_id": "a", "x": ' + b"[" * 50_000 + b"]" * 50_000 + b"}",
+     "payload: nested too deeply"),
+    (b'{"request_id": "a", "x": ' + b'{"a":' * 20_000 + b"1" + b"}" * 20_001,
+     "payload: nested too deeply"),
+    (b'{"request_id": "a", "power_kw": ' + b"1" * 400 + b"}", "power_kw: too large"),
+    (b'{"request_id": "a", "power_kw": 1e999}', "power_kw: must be a finite number"),
+    (b'{"request_id": "a", "power_kw": -Infinity}', "power_kw: must be a finite number"),
+    (b'{"request_id": ' + b"7" * 300 + b', "power_kw": 1}', "request_id: must be a string"),
+    (b" " * (MAX_PAYLOAD + 1), "payload: too large (262145 bytes, at most 262144)"),
+])
+def test_hostile_payloads_get_clear_errors(payload: bytes, expected: str) -> None:
+    port = FakeStation()
+    reply = send_at(port, "setpoint", payload)
+    assert reply["ok"] is False and reply["error"].startswith(expected), reply
+    assert "internal error" not in reply["error"] and port.calls == []

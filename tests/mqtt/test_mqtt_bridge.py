@@ -88,6 +88,11 @@ async def test_eim_authorization(agg: Inbox, station: FakeStation) -> None:
      "granted: must be true or false"),
     ("limits", {"request_id": "x", "max_charge_power_kw": 22}, "above the rated 11 kW"),
     ("prices", {"request_id": "x", "buy": 0.3}, "sell: missing"),
+    # hostile input (issue 11): clear errors, never "internal error"
+    ("prices", {"request_id": "x", "buy": 1e150, "sell": 1e150}, "buy: 1e+150 out of range"),
+    ("setpoint", b'{"power_kw": ' + b"9" * 5000 + b"}", "payload: a number has too many digits"),
+    ("setpoint", b"[" * 100_000 + b"]" * 100_000, "payload: nested too deeply"),
+    ("setpoint", b" " * (1024 * 1024), "payload: too large (1048576 bytes"),
 ])
 async def test_bad_commands_get_an_error_reply_and_change_nothing(
         agg: Inbox, station: FakeStation, name: str, payload: object, expected: str) -> None:
@@ -96,7 +101,7 @@ async def test_bad_commands_get_an_error_reply_and_change_nothing(
     await agg.send(topic, payload if isinstance(payload, bytes) else json.dumps(payload).encode())
     reply = (await agg.wait_for(T.reply("1", name), start=start)).json()
     assert reply["ok"] is False
-    assert expected in reply["error"]
+    assert expected in reply["error"] and "internal error" not in reply["error"]
     if isinstance(payload, dict) and "request_id" in payload:
         assert reply["request_id"] == payload["request_id"]
     else:
