@@ -8,6 +8,7 @@ import pytest
 from hal_rigs import SerialRig
 
 from hal.backends.serial import LinkState, SerialBackend
+from hal.backends.serial.backend import LinkLossNotAcknowledged
 from hal.backends.serial.protocol import (
     PROTOCOL_MAJOR,
     ErrorCode,
@@ -133,8 +134,13 @@ def test_silent_mcu_is_a_fault_and_the_link_recovers(rig: SerialRig) -> None:
     assert not rig.mcu.contactors_commanded
     rig.mcu.silent = False
     rig.run(1.0, until=lambda: rig.serial.link.up)
-    assert rig.board.fault is None  # type: ignore[attr-defined]
     assert rig.serial.link.stats.handshakes == 2
+    # The loss stays reported (and closing refused) until control acknowledges it.
+    assert "silent" in (rig.board.fault or "")  # type: ignore[attr-defined]
+    with pytest.raises(LinkLossNotAcknowledged):
+        rig.board.close_contactors()
+    rig.serial.acknowledge_faults(rig.t)
+    assert rig.board.fault is None  # type: ignore[attr-defined]
     rig.board.close_contactors()  # control commands again: nothing re-closed by itself
     rig.run(0.2)
     assert rig.board.contactors_closed
