@@ -131,10 +131,14 @@ class SerialBoard(Board):
     def fault(self) -> str | None:
         """Link fault, a link loss not yet acknowledged, or an MCU that reports an internal
         fault; None when healthy."""
-        if self.link.fault is not None:
-            return self.link.fault
-        if self._lost is not None:
-            return f"{self._lost} (link up again; cleared when a new session starts)"
+        link_fault = self.link.fault
+        if self._lost is not None:  # the loss first: it is what ended the session
+            if link_fault is None:
+                return f"{self._lost} (link up again; cleared when a new session starts)"
+            if link_fault != self._lost:
+                return f"{self._lost}; then: {link_fault}"
+        if link_fault is not None:
+            return link_fault
         status = self.link.status
         if status is not None and status.state is McuState.SAFE_FAULT:
             return "MCU in its internal-fault safe state"
