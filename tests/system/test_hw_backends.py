@@ -422,6 +422,62 @@ async def test_emergency_stop_pressed_on_the_mcu() -> None:
         assert_safe(rig)
 
 
+async def test_mcu_announces_another_protocol_version_mid_session() -> None:
+    """Issue 11 item 10: another version and back again, both read in one poll. The loss
+    reaches the controller (the session fails with link_lost), the host says HELLO again
+    (the MCU opens its contacts) and never closes them by itself; the next session closes
+    them because control asks."""
+    async with charger() as rig:
+        task = asyncio.create_task(rig.session("dc_bpt_scheduled"))
+        await _charging(rig)
+        with rig.hw.mcu.lock:  # both frames go out together
+            rig.hw.announce_version(2)
+            rig.hw.announce_version(1)
+        report = await task
+        assert_terminated(report)
+        await _wait(lambda: rig.serial.link.stats.handshakes >= 2, 3.0, "no re-handshake")
+        await rig.wait_safe()
+        summary = rig.server.sessions[-1]
+        assert summary.failed and trip_reasons(summary)[0] == TripReason.LINK_LOST.value
+        assert "HELLO_REPLY" in summary.safety_trips[0].text
+        await asyncio.sleep(0.5)  # up again for a while: nothing re-closed
+        assert rig.serial.link.up and not rig.hw.mcu.contactors_commanded
+        assert_safe(rig)
+        report = await rig.session()
+        assert report.success, report.summary()
+        assert rig.server.sessions[-1].safety_trips == []
+
+
+async def test_mcu_status_stops_while_the_line_stays_alive() -> None:
+    """Issue 11 item 11: ACKs and reports keep coming, STATUS frames do not: the host's
+    max_status_age_s (0.5 s) ends the session, whatever else arrives."""
+    async with charger() as rig:
+        task = asyncio.create_task(rig.session("dc_bpt_scheduled"))
+        await _charging(rig)
+
+        async def chatter() -> None:  # valid frames of another type keep the line alive
+            while True:
+                rig.hw.mcu.send_unknown_type()
+                await asyncio.sleep(0.05)
+
+        talker = asyncio.create_task(chatter())
+        rig.hw.pause_status(True)
+        try:
+            report = await task
+        finally:
+            talker.cancel()
+        assert_terminated(report)
+        summary = rig.server.sessions[-1]
+        assert trip_reasons(summary)[0] == TripReason.LINK_LOST.value
+        assert "STATUS" in summary.safety_trips[0].text
+        rig.hw.pause_status(False)
+        await _wait(lambda: rig.serial.link.up, 3.0, "the MCU link did not come back")
+        await rig.wait_safe()
+        assert_safe(rig)
+        report = await rig.session()
+        assert report.success, report.summary()
+
+
 # -- the commands, as separate processes -------------------------------------------------------
 
 
