@@ -36,7 +36,7 @@ from evse.control import check_safe_sequence
 from evse.control.supervision import SupervisedController
 from evse.energy.schedule import DefaultScheduleProvider
 from evse.protocol.timeouts import Timeouts
-from hal.backends.can import CanBackend
+from hal.backends.can import CanBackend, ModuleHealth
 from hal.backends.serial import SerialBackend
 from hal.supervisor import SafetySupervisor, TripReason
 from simulators.ev.client import run_session
@@ -308,9 +308,15 @@ async def test_a_power_module_drops_out_mid_discharge_and_the_session_goes_on_de
         await rig.wait_safe()
         assert_safe(rig)
         rig.hw.restore_module(1)
-        await _wait(lambda: not rig.can.power_supply.degraded, 3.0, "the module did not rejoin")
-        report = await rig.session()
+        psu = rig.can.power_supply
+        await _wait(lambda: psu.modules[1].health is ModuleHealth.OK, 3.0,
+                    "the module did not answer again")
+        assert psu.degraded  # held off: nobody asked for power since
+        await asyncio.sleep(0.2)
+        assert not rig.hw.rack.modules[1].output_enabled
+        report = await rig.session()  # the new session acknowledges: both modules again
         assert report.success, report.summary()
+        assert not psu.degraded
 
 
 async def test_all_power_modules_drop_out() -> None:
@@ -328,7 +334,12 @@ async def test_all_power_modules_drop_out() -> None:
         assert_safe(rig)
         rig.hw.restore_module(0)
         rig.hw.restore_module(1)
-        await _wait(lambda: rig.can.power_supply.fault is None, 3.0, "modules did not rejoin")
+        psu = rig.can.power_supply
+        await _wait(lambda: all(m.health is ModuleHealth.OK for m in psu.modules.values()),
+                    3.0, "modules did not answer again")
+        assert psu.fault is not None  # held off until a new session asks for power
+        await asyncio.sleep(0.2)  # the host's "off" to the modules that came back
+        assert not any(m.output_enabled for m in rig.hw.rack.modules.values())
         report = await rig.session()
         assert report.success, report.summary()
 
