@@ -364,3 +364,20 @@ def test_stale_status_is_a_fault_even_while_other_frames_arrive(rig: SerialRig) 
     assert "STATUS" in (rig.board.fault or "")  # type: ignore[attr-defined]
     assert rig.t - t0 <= rig.serial.link.max_status_age + 0.1
     assert not rig.board.contactors_commanded_closed
+
+
+def test_max_status_age_comes_from_the_config_file_table() -> None:
+    from hal.registry import create_backend_from_config
+
+    with PtyPair() as pty:
+        backend = create_backend_from_config(
+            {"backends": [{"name": "serial", "target": pty.port,
+                           "options": {"max_status_age_s": 0.3}}]})
+        try:
+            assert isinstance(backend, SerialBackend)  # alone: no composite needed
+            assert backend.link.max_status_age == 0.3
+            assert backend.link.max_status_interval_ms == 150
+        finally:
+            backend.close()
+        with pytest.raises(ValueError, match="max_status_age_s"):
+            create_backend("serial", port=pty.port, max_status_age_s=0.0)
