@@ -297,12 +297,22 @@ def test_announced_status_interval_outside_the_sane_range_fails_the_handshake(
 
 
 def test_a_longer_status_age_admits_a_longer_interval() -> None:
-    link, _, mcu = make(max_status_age_s=2.0)
+    link, _, mcu = make(max_status_age_s=2.0, mcu_timeout=2.0)
     link.poll(0.0)
     mcu.received()
     mcu.hello_reply(interval_ms=1000)
     link.poll(0.01)
     assert link.up
+
+
+def test_the_interval_must_also_fit_the_silence_timeout() -> None:
+    link, board, mcu = make(max_status_age_s=2.0)  # mcu_timeout 0.5 s: 250 ms at most
+    link.poll(0.0)
+    mcu.received()
+    mcu.hello_reply(interval_ms=1000)
+    link.poll(0.01)
+    assert link.state is LinkState.INCOMPATIBLE
+    assert "10..250 ms" in (board.fault or "")
 
 
 @pytest.mark.parametrize("age", [0.0, 0.01, -1.0, 61.0, float("nan")])
@@ -312,9 +322,9 @@ def test_bad_max_status_age_is_refused(age: float) -> None:
 
 
 def test_mcu_timeout_is_not_stretched_by_the_announced_interval() -> None:
-    link, _, mcu = make(max_status_age_s=2.0)
+    link, _, mcu = make(max_status_age_s=2.0, mcu_timeout=2.0)
     link.poll(0.0)
     mcu.received()
     mcu.hello_reply(interval_ms=1000)
     link.poll(0.01)
-    assert link.up and link.mcu_timeout == 0.5
+    assert link.up and link.mcu_timeout == 2.0  # not 3 x 1000 ms

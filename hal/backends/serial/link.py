@@ -52,7 +52,8 @@ MAX_TX_BUFFER = 4096
 # lost (`max_status_age_s`); the MCU's announced interval never stretches it.
 DEFAULT_MAX_STATUS_AGE = 0.5
 # Announced STATUS intervals the host accepts: from MIN_STATUS_INTERVAL_MS up to half the
-# maximum status age (so one lost STATUS frame is survived). Outside: the handshake fails.
+# maximum status age and of mcu_timeout (so one lost STATUS frame is survived). Outside:
+# the handshake fails.
 MIN_STATUS_INTERVAL_MS = 10
 
 
@@ -230,8 +231,10 @@ class SerialLink:
 
     @property
     def max_status_interval_ms(self) -> int:
-        """The longest STATUS interval a HELLO_REPLY may announce (half the status age)."""
-        return int(self.max_status_age * 1000 / 2)
+        """The longest STATUS interval a HELLO_REPLY may announce: half the status age (and
+        of `mcu_timeout`, which a STATUS-only MCU must also stay inside), so one lost STATUS
+        frame is survived."""
+        return int(min(self.max_status_age, self.mcu_timeout) * 1000 / 2)
 
     def status_age(self, now: float) -> float | None:
         """Seconds since the freshest STATUS of this link session (None while not UP).
@@ -392,7 +395,8 @@ class SerialLink:
                 reply,
                 f"MCU announces a STATUS interval of {reply.status_interval_ms} ms, outside "
                 f"{MIN_STATUS_INTERVAL_MS}..{self.max_status_interval_ms} ms "
-                f"(max_status_age_s {self.max_status_age:g} s): handshake refused",
+                f"(max_status_age_s {self.max_status_age:g} s, mcu_timeout "
+                f"{self.mcu_timeout:g} s): handshake refused",
             )
             return
         self.hello = reply
