@@ -359,6 +359,12 @@ class HalBackend(ABC):
     def poll(self, now: float) -> None:
         """Do pending I/O (or advance physics) up to `now` and refresh every reading."""
 
+    def acknowledge_faults(self, now: float) -> None:
+        """Control acknowledges latched faults at the start of a new session (e.g. a lost
+        MCU link that is back up). A fault whose cause is still present stays. Default:
+        nothing is latched."""
+        return None
+
     def close(self) -> None:
         """Leave the hardware safe and release it. Default: open contactors, supply off."""
         self.power_supply.set_mode(PowerSupplyMode.OFF)

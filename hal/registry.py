@@ -171,6 +171,10 @@ class CompositeBackend(HalBackend):
         faults = [f for b in self.backends if (f := getattr(b, "fault", None))]
         return "; ".join(faults) if faults else None
 
+    def acknowledge_faults(self, now: float) -> None:
+        for backend in self.backends:
+            backend.acknowledge_faults(now)
+
     def poll(self, now: float) -> None:
         for backend in self.backends:
             backend.poll(now)

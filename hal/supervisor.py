@@ -333,6 +333,14 @@ class SafetySupervisor(HalBackend):
         """Trip now (from control code, e.g. a protocol error that needs the safe state)."""
         self._record(now if now is not None else self._now, [(reason, text)])
 
+    def acknowledge_faults(self, now: float) -> None:
+        """Record what the backend still reports, then let it clear its latched faults
+        (control calls this when a new session starts; `reset` clears the trip)."""
+        failing = self._checks(now) if self._started is not None else []
+        if failing:
+            self._record(now, failing)
+        self.backend.acknowledge_faults(now)
+
     def reset(self, now: float) -> bool:
         """Clear the trip if the safe state was reached and no check fails now."""
         if not self._episode:

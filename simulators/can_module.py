@@ -125,6 +125,7 @@ class ModuleRack:
         self.lock = threading.RLock()
         self.frames_sent = 0
         self.mute_outputs = False
+        self.mute_status: set[int] = set()  # modules that stop answering READ_STATUS
 
     @property
     def connected(self) -> bool:
@@ -213,6 +214,8 @@ class ModuleRack:
             self._reply(m, command, ErrorCode.NORMAL, pack_output(self.voltage, m.current))
             return
         if command is Command.READ_STATUS:
+            if m.address in self.mute_status:
+                return
             self._reply(m, command, ErrorCode.NORMAL, m.status().pack())
             return
         m.commands.append((now, command, data))

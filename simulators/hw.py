@@ -23,8 +23,9 @@ shutdown opens them at ~0 A.
 
 Fault injection (methods, or typed on stdin while the command runs; `help` lists them):
 emergency stop pressed / released, MCU silent / talking again, CRC errors and garbage on
-the serial line, a welded contactor (and its repair), a power module dropping out (and
-back), module outputs going stale.
+the serial line, a welded contactor (and its repair), the MCU's STATUS frames stopping
+(everything else still sent), an unsolicited HELLO_REPLY announcing another protocol
+version, a power module dropping out (and back), module outputs going stale.
 """
 
 from __future__ import annotations
@@ -224,6 +225,15 @@ class SimulatedHardware:
         with self.mcu.lock:
             self.mcu.silent = silent
 
+    def pause_status(self, paused: bool = True) -> None:
+        """The MCU stops (or resumes) sending STATUS; ACKs and reports still go out."""
+        with self.mcu.lock:
+            self.mcu.status_paused = paused
+
+    def announce_version(self, major: int, minor: int = 0) -> None:
+        """An unsolicited HELLO_REPLY with protocol major.minor (the MCU's state is kept)."""
+        self.mcu.send_hello_reply((major, minor))
+
     def corrupt_crc(self, frames: int = 3) -> None:
         self.mcu.corrupt_crc(frames)
 
@@ -293,6 +303,9 @@ COMMANDS: dict[str, str] = {
     "talk": "the MCU transmits again",
     "crc [N]": "corrupt the CRC of the next N frames (default 3)",
     "garbage": "a burst of garbage on the serial line",
+    "nostatus": "the MCU stops sending STATUS (ACKs and reports still go out)",
+    "status-on": "the MCU sends STATUS again",
+    "hello MAJOR": "an unsolicited HELLO_REPLY announcing protocol MAJOR.0",
     "weld": "weld the contactor (at once if closed, else at the next closing)",
     "repair": "unweld the contactor",
     "drop ADDR": "power module ADDR drops out (silent, output off)",
@@ -316,6 +329,9 @@ def run_command(hw: SimulatedHardware, line: str) -> str:
         "talk": lambda: hw.mcu_silent(False),
         "crc": lambda: hw.corrupt_crc(int(args[0]) if args else 3),
         "garbage": hw.send_garbage,
+        "nostatus": lambda: hw.pause_status(True),
+        "status-on": lambda: hw.pause_status(False),
+        "hello": lambda: hw.announce_version(int(args[0])),
         "weld": hw.weld_contactor,
         "repair": hw.repair_contactor,
         "drop": lambda: hw.drop_module(int(args[0], 0)),

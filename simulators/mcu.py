@@ -6,8 +6,10 @@ drive it on a fake clock beside the backend; `McuThread` runs it on the real clo
 benchmark and for manual runs (``python -m simulators.mcu`` prints a pty path to point
 `create_backend("serial", port=...)` at).
 
-Fault injection: `silent` (stop transmitting), `deaf` (stop reading), `corrupt_crc(n)`,
-`send_garbage()`, `send_unknown_type()`, `send_oversized()`, `weld_contactor()`
+Fault injection: `silent` (stop transmitting), `deaf` (stop reading), `status_paused` (no
+STATUS frames, everything else still sent), `corrupt_crc(n)`, `send_garbage()`,
+`send_unknown_type()`, `send_oversized()`, `send_hello_reply()` (an unsolicited HELLO_REPLY,
+e.g. announcing another protocol version mid-session), `weld_contactor()`
 (`repair_contactor()`), `press_emergency_stop()`; the EV side is `ev_pilot` and `pp_current_a`.
 """
 
@@ -151,6 +153,7 @@ class SimulatedMcu:
         # fault injection
         self.silent = False
         self.deaf = False
+        self.status_paused = False  # a stuck STATUS task: ACKs and reports still go out
         self._corrupt = 0
         self.received_types: list[int] = []
 
@@ -185,6 +188,22 @@ class SimulatedMcu:
     def send_unknown_type(self, msg_type: int = 0x7E, payload: bytes = b"\x01\x02") -> None:
         with self.lock:
             self._send(msg_type, payload)
+
+    def send_hello_reply(
+        self, protocol: tuple[int, int] | None = None, status_interval_ms: int | None = None
+    ) -> None:
+        """A HELLO_REPLY nobody asked for (a restarted or swapped firmware announcing
+        itself), with this MCU's capabilities unless overridden; the MCU's state is kept."""
+        with self.lock:
+            major, minor = protocol if protocol is not None else self.protocol
+            reply = self._hello_reply()
+            interval = (
+                reply.status_interval_ms if status_interval_ms is None else status_interval_ms
+            )
+            reply = HelloReply(major, minor, reply.features, reply.host_timeout_ms, interval,
+                               reply.estop_contactor_delay_ms, reply.firmware_id)
+            self._send(MsgType.HELLO_REPLY, reply.pack())
+            self._flush()
 
     def send_oversized(self, size: int = 600) -> None:
         with self.lock:
@@ -274,17 +293,20 @@ class SimulatedMcu:
             if msg_type in COMMANDS:
                 self._ack(seq, msg_type, AckResult.REJECTED_INVALID)
 
-    def _on_hello(self, now: float, hello: Hello) -> None:
-        self.stats.hellos += 1
-        reply = HelloReply(
+    def _hello_reply(self) -> HelloReply:
+        return HelloReply(
             self.protocol[0],
             self.protocol[1],
             self.features,
             round(self.host_timeout * 1000),
-            round(self.status_interval * 1000),
+            min(round(self.status_interval * 1000), 0xFFFF),
             round(self.estop_contactor_delay * 1000),
             self.firmware_id,
         )
+
+    def _on_hello(self, now: float, hello: Hello) -> None:
+        self.stats.hellos += 1
+        reply = self._hello_reply()
         if hello.major != self.protocol[0]:
             self._send(MsgType.HELLO_REPLY, reply.pack())
             self._report(ErrorCode.PROTOCOL_VERSION, hello.major, "unsupported major", once=False)
@@ -447,6 +469,8 @@ class SimulatedMcu:
         due = self._last_status_sent is None or now - self._last_status_sent >= (
             self.status_interval - 1e-9
         )
+        if self.status_paused:
+            return
         if force or changed or due or self._status_due:
             self._status_due = False
             self._last_status = status

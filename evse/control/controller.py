@@ -179,7 +179,15 @@ class ChargerController:
         """
         self._reset_session()
         self.safe_reason = None
-        self.fault = None  # a fault still present is found (and reported) at the next poll
+        # The HAL's latched faults (a lost MCU link that came back) belonged to the last
+        # session; a fault still present is found (and reported) at the next poll.
+        acknowledge = getattr(self.hal, "acknowledge_faults", None)  # duck-typed test HALs
+        if callable(acknowledge):
+            try:
+                acknowledge(now)
+            except Exception as exc:  # the next poll judges the hardware
+                self._record(now, "hal_error", f"acknowledge_faults: {exc!r}")
+        self.fault = None
         self._fault_reported = False
         self._estop_reported = False
 

@@ -208,8 +208,16 @@ def test_fault_bit_takes_a_module_out_and_it_can_rejoin(rig: CanRig) -> None:
     assert psu.modules[3].health is ModuleHealth.OK
     assert any(e.kind == "module_recovered" for e in psu.events)
     rig.run(0.5)
+    # Back, but held off: the host never switches a module on by itself.
+    assert [m.current for m in rig.rack.modules.values()] == pytest.approx([30.0, 30.0, 0.0])
+    assert not rig.rack.modules[3].on and psu.degraded
+    psu.set_mode(M.OFF)  # control asks for power again (from OFF): it rejoins
+    psu.set_mode(M.EXPORT)
+    psu.set_voltage_current(450.0, 60.0)
+    rig.run(0.5)
     assert [m.current for m in rig.rack.modules.values()] == pytest.approx([20.0] * 3)
     assert not psu.degraded
+    assert any(e.kind == "module_released" and e.module == 3 for e in psu.events)
 
 
 def test_all_modules_lost_is_a_fault(rig: CanRig) -> None:
@@ -315,3 +323,48 @@ def test_create_backend_needs_a_channel_for_real_interfaces() -> None:
         CanBackend(interface="socketcan")
     backend = CanBackend(interface="virtual", channel=unique_channel())
     backend.close()
+
+
+# ---- the host trusts no stale status and re-enables no module by itself (issue 11) --------
+
+
+def test_a_module_whose_status_stops_is_lost_even_if_its_output_still_comes(
+    rig: CanRig,
+) -> None:
+    connect(rig)
+    psu = rig.can.power_supply
+    psu.set_mode(M.EXPORT)
+    psu.set_voltage_current(450.0, 60.0)
+    rig.run(0.5)
+    rig.rack.mute_status.add(2)  # output readings go on, the status (fault bits) stops
+    rig.rack.set_fault(2, StatusBits.OVER_TEMPERATURE)  # ... so this fault never arrives
+    rig.run(1.0, until=lambda: psu.modules[2].health is ModuleHealth.LOST)
+    assert psu.modules[2].health is ModuleHealth.LOST
+    lost = [e for e in psu.events if e.kind == "module_lost" and e.module == 2]
+    assert lost and "no fresh status" in lost[0].text
+    assert psu.modules[2].output_time is not None and psu.modules[2].output_time > rig.t - 0.2
+    assert 2 not in psu.usable_modules and psu.degraded
+
+
+def test_modules_back_after_all_were_lost_stay_off_until_a_new_session(rig: CanRig) -> None:
+    connect(rig)
+    psu = rig.can.power_supply
+    psu.set_mode(M.EXPORT)
+    psu.set_voltage_current(450.0, 60.0)
+    rig.run(0.5)
+    for a in (1, 2, 3):
+        rig.rack.drop_out(a)
+    rig.run(1.0, until=lambda: psu.fault is not None)
+    assert psu.fault is not None and psu.mode is M.OFF
+    for a in (1, 2, 3):
+        rig.rack.restore(a)
+    rig.run(1.0)
+    assert all(m.health is ModuleHealth.OK for m in psu.modules.values())
+    assert psu.fault is not None  # still reported: nothing came back by itself
+    assert not any(m.on for m in rig.rack.modules.values())
+    rig.can.acknowledge_faults(rig.t)  # a new session
+    assert psu.fault is None and not psu.degraded
+    psu.set_mode(M.EXPORT)
+    psu.set_voltage_current(450.0, 30.0)
+    rig.run(0.5)
+    assert [m.current for m in rig.rack.modules.values()] == pytest.approx([10.0] * 3)

@@ -8,6 +8,7 @@ import pytest
 from hal_rigs import SerialRig
 
 from hal.backends.serial import LinkState, SerialBackend
+from hal.backends.serial.backend import LinkLossNotAcknowledged
 from hal.backends.serial.protocol import (
     PROTOCOL_MAJOR,
     ErrorCode,
@@ -133,8 +134,13 @@ def test_silent_mcu_is_a_fault_and_the_link_recovers(rig: SerialRig) -> None:
     assert not rig.mcu.contactors_commanded
     rig.mcu.silent = False
     rig.run(1.0, until=lambda: rig.serial.link.up)
-    assert rig.board.fault is None  # type: ignore[attr-defined]
     assert rig.serial.link.stats.handshakes == 2
+    # The loss stays reported (and closing refused) until control acknowledges it.
+    assert "silent" in (rig.board.fault or "")  # type: ignore[attr-defined]
+    with pytest.raises(LinkLossNotAcknowledged):
+        rig.board.close_contactors()
+    rig.serial.acknowledge_faults(rig.t)
+    assert rig.board.fault is None  # type: ignore[attr-defined]
     rig.board.close_contactors()  # control commands again: nothing re-closed by itself
     rig.run(0.2)
     assert rig.board.contactors_closed
@@ -300,3 +306,78 @@ def test_mcu_rejects_commands_without_a_hello() -> None:
             assert not mcu.contactors_commanded
         finally:
             os.close(fd)
+
+
+# ---- every loss is reported; nothing re-closes by itself (issue 11, items 10 and 11) -------
+
+
+def test_version_change_mid_session_over_the_pty_never_recloses_the_contactors(
+    rig: SerialRig,
+) -> None:
+    up(rig)
+    rig.board.set_pwm_duty(5.0)
+    rig.board.close_contactors()
+    rig.run(0.2)
+    assert rig.mcu.contactors_closed
+    # The MCU announces another protocol version while the link is up; the host's next
+    # HELLO (version 1) makes it open its contactors and answer with version 1 again.
+    rig.mcu.send_hello_reply((PROTOCOL_MAJOR + 1, 0))
+    rig.run(1.0, until=lambda: rig.serial.link.stats.handshakes == 2)
+    link = rig.serial.link
+    assert link.up and link.stats.link_losses == 1
+    rig.run(1.0)  # the host does not close them again by itself
+    assert not rig.mcu.contactors_commanded and not rig.mcu.contactors_closed
+    assert not rig.board.contactors_commanded_closed
+    assert "HELLO_REPLY" in (rig.board.fault or "")  # type: ignore[attr-defined]
+    with pytest.raises(LinkLossNotAcknowledged):
+        rig.board.close_contactors()
+    rig.serial.acknowledge_faults(rig.t)  # a new session: control asks again
+    rig.board.close_contactors()
+    rig.run(0.2)
+    assert rig.mcu.contactors_closed
+
+
+def test_mcu_announcing_a_65535_ms_status_interval_is_refused() -> None:
+    r = SerialRig(mcu_options={"status_interval": 65.535})
+    try:
+        r.run(0.5)
+        assert r.serial.link.state is LinkState.INCOMPATIBLE
+        assert not r.serial.link.up and r.serial.link.stats.handshakes == 0
+        assert "65535 ms" in (r.board.fault or "")  # type: ignore[attr-defined]
+    finally:
+        r.close()
+
+
+def test_stale_status_is_a_fault_even_while_other_frames_arrive(rig: SerialRig) -> None:
+    up(rig)
+    rig.board.close_contactors()
+    rig.run(0.2)
+    rig.mcu.status_paused = True  # the MCU's STATUS task hangs; it still ACKs and reports
+    rig.mcu.press_emergency_stop()  # ... so this e-stop never shows in a STATUS
+    t0 = rig.t
+
+    def chatter() -> bool:
+        rig.mcu.send_unknown_type()
+        return rig.board.fault is not None  # type: ignore[attr-defined]
+
+    rig.run(3.0, until=chatter)
+    assert "STATUS" in (rig.board.fault or "")  # type: ignore[attr-defined]
+    assert rig.t - t0 <= rig.serial.link.max_status_age + 0.1
+    assert not rig.board.contactors_commanded_closed
+
+
+def test_max_status_age_comes_from_the_config_file_table() -> None:
+    from hal.registry import create_backend_from_config
+
+    with PtyPair() as pty:
+        backend = create_backend_from_config(
+            {"backends": [{"name": "serial", "target": pty.port,
+                           "options": {"max_status_age_s": 0.3}}]})
+        try:
+            assert isinstance(backend, SerialBackend)  # alone: no composite needed
+            assert backend.link.max_status_age == 0.3
+            assert backend.link.max_status_interval_ms == 150
+        finally:
+            backend.close()
+        with pytest.raises(ValueError, match="max_status_age_s"):
+            create_backend("serial", port=pty.port, max_status_age_s=0.0)

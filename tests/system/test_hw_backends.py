@@ -36,7 +36,7 @@ from evse.control import check_safe_sequence
 from evse.control.supervision import SupervisedController
 from evse.energy.schedule import DefaultScheduleProvider
 from evse.protocol.timeouts import Timeouts
-from hal.backends.can import CanBackend
+from hal.backends.can import CanBackend, ModuleHealth
 from hal.backends.serial import SerialBackend
 from hal.supervisor import SafetySupervisor, TripReason
 from simulators.ev.client import run_session
@@ -308,9 +308,15 @@ async def test_a_power_module_drops_out_mid_discharge_and_the_session_goes_on_de
         await rig.wait_safe()
         assert_safe(rig)
         rig.hw.restore_module(1)
-        await _wait(lambda: not rig.can.power_supply.degraded, 3.0, "the module did not rejoin")
-        report = await rig.session()
+        psu = rig.can.power_supply
+        await _wait(lambda: psu.modules[1].health is ModuleHealth.OK, 3.0,
+                    "the module did not answer again")
+        assert psu.degraded  # held off: nobody asked for power since
+        await asyncio.sleep(0.2)
+        assert not rig.hw.rack.modules[1].output_enabled
+        report = await rig.session()  # the new session acknowledges: both modules again
         assert report.success, report.summary()
+        assert not psu.degraded
 
 
 async def test_all_power_modules_drop_out() -> None:
@@ -328,7 +334,12 @@ async def test_all_power_modules_drop_out() -> None:
         assert_safe(rig)
         rig.hw.restore_module(0)
         rig.hw.restore_module(1)
-        await _wait(lambda: rig.can.power_supply.fault is None, 3.0, "modules did not rejoin")
+        psu = rig.can.power_supply
+        await _wait(lambda: all(m.health is ModuleHealth.OK for m in psu.modules.values()),
+                    3.0, "modules did not answer again")
+        assert psu.fault is not None  # held off until a new session asks for power
+        await asyncio.sleep(0.2)  # the host's "off" to the modules that came back
+        assert not any(m.output_enabled for m in rig.hw.rack.modules.values())
         report = await rig.session()
         assert report.success, report.summary()
 
@@ -420,6 +431,62 @@ async def test_emergency_stop_pressed_on_the_mcu() -> None:
         assert "emergency_stop_reset" in rig.controller.action_names()
         await rig.wait_safe()
         assert_safe(rig)
+
+
+async def test_mcu_announces_another_protocol_version_mid_session() -> None:
+    """Issue 11 item 10: another version and back again, both read in one poll. The loss
+    reaches the controller (the session fails with link_lost), the host says HELLO again
+    (the MCU opens its contacts) and never closes them by itself; the next session closes
+    them because control asks."""
+    async with charger() as rig:
+        task = asyncio.create_task(rig.session("dc_bpt_scheduled"))
+        await _charging(rig)
+        with rig.hw.mcu.lock:  # both frames go out together
+            rig.hw.announce_version(2)
+            rig.hw.announce_version(1)
+        report = await task
+        assert_terminated(report)
+        await _wait(lambda: rig.serial.link.stats.handshakes >= 2, 3.0, "no re-handshake")
+        await rig.wait_safe()
+        summary = rig.server.sessions[-1]
+        assert summary.failed and trip_reasons(summary)[0] == TripReason.LINK_LOST.value
+        assert "HELLO_REPLY" in summary.safety_trips[0].text
+        await asyncio.sleep(0.5)  # up again for a while: nothing re-closed
+        assert rig.serial.link.up and not rig.hw.mcu.contactors_commanded
+        assert_safe(rig)
+        report = await rig.session()
+        assert report.success, report.summary()
+        assert rig.server.sessions[-1].safety_trips == []
+
+
+async def test_mcu_status_stops_while_the_line_stays_alive() -> None:
+    """Issue 11 item 11: ACKs and reports keep coming, STATUS frames do not: the host's
+    max_status_age_s (0.5 s) ends the session, whatever else arrives."""
+    async with charger() as rig:
+        task = asyncio.create_task(rig.session("dc_bpt_scheduled"))
+        await _charging(rig)
+
+        async def chatter() -> None:  # valid frames of another type keep the line alive
+            while True:
+                rig.hw.mcu.send_unknown_type()
+                await asyncio.sleep(0.05)
+
+        talker = asyncio.create_task(chatter())
+        rig.hw.pause_status(True)
+        try:
+            report = await task
+        finally:
+            talker.cancel()
+        assert_terminated(report)
+        summary = rig.server.sessions[-1]
+        assert trip_reasons(summary)[0] == TripReason.LINK_LOST.value
+        assert "STATUS" in summary.safety_trips[0].text
+        rig.hw.pause_status(False)
+        await _wait(lambda: rig.serial.link.up, 3.0, "the MCU link did not come back")
+        await rig.wait_safe()
+        assert_safe(rig)
+        report = await rig.session()
+        assert report.success, report.summary()
 
 
 # -- the commands, as separate processes -------------------------------------------------------

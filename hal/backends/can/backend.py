@@ -154,6 +154,11 @@ class CanBackend(HalBackend):
     def fault(self) -> str | None:
         return self._supply.fault
 
+    def acknowledge_faults(self, now: float) -> None:
+        self._supply.acknowledge_faults(now)
+        if self._owns_base:
+            self.base.acknowledge_faults(now)
+
     def poll(self, now: float) -> None:
         if self.rack is not None:
             self.rack.step(now)  # answer what the last poll sent (one poll of latency)

@@ -4,12 +4,16 @@ The modules' outputs are in parallel. The host shares the setpoint current equal
 the *usable* modules (reporting, no fault bit), each capped at its own rating, and
 reads every module's output and status by broadcast requests each `status_interval`.
 
-A module is lost when it has not answered for `module_timeout`, or faulted when its
-status carries a fault bit. Then the capabilities shrink to what the remaining modules
-can do, the present setpoint is re-shared among them (capped: the effective current may
-fall below the setpoint), the module is told to switch off (in case it still hears) and
-an event is recorded: `degraded` turns True. With no usable module left, `fault` is set,
-which a supervisor treats as a trip. A module that answers again without a fault rejoins.
+A module is lost when no fresh READ_STATUS answer came for `module_timeout` (other frames,
+e.g. its output readings, do not make its status fresh: a fault bit must not hide in a
+status that stopped coming), or faulted when its status carries a fault bit. Then the
+capabilities shrink to what the remaining modules can do, the present setpoint is
+re-shared among them (capped: the effective current may fall below the setpoint), the
+module is told to switch off (in case it still hears) and an event is recorded: `degraded`
+turns True. With no usable module left, `fault` is set, which a supervisor treats as a
+trip. A module that answers again without a fault is *held* off: the host never switches
+it on by itself; it rejoins when control asks for power again from OFF (`set_mode`) or
+acknowledges the faults for a new session (`acknowledge_faults`).
 
 Like every HAL backend this is synchronous: `poll(now)` drains the receive queue without
 blocking and sends what is due; commands go out at once from the `_apply_*` hooks.
@@ -85,6 +89,7 @@ class ModuleState:
     address: int
     health: ModuleHealth = ModuleHealth.UNKNOWN
     last_seen: float | None = None
+    status_time: float | None = None  # the last READ_STATUS answer
     output_time: float | None = None
     voltage: float = 0.0
     current: float = 0.0
@@ -92,16 +97,18 @@ class ModuleState:
     share: float = 0.0  # the current magnitude this module was last told to carry
     replies: int = 0
     error_replies: int = 0
+    held: bool = False  # lost or faulted since control last asked for power: stays off
 
     @property
     def usable(self) -> bool:
-        return self.health in (ModuleHealth.OK, ModuleHealth.UNKNOWN)
+        return self.health in (ModuleHealth.OK, ModuleHealth.UNKNOWN) and not self.held
 
 
 @dataclass(frozen=True, slots=True)
 class SupplyEvent:
     time: float
-    kind: str  # "module_lost", "module_fault", "module_recovered", "derated", "all_lost"
+    kind: str  # "module_lost", "module_fault", "module_recovered", "module_released",
+    #            "derated", "all_lost"
     module: int | None
     text: str
 
@@ -221,10 +228,28 @@ class CanPowerSupply(PowerSupplyDC):
         total = sum(m.share for m in self.modules.values() if m.usable)
         return -total if self._desired.mode is PowerSupplyMode.IMPORT else total
 
+    def acknowledge_faults(self, now: float) -> None:
+        """Control starts anew (a new session): modules that are back may rejoin."""
+        self._release_held(now, "faults acknowledged")
+
+    def _release_held(self, now: float, why: str) -> None:
+        released = [m for m in self.modules.values() if m.held and m.health is ModuleHealth.OK]
+        for m in released:
+            m.held = False
+            self._event(now, "module_released", m.address,
+                        f"module {m.address:#04x} rejoins: {why}")
+        if released:
+            self._desired.dirty = True
+            if self._fault is not None and self.usable_modules:
+                self._fault = None
+
     def _apply_mode(self, mode: PowerSupplyMode) -> None:
         if mode is not PowerSupplyMode.OFF:
             if self.interlock is not None and self.interlock():
                 raise EmergencyStopActive("power stays off during an emergency stop")
+            if self._desired.mode is PowerSupplyMode.OFF:
+                # Control asks for power again: modules that came back may take part now.
+                self._release_held(self._now, f"{mode} asked")
             if self._fault is not None:
                 raise HalError(f"power supply faulted: {self._fault}")
         self._desired.mode = mode
@@ -304,6 +329,7 @@ class CanPowerSupply(PowerSupplyDC):
                 module.output_time = now
             elif fid.command == Command.READ_STATUS:
                 module.status = ModuleStatus.unpack(data)
+                module.status_time = now
         except MalformedFrame as exc:
             self.stats.malformed += 1
             self._rate_log("malformed", "malformed frame from module %#04x: %s", fid.source, exc)
@@ -313,14 +339,14 @@ class CanPowerSupply(PowerSupplyDC):
         changed = False
         for m in self.modules.values():
             old = m.health
-            if m.last_seen is None:
+            if m.status_time is None:
                 new = (
                     ModuleHealth.LOST
                     if now - self._started > self.module_timeout
                     else ModuleHealth.UNKNOWN
                 )
-            elif now - m.last_seen > self.module_timeout:
-                new = ModuleHealth.LOST
+            elif now - m.status_time > self.module_timeout:
+                new = ModuleHealth.LOST  # only a fresh status says the module is well
             elif m.status is not None and m.status.bits & FAULT_BITS:
                 new = ModuleHealth.FAULT
             else:
@@ -329,19 +355,25 @@ class CanPowerSupply(PowerSupplyDC):
                 continue
             m.health = new
             if new is ModuleHealth.LOST:
-                silent = (
-                    "never answered"
-                    if m.last_seen is None
-                    else (f"silent for {now - m.last_seen:.3f} s")
-                )
+                if m.last_seen is None:
+                    silent = "never answered"
+                elif m.status_time is None or now - m.last_seen <= self.module_timeout:
+                    age = "none" if m.status_time is None else f"{now - m.status_time:.3f} s old"
+                    silent = f"answers, but sends no fresh status (last: {age})"
+                else:
+                    silent = f"silent for {now - m.last_seen:.3f} s"
                 self._event(now, "module_lost", m.address, f"module {m.address:#04x} {silent}")
+                m.held = True
                 changed = True
             elif new is ModuleHealth.FAULT:
                 bits = m.status.bits if m.status is not None else StatusBits(0)
                 self._event(now, "module_fault", m.address, f"module {m.address:#04x}: {bits!r}")
+                m.held = True
                 changed = True
             elif old in (ModuleHealth.LOST, ModuleHealth.FAULT):
-                self._event(now, "module_recovered", m.address, f"module {m.address:#04x} back")
+                held = " (held off until control asks for power again)" if m.held else ""
+                self._event(now, "module_recovered", m.address,
+                            f"module {m.address:#04x} back{held}")
                 changed = True
         usable = self.usable_modules
         if not usable:

@@ -5,7 +5,7 @@ The wire protocol is specified in docs/serial_protocol.md; `protocol` packs its 
 `hal.interfaces.Board`.
 """
 
-from hal.backends.serial.backend import SerialBackend, SerialBoard
+from hal.backends.serial.backend import LinkLossNotAcknowledged, SerialBackend, SerialBoard
 from hal.backends.serial.link import (
     LinkEvent,
     LinkState,
@@ -17,6 +17,7 @@ from hal.backends.serial.link import (
 
 __all__ = [
     "LinkEvent",
+    "LinkLossNotAcknowledged",
     "LinkState",
     "LinkStats",
     "PySerialTransport",

@@ -14,6 +14,11 @@ Command semantics (the HAL contract: validate, record, return at once):
 - When the link is lost the MCU goes to its safe state by itself (contactors open,
   state F), so the board's commanded state falls back to exactly that: control code must
   command again after a reconnection, nothing re-closes by itself.
+- Every loss (silence, a stale STATUS, an unacknowledged command, an MCU reset or
+  re-handshake, another protocol version) is latched: `fault` reports it even after the
+  link is back up, and closing the contactors is refused, until control acknowledges it
+  (`acknowledge_faults`, called when a new session starts). A loss shorter than one poll
+  therefore still ends the running session.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import logging
 from typing import Any, ClassVar
 
 from hal.backends.serial.link import (
+    DEFAULT_MAX_STATUS_AGE,
     LinkState,
     PendingCommand,
     PySerialTransport,
@@ -41,6 +47,7 @@ from hal.backends.serial.protocol import (
 from hal.interfaces import (
     Board,
     HalBackend,
+    HalError,
     IsolationMonitor,
     Meter,
     PilotState,
@@ -59,12 +66,18 @@ _PILOT = {
 }
 
 
+class LinkLossNotAcknowledged(HalError):
+    """Closing the contactors is refused after an MCU link loss until control acknowledges
+    the loss (a new session)."""
+
+
 class SerialBoard(Board):
     def __init__(self, link: SerialLink) -> None:
         super().__init__()
         self.link = link
         self._estop_host_latched = False
         self._reset_pending = False
+        self._lost: str | None = None  # the latched link loss, until acknowledged
         link.on_up = self._on_link_up
         link.on_lost = self._on_link_lost
         link.on_ack = self._on_ack
@@ -116,9 +129,16 @@ class SerialBoard(Board):
 
     @property
     def fault(self) -> str | None:
-        """Link fault, or an MCU that reports an internal fault; None when healthy."""
-        if self.link.fault is not None:
-            return self.link.fault
+        """Link fault, a link loss not yet acknowledged, or an MCU that reports an internal
+        fault; None when healthy."""
+        link_fault = self.link.fault
+        if self._lost is not None:  # the loss first: it is what ended the session
+            if link_fault is None:
+                return f"{self._lost} (link up again; cleared when a new session starts)"
+            if link_fault != self._lost:
+                return f"{self._lost}; then: {link_fault}"
+        if link_fault is not None:
+            return link_fault
         status = self.link.status
         if status is not None and status.state is McuState.SAFE_FAULT:
             return "MCU in its internal-fault safe state"
@@ -128,6 +148,21 @@ class SerialBoard(Board):
     def link_up(self) -> bool:
         return self.link.up
 
+    @property
+    def link_loss(self) -> str | None:
+        """The latched link loss (None if none since the last acknowledgement)."""
+        return self._lost
+
+    def acknowledge_link_loss(self) -> bool:
+        """Clear the latched loss once the link is up again; True if nothing is latched now."""
+        if self._lost is None:
+            return True
+        if not self.link.up or self.link.fault is not None:
+            return False
+        log.info("MCU link loss acknowledged: %s", self._lost)
+        self._lost = None
+        return True
+
     # ---- commands ------------------------------------------------------------------------
 
     def _apply_pwm_duty(self, percent: float) -> None:
@@ -135,6 +170,8 @@ class SerialBoard(Board):
             self.link.send_command(MsgType.SET_PWM, pack_u16(round(percent * 10)))
 
     def _apply_contactors(self, closed: bool) -> None:
+        if closed and self._lost is not None:
+            raise LinkLossNotAcknowledged(f"contactors stay open: {self._lost}")
         payload = pack_u8(int(closed))
         if self.link.up:
             self.link.send_command(MsgType.SET_CONTACTORS, payload)
@@ -167,7 +204,11 @@ class SerialBoard(Board):
     # ---- link callbacks ------------------------------------------------------------------
 
     def _on_link_up(self) -> None:
-        # Bring the MCU to the desired state; after a loss that is the safe state.
+        # Bring the MCU to the desired state; after a loss that is the safe state, and the
+        # contactors stay open whatever was commanded before: only control, acknowledging
+        # the loss in a new session, may close them again.
+        if self._lost is not None:
+            self._contactors_commanded = False
         self.link.send_command(MsgType.SET_PWM, pack_u16(round(self.pwm_duty * 10)))
         self.link.send_command(
             MsgType.SET_CONTACTORS, pack_u8(int(self.contactors_commanded_closed))
@@ -177,6 +218,8 @@ class SerialBoard(Board):
 
     def _on_link_lost(self, reason: str) -> None:
         # The MCU's own watchdog opens the contactors and drives state F.
+        if self._lost is None:
+            self._lost = reason  # the first loss is the cause; later ones follow from it
         self._contactors_commanded = False
         self._pwm_duty = 0.0
         self._reset_pending = False
@@ -215,6 +258,7 @@ class SerialBackend(HalBackend):
         ack_timeout: float = 0.1,
         max_retries: int = 3,
         connect_timeout: float = 2.0,
+        max_status_age_s: float = DEFAULT_MAX_STATUS_AGE,
         **base_options: Any,
     ) -> None:
         if transport is None:
@@ -230,6 +274,7 @@ class SerialBackend(HalBackend):
             ack_timeout=ack_timeout,
             max_retries=max_retries,
             connect_timeout=connect_timeout,
+            max_status_age_s=max_status_age_s,
         )
         self._board = SerialBoard(self.link)
         self._owns_base = base is None
@@ -264,6 +309,11 @@ class SerialBackend(HalBackend):
     @property
     def link_state(self) -> LinkState:
         return self.link.state
+
+    def acknowledge_faults(self, now: float) -> None:
+        self._board.acknowledge_link_loss()
+        if self._owns_base:
+            self.base.acknowledge_faults(now)
 
     def fileno(self) -> int:
         """The port's descriptor, for an event loop to wake the poll when bytes arrive."""

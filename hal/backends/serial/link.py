@@ -48,6 +48,14 @@ log = logging.getLogger(__name__)
 
 MAX_TX_BUFFER = 4096
 
+# The host's own bound on how old the MCU's last STATUS may be before the link counts as
+# lost (`max_status_age_s`); the MCU's announced interval never stretches it.
+DEFAULT_MAX_STATUS_AGE = 0.5
+# Announced STATUS intervals the host accepts: from MIN_STATUS_INTERVAL_MS up to half the
+# maximum status age and of mcu_timeout (so one lost STATUS frame is survived). Outside:
+# the handshake fails.
+MIN_STATUS_INTERVAL_MS = 10
+
 
 class Transport(Protocol):
     def read(self) -> bytes:
@@ -106,7 +114,7 @@ class PySerialTransport:
 class LinkState(StrEnum):
     CONNECTING = "connecting"  # sending HELLO, no reply yet
     UP = "up"
-    INCOMPATIBLE = "incompatible"  # the MCU speaks another major version
+    INCOMPATIBLE = "incompatible"  # another major version, or timing the host refuses
 
 
 @dataclass(slots=True)
@@ -129,6 +137,8 @@ class LinkStats:
     commands_failed: int = 0  # no ACK after every retry
     link_losses: int = 0
     handshakes: int = 0
+    handshakes_refused: int = 0  # a HELLO_REPLY with another major or unacceptable timing
+    duplicate_hello_replies: int = 0  # answers to HELLOs repeated while connecting
 
 
 @dataclass(slots=True)
@@ -161,12 +171,18 @@ class SerialLink:
         ack_timeout: float = 0.1,
         max_retries: int = 3,
         connect_timeout: float = 2.0,
+        max_status_age_s: float = DEFAULT_MAX_STATUS_AGE,
         max_body: int = DEFAULT_MAX_BODY,
     ) -> None:
         if not 0 < keepalive_interval < mcu_timeout:
             raise ValueError("need 0 < keepalive_interval < mcu_timeout")
         if ack_timeout <= 0 or max_retries < 0 or hello_interval <= 0 or connect_timeout <= 0:
             raise ValueError("timeouts must be positive and max_retries >= 0")
+        if not 2 * MIN_STATUS_INTERVAL_MS / 1000.0 <= max_status_age_s <= 60.0:
+            raise ValueError(
+                f"max_status_age_s must be {2 * MIN_STATUS_INTERVAL_MS / 1000.0}..60 s, "
+                f"got {max_status_age_s!r}"
+            )
         self.transport = transport
         self.keepalive_interval = keepalive_interval
         self.mcu_timeout_configured = mcu_timeout
@@ -174,6 +190,7 @@ class SerialLink:
         self.ack_timeout = ack_timeout
         self.max_retries = max_retries
         self.connect_timeout = connect_timeout
+        self.max_status_age = float(max_status_age_s)
         self.stats = LinkStats()
         self._decoder = FrameDecoder(max_body, self.stats.framing)
         self._tx = bytearray()
@@ -181,8 +198,10 @@ class SerialLink:
         self.state = LinkState.CONNECTING
         self.hello: HelloReply | None = None
         self.status: Status | None = None
-        self.status_time: float | None = None
+        self.status_time: float | None = None  # when the last STATUS arrived (any state)
         self.last_rx: float | None = None  # time of the last valid frame from the MCU
+        self.up_since: float | None = None
+        self._replies_due = 0  # HELLOs sent since the link left UP and not answered yet
         self._last_tx: float | None = None
         self._last_hello: float | None = None
         self._started: float | None = None
@@ -206,10 +225,28 @@ class SerialLink:
 
     @property
     def mcu_timeout(self) -> float:
-        """Silence after which the MCU counts as lost: never below 3 STATUS intervals."""
-        if self.hello is None:
-            return self.mcu_timeout_configured
-        return max(self.mcu_timeout_configured, 3 * self.hello.status_interval_ms / 1000.0)
+        """Silence (no valid frame at all) after which the MCU counts as lost. The host's
+        own setting: what the MCU announces never stretches it."""
+        return self.mcu_timeout_configured
+
+    @property
+    def max_status_interval_ms(self) -> int:
+        """The longest STATUS interval a HELLO_REPLY may announce: half the status age (and
+        of `mcu_timeout`, which a STATUS-only MCU must also stay inside), so one lost STATUS
+        frame is survived."""
+        return int(min(self.max_status_age, self.mcu_timeout) * 1000 / 2)
+
+    def status_age(self, now: float) -> float | None:
+        """Seconds since the freshest STATUS of this link session (None while not UP).
+
+        Only a STATUS frame refreshes it; until the first STATUS after the handshake it
+        counts from the handshake."""
+        if self.state is not LinkState.UP or self.up_since is None:
+            return None
+        ref = self.up_since
+        if self.status_time is not None and self.status_time > ref:
+            ref = self.status_time
+        return now - ref
 
     @property
     def fault(self) -> str | None:
@@ -326,23 +363,46 @@ class SerialLink:
             self.stats.unexpected += 1
 
     def _on_hello_reply(self, now: float, reply: HelloReply) -> None:
-        if reply.major != PROTOCOL_MAJOR:
-            self.hello = reply
-            if self.state is not LinkState.INCOMPATIBLE:
-                self.state = LinkState.INCOMPATIBLE
-                self._fault = (
-                    f"MCU speaks protocol {reply.major}.{reply.minor}, "
-                    f"host {PROTOCOL_MAJOR}.{PROTOCOL_MINOR}"
-                )
-                self._event(now, "incompatible", self._fault)
-                log.error("%s", self._fault)
-            return
         if self.state is LinkState.UP:
-            self.stats.unexpected += 1  # a duplicate reply to a repeated HELLO
+            if self._replies_due > 0 and reply == self.hello:
+                # An answer to a HELLO repeated while connecting: the MCU saw that HELLO
+                # before any command sent since UP (the line keeps order), so nothing the
+                # host commanded was undone by it.
+                self._replies_due -= 1
+                self.stats.duplicate_hello_replies += 1
+                return
+            # Another version, other timing, or a reply the host did not ask for: the MCU
+            # restarted its session (and opened its contactors) or is not the one the
+            # handshake agreed with. Either way the link as the host knew it is gone.
+            self._lose(
+                now,
+                f"unexpected HELLO_REPLY while up: protocol {reply.major}.{reply.minor}, "
+                f"status interval {reply.status_interval_ms} ms, firmware {reply.firmware_id!r}",
+            )
+            if reply.major != PROTOCOL_MAJOR:
+                self._refuse(now, reply, self._version_mismatch(reply))
+            return  # otherwise a fresh HELLO must be answered before the link is up again
+        if self._replies_due <= 0:
+            self.stats.unexpected += 1  # not an answer to a HELLO of this connection attempt
+            return
+        self._replies_due -= 1
+        if reply.major != PROTOCOL_MAJOR:
+            self._refuse(now, reply, self._version_mismatch(reply))
+            return
+        if not MIN_STATUS_INTERVAL_MS <= reply.status_interval_ms <= self.max_status_interval_ms:
+            self._refuse(
+                now,
+                reply,
+                f"MCU announces a STATUS interval of {reply.status_interval_ms} ms, outside "
+                f"{MIN_STATUS_INTERVAL_MS}..{self.max_status_interval_ms} ms "
+                f"(max_status_age_s {self.max_status_age:g} s, mcu_timeout "
+                f"{self.mcu_timeout:g} s): handshake refused",
+            )
             return
         self.hello = reply
         self.state = LinkState.UP
         self.last_rx = now
+        self.up_since = now
         self._fault = None
         self.stats.handshakes += 1
         if reply.host_timeout_ms / 1000.0 < 2 * self.keepalive_interval:
@@ -360,6 +420,24 @@ class SerialLink:
         log.info("MCU link up: %s", reply.firmware_id)
         if self.on_up is not None:
             self.on_up()
+
+    @staticmethod
+    def _version_mismatch(reply: HelloReply) -> str:
+        return (
+            f"MCU speaks protocol {reply.major}.{reply.minor}, "
+            f"host {PROTOCOL_MAJOR}.{PROTOCOL_MINOR}"
+        )
+
+    def _refuse(self, now: float, reply: HelloReply, reason: str) -> None:
+        """The handshake fails: report it, keep saying HELLO (an updated MCU is picked up)."""
+        self.hello = reply
+        self.stats.handshakes_refused += 1
+        if self.state is LinkState.INCOMPATIBLE and self._fault == reason:
+            return  # the same answer to a repeated HELLO
+        self.state = LinkState.INCOMPATIBLE
+        self._fault = reason
+        self._event(now, "incompatible", reason)
+        log.error("%s", reason)
 
     def _on_ack(self, now: float, ack: Ack) -> None:
         cmd = self.pending.pop(ack.acked_seq, None)
@@ -385,6 +463,16 @@ class SerialLink:
             if now - self.last_rx > self.mcu_timeout:
                 self._lose(now, f"MCU silent for {now - self.last_rx:.3f} s")
                 return
+            age = self.status_age(now)
+            if age is not None and age > self.max_status_age:
+                # Other frames (ACKs, reports, unknown types) keep the line alive but say
+                # nothing about the contactors or the e-stop: only a STATUS does.
+                self._lose(
+                    now,
+                    f"no fresh STATUS for {age:.3f} s (max_status_age_s "
+                    f"{self.max_status_age:g} s)",
+                )
+                return
             self._retransmit(now)
             if self.state is LinkState.UP and (
                 self._last_tx is None or now - self._last_tx >= self.keepalive_interval
@@ -396,6 +484,7 @@ class SerialLink:
             self._last_hello = now
             hello = Hello(PROTOCOL_MAJOR, PROTOCOL_MINOR, round(self.keepalive_interval * 1000))
             self._send(MsgType.HELLO, hello.pack())
+            self._replies_due += 1
         if (
             self.state is LinkState.CONNECTING
             and self._fault is None
@@ -425,10 +514,14 @@ class SerialLink:
             self._send(cmd.msg_type, cmd.payload, seq=cmd.seq)  # same seq: MCU dedupes
 
     def _lose(self, now: float, reason: str) -> None:
+        """Every way out of UP comes here, so the board (and through it the controller)
+        hears of each loss, however short."""
         self.stats.link_losses += 1
         self.state = LinkState.CONNECTING
         self._connecting_since = now
         self._last_hello = None
+        self._replies_due = 0  # an answer to an older HELLO no longer counts
+        self.up_since = None
         self.pending.clear()
         self._fault = f"MCU link lost: {reason}"
         self._event(now, "lost", self._fault)
