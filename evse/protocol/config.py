@@ -129,6 +129,11 @@ class SeccConfig:
     # effect MeteringConfirmed.
     pnc_metering_confirmation: bool = False
     max_payload: int = DEFAULT_MAX_PAYLOAD
+    # V2GTP frames discarded without an answer (bad header, type not allowed here, empty):
+    # past either limit without a valid frame in between the connection is closed, so junk
+    # costs bounded work.
+    max_ignored_frames: int = 64
+    max_ignored_bytes: int = 65536
     schedule_provider: ScheduleProvider | None = None
     # Absolute price schedule in ScheduleExchangeRes: optional in the XSD, but the issue asks
     # for it and real EVs (Josev) reject a Scheduled response without any price schedule.

@@ -10,7 +10,8 @@ The first request of each row is the one we "expect" in that state: an unidentif
 message gets a FAILED response of that message set.
 
 SUPPORTED_APP_PROTOCOL has no row: before the negotiation only supportedAppProtocolReq is
-understood (anything else gets supportedAppProtocolRes Failed_NoNegotiation, see secc.py).
+understood (other payload types are discarded; other EXI in a SAP frame gets
+supportedAppProtocolRes Failed_NoNegotiation, see secc.py).
 """
 
 from __future__ import annotations

@@ -42,7 +42,6 @@ from typing import Any
 from evse.protocol.v2gtp import (
     DEFAULT_MAX_PAYLOAD,
     Frame,
-    UnknownPayloadType,
     V2GTPError,
     V2GTPReassembler,
 )
@@ -273,7 +272,7 @@ class Evcc(EvRequests):
             return []
         try:
             for item in self._reasm.frames(data):
-                if isinstance(item, UnknownPayloadType):
+                if isinstance(item, V2GTPError):
                     self.warnings.append(f"ignored V2GTP frame: {item}")
                     continue
                 self._on_frame(item, now)

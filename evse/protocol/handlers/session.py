@@ -77,7 +77,7 @@ def handle_session_stop(req: SessionStopReq, session: Session, inputs: Inputs) -
         StopPower(),
         OpenContactors(),
         SessionEnded(reason=reason, failed=False, paused=pause),
-        CloseConnection(after_s=inputs.config.timeouts.close_after_session_stop),
+        CloseConnection(inputs.config.timeouts.close_after_session_stop, reason=reason),
     ]
     return SessionStopRes(
         header=res_header(iso20, session, inputs), response_code=iso20.responseCodeType.OK
