@@ -146,6 +146,9 @@ class SeccConfig:
     bpt_channel: int = 1  # 1 Unified, 2 Separated
     generator_mode: int = 1  # 1 GridFollowing, 2 GridForming
     grid_islanding_detection: int = 1  # AC_BPT: 1 Active, 2 Passive
+    # ServiceDetail MobilityNeedsMode: 1 the EV provides departure time and SOC targets
+    # (Dynamic ScheduleExchangeRes omits them), 2 the SECC provides them too (echoed there).
+    mobility_needs_mode: int = 1
     timeouts: Timeouts = field(default_factory=Timeouts)
 
     def __post_init__(self) -> None:
@@ -162,6 +165,8 @@ class SeccConfig:
             raise ValueError("BPT services need discharge limits (EvseLimits.max_discharge_*)")
         if not self.control_modes:
             raise ValueError("at least one control mode is needed")
+        if self.mobility_needs_mode not in (1, 2):
+            raise ValueError("mobility_needs_mode must be 1 (EV) or 2 (EV and SECC)")
         if not 0 <= self.notification_max_delay <= 65535:
             raise ValueError("notification_max_delay must fit an unsignedShort")
 

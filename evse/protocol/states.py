@@ -27,18 +27,23 @@ class State(StrEnum):
     AUTHORIZATION = "Authorization"
     AUTHORIZATION_REFUSED = "AuthorizationRefused"  # only SessionStop is left
     SERVICE_DISCOVERY = "ServiceDiscovery"
-    SERVICE_DETAIL = "ServiceDetail"  # ServiceDetail (any number) or ServiceSelection
+    SERVICE_DETAIL = "ServiceDetail"  # after ServiceDiscoveryRes only ServiceDetail may follow
+    SERVICE_SELECTION = "ServiceSelection"  # more ServiceDetail, or ServiceSelection
     DC_CHARGE_PARAMETER_DISCOVERY = "DC_ChargeParameterDiscovery"
     DC_SCHEDULE_EXCHANGE = "DC_ScheduleExchange"
     DC_CABLE_CHECK = "DC_CableCheck"
     DC_PRE_CHARGE = "DC_PreCharge"
     DC_CHARGE_LOOP = "DC_ChargeLoop"
+    DC_RENEGOTIATION = "DC_Renegotiation"  # after PowerDelivery(ScheduleRenegotiation)
+    DC_RENEGOTIATED = "DC_Renegotiated"  # new schedule: PowerDelivery(Start) back to the loop
     DC_POWER_OFF = "DC_PowerOff"  # after PowerDelivery(Stop)
     DC_WELDING_DETECTION = "DC_WeldingDetection"
     AC_CHARGE_PARAMETER_DISCOVERY = "AC_ChargeParameterDiscovery"
     AC_SCHEDULE_EXCHANGE = "AC_ScheduleExchange"
     AC_POWER_DELIVERY = "AC_PowerDelivery"
     AC_CHARGE_LOOP = "AC_ChargeLoop"
+    AC_RENEGOTIATION = "AC_Renegotiation"
+    AC_RENEGOTIATED = "AC_Renegotiated"
     AC_POWER_OFF = "AC_PowerOff"
     ENDED = "Ended"
 
@@ -48,11 +53,29 @@ OK = "ok"
 ONGOING = "ongoing"  # our EVSEProcessing is Ongoing
 EV_ONGOING = "ev_ongoing"  # PowerDelivery(Start) with the EV's EVProcessing Ongoing
 STOP = {"SessionStopReq": {"terminate": S.ENDED, "pause": S.ENDED}}
+RENEGOTIATION = "schedulerenegotiation"  # PowerDelivery(ScheduleRenegotiation), EV-initiated
+# AuthorizationRes warnings after which the EV may send another AuthorizationReq.
+AUTHORIZATION_RETRY = frozenset({"WARNING_AuthorizationSelectionInvalid"})
 
 
 def _metering(state: State) -> dict[str, dict[str, State]]:
     """MeteringConfirmationReq (PnC): the EV signs a meter reading; the state stays."""
     return {"MeteringConfirmationReq": {OK: state}}
+
+
+def _renegotiation(
+    exchange: State, renegotiated: State, loop: State, power_off: State
+) -> dict[State, dict[str, dict[str, State]]]:
+    """EV-initiated schedule renegotiation: from the charge loop, PowerDelivery
+    (ScheduleRenegotiation) -> ScheduleExchange (repeated while Ongoing) -> PowerDelivery
+    (Start) back to the loop, or (Stop) to end it. The current is at zero meanwhile
+    (contactors stay closed)."""
+    return {
+        exchange: {"ScheduleExchangeReq": {ONGOING: exchange, OK: renegotiated}},
+        renegotiated: {
+            "PowerDeliveryReq": {EV_ONGOING: renegotiated, "start": loop, "stop": power_off}
+        },
+    }
 
 
 TRANSITIONS: dict[State, dict[str, dict[str, State]]] = {
@@ -68,6 +91,7 @@ TRANSITIONS: dict[State, dict[str, dict[str, State]]] = {
         "AuthorizationReq": {
             ONGOING: S.AUTHORIZATION,
             OK: S.SERVICE_DISCOVERY,
+            "retry": S.AUTHORIZATION,  # e.g. a service that was not offered: choose again
             "refused": S.AUTHORIZATION_REFUSED,
         },
         # Only when offered (PnC over TLS with a CPS hook); Ongoing while the CPS works.
@@ -76,8 +100,10 @@ TRANSITIONS: dict[State, dict[str, dict[str, State]]] = {
     },
     S.AUTHORIZATION_REFUSED: {**STOP},
     S.SERVICE_DISCOVERY: {"ServiceDiscoveryReq": {OK: S.SERVICE_DETAIL}, **STOP},
-    S.SERVICE_DETAIL: {
-        "ServiceDetailReq": {OK: S.SERVICE_DETAIL},
+    # Per the issue: ServiceSelection directly after ServiceDiscovery is a sequence error.
+    S.SERVICE_DETAIL: {"ServiceDetailReq": {OK: S.SERVICE_SELECTION}, **STOP},
+    S.SERVICE_SELECTION: {
+        "ServiceDetailReq": {OK: S.SERVICE_SELECTION},
         "ServiceSelectionReq": {
             "dc": S.DC_CHARGE_PARAMETER_DISCOVERY,
             "ac": S.AC_CHARGE_PARAMETER_DISCOVERY,
@@ -109,10 +135,11 @@ TRANSITIONS: dict[State, dict[str, dict[str, State]]] = {
             "standby": S.DC_CHARGE_LOOP,
             "start": S.DC_CHARGE_LOOP,  # leaving standby
             EV_ONGOING: S.DC_CHARGE_LOOP,
-            "renegotiation_refused": S.DC_CHARGE_LOOP,
+            RENEGOTIATION: S.DC_RENEGOTIATION,
         },
         **_metering(S.DC_CHARGE_LOOP),
     },
+    **_renegotiation(S.DC_RENEGOTIATION, S.DC_RENEGOTIATED, S.DC_CHARGE_LOOP, S.DC_POWER_OFF),
     S.DC_POWER_OFF: {
         "DC_WeldingDetectionReq": {OK: S.DC_WELDING_DETECTION},
         **_metering(S.DC_POWER_OFF),
@@ -139,10 +166,11 @@ TRANSITIONS: dict[State, dict[str, dict[str, State]]] = {
             "standby": S.AC_CHARGE_LOOP,
             "start": S.AC_CHARGE_LOOP,
             EV_ONGOING: S.AC_CHARGE_LOOP,
-            "renegotiation_refused": S.AC_CHARGE_LOOP,
+            RENEGOTIATION: S.AC_RENEGOTIATION,
         },
         **_metering(S.AC_CHARGE_LOOP),
     },
+    **_renegotiation(S.AC_RENEGOTIATION, S.AC_RENEGOTIATED, S.AC_CHARGE_LOOP, S.AC_POWER_OFF),
     S.AC_POWER_OFF: {**STOP, **_metering(S.AC_POWER_OFF)},
     S.ENDED: {},
 }
@@ -171,11 +199,9 @@ def outcome(req: Any, res: Any, energy: str | None) -> str:
     if name == "SessionStopReq":
         return "pause" if req.charging_session == "Pause" else "terminate"
     if name == "AuthorizationReq" and code.startswith("WARNING"):
-        return "refused"
+        return "retry" if code in AUTHORIZATION_RETRY else "refused"
     if name == "PowerDeliveryReq":
         progress = str(req.charge_progress)
-        if progress == "ScheduleRenegotiation":
-            return "renegotiation_refused"
         if progress == "Start" and req.ev_processing != "Finished":
             return EV_ONGOING
         return progress.lower()

@@ -342,6 +342,7 @@ def test_wrong_service_parameter_set_and_unoffered_service() -> None:
     z = ready()
     z.authorize()
     z.send(iso20.ServiceDiscoveryReq(header=z.header()))
+    z.send(iso20.ServiceDetailReq(header=z.header(), service_id=2))
     res, _ = z.send(
         iso20.ServiceSelectionReq(
             header=z.header(),
