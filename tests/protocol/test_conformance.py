@@ -309,3 +309,17 @@ def test_renegotiation_before_the_charge_loop_is_a_sequence_error() -> None:
     x.power_delivery("Stop")
     res = x.power_delivery("ScheduleRenegotiation")
     assert res.response_code == "FAILED_SequenceError"
+
+
+def test_largest_possible_request_negotiates_with_the_usable_offer_last() -> None:
+    """19 offers with 100-character namespaces of 4-byte code points and the usable one last:
+    5,829 bytes of EXI, near the largest supportedAppProtocolReq the schema allows (6,299
+    bytes; a pre-session read buffer must hold it)."""
+    big = "\U0010ffff" * 100
+    offers = tuple(_offer(big[:99] + chr(0x41 + i), i + 1, 1) for i in range(19))
+    offers += (_offer(ISO20_DC, 20, 20),)
+    req = sap.supportedAppProtocolReq(app_protocol=offers)
+    assert len(exi_codec.encode(req)) > 5800
+    x = Ev.connect()
+    res, _ = x.send(req)
+    assert res.response_code == "OK_SuccessfulNegotiation" and res.schema_id == 20
