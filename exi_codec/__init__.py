@@ -55,14 +55,16 @@ def schema_module(schema: str) -> ModuleType:
     return mod
 
 
-def decode(data: bytes, schema: str, *, strict: bool = False) -> Any:
+def decode(data: bytes, schema: str, *, strict: bool = False, max_lengths: bool = False) -> Any:
     """Decode an EXI document (the V2GTP payload) of `schema` into its message object.
 
-    Structure, ranges, enumerations and counts are always checked. Length facets (maxLength of
-    strings and binaries) do not change the EXI encoding and real peers exceed them, so they are
-    enforced only with strict=True; lengths are always bounded by the input itself.
+    Structure, ranges, enumerations and counts (maxOccurs) are always checked. Length facets
+    (min/maxLength of strings and binaries) do not change the EXI encoding and real peers
+    exceed them, so they are enforced only with strict=True; lengths are always bounded by
+    the input itself. max_lengths=True enforces the maximum lengths alone: what an untrusted
+    peer must not exceed (memory, logs), while a too short value stays accepted.
     """
-    return _engine.decode(data, schema_module(schema), strict)
+    return _engine.decode(data, schema_module(schema), strict, max_lengths)
 
 
 def encode(msg: Message, *, strict: bool = True) -> bytes:
@@ -81,15 +83,16 @@ def _fragment_table(schema: str, grammar: str) -> tuple[ModuleType, tuple[Any, .
 
 
 def decode_fragment(data: bytes, schema: str, grammar: str = "schema", *,
-                    strict: bool = False) -> tuple[str, Any]:
+                    strict: bool = False, max_lengths: bool = False) -> tuple[str, Any]:
     """Decode an EXI fragment (signed content) -> (element name, value).
 
     grammar="schema": the fragment grammar of the whole schema set (-20 PnC_AReqAuthorizationMode
     and the other signed elements, every -2 fragment); grammar="xmldsig": the xmldsig schema
-    alone, which -20 uses for SignedInfo.
+    alone, which -20 uses for SignedInfo. `strict` and `max_lengths` as for `decode`.
     """
     mod, table = _fragment_table(schema, grammar)
-    return _engine.decode_fragment(data, mod, table, strict)  # type: ignore[no-any-return]
+    return _engine.decode_fragment(  # type: ignore[no-any-return]
+        data, mod, table, strict, max_lengths)
 
 
 def encode_fragment(name: str, value: Any, schema: str, grammar: str = "schema", *,

@@ -225,6 +225,7 @@ cdef class _Reader:
     cdef Py_ssize_t pos
     cdef Py_ssize_t end
     cdef bint strict
+    cdef bint max_lengths  # enforce the maximum lengths only (implied by strict)
     cdef _Tables t
     cdef Path path
     cdef object root_name
@@ -387,11 +388,10 @@ cdef class _Reader:
 
     cdef int check_length(self, long long n, DType* d, long long avail, int fidx,
                           int gid) except -1:
-        if self.strict:
-            if d.max_len >= 0 and n > d.max_len:
-                raise self.error(f"length {n} above maximum {d.max_len}", fidx, gid)
-            if n < d.min_len:
-                raise self.error(f"length {n} below minimum {d.min_len}", fidx, gid)
+        if self.max_lengths and d.max_len >= 0 and n > d.max_len:
+            raise self.error(f"length {n} above maximum {d.max_len}", fidx, gid)
+        if self.strict and n < d.min_len:
+            raise self.error(f"length {n} below minimum {d.min_len}", fidx, gid)
         if n > avail:
             raise self.error(f"length {n} beyond the end of the stream", fidx, gid)
         return 0
@@ -479,7 +479,7 @@ cdef class _Reader:
         return 0
 
 
-cdef _Reader _reader(data, module, bint strict):
+cdef _Reader _reader(data, module, bint strict, bint max_lengths):
     cdef _Reader r = _Reader.__new__(_Reader)
     if not PyBytes_Check(data):
         data = bytes(data)
@@ -488,6 +488,7 @@ cdef _Reader _reader(data, module, bint strict):
     r.end = PyBytes_GET_SIZE(data) * 8
     r.pos = 0
     r.strict = strict
+    r.max_lengths = strict or max_lengths
     r.t = _tables(module)
     r.path.depth = 0
     r.root_name = None
@@ -496,8 +497,8 @@ cdef _Reader _reader(data, module, bint strict):
     return r
 
 
-def decode(data, module, bint strict=False):
-    cdef _Reader r = _reader(data, module, strict)
+def decode(data, module, bint strict=False, bint max_lengths=False):
+    cdef _Reader r = _reader(data, module, strict, max_lengths)
     doc = module.DOCUMENT
     cdef unsigned int code = r.bits(_width(len(doc) + 1))
     if code >= <unsigned int>len(doc):
@@ -511,8 +512,8 @@ def decode(data, module, bint strict=False):
     return msg
 
 
-def decode_fragment(data, module, tuple table, bint strict=False):
-    cdef _Reader r = _reader(data, module, strict)
+def decode_fragment(data, module, tuple table, bint strict=False, bint max_lengths=False):
+    cdef _Reader r = _reader(data, module, strict, max_lengths)
     cdef int n = _width(len(table) + 2)
     cdef unsigned int code = r.bits(n)
     if code >= <unsigned int>len(table) or table[code][2] < 0 or \

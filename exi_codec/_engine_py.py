@@ -35,13 +35,14 @@ def width(n: int) -> int:
 
 
 class Reader:
-    __slots__ = ("data", "pos", "end", "strict")
+    __slots__ = ("data", "pos", "end", "strict", "max_lengths")
 
-    def __init__(self, data: bytes, strict: bool = False) -> None:
+    def __init__(self, data: bytes, strict: bool = False, max_lengths: bool = False) -> None:
         self.data = data
         self.pos = 0
         self.end = len(data) * 8
         self.strict = strict  # also enforce the length facets (EXI's encoding ignores them)
+        self.max_lengths = strict or max_lengths  # enforce the maximum lengths only
 
     def error(self, message: str) -> ExiDecodeError:
         return ExiDecodeError(message, self.pos)
@@ -127,11 +128,10 @@ class Reader:
         raise self.error(f"unsupported datatype {kind}")
 
     def _check_length(self, n: int, dt: tuple[Any, ...], min_bits: int) -> None:
-        if self.strict:
-            if dt[2] is not None and n > dt[2]:
-                raise self.error(f"length {n} above maximum {dt[2]}")
-            if n < dt[1]:
-                raise self.error(f"length {n} below minimum {dt[1]}")
+        if self.max_lengths and dt[2] is not None and n > dt[2]:
+            raise self.error(f"length {n} above maximum {dt[2]}")
+        if self.strict and n < dt[1]:
+            raise self.error(f"length {n} below minimum {dt[1]}")
         if n * min_bits > self.end - self.pos:  # bounds memory by the input, strict or not
             raise self.error(f"length {n} beyond the end of the stream")
 
@@ -375,8 +375,8 @@ def _finish(r: Reader) -> None:
         raise ExiDecodeError("unexpected data after the end of the EXI stream", end_byte * 8)
 
 
-def decode(data: bytes, module: Any, strict: bool = False) -> Any:
-    r = Reader(bytes(data), strict)
+def decode(data: bytes, module: Any, strict: bool = False, max_lengths: bool = False) -> Any:
+    r = Reader(bytes(data), strict, max_lengths)
     if r.bits(8) != EXI_HEADER:
         raise ExiDecodeError("not an EXI stream with the ISO 15118 header 0x80", 0)
     doc = module.DOCUMENT
@@ -414,8 +414,8 @@ def encode(msg: Any, strict: bool = True) -> bytes:
 
 
 def decode_fragment(data: bytes, module: Any, table: tuple[Any, ...],
-                    strict: bool = False) -> tuple[str, Any]:
-    r = Reader(bytes(data), strict)
+                    strict: bool = False, max_lengths: bool = False) -> tuple[str, Any]:
+    r = Reader(bytes(data), strict, max_lengths)
     if r.bits(8) != EXI_HEADER:
         raise ExiDecodeError("not an EXI stream with the ISO 15118 header 0x80", 0)
     n = width(len(table) + 2)

@@ -129,6 +129,11 @@ class SeccConfig:
     # effect MeteringConfirmed.
     pnc_metering_confirmation: bool = False
     max_payload: int = DEFAULT_MAX_PAYLOAD
+    # V2GTP frames discarded without an answer (bad header, type not allowed here, empty):
+    # past either limit without a valid frame in between the connection is closed, so junk
+    # costs bounded work.
+    max_ignored_frames: int = 64
+    max_ignored_bytes: int = 65536
     schedule_provider: ScheduleProvider | None = None
     # Absolute price schedule in ScheduleExchangeRes: optional in the XSD, but the issue asks
     # for it and real EVs (Josev) reject a Scheduled response without any price schedule.
@@ -141,6 +146,9 @@ class SeccConfig:
     bpt_channel: int = 1  # 1 Unified, 2 Separated
     generator_mode: int = 1  # 1 GridFollowing, 2 GridForming
     grid_islanding_detection: int = 1  # AC_BPT: 1 Active, 2 Passive
+    # ServiceDetail MobilityNeedsMode: 1 the EV provides departure time and SOC targets
+    # (Dynamic ScheduleExchangeRes omits them), 2 the SECC provides them too (echoed there).
+    mobility_needs_mode: int = 1
     timeouts: Timeouts = field(default_factory=Timeouts)
 
     def __post_init__(self) -> None:
@@ -157,6 +165,8 @@ class SeccConfig:
             raise ValueError("BPT services need discharge limits (EvseLimits.max_discharge_*)")
         if not self.control_modes:
             raise ValueError("at least one control mode is needed")
+        if self.mobility_needs_mode not in (1, 2):
+            raise ValueError("mobility_needs_mode must be 1 (EV) or 2 (EV and SECC)")
         if not 0 <= self.notification_max_delay <= 65535:
             raise ValueError("notification_max_delay must fit an unsignedShort")
 

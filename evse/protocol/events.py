@@ -9,7 +9,7 @@ Units are SI floats. Sign convention: current and power are negative while the E
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from evse.protocol.limits import EvLimits, EvseLimits
@@ -214,9 +214,13 @@ class MeteringConfirmed:
 
 @dataclass(frozen=True, slots=True)
 class CloseConnection:
-    """Close the TCP/TLS connection `after_s` seconds from now (0: at once)."""
+    """Close the TCP/TLS connection `after_s` seconds from now (0: at once).
+
+    `reason`: why, for the log (informational: not part of equality).
+    """
 
     after_s: float = 0.0
+    reason: str = field(default="", compare=False)
 
 
 Effect = (

@@ -49,7 +49,7 @@ def answer(
 ) -> tuple[supportedAppProtocolRes, str | None]:
     """`negotiate` for an encoded request; anything undecodable fails the negotiation."""
     try:
-        req = exi_codec.decode(payload, "sap")
+        req = exi_codec.decode(payload, "sap", max_lengths=True)
     except exi_codec.ExiDecodeError:
         return failed_response(), None
     if not isinstance(req, supportedAppProtocolReq):

@@ -11,6 +11,11 @@ Every call returns effects to carry out in order (events.py). Time only enters a
 (any monotonic clock); message TimeStamps are `now + epoch_offset` (Unix seconds). Every
 call first runs the timers that are due. Any FAILED response, timeout or lost connection
 ends the session with StopPower and OpenContactors first.
+
+A V2GTP frame with a bad header (version bytes; a type not allowed here: before the
+negotiation all but SAP, after it all but the -20 main streams; an empty payload) is discarded
+without an answer, within a budget (discard.py). Received EXI is decoded with the maximum
+length facets enforced: an over-long field is a schema violation (FAILED, the session ends).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import Any, Protocol
 import exi_codec
 from evse.protocol import events as ev
 from evse.protocol.config import SeccConfig
+from evse.protocol.discard import DiscardBudget
 from evse.protocol.errors import Failed, ProtocolError, SequenceError, UnknownSession
 from evse.protocol.handlers import HANDLERS, Inputs
 from evse.protocol.messages import PAYLOAD_SCHEMAS, REQUESTS, MessageSpec, failed_response
@@ -28,12 +34,14 @@ from evse.protocol.sap import answer
 from evse.protocol.sap import failed_response as sap_failed
 from evse.protocol.session import ZERO_SESSION_ID, ChargerState, Session, SessionStore
 from evse.protocol.states import ENERGY_STATES, TRANSITIONS, State, expected_request, outcome
-from evse.protocol.v2gtp import PayloadType, UnknownPayloadType, V2GTPError, V2GTPReassembler
+from evse.protocol.v2gtp import PayloadType, V2GTPError, V2GTPReassembler
 from evse.protocol.v2gtp import encode_frame as frame
 from exi_codec import ExiDecodeError
 
 _STOPPING = frozenset({State.DC_POWER_OFF, State.DC_WELDING_DETECTION, State.AC_POWER_OFF})
 _TERMINAL = (ev.SessionEnded, ev.CloseConnection)
+_SAP_ONLY = frozenset({PayloadType.SAP})
+_SESSION_TYPES = frozenset(PAYLOAD_SCHEMAS)  # the -20 main streams we implement
 
 
 class RandomSource(Protocol):
@@ -64,7 +72,10 @@ class SeccConnection:
         self._store = session_store if session_store is not None else SessionStore()
         self._rng = rng
         self._epoch_offset = epoch_offset
-        self._reassembler = V2GTPReassembler(max_payload=config.max_payload)
+        self._reassembler = V2GTPReassembler(
+            max_payload=config.max_payload, accepted_types=_SAP_ONLY, discard_invalid=True
+        )
+        self._discards = DiscardBudget(config.max_ignored_frames, config.max_ignored_bytes)
         self._created = now
         self._sequence_deadline: float | None = None
         self._started = False  # SessionStarted was emitted: SessionEnded will be too
@@ -83,9 +94,13 @@ class SeccConnection:
             return effects
         try:
             for item in self._reassembler.frames(data):
-                if isinstance(item, UnknownPayloadType):
-                    continue  # skipped by the reassembler; the stream is still in sync
-                effects += self._on_frame(item.payload_type, item.payload, now)
+                if isinstance(item, V2GTPError):  # discarded: no answer, only counted
+                    reason = self._discards.spend(item)
+                    if reason is not None:
+                        effects += self._end(reason, now, close_after=0.0)
+                else:
+                    self._discards.reset()
+                    effects += self._on_frame(item.payload_type, item.payload, now)
                 if self.closed:
                     break
         except V2GTPError as exc:  # CLOSE: the stream cannot be trusted any more
@@ -142,7 +157,7 @@ class SeccConnection:
         if schema is None:
             return self._unidentified(f"payload type {payload_type:#06x} not supported", now)
         try:
-            msg = exi_codec.decode(payload, schema)
+            msg = exi_codec.decode(payload, schema, max_lengths=True)
         except ExiDecodeError as exc:
             spec = REQUESTS.get(exc.path[0]) if exc.path else None
             if spec is not None and spec.schema == schema:
@@ -162,7 +177,9 @@ class SeccConnection:
         effects: list[ev.Effect] = [ev.SendData(data, deadline=now + t.performance)]
         if namespace is None:
             self.closed = True
-            return effects + [ev.CloseConnection(after_s=t.close_after_session_stop)]
+            close = ev.CloseConnection(t.close_after_session_stop, reason="no protocol negotiated")
+            return effects + [close]
+        self._reassembler.accepted_types = _SESSION_TYPES
         self.protocol = namespace
         self.session = Session(protocol=namespace)
         self._sequence_deadline = now + t.sequence
@@ -307,7 +324,7 @@ class SeccConnection:
         if self._started:
             effects.append(ev.SessionEnded(reason=reason, failed=True))
         if close_after is not None:
-            effects.append(ev.CloseConnection(after_s=close_after))
+            effects.append(ev.CloseConnection(after_s=close_after, reason=reason))
         self.closed = True
         self._sequence_deadline = None
         return effects

@@ -76,6 +76,7 @@ class Session:
     vehicle_binding: bytes | None = None
     # services
     offered_services: tuple[ServiceId, ...] = ()
+    detailed_services: tuple[ServiceId, ...] = ()  # ServiceDetail was requested for these
     service: ServiceId | None = None
     parameter_set_id: int | None = None
     control_mode: ControlMode | None = None

@@ -10,7 +10,8 @@ The first request of each row is the one we "expect" in that state: an unidentif
 message gets a FAILED response of that message set.
 
 SUPPORTED_APP_PROTOCOL has no row: before the negotiation only supportedAppProtocolReq is
-understood (anything else gets supportedAppProtocolRes Failed_NoNegotiation, see secc.py).
+understood (other payload types are discarded; other EXI in a SAP frame gets
+supportedAppProtocolRes Failed_NoNegotiation, see secc.py).
 """
 
 from __future__ import annotations
@@ -28,18 +29,23 @@ class State(StrEnum):
     # authorized with OK_CertificateExpiresSoon: the EV may renew its contract first
     CONTRACT_EXPIRES_SOON = "ContractExpiresSoon"
     SERVICE_DISCOVERY = "ServiceDiscovery"
-    SERVICE_DETAIL = "ServiceDetail"  # ServiceDetail (any number) or ServiceSelection
+    SERVICE_DETAIL = "ServiceDetail"  # after ServiceDiscoveryRes only ServiceDetail may follow
+    SERVICE_SELECTION = "ServiceSelection"  # more ServiceDetail, or ServiceSelection
     DC_CHARGE_PARAMETER_DISCOVERY = "DC_ChargeParameterDiscovery"
     DC_SCHEDULE_EXCHANGE = "DC_ScheduleExchange"
     DC_CABLE_CHECK = "DC_CableCheck"
     DC_PRE_CHARGE = "DC_PreCharge"
     DC_CHARGE_LOOP = "DC_ChargeLoop"
+    DC_RENEGOTIATION = "DC_Renegotiation"  # after PowerDelivery(ScheduleRenegotiation)
+    DC_RENEGOTIATED = "DC_Renegotiated"  # new schedule: PowerDelivery(Start) back to the loop
     DC_POWER_OFF = "DC_PowerOff"  # after PowerDelivery(Stop)
     DC_WELDING_DETECTION = "DC_WeldingDetection"
     AC_CHARGE_PARAMETER_DISCOVERY = "AC_ChargeParameterDiscovery"
     AC_SCHEDULE_EXCHANGE = "AC_ScheduleExchange"
     AC_POWER_DELIVERY = "AC_PowerDelivery"
     AC_CHARGE_LOOP = "AC_ChargeLoop"
+    AC_RENEGOTIATION = "AC_Renegotiation"
+    AC_RENEGOTIATED = "AC_Renegotiated"
     AC_POWER_OFF = "AC_PowerOff"
     ENDED = "Ended"
 
@@ -49,14 +55,33 @@ OK = "ok"
 ONGOING = "ongoing"  # our EVSEProcessing is Ongoing
 EV_ONGOING = "ev_ongoing"  # PowerDelivery(Start) with the EV's EVProcessing Ongoing
 STOP = {"SessionStopReq": {"terminate": S.ENDED, "pause": S.ENDED}}
-# AuthorizationRes codes after which the EV may try again (PnC with the right challenge, EIM,
-# or CertificateInstallation): the session stays in Authorization.
-AUTHORIZATION_RETRY = frozenset({"WARNING_ChallengeInvalid"})
+RENEGOTIATION = "schedulerenegotiation"  # PowerDelivery(ScheduleRenegotiation), EV-initiated
+# AuthorizationRes warnings after which the EV may try again: the session stays in
+# Authorization (another AuthorizationReq - PnC with the right challenge or EIM, an offered
+# service - or a CertificateInstallationReq).
+AUTHORIZATION_RETRY = frozenset({
+    "WARNING_ChallengeInvalid", "WARNING_AuthorizationSelectionInvalid",
+})
 
 
 def _metering(state: State) -> dict[str, dict[str, State]]:
     """MeteringConfirmationReq (PnC): the EV signs a meter reading; the state stays."""
     return {"MeteringConfirmationReq": {OK: state}}
+
+
+def _renegotiation(
+    exchange: State, renegotiated: State, loop: State, power_off: State
+) -> dict[State, dict[str, dict[str, State]]]:
+    """EV-initiated schedule renegotiation: from the charge loop, PowerDelivery
+    (ScheduleRenegotiation) -> ScheduleExchange (repeated while Ongoing) -> PowerDelivery
+    (Start) back to the loop, or (Stop) to end it. The current is at zero meanwhile
+    (contactors stay closed)."""
+    return {
+        exchange: {"ScheduleExchangeReq": {ONGOING: exchange, OK: renegotiated}},
+        renegotiated: {
+            "PowerDeliveryReq": {EV_ONGOING: renegotiated, "start": loop, "stop": power_off}
+        },
+    }
 
 
 TRANSITIONS: dict[State, dict[str, dict[str, State]]] = {
@@ -73,7 +98,7 @@ TRANSITIONS: dict[State, dict[str, dict[str, State]]] = {
             ONGOING: S.AUTHORIZATION,
             OK: S.SERVICE_DISCOVERY,
             "expires_soon": S.CONTRACT_EXPIRES_SOON,
-            "retry": S.AUTHORIZATION,
+            "retry": S.AUTHORIZATION,  # see AUTHORIZATION_RETRY
             "refused": S.AUTHORIZATION_REFUSED,
         },
         # Only when offered (PnC over TLS with a CPS hook); Ongoing while the CPS works.
@@ -89,8 +114,10 @@ TRANSITIONS: dict[State, dict[str, dict[str, State]]] = {
         **STOP,
     },
     S.SERVICE_DISCOVERY: {"ServiceDiscoveryReq": {OK: S.SERVICE_DETAIL}, **STOP},
-    S.SERVICE_DETAIL: {
-        "ServiceDetailReq": {OK: S.SERVICE_DETAIL},
+    # Per the issue: ServiceSelection directly after ServiceDiscovery is a sequence error.
+    S.SERVICE_DETAIL: {"ServiceDetailReq": {OK: S.SERVICE_SELECTION}, **STOP},
+    S.SERVICE_SELECTION: {
+        "ServiceDetailReq": {OK: S.SERVICE_SELECTION},
         "ServiceSelectionReq": {
             "dc": S.DC_CHARGE_PARAMETER_DISCOVERY,
             "ac": S.AC_CHARGE_PARAMETER_DISCOVERY,
@@ -122,10 +149,11 @@ TRANSITIONS: dict[State, dict[str, dict[str, State]]] = {
             "standby": S.DC_CHARGE_LOOP,
             "start": S.DC_CHARGE_LOOP,  # leaving standby
             EV_ONGOING: S.DC_CHARGE_LOOP,
-            "renegotiation_refused": S.DC_CHARGE_LOOP,
+            RENEGOTIATION: S.DC_RENEGOTIATION,
         },
         **_metering(S.DC_CHARGE_LOOP),
     },
+    **_renegotiation(S.DC_RENEGOTIATION, S.DC_RENEGOTIATED, S.DC_CHARGE_LOOP, S.DC_POWER_OFF),
     S.DC_POWER_OFF: {
         "DC_WeldingDetectionReq": {OK: S.DC_WELDING_DETECTION},
         **_metering(S.DC_POWER_OFF),
@@ -152,10 +180,11 @@ TRANSITIONS: dict[State, dict[str, dict[str, State]]] = {
             "standby": S.AC_CHARGE_LOOP,
             "start": S.AC_CHARGE_LOOP,
             EV_ONGOING: S.AC_CHARGE_LOOP,
-            "renegotiation_refused": S.AC_CHARGE_LOOP,
+            RENEGOTIATION: S.AC_RENEGOTIATION,
         },
         **_metering(S.AC_CHARGE_LOOP),
     },
+    **_renegotiation(S.AC_RENEGOTIATION, S.AC_RENEGOTIATED, S.AC_CHARGE_LOOP, S.AC_POWER_OFF),
     S.AC_POWER_OFF: {**STOP, **_metering(S.AC_POWER_OFF)},
     S.ENDED: {},
 }
@@ -191,8 +220,6 @@ def outcome(req: Any, res: Any, energy: str | None) -> str:
         return "expires_soon"
     if name == "PowerDeliveryReq":
         progress = str(req.charge_progress)
-        if progress == "ScheduleRenegotiation":
-            return "renegotiation_refused"
         if progress == "Start" and req.ev_processing != "Finished":
             return EV_ONGOING
         return progress.lower()

@@ -15,6 +15,11 @@ error says which through its `action`:
 - ``Action.IGNORE``: the frame was dropped but the stream is still in sync (an unknown payload
   type whose length is acceptable is skipped); the session may carry on or close.
 
+`V2GTPReassembler(discard_invalid=True)` (what the SECC uses) also discards, without an answer,
+a frame with wrong version bytes (its declared length is still bounded by `max_payload`, so
+the stream stays in sync) and a frame with an empty payload. Only a declared length above
+`max_payload` still closes: skipping it would mean reading up to 4 GiB of junk.
+
 UDP datagrams are never answered when bad, so `decode_datagram()` errors are all IGNORE.
 """
 
@@ -24,7 +29,7 @@ import struct
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
-from typing import ClassVar
+from typing import ClassVar, NoReturn
 
 PROTOCOL_VERSION = 0x01
 INVERSE_PROTOCOL_VERSION = 0xFE
@@ -81,6 +86,7 @@ class V2GTPError(Exception):
     def __init__(self, message: str, *, action: Action | None = None) -> None:
         super().__init__(message)
         self.action: Action = action if action is not None else self.default_action
+        self.skipped = 0  # bytes of the discarded frame (header + payload) after IGNORE
 
 
 class InvalidVersion(V2GTPError):
@@ -99,6 +105,12 @@ class UnknownPayloadType(V2GTPError):
     def __init__(self, message: str, payload_type: int, *, action: Action | None = None) -> None:
         super().__init__(message, action=action)
         self.payload_type = payload_type
+
+
+class EmptyPayload(V2GTPError):
+    """A frame of an accepted type with payload length 0: nothing to decode, discard it."""
+
+    default_action: ClassVar[Action] = Action.IGNORE
 
 
 class TruncatedDatagram(V2GTPError):
@@ -188,11 +200,14 @@ class V2GTPReassembler:
         *,
         max_payload: int = DEFAULT_MAX_PAYLOAD,
         accepted_types: Collection[int] = STREAM_PAYLOAD_TYPES,
+        discard_invalid: bool = False,
     ) -> None:
         if not 0 <= max_payload <= MAX_LENGTH_FIELD:
             raise ValueError("max_payload must fit a u32 length field")
         self.max_payload = max_payload
+        # May be replaced between frames (the SECC narrows it once the protocol is agreed).
         self.accepted_types = frozenset(accepted_types)
+        self.discard_invalid = discard_invalid
         self._buffer = bytearray()
         self._skip = 0  # payload bytes of an ignored frame still to discard
         self._error: V2GTPError | None = None
@@ -230,24 +245,33 @@ class V2GTPReassembler:
         """
         if self._error is not None:
             raise self._error
-        if len(self._buffer) < HEADER_SIZE:
+        buffer = self._buffer
+        if len(buffer) < HEADER_SIZE:
             return None
         try:
             payload_type, length = parse_header(
-                self._buffer, max_payload=self.max_payload, accepted_types=self.accepted_types
+                buffer, max_payload=self.max_payload, accepted_types=self.accepted_types
             )
-        except V2GTPError as exc:
-            self._error = exc
-            self._buffer.clear()
+        except InvalidVersion as exc:
+            length = HEADER.unpack_from(buffer)[3]
+            if not self.discard_invalid or length > self.max_payload:
+                self._die(exc)
+            exc.skipped = self._discard(length)
+            exc.action = Action.IGNORE
             raise
+        except V2GTPError as exc:
+            self._die(exc)
         if payload_type is None:
-            raw_type = HEADER.unpack_from(self._buffer)[2]
-            dropped = min(length, len(self._buffer) - HEADER_SIZE)
-            del self._buffer[: HEADER_SIZE + dropped]
-            self._skip = length - dropped
-            raise UnknownPayloadType(
+            raw_type = HEADER.unpack_from(buffer)[2]
+            unknown = UnknownPayloadType(
                 f"payload type {raw_type:#06x} not accepted; {length} bytes skipped", raw_type
             )
+            unknown.skipped = self._discard(length)
+            raise unknown
+        if length == 0 and self.discard_invalid:
+            empty = EmptyPayload(f"empty payload of type {payload_type:#06x}")
+            empty.skipped = self._discard(0)
+            raise empty
         end = HEADER_SIZE + length
         if len(self._buffer) < end:
             return None
@@ -255,13 +279,26 @@ class V2GTPReassembler:
         del self._buffer[:end]
         return Frame(payload_type, payload)
 
-    def frames(self, data: bytes | bytearray | memoryview) -> Iterator[Frame | UnknownPayloadType]:
+    def _die(self, exc: V2GTPError) -> NoReturn:
+        self._error = exc
+        self._buffer.clear()
+        raise exc
+
+    def _discard(self, length: int) -> int:
+        """Drop the frame at the head of the buffer (its payload may still be on the way);
+        return its size."""
+        dropped = min(length, len(self._buffer) - HEADER_SIZE)
+        del self._buffer[: HEADER_SIZE + dropped]
+        self._skip = length - dropped
+        return HEADER_SIZE + length
+
+    def frames(self, data: bytes | bytearray | memoryview) -> Iterator[Frame | V2GTPError]:
         """Feed a chunk of any size; yield each frame it completes, in order.
 
         Memory stays bounded whatever the chunk size: the chunk is fed `room` bytes at a time
-        and frames are handed out as they complete. Skipped frames are yielded as their
-        `UnknownPayloadType` (IGNORE) error instead of raised, so the loop carries on; CLOSE
-        errors are raised.
+        and frames are handed out as they complete. Discarded frames are yielded as their
+        IGNORE error (`UnknownPayloadType`; with `discard_invalid` also `InvalidVersion` and
+        `EmptyPayload`) instead of raised, so the loop carries on; CLOSE errors are raised.
         """
         view = memoryview(data)
         while True:
@@ -269,7 +306,9 @@ class V2GTPReassembler:
             while True:
                 try:
                     frame = self.next_frame()
-                except UnknownPayloadType as exc:
+                except V2GTPError as exc:
+                    if exc.action is not Action.IGNORE:
+                        raise
                     yield exc
                     continue
                 if frame is None:

@@ -42,7 +42,6 @@ from typing import Any
 from evse.protocol.v2gtp import (
     DEFAULT_MAX_PAYLOAD,
     Frame,
-    UnknownPayloadType,
     V2GTPError,
     V2GTPReassembler,
 )
@@ -84,6 +83,7 @@ class EvState(StrEnum):
     CABLE_CHECK = "CableCheck"
     PRE_CHARGE = "PreCharge"
     POWER_DELIVERY_START = "PowerDeliveryStart"
+    SCHEDULE_RENEGOTIATION = "ScheduleRenegotiation"  # PowerDelivery(ScheduleRenegotiation)
     CHARGE_LOOP = "ChargeLoop"
     POWER_DELIVERY_STOP = "PowerDeliveryStop"
     WELDING_DETECTION = "WeldingDetection"
@@ -235,6 +235,8 @@ class Evcc(EvRequests):
         self._schedule_received_at = 0.0
         self._channel: str | None = None  # BPT_ChannelSelection in force (Separated channel)
         self._channel_switch = False
+        self.renegotiations = 0  # EV-initiated schedule renegotiations completed
+        self._renegotiating = False
         self.pnc: PncState | None = None  # Plug & Charge (scenario.authorization == "PnC")
         if scenario.authorization == "PnC":
             self.pnc = PncState.of(scenario.pnc or PncCredentials())
@@ -275,7 +277,7 @@ class Evcc(EvRequests):
             return []
         try:
             for item in self._reasm.frames(data):
-                if isinstance(item, UnknownPayloadType):
+                if isinstance(item, V2GTPError):
                     self.warnings.append(f"ignored V2GTP frame: {item}")
                     continue
                 self._on_frame(item, now)
@@ -786,7 +788,11 @@ class Evcc(EvRequests):
             )
         elif msg.dynamic_se_res_control_mode is None:
             raise EvccAbort("Dynamic mode, but ScheduleExchangeRes has no Dynamic_SEResControlMode")
-        if self.scenario.service.is_dc:
+        if self._renegotiating:  # contactors still closed: straight back to PowerDelivery
+            self._renegotiating = False
+            self.renegotiations += 1
+            self._start_power_delivery(now)
+        elif self.scenario.service.is_dc:
             self._begin_phase(now, EvState.CABLE_CHECK, self._req_cable_check)
         else:
             self._start_power_delivery(now)
@@ -821,6 +827,13 @@ class Evcc(EvRequests):
         self._send(self._req_power_delivery(now, "Start"), now, EvState.POWER_DELIVERY_START)
 
     def _on_PowerDeliveryRes(self, msg: Any, now: float) -> None:  # noqa: N802
+        if self.state is EvState.SCHEDULE_RENEGOTIATION:
+            if str(msg.response_code).startswith("WARNING"):  # refused: keep the old schedule
+                self._loop_later(now)
+                return
+            self._renegotiating = True
+            self._begin_phase(now, EvState.SCHEDULE_EXCHANGE, self._req_schedule_exchange)
+            return
         if self.state is EvState.POWER_DELIVERY_START:
             if self._channel_switch:  # BPT channel re-selected inside the charge loop
                 self._channel_switch = False
@@ -930,6 +943,11 @@ class Evcc(EvRequests):
     def _after_loop(self, now: float) -> None:
         self.loops += 1
         reason = self._loop_stop_reason()
+        renegotiate = self.scenario.renegotiate_after_loops
+        if reason is None and renegotiate is not None and self.loops == renegotiate:
+            self._send(self._req_power_delivery(now, "ScheduleRenegotiation"), now,
+                       EvState.SCHEDULE_RENEGOTIATION)
+            return
         if reason is None:
             if self._wants_metering_confirmation():
                 self._send(self._req_metering_confirmation(now), now, EvState.CHARGE_LOOP)

@@ -180,6 +180,9 @@ class ScenarioConfig:
     pause_after_loops: int | None = None
     pause_duration: float = 0.2  # real seconds between the two TCP connections
     resume_via_authorization: bool = False  # after OK_OldSessionJoined: Auth first, not CPD
+    # EV-initiated schedule renegotiation after this many loops: PowerDelivery
+    # (ScheduleRenegotiation), ScheduleExchange, PowerDelivery(Start), back to the loop.
+    renegotiate_after_loops: int | None = None
     # EV-initiated stop.
     stop_after_loops: int | None = None
     termination_code: str | None = None
@@ -290,6 +293,14 @@ def _scenarios() -> dict[str, ScenarioConfig]:
         "the old SessionID (expects OK_OldSessionJoined), straight to ChargeParameterDiscovery",
         max_loops=8,
         pause_after_loops=4,
+    ))
+    add(ScenarioConfig(
+        name="dc_renegotiation",
+        service=EnergyService.DC,
+        description="DC charge; after 3 loops the EV renegotiates the schedule "
+        "(PowerDelivery ScheduleRenegotiation, ScheduleExchange, PowerDelivery Start)",
+        max_loops=8,
+        renegotiate_after_loops=3,
     ))
     add(ScenarioConfig(
         name="ev_stop",

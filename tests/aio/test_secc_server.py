@@ -79,6 +79,8 @@ async def test_every_scenario_over_tcp(name: str) -> None:
         assert sessions[-1].failed is (name == "emergency_stop")
         if name == "pause_resume":
             assert [s.paused for s in sessions] == [True, False] and sessions[1].resumed
+        if name == "dc_renegotiation":  # EV-initiated: a second ScheduleExchange mid-session
+            assert report.request_sequence.count("ScheduleExchangeReq") == 2
         assert report.energy_charged_wh > 0
         if fast_scenario(name).expect_discharge:
             assert report.energy_discharged_wh > 0

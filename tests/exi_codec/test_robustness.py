@@ -543,6 +543,42 @@ def test_length_facets_only_when_strict(codec: ModuleType) -> None:
         assert info.value.path[0] == "SessionSetupReq"
 
 
+def test_max_lengths_enforces_the_upper_bounds_only(codec: ModuleType) -> None:
+    """max_lengths=True: an over-long string or binary (60,000 characters, 1,000 bytes) is a
+    decode error, a too short one is still accepted (what the SECC needs on its input)."""
+    for msg, field in (
+        (_setup_req(evccid="X" * 60_000), "EVCCID"),
+        (_setup_req(header=_header(session_id=bytes(1000))), "SessionID"),
+    ):
+        data = codec.encode(msg, strict=False)
+        assert codec.decode(data, "iso20") == msg  # the default stays lenient
+        with pytest.raises(codec.ExiDecodeError) as info:
+            codec.decode(data, "iso20", max_lengths=True)
+        check_error(info.value, data)
+        assert info.value.path[0] == "SessionSetupReq" and info.value.path[-1] == field
+    at_limit = _setup_req(evccid="X" * 255, header=_header(session_id=bytes(7)))
+    data = codec.encode(at_limit, strict=False)
+    assert codec.decode(data, "iso20", max_lengths=True) == at_limit
+    with pytest.raises(codec.ExiDecodeError):
+        codec.decode(data, "iso20", strict=True)  # strict also enforces the minimum
+    empty = _setup_req(evccid="")
+    assert codec.decode(codec.encode(empty), "iso20", max_lengths=True) == empty
+
+
+def test_max_lengths_applies_to_fragments(codec: ModuleType) -> None:
+    from exi_codec.schemas import iso20
+
+    mode = iso20.PnC_AReqAuthorizationModeType(
+        id="id1", gen_challenge=bytes(1000),
+        contract_certificate_chain=iso20.ContractCertificateChainType(
+            certificate=b"c", sub_certificates=iso20.SubCertificatesType(certificate=(b"s",))))
+    data = codec.encode_fragment("PnC_AReqAuthorizationMode", mode, "iso20", strict=False)
+    assert codec.decode_fragment(data, "iso20")[1] == mode
+    with pytest.raises(codec.ExiDecodeError) as info:
+        codec.decode_fragment(data, "iso20", max_lengths=True)
+    assert info.value.path[-1] == "GenChallenge"
+
+
 def test_missing_required_element(codec: ModuleType) -> None:
     """A missing element is named: in the path when only one element can come next, in the
     message when it is a choice."""

@@ -261,7 +261,7 @@ def test_service_detail_ac_bpt_from_a_real_request() -> None:
     )
     params = {x.name: x.int_value for x in res.service_parameter_list.parameter_set[0].parameter}
     assert params["EVSENominalVoltage"] == 230 and params["BPTChannel"] == 1
-    assert params["GeneratorMode"] == 1 and "GridCodeIslandingDetectionMethod" in params
+    assert params["GeneratorMode"] == 1 and params["DetectionMethod_GridCodeIslanding"] == 1
     with pytest.raises(errors.ServiceIDInvalid):
         HANDLERS["ServiceDetailReq"](req, session(offered_services=(ServiceId.DC,)), inputs())
 
@@ -274,25 +274,35 @@ def test_service_detail_ac_bpt_from_a_real_request() -> None:
     ],
 )
 def test_service_selection(vid: str, service: ServiceId, protocol: str) -> None:
-    s = session(protocol=protocol, offered_services=(service,))
+    s = session(protocol=protocol, offered_services=(service,), detailed_services=(service,))
     res, effects = call(vector(vid), s, inputs(config(limits=AC_LIMITS)))
     assert res.response_code == "OK" and s.service == service
     assert s.control_mode == SCHEDULED
     assert effects == [ev.EnergyServiceSelected(int(service), 1, service == ServiceId.AC_BPT)]
     with pytest.raises(errors.ServiceSelectionInvalid):
         HANDLERS["ServiceSelectionReq"](vector(vid), session(offered_services=()), inputs())
+    with pytest.raises(errors.ServiceSelectionInvalid, match="no ServiceDetail"):
+        HANDLERS["ServiceSelectionReq"](vector(vid), session(offered_services=(service,)),
+                                        inputs(config(limits=AC_LIMITS)))
 
 
 # -- ScheduleExchange ------------------------------------------------------------------------
 
 
 def test_schedule_exchange_dynamic_from_a_real_request() -> None:
+    """The SECC states departure time and SOC targets only when it provides mobility needs
+    (MobilityNeedsMode 2); when the EV provides them (1, the default) they are left out."""
     req = vector("iso20-ScheduleExchangeReq-002")
     s = dc_session(ServiceId.DC_BPT, DYNAMIC)
     res, _ = call(req, s, inputs())
     mode = res.dynamic_se_res_control_mode
+    assert (mode.departure_time, mode.minimum_soc, mode.target_soc) == (None, None, None)
+    assert s.departure_at == 100.0 + 7200 and (s.minimum_soc, s.target_soc) == (30, 80)
+    assert s.schedules is not None
+    s = dc_session(ServiceId.DC_BPT, DYNAMIC)
+    res, _ = call(req, s, inputs(config(mobility_needs_mode=2)))
+    mode = res.dynamic_se_res_control_mode
     assert (mode.departure_time, mode.minimum_soc, mode.target_soc) == (7200, 30, 80)
-    assert s.departure_at == 100.0 + 7200 and s.schedules is not None
     assert keys(res) == keys(vector("iso20-ScheduleExchangeRes-003"))
 
 
@@ -360,8 +370,11 @@ def test_power_delivery_stop_standby_and_channel() -> None:
     assert effects == [] and not s.standby  # contactors are still closed
     _, effects = call(start.replace(charge_progress="Stop"), s, inputs())
     assert effects == [ev.StopPower(), ev.OpenContactors()] and not s.energy_flowing
-    res, _ = call(start.replace(charge_progress="ScheduleRenegotiation"), s, inputs())
-    assert res.response_code == "WARNING_ScheduleRenegotiationFailed"
+    call(start, s, inputs())
+    res, effects = call(start.replace(charge_progress="ScheduleRenegotiation"), s, inputs())
+    assert res.response_code == "OK" and effects == [ev.StopPower()] and s.standby
+    _, effects = call(start, s, inputs())
+    assert effects == [] and not s.standby and s.energy_flowing  # contactors stayed closed
 
 
 # -- DC --------------------------------------------------------------------------------------

@@ -92,11 +92,11 @@ def test_pnc_is_not_offered_over_plain_tcp(pki: PncPki) -> None:
     assert res.authorization_services == ("EIM",)
     assert res.pnc_as_res_authorization_mode is None
     assert res.eim_as_res_authorization_mode is not None
-    # The EV asks for PnC anyway: refused, nothing authorized, only SessionStop is left.
+    # The EV asks for PnC anyway: refused, nothing authorized; it may choose again.
     res, _ = x.send(authorization_req(pki.contract, bytes(16), x.header()))
     assert (res.response_code, res.evse_processing) == (
         "WARNING_AuthorizationSelectionInvalid", "Finished")
-    assert x.conn.state == State.AUTHORIZATION_REFUSED
+    assert x.conn.state == State.AUTHORIZATION
     nothing_authorized(x)
 
 

@@ -66,6 +66,31 @@ def test_expected_request_is_the_first_of_the_row() -> None:
     assert expected_request(State.ENDED) is None
 
 
+@pytest.mark.parametrize(
+    ("state", "requests"),
+    [
+        (State.SERVICE_DETAIL, {"ServiceDetailReq", "SessionStopReq"}),  # no ServiceSelection
+        (State.SERVICE_SELECTION, {"ServiceDetailReq", "ServiceSelectionReq", "SessionStopReq"}),
+        (State.DC_RENEGOTIATION, {"ScheduleExchangeReq"}),
+        (State.DC_RENEGOTIATED, {"PowerDeliveryReq"}),
+        (State.AC_RENEGOTIATION, {"ScheduleExchangeReq"}),
+        (State.AC_RENEGOTIATED, {"PowerDeliveryReq"}),
+    ],
+)
+def test_service_and_renegotiation_rows(state: State, requests: set[str]) -> None:
+    assert set(TRANSITIONS[state]) == requests
+
+
+def test_renegotiation_and_authorization_retry_outcomes() -> None:
+    assert TRANSITIONS[State.DC_CHARGE_LOOP]["PowerDeliveryReq"]["schedulerenegotiation"] == (
+        State.DC_RENEGOTIATION)
+    assert TRANSITIONS[State.AC_CHARGE_LOOP]["PowerDeliveryReq"]["schedulerenegotiation"] == (
+        State.AC_RENEGOTIATION)
+    assert TRANSITIONS[State.AUTHORIZATION]["AuthorizationReq"]["retry"] == State.AUTHORIZATION
+    for row in (State.DC_PRE_CHARGE, State.AC_POWER_DELIVERY, State.DC_RENEGOTIATED):
+        assert "schedulerenegotiation" not in TRANSITIONS[row]["PowerDeliveryReq"]
+
+
 @pytest.mark.parametrize("state", SESSION_STATES)
 @pytest.mark.parametrize("name", REQUEST_NAMES)
 def test_every_state_request_pair(state: State, name: str) -> None:

@@ -9,6 +9,7 @@ from evse.protocol.v2gtp import (
     STREAM_PAYLOAD_TYPES,
     Action,
     BufferFull,
+    EmptyPayload,
     Frame,
     InvalidVersion,
     PayloadTooLarge,
@@ -131,6 +132,45 @@ def test_invalid_version_closes_and_stays_dead(head: bytes) -> None:
         r.next_frame()
 
 
+@pytest.mark.parametrize("head", [b"\x02\xfd", b"\x01\xff", b"\x00\xff", b"\x01\x01"])
+def test_discard_invalid_skips_a_bad_version_by_its_length(head: bytes) -> None:
+    r = V2GTPReassembler(discard_invalid=True)
+    bad = head + struct.pack(">HI", PayloadType.DC, 5) + b"xxxxx"
+    out = list(r.frames(bad[:11]))  # payload split: the rest is skipped on arrival
+    assert len(out) == 1 and isinstance(out[0], InvalidVersion)
+    assert out[0].action is Action.IGNORE and out[0].skipped == 13
+    assert list(r.frames(bad[11:] + encode_frame(PayloadType.DC, b"ok"))) == [
+        Frame(PayloadType.DC, b"ok")
+    ]
+
+
+def test_discard_invalid_still_closes_on_an_oversized_bad_version() -> None:
+    r = V2GTPReassembler(max_payload=100, discard_invalid=True)
+    with pytest.raises(InvalidVersion) as info:
+        list(r.frames(b"\x02\xfd" + struct.pack(">HI", PayloadType.DC, 101)))
+    assert info.value.action is Action.CLOSE and r.room == 0
+
+
+def test_discard_invalid_drops_empty_payloads() -> None:
+    r = V2GTPReassembler(discard_invalid=True)
+    out = list(r.frames(encode_frame(PayloadType.DC, b"") + encode_frame(PayloadType.AC, b"a")))
+    assert isinstance(out[0], EmptyPayload) and out[0].skipped == HEADER_SIZE
+    assert out[1] == Frame(PayloadType.AC, b"a")
+
+
+def test_accepted_types_may_change_between_frames() -> None:
+    r = V2GTPReassembler(accepted_types={PayloadType.SAP})
+    stream = encode_frame(PayloadType.DC, b"1") + encode_frame(PayloadType.SAP, b"2")
+    stream += encode_frame(PayloadType.DC, b"3") + encode_frame(PayloadType.SAP, b"4")
+    got = []
+    for item in r.frames(stream):
+        got.append(item if isinstance(item, Frame) else type(item).__name__)
+        if item == Frame(PayloadType.SAP, b"2"):
+            r.accepted_types = frozenset({PayloadType.DC})
+    assert got == ["UnknownPayloadType", Frame(PayloadType.SAP, b"2"),
+                   Frame(PayloadType.DC, b"3"), "UnknownPayloadType"]
+
+
 def test_payload_too_large_is_detected_from_the_header_alone() -> None:
     r = V2GTPReassembler(max_payload=100)
     r.feed(encode_frame(PayloadType.DC, bytes(101))[:HEADER_SIZE])
@@ -244,3 +284,16 @@ def test_bad_datagrams_are_all_ignored(datagram: bytes, error: type[V2GTPError])
     with pytest.raises(error) as info:
         decode_datagram(datagram)
     assert info.value.action is Action.IGNORE
+
+
+@given(st.binary(max_size=600))
+def test_garbage_with_discard_invalid_stays_bounded(data: bytes) -> None:
+    r = V2GTPReassembler(max_payload=64, discard_invalid=True)
+    try:
+        for item in r.frames(data):
+            assert r.buffered <= HEADER_SIZE + 64
+            if isinstance(item, V2GTPError):
+                assert item.action is Action.IGNORE and item.skipped >= HEADER_SIZE
+    except V2GTPError as exc:
+        assert isinstance(exc, PayloadTooLarge | InvalidVersion) and exc.action is Action.CLOSE
+    assert r.buffered <= HEADER_SIZE + 64

@@ -334,3 +334,25 @@ def test_authorization_denied_fails() -> None:
     assert isinstance(run.effect, Failed)
     assert run.effect.reason.startswith("authorization refused: WARNING_")
     assert run.report.request_sequence[-1] == "AuthorizationReq"
+
+
+@pytest.mark.parametrize(
+    ("name", "loop"),
+    [("dc_renegotiation", "DC_ChargeLoopReq"), ("ac", "AC_ChargeLoopReq"),
+     ("dc_dynamic", "DC_ChargeLoopReq")],
+)
+def test_ev_initiated_schedule_renegotiation(name: str, loop: str) -> None:
+    run = back_to_back(scenario(name, renegotiate_after_loops=3, max_loops=8))
+    assert isinstance(run.effect, Finished), run.effect
+    assert run.report.success and run.ended[-1].failed is False
+    seq = secc_requests(run)
+    i = seq.index("ScheduleExchangeReq", seq.index(loop))  # the second ScheduleExchange
+    assert seq[i - 1] == "PowerDeliveryReq" and seq[i - 2] == loop
+    assert seq[i + 1] == "PowerDeliveryReq" and seq[i + 2] == loop
+    assert seq.count(loop) == 8
+    # The contactors closed once and stayed closed while the loop went on: renegotiation
+    # only took the current away.
+    kinds = [type(e).__name__ for e in run.secc_effects]
+    assert kinds.count("CloseContactors") == 1
+    last_target = len(kinds) - 1 - kinds[::-1].index("SetPowerTarget")
+    assert kinds.index("OpenContactors") > last_target

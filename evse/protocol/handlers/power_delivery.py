@@ -1,5 +1,6 @@
 """PowerDelivery: Start (close contactors, energy may flow), Stop (power off, open),
-Standby (current to zero, contactors stay closed), ScheduleRenegotiation (refused)."""
+Standby (current to zero, contactors stay closed), ScheduleRenegotiation (current to zero,
+contactors stay closed, a new ScheduleExchange follows, then Start resumes the loop)."""
 
 from __future__ import annotations
 
@@ -45,13 +46,10 @@ def handle_power_delivery(req: PowerDeliveryReq, session: Session, inputs: Input
         session.energy_flowing = False
         session.standby = False
         effects = [StopPower(), OpenContactors()]
-    elif progress == "Standby":
+    else:  # Standby or ScheduleRenegotiation: no energy until the next Start
         if session.energy_flowing and not session.standby:
             session.standby = True
             effects = [StopPower()]
-        status = evse_status(iso20, session, inputs)
-    else:  # ScheduleRenegotiation: not supported, the EV carries on with the old schedule
-        code = "WARNING_ScheduleRenegotiationFailed"
         status = evse_status(iso20, session, inputs)
     res = PowerDeliveryRes(
         header=res_header(iso20, session, inputs),

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from evse.protocol.config import ControlMode
+from evse.protocol.config import ControlMode, SeccConfig
 from evse.protocol.errors import Failed
 from evse.protocol.handlers.common import HandlerResult, Inputs, rational, res_header
 from evse.protocol.schedules import (
@@ -92,6 +92,19 @@ def _scheduled(schedules: Schedules, bpt: bool, anchor: int, points: int, price:
     return iso20.Scheduled_SEResControlModeType(schedule_tuple=(tuple_,))
 
 
+def _dynamic(session: Session, config: SeccConfig, departure: int | None, price: Any) -> Any:
+    """Departure time and SOC targets only when the SECC provides mobility needs (mode 2);
+    with the EV providing them (mode 1) they are the EV's to state, not ours to echo."""
+    if config.mobility_needs_mode == 1:
+        return iso20.Dynamic_SEResControlModeType(absolute_price_schedule=price)
+    return iso20.Dynamic_SEResControlModeType(
+        departure_time=departure,
+        minimum_soc=session.minimum_soc,
+        target_soc=session.target_soc,
+        absolute_price_schedule=price,
+    )
+
+
 def _request(req: ScheduleExchangeReq, ev_mode: Any, session: Session, inputs: Inputs,
              scheduled: bool) -> ScheduleRequest:
     target_soc = session.target_soc
@@ -171,12 +184,7 @@ def handle_schedule_exchange(
         }
     else:
         mode = {
-            "dynamic_se_res_control_mode": iso20.Dynamic_SEResControlModeType(
-                departure_time=departure,
-                minimum_soc=session.minimum_soc,
-                target_soc=session.target_soc,
-                absolute_price_schedule=price,
-            )
+            "dynamic_se_res_control_mode": _dynamic(session, config, departure, price)
         }
     res = ScheduleExchangeRes(
         header=hdr,

@@ -2,8 +2,12 @@
 
 Parameter sets: one per configured control mode, numbered by the ControlMode value
 (1 Scheduled, 2 Dynamic). Parameter names and values as in -20 ServiceDetail:
-Connector, ControlMode, EVSENominalVoltage (AC), MobilityNeedsMode (1 = provided by the EV),
-Pricing (0 none, 1 absolute), BPTChannel, GeneratorMode, GridCodeIslandingDetectionMethod (AC_BPT).
+Connector, ControlMode, EVSENominalVoltage (AC), MobilityNeedsMode (1 provided by the EV, 2 by
+the EV and the SECC), Pricing (0 none, 1 absolute), BPTChannel, GeneratorMode,
+DetectionMethod_GridCodeIslanding (AC_BPT).
+
+ServiceSelection must name a service whose ServiceDetail the EV asked for (the state table
+already requires at least one ServiceDetail after ServiceDiscovery).
 """
 
 from __future__ import annotations
@@ -40,13 +44,13 @@ def parameter_sets(config: SeccConfig, service: ServiceId) -> dict[int, dict[str
         else:
             params["Connector"] = config.dc_connector
             params["ControlMode"] = int(mode)
-        params["MobilityNeedsMode"] = 1
+        params["MobilityNeedsMode"] = config.mobility_needs_mode
         params["Pricing"] = 1 if config.pricing else 0
         if service in BPT_SERVICES:
             params["BPTChannel"] = config.bpt_channel
             params["GeneratorMode"] = config.generator_mode
             if service == ServiceId.AC_BPT:
-                params["GridCodeIslandingDetectionMethod"] = config.grid_islanding_detection
+                params["DetectionMethod_GridCodeIslanding"] = config.grid_islanding_detection
         sets[int(mode)] = params
     return sets
 
@@ -78,6 +82,8 @@ def handle_service_detail(req: ServiceDetailReq, session: Session, inputs: Input
     if req.service_id not in session.offered_services:
         raise ServiceIDInvalid(f"service {req.service_id} was not offered")
     service = ServiceId(req.service_id)
+    if service not in session.detailed_services:
+        session.detailed_services += (service,)
     sets = tuple(
         iso20.ParameterSetType(
             parameter_set_id=set_id,
@@ -103,6 +109,8 @@ def handle_service_selection(
     if selected.service_id not in session.offered_services:
         raise ServiceSelectionInvalid(f"service {selected.service_id} was not offered")
     service = ServiceId(selected.service_id)
+    if service not in session.detailed_services:
+        raise ServiceSelectionInvalid(f"no ServiceDetail was requested for service {service}")
     if selected.parameter_set_id not in parameter_sets(inputs.config, service):
         raise ServiceSelectionInvalid(f"no parameter set {selected.parameter_set_id}")
     if req.selected_vas_list is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from evse.protocol.config import ControlMode
 from evse.protocol.errors import NoServiceRenegotiationSupported, PauseNotAllowed
 from evse.protocol.events import (
     CloseConnection,
@@ -69,6 +70,9 @@ def handle_session_stop(req: SessionStopReq, session: Session, inputs: Inputs) -
     pause = choice == "Pause"
     if pause and session.service is None:
         raise PauseNotAllowed("nothing to resume: no service selected yet")
+    dynamic = session.control_mode == ControlMode.DYNAMIC
+    if pause and dynamic and inputs.charger.pause_reason is None:
+        raise PauseNotAllowed("in Dynamic mode only the SECC may initiate a pause")
     reason = "EV paused the session" if pause else "EV terminated the session"
     if req.ev_termination_code:
         reason += f" ({req.ev_termination_code}: {req.ev_termination_explanation or ''})"
@@ -77,7 +81,7 @@ def handle_session_stop(req: SessionStopReq, session: Session, inputs: Inputs) -
         StopPower(),
         OpenContactors(),
         SessionEnded(reason=reason, failed=False, paused=pause),
-        CloseConnection(after_s=inputs.config.timeouts.close_after_session_stop),
+        CloseConnection(inputs.config.timeouts.close_after_session_stop, reason=reason),
     ]
     return SessionStopRes(
         header=res_header(iso20, session, inputs), response_code=iso20.responseCodeType.OK
