@@ -414,6 +414,8 @@ class _Connection(asyncio.Protocol):
                 pending += self._authorize(effect)
             elif isinstance(effect, ev.MeteringConfirmed):
                 self._metering_confirmed(effect)
+            elif isinstance(effect, ev.ReportWarning):
+                log.warning("connector %s: %s: %s", connector.id, effect.code, effect.message)
             else:
                 if isinstance(effect, ev.SessionStarted):
                     self._start_summary(effect)

@@ -223,6 +223,15 @@ class CloseConnection:
     reason: str = field(default="", compare=False)
 
 
+@dataclass(frozen=True, slots=True)
+class ReportWarning:
+    """Tell the operator about a problem the session survived (e.g. `energy_policy`: the
+    schedule provider failed and the EV got the default schedule)."""
+
+    code: str
+    message: str
+
+
 Effect = (
     SendData
     | StartCableCheck
@@ -238,6 +247,7 @@ Effect = (
     | SessionEnded
     | CloseConnection
     | MeteringConfirmed
+    | ReportWarning
 )
 
 SAFE_STATE: tuple[Effect, ...] = (StopPower(), OpenContactors())
@@ -251,6 +261,7 @@ __all__ = [
     "ConnectionLost",
     "Effect",
     "MeteringConfirmed",
+    "ReportWarning",
     "EmergencyStop",
     "EnergyServiceSelected",
     "Event",

@@ -370,7 +370,8 @@ def test_send_data_carries_the_performance_deadline() -> None:
     assert of(effects, ev.SendData)[0].deadline == pytest.approx(x.now + 4.5)
 
 
-def test_a_crashing_schedule_provider_still_ends_safely() -> None:
+def test_a_crashing_schedule_provider_gives_the_default_schedule() -> None:
+    """Issue 11 item 4: an energy-policy error never fails the session (it used to: FAILED)."""
     class Broken:
         def schedules(self, *args: object) -> None:
             raise RuntimeError("database down")
@@ -378,9 +379,11 @@ def test_a_crashing_schedule_provider_still_ends_safely() -> None:
     x = Ev.connect(config(schedule_provider=Broken()))
     x.sap(), x.setup(), x.authorize(), x.select(ServiceId.DC, SCHEDULED), x.dc_cpd(False)
     res, effects = x.send(build("ScheduleExchangeReq", x.session_id))
-    assert res.response_code == "FAILED"
-    assert_safe_end(effects)
-    assert "database down" in of(effects, ev.SessionEnded)[0].reason
+    assert res.response_code == "OK" and res.evse_processing == "Finished"
+    assert res.scheduled_se_res_control_mode is not None
+    assert not of(effects, ev.SessionEnded) and not x.conn.closed
+    (warning,) = of(effects, ev.ReportWarning)
+    assert warning.code == "energy_policy" and "database down" in warning.message
 
 
 @settings(max_examples=200, deadline=None)

@@ -356,3 +356,30 @@ def test_ev_initiated_schedule_renegotiation(name: str, loop: str) -> None:
     assert kinds.count("CloseContactors") == 1
     last_target = len(kinds) - 1 - kinds[::-1].index("SetPowerTarget")
     assert kinds.index("OpenContactors") > last_target
+
+
+class _BrokenPolicy:
+    """An energy policy that raises, or returns schedules no ScheduleExchangeRes can carry."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+
+    def schedules(self, now: float, *_: Any) -> Schedules:
+        from evse.protocol.schedules import PriceRule, PriceSchedule
+
+        if self.mode == "raise":
+            raise ZeroDivisionError("policy bug")
+        absurd = PriceSchedule(rules=(PriceRule(start=0, energy_fee=1e150),))
+        return Schedules(start=now, charging=(PowerEntry(3600, 50_000.0),), price=absurd)
+
+
+@pytest.mark.parametrize("mode", ["raise", "absurd_price"])
+@pytest.mark.parametrize("name", ["dc", "dc_bpt_dynamic"])
+def test_an_energy_policy_error_never_fails_the_session(name: str, mode: str) -> None:
+    """Issue 11 item 4: whatever provider is configured (not only the station port's guarded
+    one), a failing policy gives the EV the default schedule and the session charges."""
+    run = back_to_back(scenario(name, max_loops=6), config(schedule_provider=_BrokenPolicy(mode)))
+    assert isinstance(run.effect, Finished), run.effect
+    assert run.report.success and run.report.energy_charged_wh > 0
+    warnings = [e for e in run.secc_effects if isinstance(e, sev.ReportWarning)]
+    assert [w.code for w in warnings] == ["energy_policy"]

@@ -12,6 +12,7 @@ from typing import Any
 
 from evse.protocol.config import ControlMode, SeccConfig
 from evse.protocol.errors import Failed
+from evse.protocol.events import Effect, ReportWarning
 from evse.protocol.handlers.common import HandlerResult, Inputs, rational, res_header
 from evse.protocol.schedules import (
     PowerEntry,
@@ -130,6 +131,55 @@ def _request(req: ScheduleExchangeReq, ev_mode: Any, session: Session, inputs: I
     )
 
 
+def _ask(provider: Any, req: ScheduleExchangeReq, ev_mode: Any, session: Session,
+         inputs: Inputs, scheduled: bool, departure: int | None) -> Schedules | None:
+    limits = inputs.charger.limits
+    detailed = getattr(provider, "schedules_for", None)
+    if detailed is not None:
+        result: Schedules | None = detailed(
+            _request(req, ev_mode, session, inputs, scheduled))
+        return result
+    if provider is not None:
+        result = provider.schedules(inputs.now, departure, session.ev, limits, session.bpt)
+        return result
+    return flat_schedules(inputs.now, departure, session.ev, limits, session.bpt)
+
+
+def _ongoing(hdr: Any, scheduled: bool, inputs: Inputs) -> ScheduleExchangeRes:
+    placeholder = Schedules(start=inputs.now, charging=())
+    mode: dict[str, Any] = {"scheduled_se_res_control_mode": _scheduled(
+        placeholder, False, inputs.timestamp, 1, None, None)}
+    if not scheduled:
+        mode = {"dynamic_se_res_control_mode": iso20.Dynamic_SEResControlModeType()}
+    return ScheduleExchangeRes(
+        header=hdr,
+        response_code=iso20.responseCodeType.OK,
+        evse_processing=iso20.processingType.Ongoing,
+        **mode,
+    )
+
+
+def _mode(schedules: Schedules, req: ScheduleExchangeReq, session: Session,
+          config: SeccConfig, inputs: Inputs, scheduled: bool,
+          departure: int | None) -> dict[str, Any]:
+    """The control-mode part of the response (raises on values the message cannot carry)."""
+    anchor = inputs.timestamp
+    price = _price(schedules.price, anchor) if config.pricing and schedules.price else None
+    if not scheduled:
+        return {"dynamic_se_res_control_mode": _dynamic(session, config, departure, price)}
+    session.schedule_tuple_id = SCHEDULE_TUPLE_ID
+    points = int(req.maximum_supporting_points)
+    # The discharging schedule carries its own price schedule (a distinct id): EVs such
+    # as Josev reject a schedule without one, as for charging.
+    discharge = schedules.discharge_price or schedules.price
+    discharge_price = None
+    if config.pricing and discharge is not None:
+        discharge_price = _price(replace(discharge, schedule_id=discharge.schedule_id + 1)
+                                 if schedules.discharge_price is None else discharge, anchor)
+    return {"scheduled_se_res_control_mode": _scheduled(
+        schedules, session.bpt, anchor, points, price, discharge_price)}
+
+
 def handle_schedule_exchange(
     req: ScheduleExchangeReq, session: Session, inputs: Inputs
 ) -> HandlerResult:
@@ -142,54 +192,28 @@ def handle_schedule_exchange(
         session.minimum_soc = ev_mode.minimum_soc
         session.target_soc = ev_mode.target_soc
     session.departure_at = inputs.now + departure if departure is not None else None
-    config, anchor = inputs.config, inputs.timestamp
+    config = inputs.config
     limits = inputs.charger.limits
     provider = config.schedule_provider
-    detailed = getattr(provider, "schedules_for", None)
-    if detailed is not None:
-        schedules = detailed(_request(req, ev_mode, session, inputs, scheduled))
-    elif provider is not None:
-        schedules = provider.schedules(inputs.now, departure, session.ev, limits, session.bpt)
-    else:
-        schedules = flat_schedules(inputs.now, departure, session.ev, limits, session.bpt)
     hdr = res_header(iso20, session, inputs)
-    if schedules is None:  # the provider is not ready: answer Ongoing with placeholders
-        placeholder = Schedules(start=inputs.now, charging=())
-        empty = _scheduled(placeholder, False, anchor, 1, None, None)
-        mode = {"scheduled_se_res_control_mode": empty}
-        if not scheduled:
-            mode = {"dynamic_se_res_control_mode": iso20.Dynamic_SEResControlModeType()}
-        return ScheduleExchangeRes(
-            header=hdr,
-            response_code=iso20.responseCodeType.OK,
-            evse_processing=iso20.processingType.Ongoing,
-            **mode,
-        ), []
+    warnings: list[Effect] = []
+    try:
+        schedules = _ask(provider, req, ev_mode, session, inputs, scheduled, departure)
+        if schedules is None:  # the provider is not ready: answer Ongoing with placeholders
+            return _ongoing(hdr, scheduled, inputs), []
+        mode = _mode(schedules, req, session, config, inputs, scheduled, departure)
+    except Exception as exc:  # any policy failure: the default schedule
+        # An energy-policy error never fails a charging session (the station port's
+        # GuardedScheduleProvider also reports it; this is the backstop for any provider).
+        warnings.append(ReportWarning("energy_policy", "energy policy failed in "
+                                      f"ScheduleExchange, default schedule offered: {exc!r}"))
+        schedules = flat_schedules(inputs.now, departure, session.ev, limits, session.bpt)
+        mode = _mode(schedules, req, session, config, inputs, scheduled, departure)
     session.schedules = schedules
-    price = _price(schedules.price, anchor) if config.pricing and schedules.price else None
-    if scheduled:
-        session.schedule_tuple_id = SCHEDULE_TUPLE_ID
-        points = int(req.maximum_supporting_points)
-        # The discharging schedule carries its own price schedule (a distinct id): EVs such
-        # as Josev reject a schedule without one, as for charging.
-        discharge = schedules.discharge_price or schedules.price
-        discharge_price = None
-        if config.pricing and discharge is not None:
-            discharge_price = _price(replace(discharge, schedule_id=discharge.schedule_id + 1)
-                                     if schedules.discharge_price is None else discharge, anchor)
-        mode = {
-            "scheduled_se_res_control_mode": _scheduled(
-                schedules, session.bpt, anchor, points, price, discharge_price
-            )
-        }
-    else:
-        mode = {
-            "dynamic_se_res_control_mode": _dynamic(session, config, departure, price)
-        }
     res = ScheduleExchangeRes(
         header=hdr,
         response_code=iso20.responseCodeType.OK,
         evse_processing=iso20.processingType.Finished,
         **mode,
     )
-    return res, []
+    return res, warnings
