@@ -71,6 +71,7 @@ class Session:
     # PnC: digest of the verified request's Id, GenChallenge and contract chain while the EV
     # polls (EVSEProcessing=Ongoing); a repeat must carry the same credentials
     pnc_credentials: bytes | None = None
+    authorization_retries: int = 0  # AuthorizationRes warnings that let the EV try again
     # SHA-512(SessionID || SHA-512(vehicle certificate)) when the vehicle presented a TLS
     # client certificate: a paused session resumes only with the same certificate.
     vehicle_binding: bytes | None = None

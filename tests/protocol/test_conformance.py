@@ -136,6 +136,34 @@ def test_unoffered_authorization_service_can_be_chosen_again() -> None:
     assert x.conn.state == State.SERVICE_DISCOVERY
 
 
+def test_authorization_retries_are_bounded() -> None:
+    """An EV that keeps choosing a service that was not offered cannot hold the connector:
+    after MAX_AUTHORIZATION_RETRIES warnings the session ends with FAILED, power safe."""
+    from evse.protocol.handlers.authorization import MAX_AUTHORIZATION_RETRIES
+
+    x = Ev.connect()  # plain TCP: only EIM is offered
+    x.sap()
+    x.setup()
+    x.send(iso20.AuthorizationSetupReq(header=x.header()))
+
+    def pnc() -> Any:
+        return iso20.AuthorizationReq(
+            header=x.header(), selected_authorization_service="PnC",
+            pnc_a_req_authorization_mode=iso20.PnC_AReqAuthorizationModeType(
+                id="id1", gen_challenge=bytes(16),
+                contract_certificate_chain=iso20.ContractCertificateChainType(
+                    certificate=b"c",
+                    sub_certificates=iso20.SubCertificatesType(certificate=(b"s",)))))
+
+    for _ in range(MAX_AUTHORIZATION_RETRIES):
+        res, _ = x.send(pnc())
+        assert res.response_code == "WARNING_AuthorizationSelectionInvalid"
+        assert x.conn.state == State.AUTHORIZATION
+    res, effects = x.send(pnc())
+    assert res.response_code == "FAILED"
+    assert_safe_end(effects)
+
+
 # -- service discovery, detail, selection ------------------------------------------------------
 
 

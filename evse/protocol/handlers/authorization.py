@@ -22,9 +22,11 @@ that expires soon (the verifier's OK_CertificateExpiresSoon) is answered with th
 authorized; the EV may then renew it with CertificateInstallation (states.py).
 
 WARNING codes come with EVSEProcessing=Finished: the session moves to AuthorizationRefused,
-where only SessionStop is legal, except after WARNING_ChallengeInvalid, which leaves the
-session in Authorization (another AuthorizationReq or a CertificateInstallationReq may follow).
-Nothing is authorized on any failure.
+where only SessionStop is legal, except after WARNING_ChallengeInvalid and
+WARNING_AuthorizationSelectionInvalid (`states.AUTHORIZATION_RETRY`), which leave the session
+in Authorization (another AuthorizationReq or a CertificateInstallationReq may follow). Those
+retries are bounded: past `MAX_AUTHORIZATION_RETRIES` the session ends with FAILED (an EV must
+not hold a connector by retrying forever). Nothing is authorized on any failure.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from evse.protocol.errors import Failed, ProtocolError, SequenceError
 from evse.protocol.events import Effect, RequestAuthorization
 from evse.protocol.handlers.common import HandlerResult, Inputs, res_header
 from evse.protocol.session import Session
+from evse.protocol.states import AUTHORIZATION_RETRY
 from exi_codec.schemas import iso20
 from exi_codec.schemas.iso20 import (
     AuthorizationReq,
@@ -157,12 +160,24 @@ def _verify_pnc(req: AuthorizationReq, session: Session, inputs: Inputs) -> PncV
     return verdict
 
 
+MAX_AUTHORIZATION_RETRIES = 8
+
+
 def handle_authorization(req: AuthorizationReq, session: Session, inputs: Inputs) -> HandlerResult:
     """Ongoing until the charger answers RequestAuthorization (or auto-authorize applies).
 
     Refusals are WARNING codes with EVSEProcessing=Finished; the EV then stops the session
-    (only SessionStop is legal afterwards).
+    (only SessionStop is legal afterwards), or retries after the codes that allow it.
     """
+    res, effects = _authorize(req, session, inputs)
+    if str(res.response_code) in AUTHORIZATION_RETRY:
+        session.authorization_retries += 1
+        if session.authorization_retries > MAX_AUTHORIZATION_RETRIES:
+            raise Failed(f"{session.authorization_retries} refused AuthorizationReqs in a row")
+    return res, effects
+
+
+def _authorize(req: AuthorizationReq, session: Session, inputs: Inputs) -> HandlerResult:
     method = str(req.selected_authorization_service)
     if method not in session.offered_auth:
         return _respond(session, inputs, "WARNING_AuthorizationSelectionInvalid", "Finished"), []
