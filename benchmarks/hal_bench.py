@@ -246,7 +246,7 @@ def bench_system_fault(kind: str, secc_poll: float) -> tuple[float, float, float
 
     from evse.aio.app import SeccOptions, build_station
     from evse.aio.secc_server import SeccServer
-    from evse.protocol.timeouts import Timeouts
+    from evse.protocol.iso20.timeouts import Timeouts
     from simulators.ev import get_scenario
     from simulators.ev.client import run_session
     from simulators.hw import PowerTrace, SimulatedHardware

@@ -44,9 +44,9 @@ from evse.aio.netif import link_local_address, scope_id
 from evse.control.controller import ChargerController, ControllerConfig
 from evse.protocol import events as ev
 from evse.protocol.config import SeccConfig
+from evse.protocol.iso20.states import State
 from evse.protocol.secc import SeccConnection
 from evse.protocol.session import SessionStore
-from evse.protocol.states import State
 from hal.interfaces import HalBackend
 
 log = logging.getLogger(__name__)

@@ -63,8 +63,8 @@ from evse.energy.provider import EnergyPolicy, PlanningScheduleProvider, estimat
 from evse.mqtt_api import CommandRejected, ConnectorLimits, ConnectorState, LimitsUpdate
 from evse.protocol import events as ev
 from evse.protocol.config import BPT_SERVICES, ControlMode, SeccConfig
+from evse.protocol.iso20.states import State
 from evse.protocol.limits import EvseLimits
-from evse.protocol.states import State
 
 __all__ = ["SeccStationPort"]
 

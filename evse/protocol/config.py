@@ -6,17 +6,15 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, Protocol
 
+from evse.protocol.iso20.timeouts import Timeouts
 from evse.protocol.limits import EvseLimits
 from evse.protocol.schedules import ScheduleProvider
-from evse.protocol.timeouts import Timeouts
+from evse.protocol.standards import DIN as DIN  # the namespaces, re-exported
+from evse.protocol.standards import ISO2 as ISO2
+from evse.protocol.standards import ISO20_AC, ISO20_DC, STANDARDS, check_protocols
 from evse.protocol.v2gtp import DEFAULT_MAX_PAYLOAD
 
-ISO20_DC = "urn:iso:std:iso:15118:-20:DC"
-ISO20_AC = "urn:iso:std:iso:15118:-20:AC"
-ISO2 = "urn:iso:15118:2:2013:MsgDef"
-DIN = "urn:din:70121:2012:MsgDef"
-ISO20_VERSION = (1, 0)  # major, minor of the -20 schemas we implement
-NOT_IMPLEMENTED_PROTOCOLS = frozenset({ISO2, DIN})
+ISO20_VERSION = STANDARDS["iso20"].version  # major, minor of the -20 schemas we implement
 
 
 class ServiceId(IntEnum):
@@ -114,9 +112,10 @@ class SeccConfig:
     services: tuple[ServiceId, ...] = (ServiceId.DC,)
     control_modes: tuple[ControlMode, ...] = (ControlMode.SCHEDULED, ControlMode.DYNAMIC)
     limits: EvseLimits = DEFAULT_LIMITS
-    # supportedAppProtocol namespaces we accept; only -20 DC/AC are implemented.
-    protocols: tuple[str, ...] = (ISO20_DC, ISO20_AC)
-    allow_plain_tcp_iso20: bool = False  # test/lab only: -20 without TLS
+    # Standards offered at supportedAppProtocol (names in standards.STANDARDS: "iso20",
+    # "iso2", "din"); the EV's priority picks among them. Only -20 is implemented so far.
+    protocols: tuple[str, ...] = ("iso20",)
+    allow_plain_tcp_iso20: bool = False  # test/lab only: -20 (TLS-only) over plain TCP
     auto_authorize: bool = False  # demo: EIM authorized without asking anybody
     # Plug & Charge (TLS only). Without pnc_verifier every PnC AuthorizationReq is refused.
     offer_pnc: bool = False
@@ -152,12 +151,7 @@ class SeccConfig:
     timeouts: Timeouts = field(default_factory=Timeouts)
 
     def __post_init__(self) -> None:
-        unsupported = set(self.protocols) & NOT_IMPLEMENTED_PROTOCOLS
-        if unsupported:
-            raise ValueError(f"protocols not implemented yet: {sorted(unsupported)}")
-        unknown = set(self.protocols) - set(SERVICES_BY_PROTOCOL)
-        if unknown:
-            raise ValueError(f"unknown protocol namespaces: {sorted(unknown)}")
+        check_protocols(self.protocols)
         bad = [s for s in self.services if s not in (*DC_SERVICES, *AC_SERVICES)]
         if bad or not self.services:
             raise ValueError(f"services must be among DC, DC_BPT, AC, AC_BPT (got {bad})")

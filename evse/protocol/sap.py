@@ -1,8 +1,12 @@
 """supportedAppProtocol negotiation (the first message pair on every V2G connection).
 
-Among the EV's offers (up to 20) we keep those we implement with the same major version
-(-20 only over TLS unless `allow_plain_tcp_iso20`), and pick the EV's highest priority, i.e.
-the lowest Priority value. A different minor version is accepted "with minor deviation".
+Table-driven (standards.py): among the EV's offers (up to 20) we keep those whose namespace
+belongs to a standard the station enables (`SeccConfig.protocols`) with the same major
+version, on an allowed transport (-20 only over TLS unless `allow_plain_tcp_iso20`; DIN only
+over plain TCP; -2 over both) and with something to offer (-20 AC needs an AC service). The
+EV's highest priority wins, i.e. the lowest Priority value (the first of equal ones).
+OK_SuccessfulNegotiation when the minor version matches ours, else
+OK_SuccessfulNegotiationWithMinorDeviation; none left: Failed_NoNegotiation, no SchemaID.
 """
 
 from __future__ import annotations
@@ -10,7 +14,8 @@ from __future__ import annotations
 from typing import Any
 
 import exi_codec
-from evse.protocol.config import ISO20_VERSION, SeccConfig
+from evse.protocol.config import SeccConfig
+from evse.protocol.standards import STANDARDS, Standard
 from exi_codec.schemas.sap import (
     responseCodeType,
     supportedAppProtocolReq,
@@ -22,24 +27,29 @@ OK_MINOR_DEVIATION = responseCodeType.OK_SuccessfulNegotiationWithMinorDeviation
 FAILED = responseCodeType.Failed_NoNegotiation
 
 
-def _acceptable(app: Any, config: SeccConfig, tls: bool) -> bool:
-    namespace = app.protocol_namespace
-    if namespace not in config.protocols or not config.services_for(namespace):
-        return False
-    if not tls and not config.allow_plain_tcp_iso20:
-        return False  # every protocol we implement is -20, which requires TLS
-    return bool(app.version_number_major == ISO20_VERSION[0])
+def _standard(app: Any, config: SeccConfig, tls: bool) -> Standard | None:
+    """The enabled standard that can serve this offer, None if none."""
+    namespace = str(app.protocol_namespace)
+    for name in config.protocols:
+        std = STANDARDS[name]
+        if namespace not in std.namespaces or app.version_number_major != std.version[0]:
+            continue
+        if not std.transport_ok(tls, config):
+            continue
+        if std.offers is None or std.offers(namespace, config):
+            return std
+    return None
 
 
 def negotiate(
     req: supportedAppProtocolReq, config: SeccConfig, *, tls: bool
 ) -> tuple[supportedAppProtocolRes, str | None]:
     """(response, negotiated namespace or None when negotiation failed)."""
-    candidates = [app for app in req.app_protocol if _acceptable(app, config, tls)]
+    candidates = [(app, std) for app in req.app_protocol if (std := _standard(app, config, tls))]
     if not candidates:
         return supportedAppProtocolRes(response_code=FAILED), None
-    best = min(candidates, key=lambda app: app.priority)  # first of equal priorities wins
-    code = OK if best.version_number_minor == ISO20_VERSION[1] else OK_MINOR_DEVIATION
+    best, std = min(candidates, key=lambda c: c[0].priority)  # first of equal priorities wins
+    code = OK if best.version_number_minor == std.version[1] else OK_MINOR_DEVIATION
     res = supportedAppProtocolRes(response_code=code, schema_id=best.schema_id)
     return res, str(best.protocol_namespace)
 

@@ -1,4 +1,4 @@
-"""`SeccConnection`: the sans-IO ISO 15118-20 SECC, one per TCP/TLS connection.
+"""`SeccConnection`: the sans-IO SECC, one per TCP/TLS connection, whatever the standard.
 
     conn = SeccConnection(config, tls=True, now=loop.time(), session_store=store,
                           peer_certificate=der)  # der: the vehicle certificate, if any
@@ -8,44 +8,40 @@
     effects = conn.handle_timeout(now)
 
 Every call returns effects to carry out in order (events.py). Time only enters as `now`
-(any monotonic clock); message TimeStamps are `now + epoch_offset` (Unix seconds). Every
-call first runs the timers that are due. Any FAILED response, timeout or lost connection
-ends the session with StopPower and OpenContactors first.
+(any monotonic clock); message TimeStamps are `now + epoch_offset` (Unix seconds).
 
-A V2GTP frame with a bad header (version bytes; a type not allowed here: before the
-negotiation all but SAP, after it all but the -20 main streams; an empty payload) is discarded
-without an answer, within a budget (discard.py). Received EXI is decoded with the maximum
-length facets enforced: an over-long field is a schema violation (FAILED, the session ends).
+The connection reassembles V2GTP frames and negotiates supportedAppProtocol (sap.py, from the
+registry in standards.py); then it hands the connection to the negotiated standard's machine
+(machine.py: iso20/ today), which answers every later payload, event and timer. A V2GTP
+frame with a bad header (version bytes; a type not allowed here: before the negotiation all
+but SAP, after it all but the machine's payload types; an empty payload) is discarded
+without an answer, within a budget (discard.py).
 """
 
 from __future__ import annotations
 
 import secrets
-from typing import Any, Protocol
 
 import exi_codec
 from evse.protocol import events as ev
 from evse.protocol.config import SeccConfig
 from evse.protocol.discard import DiscardBudget
-from evse.protocol.errors import Failed, ProtocolError, SequenceError, UnknownSession
-from evse.protocol.handlers import HANDLERS, Inputs
-from evse.protocol.messages import PAYLOAD_SCHEMAS, REQUESTS, MessageSpec, failed_response
+from evse.protocol.machine import (
+    ConnectionState,
+    MachineContext,
+    RandomSource,
+    StandardMachine,
+)
 from evse.protocol.sap import answer
 from evse.protocol.sap import failed_response as sap_failed
-from evse.protocol.session import ZERO_SESSION_ID, ChargerState, Session, SessionStore
-from evse.protocol.states import ENERGY_STATES, TRANSITIONS, State, expected_request, outcome
+from evse.protocol.session import ChargerState, Session, SessionStore
+from evse.protocol.standards import standard_for
 from evse.protocol.v2gtp import PayloadType, V2GTPError, V2GTPReassembler
 from evse.protocol.v2gtp import encode_frame as frame
-from exi_codec import ExiDecodeError
 
-_STOPPING = frozenset({State.DC_POWER_OFF, State.DC_WELDING_DETECTION, State.AC_POWER_OFF})
-_TERMINAL = (ev.SessionEnded, ev.CloseConnection)
 _SAP_ONLY = frozenset({PayloadType.SAP})
-_SESSION_TYPES = frozenset(PAYLOAD_SCHEMAS)  # the -20 main streams we implement
 
-
-class RandomSource(Protocol):
-    def token_bytes(self, nbytes: int) -> bytes: ...
+__all__ = ["RandomSource", "SeccConnection"]
 
 
 class SeccConnection:
@@ -66,9 +62,9 @@ class SeccConnection:
         # a paused session to the vehicle (session.py resume_binding).
         self.peer_certificate = bytes(peer_certificate) if peer_certificate else None
         self.charger = ChargerState(limits=config.limits)
-        self.session: Session | None = None  # created by a successful supportedAppProtocol
-        self.protocol: str | None = None
-        self.closed = False
+        self.protocol: str | None = None  # the negotiated namespace
+        self.machine: StandardMachine | None = None  # built by a successful negotiation
+        self._closed = False
         self._store = session_store if session_store is not None else SessionStore()
         self._rng = rng
         self._epoch_offset = epoch_offset
@@ -77,14 +73,21 @@ class SeccConnection:
         )
         self._discards = DiscardBudget(config.max_ignored_frames, config.max_ignored_bytes)
         self._created = now
-        self._sequence_deadline: float | None = None
-        self._started = False  # SessionStarted was emitted: SessionEnded will be too
 
     @property
-    def state(self) -> State:
-        if self.session is not None:
-            return self.session.state
-        return State.ENDED if self.closed else State.SUPPORTED_APP_PROTOCOL
+    def session(self) -> Session | None:
+        """The negotiated standard's session record, None before the negotiation."""
+        return self.machine.session if self.machine is not None else None
+
+    @property
+    def closed(self) -> bool:
+        return self.machine.closed if self.machine is not None else self._closed
+
+    @property
+    def state(self) -> str:
+        if self.machine is not None:
+            return self.machine.state
+        return ConnectionState.ENDED if self._closed else ConnectionState.SUPPORTED_APP_PROTOCOL
 
     # -- inputs --------------------------------------------------------------------------------
 
@@ -97,26 +100,25 @@ class SeccConnection:
                 if isinstance(item, V2GTPError):  # discarded: no answer, only counted
                     reason = self._discards.spend(item)
                     if reason is not None:
-                        effects += self._end(reason, now, close_after=0.0)
+                        effects += self._abort(reason, now, close_after=0.0)
                 else:
                     self._discards.reset()
                     effects += self._on_frame(item.payload_type, item.payload, now)
                 if self.closed:
                     break
         except V2GTPError as exc:  # CLOSE: the stream cannot be trusted any more
-            effects += self._end(f"V2GTP error: {exc}", now, close_after=0.0)
+            effects += self._abort(f"V2GTP error: {exc}", now, close_after=0.0)
         return effects
 
     def handle_event(self, event: ev.Event, now: float) -> list[ev.Effect]:
+        if self.machine is not None:
+            return self.machine.handle_event(event, now)
         effects = self.handle_timeout(now)
-        session = self.session
-        if isinstance(event, ev.CableCheckFinished):
-            # Only a result for the cable check in progress counts.
-            if session and session.cable_check_started and session.state == State.DC_CABLE_CHECK:
-                self.charger.isolation_ok = event.isolation_ok
-        elif isinstance(event, ev.ConnectionLost):
-            if not self.closed:
-                effects += self._end(event.reason, now, close_after=None)
+        if isinstance(event, ev.ConnectionLost):
+            if not self._closed:
+                effects += self._abort(event.reason, now, close_after=None)
+        elif isinstance(event, ev.CableCheckFinished):
+            pass  # no cable check before the negotiation
         elif not self.charger.update(event):
             raise TypeError(f"not an SECC input event: {event!r}")
         if isinstance(event, ev.EmergencyStop):
@@ -125,206 +127,58 @@ class SeccConnection:
 
     # -- timers --------------------------------------------------------------------------------
 
-    def _deadlines(self) -> dict[str, float]:
-        if self.closed:
-            return {}
-        t, s = self.config.timeouts, self.session
-        out: dict[str, float] = {}
-        if s is None or not s.established:
-            out["communication setup timeout"] = self._created + t.communication_setup
-        if self._sequence_deadline is not None:
-            out["sequence timeout: the EV sent no request"] = self._sequence_deadline
-        if s is not None:
-            out.update(s.deadlines(t, self.config.notification_max_delay))
-        return out
-
     def next_deadline(self) -> float | None:
         """When `handle_timeout` must be called next (same clock as `now`), None if never."""
-        return min(self._deadlines().values(), default=None)
+        if self.machine is not None:
+            return self.machine.next_deadline()
+        if self._closed:
+            return None
+        return self._created + self.config.timeouts.communication_setup
 
     def handle_timeout(self, now: float) -> list[ev.Effect]:
-        expired = [reason for reason, at in self._deadlines().items() if at <= now]
-        if not expired:
+        if self.machine is not None:
+            return self.machine.handle_timeout(now)
+        deadline = self.next_deadline()
+        if deadline is None or deadline > now:
             return []
-        return self._end(expired[0], now, close_after=0.0)
+        return self._abort("communication setup timeout", now, close_after=0.0)
 
     # -- frames --------------------------------------------------------------------------------
 
     def _on_frame(self, payload_type: PayloadType, payload: bytes, now: float) -> list[ev.Effect]:
-        if self.session is None:
-            return self._on_sap(payload_type, payload, now)
-        schema = PAYLOAD_SCHEMAS.get(payload_type)
-        if schema is None:
-            return self._unidentified(f"payload type {payload_type:#06x} not supported", now)
-        try:
-            msg = exi_codec.decode(payload, schema, max_lengths=True)
-        except ExiDecodeError as exc:
-            spec = REQUESTS.get(exc.path[0]) if exc.path else None
-            if spec is not None and spec.schema == schema:
-                return self._fail(spec, Failed(f"undecodable {spec.request}: {exc}"), now)
-            return self._unidentified(f"undecodable EXI: {exc}", now)
-        spec = REQUESTS.get(type(msg).__name__)
-        if spec is None:
-            return self._unidentified(f"{type(msg).__name__} is not a request", now)
-        return self._on_request(msg, spec, now)
-
-    def _on_sap(self, payload_type: PayloadType, payload: bytes, now: float) -> list[ev.Effect]:
+        if self.machine is not None:
+            return self.machine.receive_payload(payload_type, payload, now)
         res, namespace = sap_failed(), None
         if payload_type == PayloadType.SAP:
             res, namespace = answer(payload, self.config, tls=self.tls)
         t = self.config.timeouts
         data = frame(PayloadType.SAP, exi_codec.encode(res))
         effects: list[ev.Effect] = [ev.SendData(data, deadline=now + t.performance)]
-        if namespace is None:
-            self.closed = True
+        standard = standard_for(namespace) if namespace is not None else None
+        if namespace is None or standard is None or standard.factory is None:
+            self._closed = True
             close = ev.CloseConnection(t.close_after_session_stop, reason="no protocol negotiated")
             return effects + [close]
-        self._reassembler.accepted_types = _SESSION_TYPES
         self.protocol = namespace
-        self.session = Session(protocol=namespace)
-        self._sequence_deadline = now + t.sequence
-        return effects
-
-    def _unidentified(self, reason: str, now: float) -> list[ev.Effect]:
-        expected = expected_request(self.state)
-        if expected is None:
-            return self._end(reason, now, close_after=0.0)
-        return self._fail(REQUESTS[expected], Failed(reason), now)
-
-    # -- requests ------------------------------------------------------------------------------
-
-    def _check(self, msg: Any, name: str, session: Session) -> None:
-        ev_id = bytes(msg.header.session_id)
-        if session.established and name != "SessionSetupReq" and ev_id != session.session_id:
-            raise UnknownSession(f"SessionID {ev_id.hex()} unknown")
-        if name not in TRANSITIONS.get(session.state, {}):
-            raise SequenceError(f"{name} not allowed in state {session.state}")
-        charger = self.charger
-        if charger.emergency_reason is not None:
-            raise Failed(charger.emergency_reason, terminate=True)
-        stopping = session.state in ENERGY_STATES or session.state in _STOPPING
-        if charger.stop_reason is not None and not stopping and name != "SessionStopReq":
-            raise Failed(charger.stop_reason)
-
-    def _on_request(self, msg: Any, spec: MessageSpec, now: float) -> list[ev.Effect]:
-        session, name = self.session, spec.request
-        assert session is not None
-        row = TRANSITIONS.get(session.state, {})
-        try:
-            self._check(msg, name, session)
-            res, effects = HANDLERS[name](msg, session, self._inputs(name, now))
-            key = outcome(msg, res, session.energy)
-            next_state = row[name].get(key)
-            if next_state is None:
-                raise SequenceError(f"{name} ({key}) not allowed in state {session.state}")
-            data = frame(spec.payload_type, exi_codec.encode(res))
-        except ProtocolError as exc:
-            return self._fail(spec, exc, now, msg)
-        except Exception as exc:  # a bug must still leave the charger safe
-            return self._fail(spec, Failed(f"internal error: {exc!r}"), now, msg)
-        if str(res.response_code).startswith("FAILED"):
-            return self._fail(spec, ProtocolError(str(res.response_code)), now, msg)
-        session.state = next_state
-        processing = getattr(res, "evse_processing", None)
-        if processing is None or processing == "Finished":
-            session.ongoing_since = None
-        elif session.ongoing_since is None:
-            session.ongoing_since = now
-        send = ev.SendData(data, deadline=now + self.config.timeouts.performance_time(name))
-        out: list[ev.Effect] = [e for e in effects if not isinstance(e, _TERMINAL)]
-        out += [send, *(e for e in effects if isinstance(e, _TERMINAL))]
-        for effect in effects:
-            if isinstance(effect, ev.SessionStarted):
-                self._started = True
-                if effect.resumed:
-                    self._store.take(effect.session_id)
-            elif isinstance(effect, ev.StartCableCheck):
-                self.charger.isolation_ok = None
-        if key == "pause":
-            self._store.pause(session)
-        if session.state == State.ENDED:
-            self.closed = True
-            self._sequence_deadline = None
-        else:
-            self._sequence_deadline = now + self.config.timeouts.sequence_after(name)
-        return out
-
-    def _inputs(self, name: str, now: float) -> Inputs:
-        new_id, challenge = ZERO_SESSION_ID, None
-        if name == "SessionSetupReq":
-            while new_id == ZERO_SESSION_ID or new_id in self._store:
-                new_id = self._rng.token_bytes(8)
-        elif name == "AuthorizationSetupReq" and self.config.offer_pnc and self.tls:
-            challenge = self._rng.token_bytes(16)
-        return Inputs(
-            now=now,
-            timestamp=self._timestamp(now),
+        self.machine = standard.factory(MachineContext(
             config=self.config,
-            charger=self.charger,
+            namespace=namespace,
             tls=self.tls,
-            new_session_id=new_id,
-            gen_challenge=challenge,
-            paused=self._store,
-            vehicle_certificate=self.peer_certificate if self.tls else None,
-        )
-
-    def _timestamp(self, now: float) -> int:
-        return max(0, int(now + self._epoch_offset))
-
-    # -- ending --------------------------------------------------------------------------------
-
-    def _fail(
-        self, spec: MessageSpec, exc: ProtocolError, now: float, req: Any = None
-    ) -> list[ev.Effect]:
-        """Answer `spec` with the error's FAILED code, then end the session."""
-        session = self.session
-        session_id = ZERO_SESSION_ID
-        if session is not None and session.established:
-            session_id = session.session_id
-        elif req is not None:
-            session_id = bytes(req.header.session_id)
-        limits = self.charger.limits
-        res = failed_response(
-            spec,
-            exc.response_code,
-            session_id=session_id,
-            timestamp=self._timestamp(now),
-            req=req,
-            evse_id=self.config.evse_id,
-            service_id=int(self.config.services[0]),
-            present_voltage=self.charger.present_voltage,
-            present_current=self.charger.present_current,
-            nominal_frequency=limits.nominal_frequency,
-            terminate=exc.terminate or self.charger.emergency_reason is not None,
-        )
-        send = ev.SendData(frame(spec.payload_type, exi_codec.encode(res, strict=False)))
-        reason = exc.response_code
-        if exc.reason != exc.response_code:
-            reason += f": {exc.reason}"
-        return self._end(
-            reason, now, send=send, close_after=self.config.timeouts.close_after_session_stop
-        )
-
-    def _end(
-        self,
-        reason: str,
-        now: float,
-        *,
-        send: ev.SendData | None = None,
-        close_after: float | None,
-    ) -> list[ev.Effect]:
-        """Safe state first, then the response (if any), SessionEnded, CloseConnection."""
-        effects: list[ev.Effect] = []
-        if self.session is not None:
-            effects += [ev.StopPower(), ev.OpenContactors()]
-            self.session.state = State.ENDED
-            self.session.energy_flowing = False
-        if send is not None:
-            effects.append(send)
-        if self._started:
-            effects.append(ev.SessionEnded(reason=reason, failed=True))
-        if close_after is not None:
-            effects.append(ev.CloseConnection(after_s=close_after, reason=reason))
-        self.closed = True
-        self._sequence_deadline = None
+            created=self._created,
+            now=now,
+            charger=self.charger,
+            store=self._store,
+            rng=self._rng,
+            epoch_offset=self._epoch_offset,
+            peer_certificate=self.peer_certificate,
+        ))
+        self._reassembler.accepted_types = self.machine.payload_types
         return effects
+
+    def _abort(self, reason: str, now: float, *, close_after: float | None) -> list[ev.Effect]:
+        if self.machine is not None:
+            return self.machine.abort(reason, now, close_after=close_after)
+        self._closed = True
+        if close_after is None:
+            return []
+        return [ev.CloseConnection(after_s=close_after, reason=reason)]

@@ -24,10 +24,10 @@ from evse.protocol.events import (
     SetpointUpdated,
     StopRequested,
 )
+from evse.protocol.iso20.states import ENERGY_STATES, State
+from evse.protocol.iso20.timeouts import Timeouts
 from evse.protocol.limits import EvLimits, EvseLimits
 from evse.protocol.schedules import Schedules
-from evse.protocol.states import ENERGY_STATES, State
-from evse.protocol.timeouts import Timeouts
 
 ZERO_SESSION_ID = bytes(8)
 

@@ -15,7 +15,7 @@ from evse.aio.secc_server import SeccServer, Station
 from evse.control import check_safe_sequence
 from evse.energy.schedule import DefaultScheduleProvider
 from evse.protocol.config import SeccConfig, ServiceId
-from evse.protocol.timeouts import Timeouts
+from evse.protocol.iso20.timeouts import Timeouts
 from hal.backends.sim import SimBackend
 from simulators.ev import BatteryLink, Evcc, EvTimeouts, Failed, Finished, SendData, get_scenario
 

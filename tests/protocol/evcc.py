@@ -10,10 +10,10 @@ from typing import Any
 import exi_codec
 from evse.protocol import events as ev
 from evse.protocol.config import ISO20_AC, ISO20_DC, ControlMode, SeccConfig, ServiceId
+from evse.protocol.iso20.states import State
 from evse.protocol.limits import EvseLimits
 from evse.protocol.secc import SeccConnection
 from evse.protocol.session import SessionStore
-from evse.protocol.states import State
 from evse.protocol.units import to_rational
 from evse.protocol.v2gtp import HEADER_SIZE, PayloadType, encode_frame
 from exi_codec.schemas import iso20, iso20_ac, iso20_dc, sap

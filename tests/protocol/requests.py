@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from evse.protocol.messages import REQUESTS
+from evse.protocol.iso20.messages import REQUESTS
 from exi_codec.schemas import iso20, iso20_ac, iso20_dc
 
 

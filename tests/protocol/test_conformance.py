@@ -10,7 +10,7 @@ import pytest
 import exi_codec
 from evse.protocol import events as ev
 from evse.protocol.config import ISO20_AC, ISO20_DC, ControlMode, ServiceId
-from evse.protocol.states import State
+from evse.protocol.iso20.states import State
 from evse.protocol.v2gtp import PayloadType, encode_frame
 from exi_codec.schemas import iso20, sap
 from tests.protocol.evcc import (
@@ -139,7 +139,7 @@ def test_unoffered_authorization_service_can_be_chosen_again() -> None:
 def test_authorization_retries_are_bounded() -> None:
     """An EV that keeps choosing a service that was not offered cannot hold the connector:
     after MAX_AUTHORIZATION_RETRIES warnings the session ends with FAILED, power safe."""
-    from evse.protocol.handlers.authorization import MAX_AUTHORIZATION_RETRIES
+    from evse.protocol.iso20.handlers.authorization import MAX_AUTHORIZATION_RETRIES
 
     x = Ev.connect()  # plain TCP: only EIM is offered
     x.sap()

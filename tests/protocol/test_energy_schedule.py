@@ -43,7 +43,7 @@ def test_default_departure_and_no_price() -> None:
 
 
 def test_schedules_are_fitted_to_the_evs_supporting_points() -> None:
-    from evse.protocol.handlers.schedule_exchange import fit
+    from evse.protocol.iso20.handlers.schedule_exchange import fit
 
     entries = tuple(PowerEntry(10, float(p)) for p in (5, 4, 3, 2, 1, 6))
     assert fit(entries, 12) == entries

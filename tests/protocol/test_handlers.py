@@ -11,7 +11,7 @@ import exi_codec
 from evse.protocol import errors
 from evse.protocol import events as ev
 from evse.protocol.config import ISO20_AC, ISO20_DC, ControlMode, ServiceId
-from evse.protocol.handlers import HANDLERS, Inputs
+from evse.protocol.iso20.handlers import HANDLERS, Inputs
 from evse.protocol.limits import EvLimits
 from evse.protocol.schedules import PowerEntry, Schedules
 from evse.protocol.session import ChargerState, Session, SessionStore

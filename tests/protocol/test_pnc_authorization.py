@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from certs.pnc_pki import PncPki
 from evse.protocol import events as ev
 from evse.protocol.config import PncVerdict, SeccConfig
+from evse.protocol.iso20.states import State
 from evse.protocol.secc import SeccConnection
-from evse.protocol.states import State
 from evse.security.signatures import (
     ECDSA_SHA256,
     SignedElement,

@@ -13,9 +13,9 @@ from cryptography import x509
 from certs.pnc_pki import Chain, Credential, PncPki
 from evse.protocol import events as ev
 from evse.protocol.config import InstallationAnswer, SeccConfig
+from evse.protocol.iso20.states import State
+from evse.protocol.iso20.timeouts import Timeouts
 from evse.protocol.secc import SeccConnection
-from evse.protocol.states import State
-from evse.protocol.timeouts import Timeouts
 from evse.security import PncVerifier
 from evse.security.cps import LocalCps, accept_installation
 from evse.security.signatures import ECDSA_SHA512, ED448, SHA512, SHAKE256, SignedElement

@@ -10,8 +10,8 @@ import pytest
 from certs.pnc_pki import PncPki
 from evse.protocol import events as ev
 from evse.protocol.config import ControlMode, ServiceId
+from evse.protocol.iso20.states import State
 from evse.protocol.secc import SeccConnection
-from evse.protocol.states import State
 from evse.security.signatures import SignedElement, sign
 from exi_codec.schemas import iso20
 from tests.protocol.evcc import Ev, FakeRng, assert_safe_end, config, of

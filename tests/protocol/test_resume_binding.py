@@ -11,12 +11,15 @@ bytes, so plain byte strings stand in for them here.
 from __future__ import annotations
 
 import hashlib
+import secrets
 
 import pytest
 
 from evse.protocol import events as sev
 from evse.protocol.config import ISO20_DC, ServiceId
-from evse.protocol.handlers import HANDLERS, Inputs
+from evse.protocol.iso20.handlers import HANDLERS, Inputs
+from evse.protocol.iso20.machine import Iso20Machine
+from evse.protocol.machine import MachineContext
 from evse.protocol.secc import SeccConnection
 from evse.protocol.session import (
     ChargerState,
@@ -106,12 +109,21 @@ def test_same_vehicle_compares_in_constant_time_and_needs_a_certificate() -> Non
     assert same_vehicle(Session(protocol=ISO20_DC), None)
 
 
+def _machine(conn: SeccConnection) -> Iso20Machine:
+    ctx = MachineContext(
+        config=conn.config, namespace=ISO20_DC, tls=conn.tls, created=0.0, now=0.0,
+        charger=conn.charger, store=SessionStore(), rng=secrets, epoch_offset=0.0,
+        peer_certificate=conn.peer_certificate,
+    )
+    return Iso20Machine(ctx)
+
+
 def test_plain_tcp_connections_never_bind() -> None:
     conn = SeccConnection(config(allow_plain_tcp_iso20=True), tls=False, now=0.0,
                           peer_certificate=CERT_A)
-    assert conn._inputs("SessionSetupReq", 0.0).vehicle_certificate is None
+    assert _machine(conn)._inputs("SessionSetupReq", 0.0).vehicle_certificate is None
     tls = SeccConnection(config(), tls=True, now=0.0, peer_certificate=CERT_A)
-    assert tls._inputs("SessionSetupReq", 0.0).vehicle_certificate == CERT_A
+    assert _machine(tls)._inputs("SessionSetupReq", 0.0).vehicle_certificate == CERT_A
     assert SeccConnection(config(), tls=True, now=0.0, peer_certificate=b"").peer_certificate \
         is None
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 import exi_codec
 from evse.protocol import events as ev
 from evse.protocol.config import ControlMode, ServiceId
-from evse.protocol.states import State
+from evse.protocol.iso20.states import State
 from evse.protocol.v2gtp import PayloadType, encode_frame
 from exi_codec.schemas import iso20, iso20_dc
 from tests.protocol.evcc import Ev, R, assert_safe_end, config, dc_to_loop, kinds, of, response
@@ -355,7 +355,7 @@ def test_wrong_service_parameter_set_and_unoffered_service() -> None:
 
 
 def test_timeouts_are_configurable() -> None:
-    from evse.protocol.timeouts import Timeouts
+    from evse.protocol.iso20.timeouts import Timeouts
 
     x = Ev.connect(config(timeouts=Timeouts(sequence=5.0)))
     x.sap()

@@ -9,8 +9,8 @@ import pytest
 from evse.energy.schedule import DefaultScheduleProvider
 from evse.protocol import events as ev
 from evse.protocol.config import ISO20_AC, ISO20_DC, ControlMode, ServiceId
+from evse.protocol.iso20.states import State
 from evse.protocol.session import SessionStore
-from evse.protocol.states import State
 from exi_codec.schemas import iso20
 from tests.protocol.evcc import AC_LIMITS, Ev, assert_safe_end, config, dc_to_loop, kinds, of
 

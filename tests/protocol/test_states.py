@@ -8,9 +8,8 @@ from hypothesis import strategies as st
 
 from evse.protocol import events as ev
 from evse.protocol.config import ControlMode, ServiceId
-from evse.protocol.limits import EvLimits
-from evse.protocol.messages import REQUESTS
-from evse.protocol.states import (
+from evse.protocol.iso20.messages import REQUESTS
+from evse.protocol.iso20.states import (
     ENERGY_STATES,
     TRANSITIONS,
     State,
@@ -18,6 +17,7 @@ from evse.protocol.states import (
     legal,
     outcome,
 )
+from evse.protocol.limits import EvLimits
 from tests.protocol.evcc import Ev, assert_safe_end, config, kinds
 from tests.protocol.requests import REQUEST_NAMES, build
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from evse.protocol import timeouts
+from evse.protocol.iso20 import timeouts
 from evse.protocol.limits import EvLimits, EvseLimits
 from evse.protocol.targets import ac_target, dc_target
 from evse.protocol.units import from_rational, to_rational

@@ -35,7 +35,7 @@ from evse.aio.secc_server import SeccServer, Station
 from evse.control import check_safe_sequence
 from evse.control.supervision import SupervisedController
 from evse.energy.schedule import DefaultScheduleProvider
-from evse.protocol.timeouts import Timeouts
+from evse.protocol.iso20.timeouts import Timeouts
 from hal.backends.can import CanBackend, ModuleHealth
 from hal.backends.serial import SerialBackend
 from hal.supervisor import SafetySupervisor, TripReason

@@ -12,7 +12,7 @@ from typing import Any
 from evse.protocol.config import ControlMode
 from evse.protocol.errors import Failed, WrongChargeParameter
 from evse.protocol.events import Effect, EvLimitsReported, SetPowerTarget
-from evse.protocol.handlers.common import (
+from evse.protocol.iso20.handlers.common import (
     HandlerResult,
     Inputs,
     desired_power,
@@ -26,7 +26,7 @@ from evse.protocol.handlers.common import (
     res_header,
     schedule_limits,
 )
-from evse.protocol.handlers.dc_loop import updated_ev_limits
+from evse.protocol.iso20.handlers.dc_loop import updated_ev_limits
 from evse.protocol.limits import EvLimits
 from evse.protocol.session import Session
 from evse.protocol.targets import ac_target

@@ -13,7 +13,7 @@ from typing import Any
 from evse.protocol.config import ControlMode, SeccConfig
 from evse.protocol.errors import Failed
 from evse.protocol.events import Effect, ReportWarning
-from evse.protocol.handlers.common import HandlerResult, Inputs, rational, res_header
+from evse.protocol.iso20.handlers.common import HandlerResult, Inputs, rational, res_header
 from evse.protocol.schedules import (
     PowerEntry,
     PriceSchedule,

@@ -15,8 +15,8 @@ from typing import Any
 from evse.protocol.config import SeccConfig
 from evse.protocol.errors import Failed
 from evse.protocol.events import Effect
+from evse.protocol.iso20.messages import header
 from evse.protocol.limits import EvLimits
-from evse.protocol.messages import header
 from evse.protocol.session import ZERO_SESSION_ID, ChargerState, Session, SessionStore
 from evse.protocol.units import from_rational, to_rational
 

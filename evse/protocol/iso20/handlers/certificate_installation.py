@@ -27,12 +27,12 @@ from typing import Any
 
 from evse.protocol.config import InstallationAnswer, PncVerdict
 from evse.protocol.errors import SequenceError
-from evse.protocol.handlers.authorization import (
+from evse.protocol.iso20.handlers.authorization import (
     certificate_installation_offered,
     raise_failed,
     warning_code,
 )
-from evse.protocol.handlers.common import HandlerResult, Inputs, res_header
+from evse.protocol.iso20.handlers.common import HandlerResult, Inputs, res_header
 from evse.protocol.session import Session
 from exi_codec.schemas import iso20
 from exi_codec.schemas.iso20 import CertificateInstallationReq, CertificateInstallationRes

@@ -6,7 +6,13 @@ from typing import Any
 
 from evse.protocol.errors import Failed, WrongChargeParameter
 from evse.protocol.events import Effect, EvLimitsReported, StartCableCheck, StartPreCharge
-from evse.protocol.handlers.common import HandlerResult, Inputs, rational, require_ev, res_header
+from evse.protocol.iso20.handlers.common import (
+    HandlerResult,
+    Inputs,
+    rational,
+    require_ev,
+    res_header,
+)
 from evse.protocol.limits import EvLimits, EvseLimits, cap
 from evse.protocol.session import Session
 from evse.protocol.units import from_rational

@@ -13,7 +13,7 @@ from evse.protocol.events import (
     SessionStarted,
     StopPower,
 )
-from evse.protocol.handlers.common import HandlerResult, Inputs, res_header
+from evse.protocol.iso20.handlers.common import HandlerResult, Inputs, res_header
 from evse.protocol.session import ZERO_SESSION_ID, Session, resume_binding, same_vehicle
 from exi_codec.schemas import iso20
 from exi_codec.schemas.iso20 import SessionSetupReq, SessionSetupRes, SessionStopReq, SessionStopRes

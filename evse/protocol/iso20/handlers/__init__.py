@@ -7,27 +7,33 @@ FAILED_SequenceError in their own message set.
 
 from __future__ import annotations
 
-from evse.protocol.handlers.ac import handle_ac_charge_loop, handle_ac_charge_parameter_discovery
-from evse.protocol.handlers.authorization import handle_authorization, handle_authorization_setup
-from evse.protocol.handlers.certificate_installation import handle_certificate_installation
-from evse.protocol.handlers.common import Handler, HandlerResult, Inputs
-from evse.protocol.handlers.dc import (
+from evse.protocol.iso20.handlers.ac import (
+    handle_ac_charge_loop,
+    handle_ac_charge_parameter_discovery,
+)
+from evse.protocol.iso20.handlers.authorization import (
+    handle_authorization,
+    handle_authorization_setup,
+)
+from evse.protocol.iso20.handlers.certificate_installation import handle_certificate_installation
+from evse.protocol.iso20.handlers.common import Handler, HandlerResult, Inputs
+from evse.protocol.iso20.handlers.dc import (
     handle_dc_cable_check,
     handle_dc_charge_parameter_discovery,
     handle_dc_pre_charge,
     handle_dc_welding_detection,
 )
-from evse.protocol.handlers.dc_loop import handle_dc_charge_loop
-from evse.protocol.handlers.metering_confirmation import handle_metering_confirmation
-from evse.protocol.handlers.power_delivery import handle_power_delivery
-from evse.protocol.handlers.schedule_exchange import handle_schedule_exchange
-from evse.protocol.handlers.services import (
+from evse.protocol.iso20.handlers.dc_loop import handle_dc_charge_loop
+from evse.protocol.iso20.handlers.metering_confirmation import handle_metering_confirmation
+from evse.protocol.iso20.handlers.power_delivery import handle_power_delivery
+from evse.protocol.iso20.handlers.schedule_exchange import handle_schedule_exchange
+from evse.protocol.iso20.handlers.services import (
     handle_service_detail,
     handle_service_discovery,
     handle_service_selection,
     parameter_sets,
 )
-from evse.protocol.handlers.session import handle_session_setup, handle_session_stop
+from evse.protocol.iso20.handlers.session import handle_session_setup, handle_session_stop
 
 HANDLERS: dict[str, Handler] = {
     "SessionSetupReq": handle_session_setup,

@@ -19,7 +19,7 @@ from evse.protocol.errors import (
     ServiceSelectionInvalid,
 )
 from evse.protocol.events import EnergyServiceSelected
-from evse.protocol.handlers.common import HandlerResult, Inputs, res_header
+from evse.protocol.iso20.handlers.common import HandlerResult, Inputs, res_header
 from evse.protocol.session import Session
 from exi_codec.schemas import iso20
 from exi_codec.schemas.iso20 import (

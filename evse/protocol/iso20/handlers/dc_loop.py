@@ -15,7 +15,7 @@ from typing import Any
 from evse.protocol.config import ControlMode
 from evse.protocol.errors import Failed
 from evse.protocol.events import Effect, SetPowerTarget
-from evse.protocol.handlers.common import (
+from evse.protocol.iso20.handlers.common import (
     HandlerResult,
     Inputs,
     desired_power,

@@ -7,7 +7,7 @@ from __future__ import annotations
 from evse.protocol.config import ControlMode
 from evse.protocol.errors import PowerDeliveryNotApplied, ScheduleSelectionInvalid
 from evse.protocol.events import CloseContactors, Effect, OpenContactors, StopPower
-from evse.protocol.handlers.common import HandlerResult, Inputs, evse_status, res_header
+from evse.protocol.iso20.handlers.common import HandlerResult, Inputs, evse_status, res_header
 from evse.protocol.session import Session
 from exi_codec.schemas import iso20
 from exi_codec.schemas.iso20 import PowerDeliveryReq, PowerDeliveryRes

@@ -15,8 +15,8 @@ billing); the aio adapter keeps it in `SessionSummary.metering_confirmations`.
 from __future__ import annotations
 
 from evse.protocol.events import MeteringConfirmed
-from evse.protocol.handlers.authorization import MeteringSignatureNotValid, raise_failed
-from evse.protocol.handlers.common import HandlerResult, Inputs, res_header
+from evse.protocol.iso20.handlers.authorization import MeteringSignatureNotValid, raise_failed
+from evse.protocol.iso20.handlers.common import HandlerResult, Inputs, res_header
 from evse.protocol.session import Session
 from exi_codec.schemas import iso20
 from exi_codec.schemas.iso20 import MeteringConfirmationReq, MeteringConfirmationRes

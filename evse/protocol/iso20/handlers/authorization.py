@@ -38,9 +38,9 @@ from typing import Any
 from evse.protocol.config import PncVerdict
 from evse.protocol.errors import Failed, ProtocolError, SequenceError
 from evse.protocol.events import Effect, RequestAuthorization
-from evse.protocol.handlers.common import HandlerResult, Inputs, res_header
+from evse.protocol.iso20.handlers.common import HandlerResult, Inputs, res_header
+from evse.protocol.iso20.states import AUTHORIZATION_RETRY
 from evse.protocol.session import Session
-from evse.protocol.states import AUTHORIZATION_RETRY
 from exi_codec.schemas import iso20
 from exi_codec.schemas.iso20 import (
     AuthorizationReq,
