@@ -38,6 +38,17 @@ def _port(text: str) -> int:
     return value
 
 
+def _protocols(text: str) -> tuple[str, ...]:
+    from evse.protocol.standards import check_protocols
+
+    names = tuple(n.strip().lower() for n in text.split(",") if n.strip())
+    try:
+        check_protocols(names)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return names
+
+
 def _window(text: str) -> tuple[int, int]:
     try:
         a, b = (int(x) for x in text.split(","))
@@ -72,6 +83,9 @@ def _secc_arguments(p: argparse.ArgumentParser) -> None:
                    "python -m certs.pnc_pki DIR makes a test PKI)")
     p.add_argument("--allow-plain-tcp-iso20", action="store_true",
                    help="test benches only: accept ISO 15118-20 over plain TCP")
+    p.add_argument("--protocols", type=_protocols, help="standards offered at "
+                   "supportedAppProtocol, comma separated, among iso20, iso2, din (default: "
+                   "[station] protocols, else iso20); the EV's priority picks among them")
     p.add_argument("--port", type=_port, help="plain TCP port (default 64110)")
     p.add_argument("--tls-port", type=_port, help="TLS port (default 64109)")
     p.add_argument("--connectors", type=int, help="number of connectors (sim HAL; default 1)")
@@ -234,7 +248,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             services = tuple(s.strip().upper() for s in ns.services.split(",") if s.strip())
         return main_secc(SeccOptions(
             interface=ns.interface, address=ns.address, hal=ns.hal, config=ns.config,
-            allow_plain_tcp_iso20=ns.allow_plain_tcp_iso20, port=ns.port,
+            allow_plain_tcp_iso20=ns.allow_plain_tcp_iso20, protocols=ns.protocols,
+            port=ns.port,
             tls_port=ns.tls_port, pki=ns.pki, connectors=ns.connectors, services=services,
             evse_id=ns.evse_id, discharge_window=ns.discharge_window, sdp=not ns.no_sdp,
             sdp_port=ns.sdp_port, reports=ns.reports, sim_speedup=ns.sim_speedup,

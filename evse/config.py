@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from evse.energy.prices import PriceCurve
 from evse.protocol.limits import EvseLimits
+from evse.protocol.standards import STANDARDS, Tls, check_protocols
 
 __all__ = ["ConfigError", "ConnectorConfig", "EnergyConfig", "HalBackendConfig", "HalConfig",
            "SupervisorConfig",
@@ -200,6 +201,8 @@ class StationConfig:
     energy: EnergyConfig
     reports: ReportsConfig
     source: Path | None = None
+    # [station] protocols: the standards offered at supportedAppProtocol (SeccConfig.protocols)
+    protocols: tuple[str, ...] = ("iso20",)
 
     def connector(self, connector_id: str) -> ConnectorConfig:
         for c in self.connectors:
@@ -497,9 +500,26 @@ def _limits(root: _Table) -> LimitsConfig:
     return cfg
 
 
-def _tls(root: _Table) -> TlsConfig:
+def _protocols(station: _Table) -> tuple[str, ...]:
+    value = station.raw("protocols", ["iso20"])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        station.error("protocols", f"must be a list of strings, got {_fmt(value)}")
+        return ("iso20",)
+    try:
+        check_protocols(tuple(value))
+    except ValueError as exc:
+        station.error("protocols", str(exc))
+        return ("iso20",)
+    return tuple(value)
+
+
+def _tls(root: _Table, protocols: tuple[str, ...]) -> TlsConfig:
     t = root.table("tls")
+    # DIN and -2 run over plain TCP: no TLS needed unless a TLS-only standard (-20) is enabled.
+    tls_only = any(STANDARDS[p].tls == Tls.REQUIRED for p in protocols)
     if t is None:
+        if not tls_only:
+            return TlsConfig()
         root.error("tls", "required (ISO 15118-20 runs over TLS 1.3): give tls.cert_chain and "
                           "tls.private_key, or set tls.allow_plain_tcp_iso20 = true on a "
                           "test bench")
@@ -514,7 +534,7 @@ def _tls(root: _Table) -> TlsConfig:
     if have_chain != have_key:
         t.error("private_key" if have_chain else "cert_chain",
                 "required together with tls." + ("cert_chain" if have_chain else "private_key"))
-    elif not have_chain and not cfg.allow_plain_tcp_iso20:
+    elif not have_chain and not cfg.allow_plain_tcp_iso20 and tls_only:
         t.error("cert_chain", "required (ISO 15118-20 runs over TLS 1.3) unless "
                               "tls.allow_plain_tcp_iso20 = true")
     if cfg.require_vehicle_cert and cfg.trust_roots is None:
@@ -675,9 +695,11 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path | str = ".",
     root = _Table(data, "", errors, Path(base_dir))
     station = root.table("station", required=True)
     station_id = ""
+    protocols: tuple[str, ...] = ("iso20",)
     if station is not None:
         station_id = station.string("id", _MISSING, pattern=_TOPIC_LEVEL,
                                     rule="must be 1-255 characters without '/', '+', '#'")
+        protocols = _protocols(station)
         station.finish()
     connectors = _connectors(root)
     limits = _limits(root)
@@ -690,8 +712,9 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path | str = ".",
                                   f"needs limits.{key} > 0")
     cfg = StationConfig(
         station_id=station_id, connectors=connectors, hal=_hal(root), limits=limits,
-        tls=_tls(root), network=_network(root), mqtt=_mqtt(root),
-        tariffs=_tariffs(root), energy=_energy(root), reports=_reports(root), source=source)
+        tls=_tls(root, protocols), network=_network(root), mqtt=_mqtt(root),
+        tariffs=_tariffs(root), energy=_energy(root), reports=_reports(root), source=source,
+        protocols=protocols)
     root.finish()
     if check_files and not errors:
         _check_files(cfg, errors)

@@ -109,3 +109,32 @@ def test_secc_and_ev_processes_then_graceful_sigint() -> None:
         if secc.poll() is None:
             secc.kill()
             secc.communicate()
+
+
+def test_secc_protocols_option(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = cli.build_parser("secc")
+    ns = parser.parse_args(["secc", "--protocols", " ISO20 "])
+    assert ns.protocols == ("iso20",)
+    assert parser.parse_args(["secc"]).protocols is None  # [station] protocols, else iso20
+    for bad, error in [("iso20,din", "not implemented yet: ['din']"),
+                       ("iso20,x", "unknown protocols ['x']")]:
+        with pytest.raises(SystemExit):
+            parser.parse_args(["secc", "--protocols", bad])
+        assert error in capsys.readouterr().err
+
+
+def test_secc_protocols_reach_the_seccconfig(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    from evse.aio.app import SeccOptions, _needs_tls, _plain_tcp, build_station
+    from evse.protocol.standards import STANDARDS
+
+    monkeypatch.setitem(STANDARDS, "din", dataclasses.replace(
+        STANDARDS["din"], factory=lambda ctx: ctx))  # as the DIN machine will register
+    _, config = build_station(SeccOptions(protocols=("din", "iso20")), None)
+    assert config.protocols == ("din", "iso20")
+    assert _plain_tcp(config) and _needs_tls(config)  # DIN on TCP, -20 on TLS
+    _, config = build_station(SeccOptions(protocols=("din",)), None)
+    assert _plain_tcp(config) and not _needs_tls(config)
+    _, config = build_station(SeccOptions(), None)
+    assert config.protocols == ("iso20",) and not _plain_tcp(config) and _needs_tls(config)

@@ -254,3 +254,40 @@ def test_file_errors(tmp_path: Path) -> None:
                                     'address = "fe80::1%eth1"'))
     assert check_config(good) == []
     assert load_config(good).network.address == ipaddress.IPv6Address("fe80::1")
+
+
+def test_station_protocols() -> None:
+    assert loads_config(MINIMAL).protocols == ("iso20",)  # the default
+    data = tomllib.loads(MINIMAL)
+    data["station"]["protocols"] = ["iso20"]
+    assert parse_config(data).protocols == ("iso20",)
+    for value, error in [
+        (["iso20", "din"], "station.protocols: protocols not implemented yet: ['din']"),
+        (["iso2"], "station.protocols: protocols not implemented yet: ['iso2']"),
+        (["iso15118"], "station.protocols: unknown protocols ['iso15118']"),
+        (["iso20", "iso20"], "station.protocols: protocols listed twice"),
+        ([], "station.protocols: at least one protocol"),
+        ("iso20", "station.protocols: must be a list of strings"),
+    ]:
+        data["station"]["protocols"] = value
+        with pytest.raises(ConfigError) as info:
+            parse_config(data)
+        assert any(e.startswith(error) for e in info.value.errors), info.value.errors
+
+
+def test_station_protocols_once_implemented_need_no_tls_for_din(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from evse.protocol.standards import STANDARDS
+
+    for name in ("iso2", "din"):  # as their machines will be registered
+        monkeypatch.setitem(STANDARDS, name, dataclasses.replace(
+            STANDARDS[name], factory=lambda ctx: ctx))
+    data = tomllib.loads(MINIMAL)
+    del data["tls"]
+    data["station"]["protocols"] = ["din", "iso2", "iso20"]
+    with pytest.raises(ConfigError) as info:  # -20 needs TLS 1.3 ...
+        parse_config(data)
+    assert any(e.startswith("tls: required") for e in info.value.errors)
+    data["station"]["protocols"] = ["din", "iso2"]  # ... DIN and -2 run over plain TCP
+    assert parse_config(data).protocols == ("din", "iso2")

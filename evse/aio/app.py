@@ -15,7 +15,10 @@ import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from evse.protocol.config import SeccConfig
 
 log = logging.getLogger("evse.secc")
 
@@ -29,6 +32,7 @@ class SeccOptions:
     hal: str | None = None  # backend spec; None: from the config file or "sim"
     config: Path | None = None
     allow_plain_tcp_iso20: bool = False
+    protocols: tuple[str, ...] | None = None  # None: [station] protocols, else ("iso20",)
     port: int | None = None  # plain TCP
     tls_port: int | None = None
     pki: Path | None = None
@@ -165,16 +169,37 @@ def build_station(options: SeccOptions, station_cfg: Any = None) -> tuple[Any, A
     allow_plain = options.allow_plain_tcp_iso20 or bool(
         station_cfg is not None and station_cfg.tls.allow_plain_tcp_iso20)
     window = options.discharge_window
-    config = SeccConfig(
-        evse_id=evse_id,
-        services=service_ids,
-        control_modes=modes,
-        limits=limits,
-        allow_plain_tcp_iso20=allow_plain,
-        auto_authorize=True,  # no authorization backend is wired yet: free charging (EIM)
-        schedule_provider=DefaultScheduleProvider(discharge_window=window),
-    )
+    protocols = options.protocols or (station_cfg.protocols if station_cfg else ("iso20",))
+    try:
+        config = SeccConfig(
+            evse_id=evse_id,
+            services=service_ids,
+            control_modes=modes,
+            limits=limits,
+            protocols=protocols,
+            allow_plain_tcp_iso20=allow_plain,
+            auto_authorize=True,  # no authorization backend is wired yet: free charging (EIM)
+            schedule_provider=DefaultScheduleProvider(discharge_window=window),
+        )
+    except ValueError as exc:
+        raise SetupError(str(exc)) from None
     return station, config
+
+
+def _needs_tls(config: SeccConfig) -> bool:
+    """A TLS-only standard (-20) is enabled and not allowed over plain TCP."""
+    from evse.protocol.standards import STANDARDS, Tls
+
+    return not config.allow_plain_tcp_iso20 and any(
+        STANDARDS[p].tls == Tls.REQUIRED for p in config.protocols)
+
+
+def _plain_tcp(config: SeccConfig) -> bool:
+    """Open the plain TCP port: a TLS-only standard (-20) allowed there, or another one."""
+    from evse.protocol.standards import STANDARDS, Tls
+
+    return config.allow_plain_tcp_iso20 or any(
+        STANDARDS[p].tls != Tls.REQUIRED for p in config.protocols)
 
 
 def _tls_context(options: SeccOptions, station_cfg: Any) -> Any:
@@ -249,7 +274,7 @@ async def run_secc(options: SeccOptions, *, ready: asyncio.Event | None = None,
         raise SetupError("give --interface (the PLC modem's) or --address")
     station, config = build_station(options, station_cfg)
     tls = _tls_context(options, station_cfg)
-    if tls is None and not config.allow_plain_tcp_iso20:
+    if tls is None and _needs_tls(config):
         raise SetupError("ISO 15118-20 needs TLS 1.3: give --pki DIR (see certs/make_pki.py) "
                          "or, on a test bench, --allow-plain-tcp-iso20")
     config = _with_pnc(config, options, station_cfg, tls is not None)
@@ -262,7 +287,7 @@ async def run_secc(options: SeccOptions, *, ready: asyncio.Event | None = None,
     on_end = None  # session reports (with the money summary): the energy runtime below
     server = SeccServer(
         config, station, address=address, interface=interface,
-        port=tcp_port if config.allow_plain_tcp_iso20 else None,
+        port=tcp_port if _plain_tcp(config) else None,
         tls=tls, tls_port=tls_port,
         sdp_port=options.sdp_port if options.sdp else None,
         poll_interval=options.poll_interval, on_session_end=on_end,

@@ -24,6 +24,7 @@ FORBIDDEN = {
 def test_protocol_package_is_sans_io() -> None:
     files = sorted(PROTOCOL.rglob("*.py"))
     assert any(p.parent.name == "handlers" for p in files)
+    assert {"iso20", "iso2", "din"} <= {p.parent.name for p in files}
     for path in files:
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             names: list[str] = []
