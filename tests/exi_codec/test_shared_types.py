@@ -127,3 +127,57 @@ def test_a_root_of_a_shared_type_encodes_with_its_own_module(codec: ModuleType,
         data = codec.encode(root)
         assert codec.decode(data, schema) == root
         assert codec.to_json(root) == codec.to_json(codec.decode(data, schema))
+
+
+# -- the generator's check: a shared type must have the same grammar in every sharing set -------
+CT = "urn:iso:std:iso:15118:-20:CommonTypes"
+XSD = "http://www.w3.org/2001/XMLSchema"
+
+
+def _xsd(path: Any, tns: str, body: str, imports: str = "") -> Any:
+    path.write_text(f'<xs:schema xmlns:xs="{XSD}" xmlns:ct="{CT}" targetNamespace="{tns}" '
+                    f'xmlns="{tns}" elementFormDefault="qualified">{imports}{body}</xs:schema>')
+    return path
+
+
+def _sets(tmp_path: Any, substitute_in_b: bool) -> dict[str, Any]:
+    from tools.exigen.xsd import SchemaSet
+
+    _xsd(tmp_path / "common.xsd", CT,
+         '<xs:element name="Mode" type="ModeType" abstract="true"/>'
+         '<xs:complexType name="ModeType"/>'
+         '<xs:complexType name="HolderType"><xs:sequence><xs:element ref="Mode"/>'
+         '</xs:sequence></xs:complexType>')
+    imp = f'<xs:import namespace="{CT}" schemaLocation="common.xsd"/>'
+    sets = {}
+    for name in ("a", "b"):
+        sub = ('<xs:element name="FastMode" type="ct:ModeType" substitutionGroup="ct:Mode"/>'
+               if name == "a" or substitute_in_b else "")
+        root = _xsd(tmp_path / f"{name}.xsd", f"urn:test:{name}",
+                    f'<xs:element name="Req" type="ct:HolderType"/>{sub}', imp)
+        sets[name] = SchemaSet([root])
+    return sets
+
+
+@pytest.mark.parametrize("substitute_in_b", [True, False])
+def test_generator_shares_a_type_only_where_its_grammar_is_the_same(
+        tmp_path: Any, substitute_in_b: bool) -> None:
+    """HolderType's grammar has an event per member of the Mode substitution group, which
+    comes from each schema set: where set b has no FastMode, the grammars differ and the
+    generator must refuse to share the type rather than encode b's messages with a's grammar."""
+    from tools.exigen.emit import SharedTypes, write_module, write_shared
+
+    sets = _sets(tmp_path, substitute_in_b)
+    shared = SharedTypes("common", "test types", sets)
+    out = tmp_path / "out"
+    out.mkdir()
+    write_shared(shared, out)
+    assert "class HolderType(Message)" in (out / "common.py").read_text()
+    write_module(sets["a"], "a", "set a", out, shared)
+    if substitute_in_b:
+        write_module(sets["b"], "b", "set b", out, shared)
+        text = (out / "b.py").read_text()
+        assert "HolderType as HolderType," in text and "class HolderType" not in text
+    else:
+        with pytest.raises(ValueError, match="HolderType.*cannot be shared"):
+            write_module(sets["b"], "b", "set b", out, shared)
