@@ -214,9 +214,11 @@ class MeteringConfirmed:
 
 @dataclass(frozen=True, slots=True)
 class CloseConnection:
-    """Close the TCP/TLS connection `after_s` seconds from now (0: at once)."""
+    """Close the TCP/TLS connection `after_s` seconds from now (0: at once); `reason` is
+    logged when the connection closes (empty: the session's end is reason enough)."""
 
     after_s: float = 0.0
+    reason: str = ""
 
 
 Effect = (

@@ -162,7 +162,9 @@ class SeccConnection:
         effects: list[ev.Effect] = [ev.SendData(data, deadline=now + t.performance)]
         if namespace is None:
             self.closed = True
-            return effects + [ev.CloseConnection(after_s=t.close_after_session_stop)]
+            return effects + [ev.CloseConnection(
+                after_s=t.close_after_session_stop,
+                reason="supportedAppProtocol: no protocol in common")]
         self.protocol = namespace
         self.session = Session(protocol=namespace)
         self._sequence_deadline = now + t.sequence
@@ -307,7 +309,7 @@ class SeccConnection:
         if self._started:
             effects.append(ev.SessionEnded(reason=reason, failed=True))
         if close_after is not None:
-            effects.append(ev.CloseConnection(after_s=close_after))
+            effects.append(ev.CloseConnection(after_s=close_after, reason=reason))
         self.closed = True
         self._sequence_deadline = None
         return effects
