@@ -10,10 +10,11 @@ no session yet, oldest first, and bounds them:
 - connections without a session (handshaking or connected before SessionSetup):
   `max_presession_per_listener` and `max_presession`.
 
-Over a cap the **oldest** ticket of that group is closed. A real car finishes its
-handshake within tens of milliseconds and sends SessionSetup soon after, so it is never
-the oldest for long; closing the newest instead would let a flood that keeps the caps
-full refuse every car that arrives after it. Accepts are paced by a `TokenBucket`
+Over a cap the **oldest** ticket of that group is closed, silent ones (not a byte
+received) before the others, never the newcomer itself. A real car sends its ClientHello at once and finishes its
+handshake within tens of milliseconds, so it is never the oldest silent one and rarely the
+oldest at all; closing the newest instead would let a flood that keeps the caps full
+refuse every car that arrives after it. Accepts are paced by a `TokenBucket`
 (`accept_rate` per second, bursts of `accept_burst`): beyond that the kernel's listen
 backlog holds the connections, so a flood cannot monopolise the event loop.
 
@@ -44,8 +45,11 @@ class AdmissionConfig:
     # bytes a TLS client may send before its handshake is finished (a ClientHello plus a
     # vehicle certificate chain is a few KiB)
     handshake_max_bytes: int = 32 * 1024
-    accept_rate: float = 200.0  # accepted connections per second, sustained
+    accept_rate: float = 100.0  # accepted connections per second, sustained
     accept_burst: int = 32
+    # a connection that negotiated supportedAppProtocol but has no session yet keeps its
+    # connector this long against newcomers (a car sends SessionSetup right after)
+    evict_grace: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("max_handshakes_per_listener", "max_handshakes",
@@ -55,6 +59,8 @@ class AdmissionConfig:
                 raise ValueError(f"{name} must be >= 1")
         if not self.handshake_timeout > 0 or not self.accept_rate > 0:
             raise ValueError("handshake_timeout and accept_rate must be > 0")
+        if not self.evict_grace >= 0:
+            raise ValueError("evict_grace must be >= 0")
 
 
 class TokenBucket:
@@ -84,6 +90,7 @@ class Ticket:
         self.phase = HANDSHAKE if tls else CONNECTED
         self.reason: str | None = None
         self.connector: str | None = None
+        self.bytes_in = 0  # received before the handshake finished (TLS)
         self._abort: Callable[[], None] | None = None
 
     def set_reason(self, reason: str) -> None:
@@ -127,20 +134,26 @@ class Admission:
         self._pending[ticket] = None
         c = self.config
         if ticket.phase == HANDSHAKE:
-            self._enforce(c.max_handshakes_per_listener, ticket.listener, HANDSHAKE,
+            self._enforce(ticket, c.max_handshakes_per_listener, ticket.listener, HANDSHAKE,
                           f"evicted: more than {c.max_handshakes_per_listener} pending TLS "
                           f"handshakes on the {ticket.listener} listener")
-            self._enforce(c.max_handshakes, None, HANDSHAKE,
+            self._enforce(ticket, c.max_handshakes, None, HANDSHAKE,
                           f"evicted: more than {c.max_handshakes} pending TLS handshakes")
-        self._enforce(c.max_presession_per_listener, ticket.listener, None,
+        self._enforce(ticket, c.max_presession_per_listener, ticket.listener, None,
                       f"evicted: more than {c.max_presession_per_listener} connections "
                       f"without a session on the {ticket.listener} listener")
-        self._enforce(c.max_presession, None, None,
+        self._enforce(ticket, c.max_presession, None, None,
                       f"evicted: more than {c.max_presession} connections without a session")
 
-    def _enforce(self, cap: int, listener: str | None, phase: str | None, reason: str) -> None:
+    def _enforce(self, newcomer: Ticket, cap: int, listener: str | None, phase: str | None,
+                 reason: str) -> None:
         group = self.pending(listener=listener, phase=phase)
-        for victim in group[:max(0, len(group) - cap)]:
+        excess = len(group) - cap
+        # silent ones first (nothing received: not even a ClientHello), then the oldest;
+        # never the newcomer, which has not had a chance to send anything yet
+        victims = sorted((t for t in group if t is not newcomer),
+                         key=lambda t: (t.bytes_in > 0, t.accepted_at))
+        for victim in victims[:max(0, excess)]:
             self.evicted += 1
             self._pending.pop(victim, None)
             victim.close(reason)

@@ -865,25 +865,38 @@ class SeccServer:
             timeout=cfg.handshake_timeout, max_handshake_bytes=cfg.handshake_max_bytes,
             on_made=lambda raw: admission.admit(ticket, raw.abort),
             on_failure=failed,
+            on_bytes=lambda n: setattr(ticket, "bytes_in", n),
             on_lost=lambda: admission.release(ticket, "closed by the EV during the TLS "
                                                       "handshake"),
         )
 
     def take_connector(self) -> Connector | None:
-        """A free connector for a new connection; when none is free, the one held by the
-        oldest connection without a session (evicted). None: every connector carries a
-        session (those are never evicted)."""
+        """A free connector for a new connection; when none is free, the one held by a
+        connection without a session (evicted, see `_eviction_victim`). None: no connector
+        can be had (a connection with a session is never evicted)."""
         connector = self.station.free_connector()
         if connector is not None:
             return connector
-        idle = [h for h in self.active
-                if h.summary is None and not h.dead and h.connector is not None]
-        if not idle:
+        victim = self._eviction_victim(asyncio.get_running_loop().time())
+        if victim is None:
             return None
-        victim = min(idle, key=lambda h: h.ticket.accepted_at)
         victim.evict("evicted: a new connection needs the connector and this one has no "
                      "session")
         return self.station.free_connector()
+
+    def _eviction_victim(self, now: float) -> _Connection | None:
+        """The oldest connection that has not even negotiated supportedAppProtocol (idle or
+        sending junk); else the oldest one without a session (no SessionSetup) that has
+        had `evict_grace` s to send it. A car sends supportedAppProtocol and SessionSetup
+        right after connecting, so a stream of idle newcomers cannot push it out."""
+        holders = sorted((h for h in self.active
+                          if h.summary is None and not h.dead and h.connector is not None),
+                         key=lambda h: h.ticket.accepted_at)
+        for h in holders:
+            if h.conn is None or h.conn.session is None:
+                return h
+        grace = self.admission_config.evict_grace
+        return next((h for h in holders if now - h.ticket.accepted_at >= grace), None)
 
     async def _start_sdp(self, host: str) -> None:
         from evse.aio.sdp_server import start_sdp_server

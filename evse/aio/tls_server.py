@@ -116,6 +116,7 @@ class TlsLayer(asyncio.Protocol):
         on_made: Callable[[asyncio.Transport], None],
         on_failure: Callable[[str], None],
         on_lost: Callable[[], None],
+        on_bytes: Callable[[int], None] | None = None,
     ) -> None:
         self.context = context
         self.app = app
@@ -124,6 +125,7 @@ class TlsLayer(asyncio.Protocol):
         self.on_made = on_made
         self.on_failure = on_failure
         self.on_lost = on_lost
+        self.on_bytes = on_bytes
         self.raw: asyncio.Transport = None  # type: ignore[assignment]  # set in connection_made
         self.sslobj: ssl.SSLObject | None = None
         self._in = ssl.MemoryBIO()
@@ -173,6 +175,8 @@ class TlsLayer(asyncio.Protocol):
     def _handshake(self, data: bytes) -> None:
         assert self.sslobj is not None
         self._received += len(data)
+        if self.on_bytes is not None:
+            self.on_bytes(self._received)
         if self._received > self.max_handshake_bytes:
             self._fail(f"TLS handshake failed: more than {self.max_handshake_bytes} bytes "
                        "before it finished", alert=False)
