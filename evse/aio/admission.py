@@ -11,12 +11,12 @@ no session yet, oldest first, and bounds them:
   `max_presession_per_listener` and `max_presession`.
 
 Over a cap the **oldest** ticket of that group is closed, silent ones (not a byte
-received) before the others, never the newcomer itself. A real car sends its ClientHello at once and finishes its
-handshake within tens of milliseconds, so it is never the oldest silent one and rarely the
-oldest at all; closing the newest instead would let a flood that keeps the caps full
-refuse every car that arrives after it. Accepts are paced by a `TokenBucket`
-(`accept_rate` per second, bursts of `accept_burst`): beyond that the kernel's listen
-backlog holds the connections, so a flood cannot monopolise the event loop.
+received) before the others, never the newcomer itself. A real car sends its ClientHello
+at once and finishes its handshake within tens of milliseconds, so it is never the oldest
+silent one and rarely the oldest at all; closing the newest instead would let a flood that
+keeps the caps full refuse every car that arrives after it. Accepts are paced by a
+`TokenBucket` (`accept_rate` per second, bursts of `accept_burst`): beyond that the kernel's
+listen backlog holds the connections, so a flood cannot monopolise the event loop.
 
 The ticket also carries why its connection ended (the first reason given wins) and logs
 it once, at INFO, with the peer address, when the connection is gone.

@@ -7,10 +7,13 @@
     await server.close()          # safe state on every connector, connections closed
 
 A charger has one power stage per connector: the `Station` holds N `Connector`s (HAL
-backend + `ChargerController`), and every connection takes a free connector once it is
-established (after its TLS handshake). When none is free, the oldest connection without a
-session (no SessionSetup yet) gives its connector up (evicted); a connection with a session
-is never evicted, and only when every connector carries a session is a connection refused.
+backend + `ChargerController`). A connection takes a connector only when the EV sends its
+first bytes (after the TLS handshake), so idle connections hold none and are closed by the
+communication setup timeout counted from the accept. When no connector is free, one held by
+a connection without a session (no SessionSetup yet) is taken back (evicted): the oldest
+that has not even negotiated supportedAppProtocol (idle after a byte, or sending junk),
+else the oldest that has had `AdmissionConfig.evict_grace` s to send SessionSetup. A
+connection with a session is never evicted; without a victim the newcomer is refused.
 
 Admission (`evse/aio/admission.py`): the server accepts plain TCP itself, paced by a token
 bucket, and runs TLS itself (`evse/aio/tls_server.py`: a short handshake timeout, a small
@@ -310,35 +313,69 @@ class _Connection(asyncio.Protocol):
             if transport.is_closing():  # over a cap at once (cannot happen with caps >= 1)
                 self.dead = True
                 return
-        connector = None if server.closing else server.take_connector()
-        if connector is None:
-            self.ticket.set_reason(
-                "refused: shutting down" if server.closing else
-                "refused: every connector carries a session")
-            self.dead = True
-            server.refused += 1
-            transport.abort()
+        if server.closing:
+            self._refuse("refused: shutting down")
             return
-        now = self.loop.time()
-        self.connector = connector
-        self.ticket.connector = connector.id
-        connector.handler = self
         server.active.add(self)
         try:
             if self.tls:
                 self._read_tls(transport)
-            connector.controller.begin_session(server.station.hal_time(now))
+        except Exception as exc:
+            self._crash(exc)
+            return
+        # No connector until the EV sends its first bytes (`_bind`): a connection that
+        # never speaks holds none, and is closed after the communication setup timeout.
+        silent_for = server.config.timeouts.communication_setup
+        self._timer = self.loop.call_at(self.ticket.accepted_at + silent_for,
+                                        self._silent_timeout)
+
+    def _refuse(self, reason: str) -> None:
+        self.ticket.set_reason(reason)
+        self.dead = True
+        self.server.refused += 1
+        self.server.active.discard(self)
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _silent_timeout(self) -> None:
+        self._timer = None
+        if self.conn is None and not self.dead:
+            self.ticket.set_reason("communication setup timeout: the EV sent nothing")
+            self.dead = True
+            if self.transport is not None:
+                self.transport.abort()
+
+    def _bind(self) -> bool:
+        """The EV spoke: take a connector (evicting a connection without a session when
+        none is free) and start the SECC; False when refused."""
+        server = self.server
+        connector = None if server.closing else server.take_connector()
+        if connector is None:
+            self._refuse("refused: shutting down" if server.closing else
+                         "refused: every connector is held by a session")
+            return False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        start = self.ticket.accepted_at  # the SECC's setup timeout counts from the accept
+        self.connector = connector
+        self.ticket.connector = connector.id
+        connector.handler = self
+        try:
+            connector.controller.begin_session(server.station.hal_time(self.loop.time()))
             self.conn = SeccConnection(
-                server.config_for(connector.id), tls=self.tls, now=now, session_store=server.store,
-                epoch_offset=time.time() - now, peer_certificate=self.peer_certificate,
+                server.config_for(connector.id), tls=self.tls, now=start,
+                session_store=server.store, epoch_offset=time.time() - start,
+                peer_certificate=self.peer_certificate,
             )
             log.info("connector %s: %s connection from %s%s", connector.id,
                      f"{self.tls_version} {self.tls_cipher}" if self.tls else "TCP", self.peer,
                      f", vehicle certificate {self.vehicle_subject}"
                      if self.peer_certificate else "")
-            self._rearm()
         except Exception as exc:
             self._crash(exc)
+            return False
+        return True
 
     def _read_tls(self, transport: asyncio.BaseTransport) -> None:
         """Version, suite and the vehicle certificate (mutual TLS) of the finished handshake.
@@ -358,6 +395,8 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         t0 = time.perf_counter_ns()
+        if self.conn is None and not self.dead and not self._bind():
+            return
         conn = self.conn
         if conn is None or self.dead:
             return
@@ -399,8 +438,9 @@ class _Connection(asyncio.Protocol):
             self.ticket.set_reason(f"closed by the EV ({self._close_reason})")
         self.server.admission.release(self.ticket, "closed by the EV")
         connector, conn = self.connector, self.conn
-        if connector is None:
-            return  # refused or evicted: the connector is not ours any more
+        if connector is None:  # never bound, refused or evicted: no connector of ours
+            self.server.active.discard(self)
+            return
         now = self.loop.time()
         hal_now = self.server.station.hal_time(now)
         if not self.dead and conn is not None and not conn.closed:
