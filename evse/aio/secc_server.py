@@ -811,6 +811,7 @@ class SeccServer:
         self.bound_address: str | None = None
         self._servers: list[tuple[str, socket.socket]] = []  # (kind, listening socket)
         self._accept_tasks: list[asyncio.Task[None]] = []
+        self._connecting: set[asyncio.Task[None]] = set()
         self._sdp: Any = None
         self._poll_task: asyncio.Task[None] | None = None
 
@@ -870,7 +871,10 @@ class SeccServer:
             if wait > 0:
                 await asyncio.sleep(wait)
             try:
-                conn, addr = await loop.sock_accept(sock)
+                try:  # what is already in the backlog without a trip through the loop
+                    conn, addr = sock.accept()
+                except BlockingIOError:
+                    conn, addr = await loop.sock_accept(sock)
             except OSError as exc:  # EMFILE, ENOBUFS, ...: back off, keep serving
                 log.warning("accept on the %s listener failed: %s", kind, exc)
                 await asyncio.sleep(0.1)
@@ -878,14 +882,20 @@ class SeccServer:
             if self.closing:
                 conn.close()
                 break
+            conn.setblocking(False)
             ticket = Ticket(kind.upper(), f"[{addr[0]}]:{addr[1]}", loop.time(),
                             tls=kind == "tls")
-            try:
-                await loop.connect_accepted_socket(
-                    functools.partial(self._protocol_for, kind, ticket), sock=conn)
-            except OSError as exc:  # reset before we got to it
-                conn.close()
-                self.admission.release(ticket, f"connection lost: {exc!r}")
+            task = loop.create_task(self._connect(kind, ticket, conn))
+            self._connecting.add(task)
+            task.add_done_callback(self._connecting.discard)
+
+    async def _connect(self, kind: str, ticket: Ticket, conn: socket.socket) -> None:
+        try:
+            await asyncio.get_running_loop().connect_accepted_socket(
+                functools.partial(self._protocol_for, kind, ticket), sock=conn)
+        except OSError as exc:  # reset before we got to it
+            conn.close()
+            self.admission.release(ticket, f"connection lost: {exc!r}")
 
     def _protocol_for(self, kind: str, ticket: Ticket) -> asyncio.Protocol:
         if kind == "tcp":
