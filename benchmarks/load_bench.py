@@ -4,7 +4,8 @@
     python benchmarks/load_bench.py --n 1000         # 3,000 hostile connections
     python benchmarks/load_bench.py --quick          # smoke run (a few seconds)
 
-`evse secc` runs in a subprocess (sim HAL, one connector, TLS 1.3 with a test PKI from
+`evse secc` runs in a subprocess (sim HAL, `--connectors` connectors (2: junk can hold the
+second while the car charges on the first), TLS 1.3 with a test PKI from
 `certs.make_pki`, plus plain TCP for the hostile plain connections). A simulated EV charges
 over TLS (DC, sessions back to back) in this process; the hostile clients run in a second
 subprocess so that their work does not delay the EV's own measurements:
@@ -178,7 +179,8 @@ async def run(args: argparse.Namespace) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="load_bench_"))
     files = make_pki(tmp / "pki")
     log = tmp / "secc.log"
-    proc, tcp_port, tls_port = start_secc(tmp / "pki", log, args.secc_args)
+    proc, tcp_port, tls_port = start_secc(
+        tmp / "pki", log, ["--connectors", str(args.connectors), *args.secc_args])
     hz = os.sysconf("SC_CLK_TCK")
     samples: list[tuple[float, int, int]] = []  # monotonic, RSS KiB, CPU ticks
     loop_rtts: list[tuple[float, float]] = []
@@ -218,7 +220,7 @@ async def run(args: argparse.Namespace) -> int:
             proc.kill()
             proc.communicate()
     print(f"load_bench: N = {args.n} idle + {args.n} stalled-TLS + {args.n} junk, flood "
-          f"{args.duration:g} s; charger log {log}")
+          f"{args.duration:g} s, {args.connectors} connector(s); charger log {log}")
     print(f"{'phase':<8} {'loop p50 ms':>11} {'loop p99 ms':>11} {'loops':>6} "
           f"{'sessions ok/all':>15} {'RSS MB':>8} {'CPU %':>6}")
     base_rss = None
@@ -253,6 +255,7 @@ def main() -> int:
     p.add_argument("--after", type=float, default=8.0)
     p.add_argument("--settle", type=float, default=6.0,
                    help="wait after the flood before the `after` phase (s)")
+    p.add_argument("--connectors", type=int, default=2)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--hostile", nargs=2, type=int, metavar=("TCP_PORT", "TLS_PORT"),
                    help=argparse.SUPPRESS)

@@ -45,7 +45,7 @@ class AdmissionConfig:
     # bytes a TLS client may send before its handshake is finished (a ClientHello plus a
     # vehicle certificate chain is a few KiB)
     handshake_max_bytes: int = 32 * 1024
-    accept_rate: float = 100.0  # accepted connections per second, sustained
+    accept_rate: float = 200.0  # accepted connections per second, sustained
     accept_burst: int = 32
     # a connection that negotiated supportedAppProtocol but has no session yet keeps its
     # connector this long against newcomers (a car sends SessionSetup right after)
