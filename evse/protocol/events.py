@@ -9,7 +9,7 @@ Units are SI floats. Sign convention: current and power are negative while the E
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from evse.protocol.limits import EvLimits, EvseLimits
@@ -218,7 +218,7 @@ class CloseConnection:
     logged when the connection closes (empty: the session's end is reason enough)."""
 
     after_s: float = 0.0
-    reason: str = ""
+    reason: str = field(default="", compare=False)  # for the log, not part of the effect
 
 
 Effect = (
