@@ -262,7 +262,8 @@ def main() -> int:
     p.add_argument("secc_args", nargs="*", help="extra `evse secc` arguments (after --)")
     args = p.parse_args()
     if args.hostile:
-        stats = asyncio.run(hostile(*args.hostile, args.n, args.duration))
+        tcp_port, tls_port = args.hostile
+        stats = asyncio.run(hostile(tcp_port, tls_port, args.n, args.duration))
         print(json.dumps(stats))
         return 0
     if args.quick:
