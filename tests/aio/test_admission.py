@@ -378,3 +378,47 @@ async def test_a_refused_handshake_ends_with_a_fatal_alert(pki: PkiFiles, kind: 
         assert data[:2] == b"\x15\x03" and data[3:6] == b"\x00\x02\x02", data.hex()
         assert data[6] == alert, data.hex()
         assert server.admission.handshake_failures == 1
+
+
+async def test_a_refused_suite_ends_with_handshake_failure_seen_by_openssl(pki: PkiFiles
+                                                                           ) -> None:
+    """`openssl s_client` offering TLS_AES_128_GCM_SHA256 only (not a -20 suite) reads the
+    charger's handshake_failure alert, not a bare close."""
+    import shutil
+
+    tls = secc_context(pki.secc_chain, pki.secc_key)
+    openssl = shutil.which("openssl")
+    if openssl is None or not tls.restricted_suites:
+        pytest.skip("no openssl command, or the -20 suites cannot be set on this Python")
+    async with serving(tls=tls.context, plain=False) as server:
+        proc = await asyncio.create_subprocess_exec(
+            openssl, "s_client", "-connect", f"{HOST}:{server.tls_port}", "-tls1_3",
+            "-ciphersuites", "TLS_AES_128_GCM_SHA256",
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT)
+        out, _ = await asyncio.wait_for(proc.communicate(), 20)
+        text = out.decode(errors="replace")
+        assert "alert handshake failure" in text, text
+        assert server.admission.handshake_failures == 1
+
+
+async def test_handshake_input_is_bounded(pki: PkiFiles, caplog: pytest.LogCaptureFixture
+                                          ) -> None:
+    """A client announcing a 100 kB ClientHello and sending it in full records is closed once
+    `handshake_max_bytes` are in, instead of being buffered up to OpenSSL's own limit."""
+    caplog.set_level(logging.INFO)
+    cfg = AdmissionConfig(handshake_max_bytes=8192)
+    async with serving(tls=_tls(pki), plain=False, admission=cfg) as server:
+        assert server.tls_port is not None
+        reader, writer = await asyncio.open_connection(HOST, server.tls_port)
+        body = b"\x01\x01\x86\xa0" + bytes(16380)  # ClientHello, 100,000 bytes long
+        records = b"\x16\x03\x01\x40\x00" + body
+        for _ in range(3):
+            records += b"\x16\x03\x01\x40\x00" + bytes(16384)
+        with contextlib.suppress(ConnectionError):
+            writer.write(records)
+            await writer.drain()
+        assert await closed_by_peer(reader, 5.0)
+        writer.close()
+    assert any("more than 8192 bytes before it finished" in r.getMessage()
+               for r in caplog.records), [r.getMessage() for r in caplog.records]
