@@ -23,6 +23,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
+from evse.aio.admission import AdmissionConfig
 from evse.energy.prices import PriceCurve
 from evse.protocol.limits import EvseLimits
 from evse.protocol.standards import STANDARDS, Tls, check_protocols
@@ -122,6 +123,8 @@ class NetworkConfig:
     address: ipaddress.IPv6Address | None = None  # None: the interface's link-local address
     tls_port: int = 64109
     tcp_port: int = 64110
+    # bounds for connections without a session ([network.admission], evse/aio/admission.py)
+    admission: AdmissionConfig = field(default_factory=AdmissionConfig)
 
 
 @dataclass(frozen=True, slots=True)
@@ -563,8 +566,29 @@ def _network(root: _Table) -> NetworkConfig:
     tcp_port = t.integer("tcp_port", 64110, ge=1, le=65535)
     if tls_port == tcp_port and tls_port:
         t.error("tcp_port", f"must differ from network.tls_port, got {tcp_port}")
+    admission = _admission(t)
     t.finish()
-    return NetworkConfig(interface, address, tls_port, tcp_port)
+    return NetworkConfig(interface, address, tls_port, tcp_port, admission)
+
+
+def _admission(network: _Table) -> AdmissionConfig:
+    d = AdmissionConfig()
+    t = network.table("admission")
+    if t is None:
+        return d
+    ints = {key: t.integer(key, getattr(d, key), ge=1, le=100_000) for key in (
+        "max_handshakes_per_listener", "max_handshakes", "max_presession_per_listener",
+        "max_presession", "handshake_max_bytes", "accept_burst")}
+    timeout = t.number("handshake_timeout", d.handshake_timeout, gt=0, le=60)
+    rate = t.number("accept_rate", d.accept_rate, gt=0, le=100_000)
+    grace = t.number("evict_grace", d.evict_grace, ge=0, le=60)
+    t.finish()
+    try:
+        return AdmissionConfig(**ints, handshake_timeout=timeout, accept_rate=rate,
+                               evict_grace=grace)
+    except ValueError as exc:  # a value already reported above
+        network.error("admission", str(exc))
+        return d
 
 
 def _mqtt(root: _Table) -> MqttConfig | None:

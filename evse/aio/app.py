@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 import sys
@@ -58,6 +59,8 @@ class SeccOptions:
     require_vehicle_cert: bool = False  # CERT_REQUIRED instead of CERT_OPTIONAL
     oem_roots: Path | None = None  # PEM OEM roots: check CertificateInstallation's chain
     cps_sim: Path | None = None  # certs.pnc_pki directory: local CPS (test benches)
+    # AdmissionConfig fields that override [network.admission] (evse/aio/admission.py)
+    admission: dict[str, Any] = field(default_factory=dict)
 
 
 class SetupError(Exception):
@@ -284,13 +287,20 @@ async def run_secc(options: SeccOptions, *, ready: asyncio.Event | None = None,
     tcp_port = options.port if options.port is not None else (
         net.tcp_port if net else DEFAULT_TCP_PORT)
     reports_dir = options.reports or (station_cfg.reports.dir if station_cfg else None)
+    from evse.aio.admission import AdmissionConfig
+
+    admission = net.admission if net else AdmissionConfig()
+    try:
+        admission = dataclasses.replace(admission, **options.admission)
+    except (TypeError, ValueError) as exc:
+        raise SetupError(f"admission: {exc}") from exc
     on_end = None  # session reports (with the money summary): the energy runtime below
     server = SeccServer(
         config, station, address=address, interface=interface,
         port=tcp_port if _plain_tcp(config) else None,
         tls=tls, tls_port=tls_port,
         sdp_port=options.sdp_port if options.sdp else None,
-        poll_interval=options.poll_interval, on_session_end=on_end,
+        poll_interval=options.poll_interval, on_session_end=on_end, admission=admission,
     )
     from evse.aio.energy_app import EnergyRuntime  # [energy], [tariffs], [mqtt], reports
 
