@@ -170,6 +170,7 @@ class SlacLink:
         self._task: asyncio.Task[None] | None = None
         self._matched: asyncio.Future[SlacMatched] = self._loop.create_future()
         self.late_sends = 0
+        self.errors = 0
 
     async def __aenter__(self) -> Self:
         self._task = asyncio.create_task(self._run(), name="slac-link")
@@ -237,10 +238,14 @@ class SlacLink:
                                              return_when=asyncio.FIRST_COMPLETED)
                 wake.cancel()
                 self._wake.clear()
-                if receive in done:
-                    frame, receive = receive.result(), None
-                    self._apply(self.core.receive_frame(frame, self.now()))
-                self._apply(self.core.handle_timeout(self.now()))
+                try:
+                    if receive in done:
+                        frame, receive = receive.result(), None
+                        self._apply(self.core.receive_frame(frame, self.now()))
+                    self._apply(self.core.handle_timeout(self.now()))
+                except Exception:  # a bug must not end the link: log it, keep listening
+                    self.errors += 1
+                    log.exception("SLAC: frame or timer handling failed")
         finally:
             if receive is not None:
                 receive.cancel()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from evse.link import timing
 from evse.link.pilot import (
@@ -193,3 +195,67 @@ def test_fault_with_no_car_is_still_a_safe_state() -> None:
     assert StopSlac() not in out
     # the fault clears and a car is there: a plug-in
     assert duties(pilot.pilot_measured("B", 2.0)) == [5.0]
+
+
+# -- invariants over any sequence of inputs (h2 test_state_machines style) --------------------
+
+INPUTS = st.lists(st.one_of(
+    st.tuples(st.just("read"), st.sampled_from(["A", "B", "C", "D", "E", "F", "X"])),
+    st.tuples(st.just("started"), st.none()),
+    st.tuples(st.just("matched"), st.none()),
+    st.tuples(st.just("failed"), st.none()),
+    st.tuples(st.just("limit"), st.sampled_from([0.0, 6.0, 16.0, 63.0, 90.0])),
+    st.tuples(st.just("wait"), st.sampled_from([0.05, 1.0, 5.0, 25.0])),
+), max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(INPUTS, st.booleans(), st.booleans(), st.booleans())
+def test_safety_invariants_hold_for_any_sequence(
+        steps: list[tuple[str, object]], digital: bool, fallback: bool, vent: bool) -> None:
+    pilot = PilotLifecycle(PilotConfig(digital_communication=digital,
+                                       basic_charging_fallback=fallback,
+                                       ventilation_available=vent))
+    now = 0.0
+    for kind, arg in steps:
+        now += 0.01
+        if kind == "read":
+            before = pilot.phase
+            out = pilot.pilot_measured(arg, now)
+            if arg == "A":
+                assert pilot.phase == Phase.IDLE and pilot.duty == 100.0 and not pilot.energy
+                if before != Phase.IDLE:
+                    assert EndSession("unplugged") in out and SafeState("unplugged") in out
+            elif arg in ("X", "E") or (arg == "F" and before != Phase.EF_STEP):
+                assert not pilot.energy and pilot.duty == 100.0
+                assert pilot.phase == Phase.FAULT or before == Phase.EF_STEP
+                if before not in (Phase.FAULT, Phase.EF_STEP):
+                    assert any(isinstance(e, SafeState) for e in out)
+            elif arg == "D" and not vent:
+                assert not pilot.energy
+        elif kind == "started":
+            out = pilot.slac_started(now)
+        elif kind == "matched":
+            out = pilot.slac_matched(now)
+        elif kind == "failed":
+            out = pilot.slac_attempt_failed(now, "test")
+        elif kind == "limit":
+            out = pilot.set_current_limit(float(arg), now)  # type: ignore[arg-type]
+        else:
+            now += float(arg)  # type: ignore[arg-type]
+            deadline = pilot.next_deadline()
+            out = pilot.handle_timeout(now)
+            assert deadline is None or deadline > now or pilot.next_deadline() != deadline
+        # energy only with a session basis and a ready car that is allowed to be ready
+        if pilot.energy:
+            assert pilot.phase in (Phase.MATCHED, Phase.BASIC)
+            assert pilot.car == Pilot.C or (pilot.car == Pilot.D and vent)
+        # the duty says what the phase is
+        if pilot.phase in (Phase.WAIT_SLAC, Phase.SLAC, Phase.MATCHED):
+            assert pilot.duty == 5.0
+        if pilot.phase == Phase.BASIC:
+            assert pilot.duty == duty_for_current(pilot.current_limit)
+        if pilot.phase == Phase.EF_STEP:
+            assert pilot.duty == 0.0
+        if not digital:
+            assert StartSlac() not in out
