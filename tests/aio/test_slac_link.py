@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -115,18 +116,53 @@ async def plug_match_unplug(r: Rig) -> None:
     assert again.nmk != old and r.modem.nmk == again.nmk
 
 
-def medium_rig(**changes: object) -> contextlib.AbstractAsyncContextManager[Rig]:
+@contextlib.asynccontextmanager
+async def in_process_rig(**changes: object) -> AsyncIterator[Rig]:
     medium = InProcessMedium()
-    return rig(medium.port(EVSE_MAC), medium.port, **changes)
+    async with rig(medium.port(EVSE_MAC), medium.port, **changes) as r:
+        yield r
 
 
-async def test_in_process_plug_slac_match_unplug() -> None:
-    async with medium_rig() as r:
+@contextlib.asynccontextmanager
+async def veth_rig(**changes: object) -> AsyncIterator[Rig]:
+    """The charger's raw socket in one namespace, each car's in the other: a veth pair is
+    the PLC medium; the simulated modem sits between the charger's SLAC and its socket."""
+    require_root()
+    cars: list[RawSocketTransport] = []
+    with veth_pair() as pair:
+        with in_netns(pair.evse_ns):
+            evse = RawSocketTransport(pair.evse_if)
+
+        def ev_port(mac: bytes) -> FrameTransport:
+            with in_netns(pair.ev_ns):
+                port = RawSocketTransport(pair.ev_if)
+            port.mac = mac  # the car's MAC on the PLC side
+            cars.append(port)
+            return port
+
+        try:
+            async with rig(evse, ev_port, **changes) as r:
+                yield r
+        finally:
+            for car in cars:
+                car.close()
+
+
+RIGS = {"in_process": in_process_rig, "veth": veth_rig}
+
+
+@pytest.fixture(params=sorted(RIGS))
+def open_rig(request: pytest.FixtureRequest) -> Callable[..., Any]:
+    return RIGS[request.param]
+
+
+async def test_plug_slac_match_unplug(open_rig: Callable[..., Any]) -> None:
+    async with open_rig() as r:
         await plug_match_unplug(r)
 
 
-async def test_in_process_car_that_never_answers_then_retries() -> None:
-    async with medium_rig() as r:
+async def test_car_that_never_answers_then_retries(open_rig: Callable[..., Any]) -> None:
+    async with open_rig() as r:
         r.board_backend.board.set_ev_pilot_state(PilotState.B)
         await wait_duty(r.board_backend, 5.0)
         with pytest.raises(EvSlacFailed):
@@ -141,8 +177,9 @@ async def test_in_process_car_that_never_answers_then_retries() -> None:
         assert r.modem.nmk == result.nmk
 
 
-async def test_in_process_wrong_run_id_gets_no_match_and_late_answer_still_matches() -> None:
-    async with medium_rig() as r:
+async def test_wrong_run_id_gets_no_match_late_answer_matches(
+        open_rig: Callable[..., Any]) -> None:
+    async with open_rig() as r:
         r.board_backend.board.set_ev_pilot_state(PilotState.B)
         await wait_duty(r.board_backend, 5.0)
         with pytest.raises(EvSlacFailed, match="CM_SLAC_MATCH.CNF"):
@@ -154,8 +191,8 @@ async def test_in_process_wrong_run_id_gets_no_match_and_late_answer_still_match
         assert result.validate_result == VALIDATE_FAILURE
 
 
-async def test_in_process_two_cars_at_once_one_match() -> None:
-    async with medium_rig() as r:
+async def test_two_cars_at_once_one_match(open_rig: Callable[..., Any]) -> None:
+    async with open_rig() as r:
         r.board_backend.board.set_ev_pilot_state(PilotState.B)
         await wait_duty(r.board_backend, 5.0)
         cars = await asyncio.gather(
@@ -168,8 +205,8 @@ async def test_in_process_two_cars_at_once_one_match() -> None:
         assert (await next_event(r.link, pl.SessionAllowed)).mode == "hlc"  # type: ignore[union-attr]
 
 
-async def test_in_process_car_next_door_is_heard_with_its_attenuation() -> None:
-    async with medium_rig() as r:
+async def test_car_next_door_is_heard_with_its_attenuation(open_rig: Callable[..., Any]) -> None:
+    async with open_rig() as r:
         r.modem.attenuation = next_door
         r.board_backend.board.set_ev_pilot_state(PilotState.B)
         await wait_duty(r.board_backend, 5.0)
@@ -177,8 +214,8 @@ async def test_in_process_car_next_door_is_heard_with_its_attenuation() -> None:
         assert r.modem.profiles_sent == 10
 
 
-async def test_in_process_pilot_fault_gives_safe_state() -> None:
-    async with medium_rig() as r:
+async def test_pilot_fault_gives_safe_state(open_rig: Callable[..., Any]) -> None:
+    async with open_rig() as r:
         r.board_backend.board.set_ev_pilot_state(PilotState.B)
         await wait_duty(r.board_backend, 5.0)
         await ev_slac(r.ev_transport(CAR_MAC), EV_LOOSE)
@@ -198,19 +235,3 @@ async def test_basic_charging_duty_follows_the_limit() -> None:
         assert (await next_event(link, pl.EnergyAllowed)).allowed  # type: ignore[union-attr]
         link.set_current_limit(63.0)
         assert backend.board.pwm_duty == 89.2
-
-
-async def test_veth_plug_slac_match_unplug_over_raw_sockets() -> None:
-    require_root()
-    with veth_pair() as pair:
-        with in_netns(pair.evse_ns):
-            evse = RawSocketTransport(pair.evse_if)
-
-        def ev_port(mac: bytes) -> FrameTransport:
-            with in_netns(pair.ev_ns):
-                port = RawSocketTransport(pair.ev_if)
-            port.mac = mac  # the car's MAC on the PLC side
-            return port
-
-        async with rig(evse, ev_port) as r:
-            await plug_match_unplug(r)
