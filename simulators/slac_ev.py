@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from evse.aio.slac_link import FrameTransport
 from evse.link import slac_messages as m
@@ -42,7 +42,6 @@ class EvSlacBehaviour:
 
     def scaled(self, factor: float) -> EvSlacBehaviour:
         """Looser timeouts for loaded machines."""
-        from dataclasses import replace
         return replace(self, response_timeout=self.response_timeout * factor,
                        atten_results_timeout=self.atten_results_timeout * factor)
 

@@ -235,3 +235,13 @@ async def test_basic_charging_duty_follows_the_limit() -> None:
         assert (await next_event(link, pl.EnergyAllowed)).allowed  # type: ignore[union-attr]
         link.set_current_limit(63.0)
         assert backend.board.pwm_duty == 89.2
+
+
+def test_root_tests_skip_without_root_but_fail_on_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception):
+        require_root()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI=true but not root"):
+        require_root()
