@@ -245,3 +245,29 @@ def test_root_tests_skip_without_root_but_fail_on_ci(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="CI=true but not root"):
         require_root()
+
+
+async def test_car_without_digital_communication_falls_back_to_basic_charging() -> None:
+    """No CM_SLAC_PARM.REQ: E/F step (the board reads F, no fault), a fresh 5 %, then the
+    nominal duty; the car goes to C and charges; the limit changes the duty. Short timers
+    (the standard's are 20 s and 4 s; the fake-clock tests check those)."""
+    medium = InProcessMedium()
+    backend = SimBackend()
+    config = pl.PilotConfig(slac_init_timeout=0.3, ef_step=0.2, max_current=16.0)
+    host = SimulatedModemTransport(medium.port(EVSE_MAC), PlcModemSim(host_mac=EVSE_MAC))
+    async with SlacLink(host) as slac, \
+            ConnectorLink(backend.board, slac, config, poll_interval=0.02) as link:
+        backend.board.set_ev_pilot_state(PilotState.B)
+        names = []
+        while (effect := await next_event(link, pl.LinkEvent)).name != "basic_charging":
+            names.append(effect.name)  # type: ignore[union-attr]
+        assert names == ["plugged", "slac_init_timeout", "ef_step", "slac_init_timeout"]
+        assert backend.board.pwm_duty == 26.7
+        assert await next_event(link, pl.SessionAllowed) == pl.SessionAllowed("basic")
+        backend.board.set_ev_pilot_state(PilotState.C)
+        assert (await next_event(link, pl.EnergyAllowed)).allowed  # type: ignore[union-attr]
+        link.set_current_limit(32.0)
+        assert backend.board.pwm_duty == 53.3
+        backend.board.set_ev_pilot_state(PilotState.A)
+        assert await next_event(link, pl.EndSession) == pl.EndSession("unplugged")
+        assert link.pilot.phase == pl.Phase.IDLE
