@@ -50,7 +50,7 @@ VALIDATE_FAILURE, VALIDATE_NOT_REQUIRED = 3, 4
 MATCH_REQ_MVF_LENGTH = 0x3E  # bytes after MVFLength in CM_SLAC_MATCH.REQ
 MATCH_CNF_MVF_LENGTH = 0x56  # ... and in CM_SLAC_MATCH.CNF
 
-Z6, Z8, Z16, Z17 = b"\0" * 6, b"\0" * 8, b"\0" * 16, b"\0" * 17
+Z8, Z17 = b"\0" * 8, b"\0" * 17
 
 
 class MessageError(ValueError):
