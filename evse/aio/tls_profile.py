@@ -133,22 +133,37 @@ def _conf_functions() -> tuple[Any, Any, Any]:
     return load, unload, clear
 
 
-def _system_ssl_conf() -> tuple[str, str] | None:
-    """(config file, name of its ssl_conf section) of the process's OpenSSL config, if any."""
+class _ConfValue(ctypes.Structure):  # CONF_VALUE, public in openssl/conf.h
+    _fields_ = [("section", ctypes.c_char_p), ("name", ctypes.c_char_p),
+                ("value", ctypes.c_char_p)]
+
+
+def _conf_escape(value: str) -> str:
+    return "".join("\\" + c if c in "\\$#\"'" else c for c in value)
+
+
+def _system_ssl_conf() -> str | None:
+    """The process's OpenSSL config reduced to its `ssl_conf` sections (values expanded), as a
+    config text whose appname `evse_restore` loads only the ssl_conf module; None if the
+    config has no ssl_conf (then there is nothing to put back)."""
     try:
         lib = tls_native.libssl()
         default_file = lib.CONF_get1_default_config_file
-        nconf_new, nconf_load = lib.NCONF_new, lib.NCONF_load
-        get_string, nconf_free, crypto_free = lib.NCONF_get_string, lib.NCONF_free, lib.CRYPTO_free
+        nconf_new, nconf_load, nconf_free = lib.NCONF_new, lib.NCONF_load, lib.NCONF_free
+        get_string, get_section = lib.NCONF_get_string, lib.NCONF_get_section
+        sk_num, sk_value, crypto_free = lib.OPENSSL_sk_num, lib.OPENSSL_sk_value, lib.CRYPTO_free
     except (tls_native.NativeUnavailable, AttributeError):
         return None
     default_file.argtypes, default_file.restype = [], ctypes.c_void_p
     nconf_new.argtypes, nconf_new.restype = [ctypes.c_void_p], ctypes.c_void_p
     nconf_load.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_long)]
     nconf_load.restype = ctypes.c_int
+    nconf_free.argtypes, nconf_free.restype = [ctypes.c_void_p], None
     get_string.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p]
     get_string.restype = ctypes.c_char_p
-    nconf_free.argtypes, nconf_free.restype = [ctypes.c_void_p], None
+    get_section.argtypes, get_section.restype = [ctypes.c_void_p, ctypes.c_char_p], ctypes.c_void_p
+    sk_num.argtypes, sk_num.restype = [ctypes.c_void_p], ctypes.c_int
+    sk_value.argtypes, sk_value.restype = [ctypes.c_void_p, ctypes.c_int], ctypes.c_void_p
     crypto_free.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
     crypto_free.restype = None
     raw = default_file()
@@ -156,14 +171,32 @@ def _system_ssl_conf() -> tuple[str, str] | None:
         return None
     path = ctypes.string_at(raw)
     crypto_free(raw, b"tls_profile", 0)
+
+    def section(conf: int, name: bytes) -> list[tuple[str, str]]:
+        stack = get_section(conf, name)
+        if not stack:
+            return []
+        items = (ctypes.cast(sk_value(stack, i), ctypes.POINTER(_ConfValue)).contents
+                 for i in range(sk_num(stack)))
+        return [(v.name.decode(), v.value.decode()) for v in items if v.name and v.value]
+
     conf = nconf_new(None)
     try:
         line = ctypes.c_long()
-        if conf is None or nconf_load(conf, path, ctypes.byref(line)) != 1:
+        if not conf or nconf_load(conf, path, ctypes.byref(line)) != 1:
             return None
         init = get_string(conf, None, b"openssl_conf")
-        section = get_string(conf, init, b"ssl_conf") if init else None
-        return (os.fsdecode(path), section.decode()) if section else None
+        ssl_section = get_string(conf, init, b"ssl_conf") if init else None
+        if not ssl_section:
+            return None
+        text = ["evse_restore = evse_restore_init", "[evse_restore_init]",
+                "ssl_conf = evse_restore_ssl", "[evse_restore_ssl]"]
+        bodies = []
+        for i, (name, target) in enumerate(section(conf, ssl_section)):
+            text.append(f"{name} = evse_restore_{i}")
+            bodies.append([f"[evse_restore_{i}]"] + [
+                f"{k} = {_conf_escape(v)}" for k, v in section(conf, target.encode())])
+        return "\n".join(text + [line for body in bodies for line in body]) + "\n"
     finally:
         nconf_free(conf)
         lib.ERR_clear_error()  # a missing key leaves an error on the queue
@@ -193,14 +226,11 @@ def openssl_profile(commands: dict[str, str]) -> Iterator[None]:
 
 
 def _restore_system_ssl_conf(load: Any, clear: Any, tmp: Path) -> None:
-    system = _system_ssl_conf()
-    if system is None:
+    text = _system_ssl_conf()
+    if text is None:
         return
     path = tmp / "restore.cnf"
-    file, section = system
-    # only the ssl_conf module: the system's providers etc. stay as they are
-    path.write_text(f".include {file}\nevse_restore = evse_restore_init\n"
-                    f"[evse_restore_init]\nssl_conf = {section}\n")
+    path.write_text(text)  # only the ssl_conf module: providers etc. were never unloaded
     if load(os.fsencode(path), b"evse_restore", 0) != 1:
         clear()
 
