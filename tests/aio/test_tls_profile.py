@@ -8,11 +8,14 @@ import asyncio
 import contextlib
 import io
 import logging
+import os
 import re
 import shutil
+import signal
 import ssl
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +46,11 @@ def pnc_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return make_pnc_pki("secp521r1").write(tmp_path_factory.mktemp("pnc"))
 
 
-def _client(root: Path, settings: Settings = Settings(), *, tls12: bool = False) -> ssl.SSLContext:
+UNRESTRICTED = Settings()
+
+
+def _client(root: Path, settings: Settings = UNRESTRICTED, *,
+            tls12: bool = False) -> ssl.SSLContext:
     """A client restricted to `settings` (the same mechanisms as the charger's)."""
     ctx, applied = tls_profile.build(ssl.PROTOCOL_TLS_CLIENT, settings)
     assert not applied.errors, applied.errors
@@ -307,7 +314,13 @@ async def _start(options: SeccOptions) -> tuple[asyncio.Task[int], asyncio.Event
 def test_evse_secc_refuses_tls_without_the_profile(pki: PkiFiles, monkeypatch: pytest.MonkeyPatch,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     _no_mechanism_for(monkeypatch, "groups")
-    assert main_secc(_options(pki.secc_chain.parent)) == 2
+    # should it serve after all, SIGINT stops it (exit 0) instead of hanging the test
+    watchdog = threading.Timer(30, os.kill, (os.getpid(), signal.SIGINT))
+    watchdog.start()
+    try:
+        assert main_secc(_options(pki.secc_chain.parent)) == 2
+    finally:
+        watchdog.cancel()
     err = capsys.readouterr().err
     assert "refusing to offer ISO 15118-20 over TLS" in err and "groups: not applied" in err
 
