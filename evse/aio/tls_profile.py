@@ -10,10 +10,12 @@ Mechanisms, per part, best first:
 - otherwise an OpenSSL configuration profile: an `ssl_conf` section whose `system_default`
   holds Ciphersuites / Groups / SignatureAlgorithms, loaded with libcrypto's public
   `CONF_modules_load_file` just around the construction of the context (SSL_CTX_new applies
-  `system_default` when it creates the SSL_CTX) and unloaded right after
-  (`CONF_modules_unload`), then the system's own `ssl_conf`, if its openssl.cnf has one, is
-  loaded again. Other contexts of the process (MQTT, the simulated EV, OCPP) therefore keep
-  OpenSSL's and the system's defaults. A lock serialises this; contexts are built at start.
+  `system_default` when it creates the SSL_CTX); right after, the system's own `ssl_conf`
+  (copied from the process's openssl.cnf) or a neutral one without `system_default` replaces
+  ours. Other contexts of the process (MQTT, the simulated EV, OCPP) therefore keep OpenSSL's
+  and the system's defaults. Only the ssl_conf module is touched (no CONF_modules_unload, which
+  would also finish the providers and engines the system config set up). A lock serialises
+  this; contexts are built at start.
 OpenSSL ignores a configuration value it does not understand, hence `self_test`: probe clients
 that must be refused (TLS 1.2, AES-128-GCM only, X25519 only, P-256 only) and accepted (X448
 only, P-521 only), plus two throw-away servers built the same way that must refuse to sign
@@ -25,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import datetime as dt
+import logging
 import os
 import ssl
 import tempfile
@@ -48,6 +51,7 @@ OPENSSL_CONFIG = "openssl-config"
 CONF_KEYS = {"suites": "Ciphersuites", "groups": "Groups", "sigalgs": "SignatureAlgorithms"}
 
 _lock = threading.RLock()
+log = logging.getLogger("evse.tls")
 
 
 @dataclass(frozen=True)
@@ -202,9 +206,22 @@ def _system_ssl_conf() -> str | None:
         lib.ERR_clear_error()  # a missing key leaves an error on the queue
 
 
+# loaded when the system config has no ssl_conf: an ssl_conf module without system_default
+# (its one named section is never applied: nothing calls SSL_CTX_config with that name)
+_NEUTRAL_SSL_CONF = ("evse_restore = evse_restore_init\n[evse_restore_init]\n"
+                     "ssl_conf = evse_restore_ssl\n[evse_restore_ssl]\n"
+                     "evse_unused = evse_unused_cmds\n[evse_unused_cmds]\n"
+                     "MinProtocol = TLSv1.2\n")
+
+
 @contextlib.contextmanager
 def openssl_profile(commands: dict[str, str]) -> Iterator[None]:
-    """SSL contexts created inside get `commands` (SSL_CONF_cmd names -> values)."""
+    """SSL contexts created inside get `commands` (SSL_CONF_cmd names -> values).
+
+    Only the ssl_conf module is touched: loading a config replaces the ssl_conf names as a
+    whole, so ours goes in, and afterwards the system's (or a neutral one) replaces ours.
+    CONF_modules_unload is avoided: it would also finish the system config's providers and
+    engines modules (an HSM engine, a provider activated there)."""
     load, unload, clear = _conf_functions()
     body = "".join(f"{k} = {v}\n" for k, v in commands.items())
     text = ("evse_iso20_tls = evse_init\n[evse_init]\nssl_conf = evse_ssl\n"
@@ -215,24 +232,24 @@ def openssl_profile(commands: dict[str, str]) -> Iterator[None]:
         path.write_text(text)
         if load(os.fsencode(path), b"evse_iso20_tls", 0) != 1:
             clear()
-            unload(0)
-            _restore_system_ssl_conf(load, clear, Path(tmp))
+            _put_back_ssl_conf(load, unload, clear, Path(tmp))
             raise MechanismUnavailable("CONF_modules_load_file refused the TLS profile")
         try:
             yield
         finally:
-            unload(0)  # finish every module instance: our system_default is gone
-            _restore_system_ssl_conf(load, clear, Path(tmp))
+            _put_back_ssl_conf(load, unload, clear, Path(tmp))
 
 
-def _restore_system_ssl_conf(load: Any, clear: Any, tmp: Path) -> None:
-    text = _system_ssl_conf()
-    if text is None:
-        return
+def _put_back_ssl_conf(load: Any, unload: Any, clear: Any, tmp: Path) -> None:
     path = tmp / "restore.cnf"
-    path.write_text(text)  # only the ssl_conf module: providers etc. were never unloaded
-    if load(os.fsencode(path), b"evse_restore", 0) != 1:
-        clear()
+    path.write_text(_system_ssl_conf() or _NEUTRAL_SSL_CONF)
+    if load(os.fsencode(path), b"evse_restore", 0) == 1:
+        return
+    clear()
+    # last resort, so that our profile does not govern every later context of the process
+    log.warning("cannot put the system's TLS configuration back; unloading all OpenSSL "
+                "configuration modules")
+    unload(0)
 
 
 # -- verification ----------------------------------------------------------------------------
