@@ -144,6 +144,70 @@ async def test_openssl_client_sees_the_negotiated_group_and_refusals(pki: PkiFil
         assert rc != 0, out
 
 
+def _vehicle_pki(out: Path) -> dict[str, Path]:
+    """A vehicle root (P-521) and two vehicle certificates under it: a P-521 key (signs with
+    ecdsa_secp521r1_sha512) and a P-256 key (can only sign with ecdsa_secp256r1_sha256)."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(dt.UTC)
+
+    def cert(cn: str, key: Any, issuer: Any, issuer_key: Any, ca: bool) -> Any:
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+        return (x509.CertificateBuilder().subject_name(name)
+                .issuer_name(issuer.subject if issuer is not None else name)
+                .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(now - dt.timedelta(hours=1))
+                .not_valid_after(now + dt.timedelta(days=1))
+                .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+                .sign(issuer_key, hashes.SHA512()))
+
+    def pem(c: Any) -> bytes:
+        return bytes(c.public_bytes(serialization.Encoding.PEM))
+
+    def key_pem(k: Any) -> bytes:
+        return bytes(k.private_bytes(serialization.Encoding.PEM,
+                                     serialization.PrivateFormat.PKCS8,
+                                     serialization.NoEncryption()))
+
+    root_key = ec.generate_private_key(ec.SECP521R1())
+    root = cert("Vehicle root (test)", root_key, None, root_key, True)
+    files = {"root": out / "vehicle_root.pem"}
+    files["root"].write_bytes(pem(root))
+    for curve in (ec.SECP521R1(), ec.SECP256R1()):
+        key = ec.generate_private_key(curve)
+        files[curve.name] = out / f"vehicle_{curve.name}.pem"
+        files[curve.name].write_bytes(pem(cert(f"WMIV{curve.name}", key, root, root_key, False)))
+        files[f"{curve.name}_key"] = out / f"vehicle_{curve.name}.key"
+        files[f"{curve.name}_key"].write_bytes(key_pem(key))
+    return files
+
+
+async def test_a_vehicle_key_outside_the_signature_algorithms_is_refused(
+        pki: PkiFiles, tmp_path: Path) -> None:
+    """The CertificateRequest lists only ecdsa_secp521r1_sha512 and ed448: a vehicle with a
+    P-256 key cannot sign its CertificateVerify, so mutual TLS refuses it."""
+    vehicle = _vehicle_pki(tmp_path)
+    ctx = secc_context(pki.secc_chain, pki.secc_key, vehicle_roots=vehicle["root"],
+                       require_vehicle_cert=True).context
+    async with running(tls=ctx, plain=False, allow_plain_tcp_iso20=False) as rig:
+        outcome = {}
+        for curve in ("secp521r1", "secp256r1"):
+            client = _client(pki.root_cert)
+            client.load_cert_chain(vehicle[curve], vehicle[f"{curve}_key"])
+            report = await asyncio.wait_for(run_session(
+                fast_scenario("dc", max_loops=2), host=HOST, port=rig.server.tls_port,
+                ssl_context=client, battery=rig.link(0)), 30)
+            outcome[curve] = report.success
+            await rig.wait_safe()
+        assert outcome == {"secp521r1": True, "secp256r1": False}
+        assert len(rig.server.sessions) == 1
+
+
 def test_the_profile_does_not_restrict_other_contexts(pki: PkiFiles, caplog: Any) -> None:
     """The configuration profile is installed only while the SECC's context is created: the
     MQTT client, the simulated EV and OCPP keep OpenSSL's defaults."""
