@@ -44,7 +44,6 @@ SUITES_ISO20 = ("TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256")
 GROUPS_ISO20 = ("P-521", "X448")  # OpenSSL's names for secp521r1 and x448
 SIGALGS_ISO20 = ("ecdsa_secp521r1_sha512", "ed448")
 
-PARTS = ("suites", "groups", "sigalgs")
 STDLIB = "stdlib"
 OPENSSL_CONFIG = "openssl-config"
 # OpenSSL configuration commands (SSL_CONF_cmd names) per part
