@@ -118,6 +118,13 @@ def _secc_arguments(p: argparse.ArgumentParser) -> None:
                      "for every HAL but sim; [hal.supervisor] in --config)")
     sup.add_argument("--no-supervisor", dest="supervise", action="store_false",
                      help="no safety supervisor (test benches only)")
+    p.add_argument("--tls-profile-best-effort", action="store_true", default=None,
+                   help="serve TLS even when the ISO 15118-20 TLS profile (suites, groups, "
+                   "signature algorithms, CA names, OCSP) cannot be applied completely; a "
+                   "WARNING names the missing parts (default: no TLS listener then)")
+    p.add_argument("--ocsp-response", type=Path, metavar="FILE",
+                   help="DER OCSP response about the SECC leaf certificate: stapled when the EV "
+                   "asks (status_request)")
     pnc = p.add_argument_group("Plug & Charge and mutual TLS (docs/pnc.md)")
     pnc.add_argument("--pnc-mo-roots", type=Path, metavar="FILE",
                      help="PEM bundle of the installed MO (eMSP) root certificates: offer Plug "
@@ -266,6 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             pnc_mo_roots=ns.pnc_mo_roots, vehicle_roots=ns.vehicle_roots,
             require_vehicle_cert=ns.require_vehicle_cert, supervise=ns.supervise,
             oem_roots=ns.oem_roots, cps_sim=ns.cps_sim,
+            tls_profile_best_effort=ns.tls_profile_best_effort, ocsp_response=ns.ocsp_response,
             extra={"grid_outage": ns.grid_outage} if ns.grid_outage else {},
             admission={k: v for k, v in (
                 ("handshake_timeout", ns.tls_handshake_timeout),

@@ -115,6 +115,8 @@ class TlsConfig:
     require_vehicle_cert: bool = False
     allow_plain_tcp_iso20: bool = False  # test benches only
     pnc_mo_roots: Path | None = None  # PEM MO roots: offer Plug & Charge (over TLS only)
+    profile_best_effort: bool = False  # serve TLS even if the -20 profile is incomplete
+    ocsp_response: Path | None = None  # DER OCSP response about the SECC leaf: stapled
 
 
 @dataclass(frozen=True, slots=True)
@@ -532,7 +534,9 @@ def _tls(root: _Table, protocols: tuple[str, ...]) -> TlsConfig:
                     trust_roots=t.path_("trust_roots"),
                     require_vehicle_cert=t.boolean("require_vehicle_cert", False),
                     allow_plain_tcp_iso20=t.boolean("allow_plain_tcp_iso20", False),
-                    pnc_mo_roots=t.path_("pnc_mo_roots"))
+                    pnc_mo_roots=t.path_("pnc_mo_roots"),
+                    profile_best_effort=t.boolean("profile_best_effort", False),
+                    ocsp_response=t.path_("ocsp_response"))
     have_chain, have_key = cfg.cert_chain is not None, cfg.private_key is not None
     if have_chain != have_key:
         t.error("private_key" if have_chain else "cert_chain",
@@ -542,6 +546,9 @@ def _tls(root: _Table, protocols: tuple[str, ...]) -> TlsConfig:
                               "tls.allow_plain_tcp_iso20 = true")
     if cfg.require_vehicle_cert and cfg.trust_roots is None:
         t.error("trust_roots", "required when tls.require_vehicle_cert = true")
+    if cfg.ocsp_response is not None and not have_chain:
+        t.error("ocsp_response", "stapled over TLS only: needs tls.cert_chain and "
+                                 "tls.private_key")
     if cfg.pnc_mo_roots is not None and not have_chain:
         t.error("pnc_mo_roots", "Plug & Charge runs over TLS only: needs tls.cert_chain and "
                                 "tls.private_key")
@@ -704,6 +711,7 @@ def _check_files(cfg: StationConfig, errors: list[str]) -> None:
     need("tls.private_key_password_file", cfg.tls.private_key_password_file)
     need("tls.trust_roots", cfg.tls.trust_roots)
     need("tls.pnc_mo_roots", cfg.tls.pnc_mo_roots)
+    need("tls.ocsp_response", cfg.tls.ocsp_response)
     if cfg.mqtt is not None:
         need("mqtt.ca_file", cfg.mqtt.ca_file)
         need("mqtt.cert_file", cfg.mqtt.cert_file)
