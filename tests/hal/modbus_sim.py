@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import os
 import select
-import socket
 import threading
 import tty
 from dataclasses import dataclass, field
@@ -177,13 +176,10 @@ class ModbusDeviceServer:
             action=self._action,
         )
         self.bridge: PtyBridge | None = None
+        self.port = 0
         if transport == "tcp":
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
-                self.port = s.getsockname()[1]
-            self._make: Any = lambda: ModbusTcpServer(device, address=("127.0.0.1", self.port))
-            self.client_options: dict[str, Any] = {
-                "transport": "tcp", "host": "127.0.0.1", "port": self.port}
+            # Port 0: the kernel picks a free one, no race with other test processes.
+            self._make: Any = lambda: ModbusTcpServer(device, address=("127.0.0.1", 0))
         else:
             self.bridge = PtyBridge()
             port = self.bridge.server_port
@@ -197,14 +193,20 @@ class ModbusDeviceServer:
         self._thread.start()
         if not self._started.wait(5.0):
             raise RuntimeError("the Modbus test server did not start")
+        if transport == "tcp":
+            self.client_options: dict[str, Any] = {
+                "transport": "tcp", "host": "127.0.0.1", "port": self.port}
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
 
         async def serve() -> None:
             self._server = self._make()  # pymodbus servers are made on their loop
-            self._loop.call_soon(self._started.set)
-            await self._server.serve_forever()
+            await self._server.serve_forever(background=True)
+            if self.transport == "tcp":
+                self.port = self._server.transport.sockets[0].getsockname()[1]
+            self._started.set()
+            await self._server.serving
 
         with contextlib.suppress(Exception):
             self._loop.run_until_complete(serve())

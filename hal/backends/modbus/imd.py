@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any, ClassVar
 
-from hal.backends.device import DeviceBackend
+from hal.backends.modbus.device import ModbusDevice
 from hal.backends.modbus.registers import (
     IMD_BLOCK_COUNT,
     DecodeError,
@@ -16,7 +16,7 @@ from hal.backends.modbus.registers import (
     ImdValues,
     decode_imd,
 )
-from hal.backends.modbus.worker import Clock, ModbusWorker, make_client
+from hal.backends.modbus.worker import ModbusWorker
 from hal.interfaces import IsolationMonitor, IsolationReading
 
 
@@ -140,42 +140,18 @@ class ModbusIsolationMonitor(IsolationMonitor):
             self._self_test_passed, self._self_test_pending = False, False
 
 
-class ModbusImdBackend(DeviceBackend):
-    """Provides the isolation monitor: the generic IMD map, unit `unit`, "tcp" or "rtu"."""
+class ModbusImdBackend(ModbusDevice):
+    """Provides the isolation monitor: the generic IMD map (connection options:
+    `ModbusDevice`)."""
 
     name = "modbus-imd"
     provides: ClassVar[tuple[str, ...]] = ("isolation_monitor",)
+    block_start = ImdRegister.RESISTANCE
+    block_count = IMD_BLOCK_COUNT
 
-    def __init__(
-        self,
-        *,
-        transport: str = "tcp",
-        host: str | None = None,
-        port: int = 502,
-        device: str | None = None,
-        baudrate: int = 9600,
-        parity: str = "N",
-        stopbits: int = 1,
-        unit: int = 1,
-        timeout: float = 0.5,
-        interval: float = 0.2,
-        max_age: float | None = None,
-        client: Any = None,
-        clock: Clock = time.monotonic,
-    ) -> None:
-        where = f"tcp:{host}:{port}" if transport == "tcp" else f"rtu:{device}"
-        super().__init__(target=f"{where} unit {unit}")
-        if client is None:
-            client = make_client(
-                transport, host=host, port=port, device=device, baudrate=baudrate,
-                parity=parity, stopbits=stopbits, timeout=timeout,
-            )
-        self.worker = ModbusWorker(
-            client, unit=unit, start=ImdRegister.RESISTANCE, count=IMD_BLOCK_COUNT,
-            interval=interval, name=self.name, clock=clock,
-        )
-        age = max_age if max_age is not None else 3 * interval + timeout
-        self._imd = ModbusIsolationMonitor(self.worker, age)
+    def __init__(self, *, interval: float = 0.2, **connection: Any) -> None:
+        super().__init__(interval=interval, **connection)
+        self._imd = ModbusIsolationMonitor(self.worker, self.max_age)
 
     @property
     def isolation_monitor(self) -> ModbusIsolationMonitor:
@@ -195,4 +171,4 @@ class ModbusImdBackend(DeviceBackend):
             while self.worker.clock() < deadline and not self.worker.take_acked():
                 time.sleep(0.01)  # let the STOP go out before the port closes (bounded)
         finally:
-            self.worker.close()
+            super()._close_device()

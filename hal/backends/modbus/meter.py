@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any, ClassVar
 
-from hal.backends.device import DeviceBackend
+from hal.backends.modbus.device import ModbusDevice
 from hal.backends.modbus.registers import (
     SDM630_BLOCK_COUNT,
     SDM630_BLOCK_START,
     DecodeError,
     decode_sdm630,
 )
-from hal.backends.modbus.worker import Clock, ModbusWorker, make_client
+from hal.backends.modbus.worker import ModbusWorker
 from hal.interfaces import HalError, Meter, MeterReading
 
 
@@ -84,45 +83,19 @@ class ModbusMeter(Meter):
         return self._reading
 
 
-class ModbusMeterBackend(DeviceBackend):
-    """Provides the meter: an SDM630-class meter, unit `unit`, over "tcp" or "rtu"."""
+class ModbusMeterBackend(ModbusDevice):
+    """Provides the meter: an SDM630-class meter (connection options: `ModbusDevice`)."""
 
     name = "modbus-meter"
     provides: ClassVar[tuple[str, ...]] = ("meter",)
+    block_start = SDM630_BLOCK_START
+    block_count = SDM630_BLOCK_COUNT
 
-    def __init__(
-        self,
-        *,
-        transport: str = "tcp",
-        host: str | None = None,
-        port: int = 502,
-        device: str | None = None,
-        baudrate: int = 9600,
-        parity: str = "N",
-        stopbits: int = 1,
-        unit: int = 1,
-        timeout: float = 0.5,
-        interval: float = 0.5,
-        max_age: float | None = None,
-        meter_id: str | None = None,
-        client: Any = None,
-        clock: Clock = time.monotonic,
-    ) -> None:
-        where = f"tcp:{host}:{port}" if transport == "tcp" else f"rtu:{device}"
-        super().__init__(target=f"{where} unit {unit}")
-        if client is None:
-            client = make_client(
-                transport, host=host, port=port, device=device, baudrate=baudrate,
-                parity=parity, stopbits=stopbits, timeout=timeout,
-            )
-        self.worker = ModbusWorker(
-            client, unit=unit, start=SDM630_BLOCK_START, count=SDM630_BLOCK_COUNT,
-            interval=interval, name=self.name, clock=clock,
-        )
-        # Fresh = younger than a few poll cycles plus one timeout (a single lost answer
-        # is tolerated, a silent device is not).
-        age = max_age if max_age is not None else 3 * interval + timeout
-        self._meter = ModbusMeter(self.worker, meter_id or f"MODBUS-{where}-{unit}", age)
+    def __init__(self, *, meter_id: str | None = None, interval: float = 0.5,
+                 unit: int = 1, **connection: Any) -> None:
+        super().__init__(interval=interval, unit=unit, **connection)
+        meter_id = meter_id or f"MODBUS-{self.where}-{unit}"
+        self._meter = ModbusMeter(self.worker, meter_id, self.max_age)
 
     @property
     def meter(self) -> ModbusMeter:
@@ -134,6 +107,3 @@ class ModbusMeterBackend(DeviceBackend):
 
     def _poll_device(self, now: float) -> None:
         self._meter.update(now)
-
-    def _close_device(self) -> None:
-        self.worker.close()
