@@ -64,8 +64,9 @@ def _secc_arguments(p: argparse.ArgumentParser) -> None:
                    "IPv6 link-local address and answer SDP there")
     p.add_argument("--address", help="listen on this address instead (e.g. ::1, 127.0.0.1, "
                    "fe80::1%%eth1)")
-    p.add_argument("--hal", help="HAL backend spec (default: from --config, else 'sim'), e.g. "
-                   "sim, serial:/dev/ttyUSB0,can:socketcan:can0")
+    p.add_argument("--hal", help="HAL spec, every part assigned (default: from --config, else "
+                   "'sim'), e.g. sim, serial:/dev/ttyUSB0,can:can0,sim or PART=NAME:TARGET "
+                   "items such as meter=modbus-meter:tcp:10.0.0.7 (docs/hardware.md)")
     p.add_argument("--allow-simulated-parts", action="store_true",
                    help="accept a real board or power supply beside a SIMULATED isolation "
                    "monitor (test benches only; [hal] allow_simulated_parts in --config)")

@@ -9,7 +9,6 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from modbus_sim import ImdModel, ModbusDeviceServer, Sdm630Model
 from pymodbus.constants import ExcCodes
 
 from hal.backends.modbus import ModbusImdBackend, ModbusMeterBackend, StaleReading
@@ -24,6 +23,7 @@ from hal.backends.modbus.registers import (
 )
 from hal.parts import compose
 from hal.registry import target_options
+from simulators.modbus import ImdModel, ModbusDeviceServer, Sdm630Model
 
 TRANSPORTS = ["tcp", "rtu"]
 # Generous bounds: the machine is shared, the worker threads and the server are real.

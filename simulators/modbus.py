@@ -1,6 +1,7 @@
-"""Modbus devices for the tests: a pymodbus server (TCP on loopback, or RTU on a pty pair)
-whose registers a Python model fills on every request, so a test controls what the device
-says, and whether it answers at all (an exception response, or silence)."""
+"""Simulated Modbus devices for tests and benches: an SDM630-class meter and a generic-map
+insulation monitor (docs/hardware.md), each a pymodbus server (TCP on loopback, or RTU on a
+pty pair) whose registers a Python model fills on every request, so a test controls what
+the device says, and whether it answers at all (an exception response, or silence)."""
 
 from __future__ import annotations
 
@@ -210,6 +211,13 @@ class ModbusDeviceServer:
 
         with contextlib.suppress(Exception):
             self._loop.run_until_complete(serve())
+        # Requests still waiting (a silent device) end here, not as "destroyed" tasks.
+        pending = asyncio.all_tasks(self._loop)
+        for task in pending:
+            task.cancel()
+        with contextlib.suppress(Exception):
+            self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        self._loop.close()
 
     async def _action(self, function_code: int, start_address: int, address: int,
                       count: int, current_registers: list[int],
@@ -228,7 +236,9 @@ class ModbusDeviceServer:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             asyncio.run_coroutine_threadsafe(self._server.shutdown(), self._loop).result(5)
-        self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread.is_alive() and not self._loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # closed meanwhile
+                self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5.0)
         if self.bridge is not None:
             self.bridge.close()
