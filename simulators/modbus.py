@@ -29,6 +29,7 @@ from hal.backends.modbus.registers import (
 @dataclass
 class Faults:
     exception: ExcCodes | None = None  # answer every request with this exception
+    refuse_writes: ExcCodes | None = None  # answer writes (commands) with this exception
     silent: bool = False  # never answer (the client times out)
 
 
@@ -227,6 +228,8 @@ class ModbusDeviceServer:
             await asyncio.sleep(3600)  # cancelled at shutdown
         if faults.exception is not None:
             return faults.exception
+        if function_code == 6 and faults.refuse_writes is not None:
+            return faults.refuse_writes
         if function_code == 4:
             self.model.fill(current_registers, start_address)
         elif function_code == 6 and set_values is not None:

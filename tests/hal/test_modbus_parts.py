@@ -277,6 +277,38 @@ def test_imd_failures_are_faults_and_old_values_are_dropped(
     assert backend.fault is not None
 
 
+def test_imd_command_sent_while_the_device_is_silent_goes_out_when_it_answers(
+        imd_rig: tuple[ImdModel, ModbusImdBackend]) -> None:
+    model, backend = imd_rig
+    imd = backend.isolation_monitor
+    poll_until(backend, lambda: backend.worker.latest is not None)
+    model.faults.silent = True
+    imd.start()  # the write times out: it stays queued, never dropped
+    poll_until(backend, lambda: "No response" in (backend.fault or ""))
+    assert model.commands == []
+    model.faults.silent = False
+    poll_until(backend, lambda: imd.reading() is not None)
+    assert model.commands == [1]
+
+
+def test_imd_refused_command_is_a_latched_fault(
+        imd_rig: tuple[ImdModel, ModbusImdBackend]) -> None:
+    model, backend = imd_rig
+    imd = backend.isolation_monitor
+    model.faults.refuse_writes = ExcCodes.ILLEGAL_VALUE
+    imd.start()
+    poll_until(backend, lambda: "IMD refused START" in (backend.fault or ""))
+    time.sleep(0.3)  # reads keep succeeding meanwhile...
+    backend.poll(time.monotonic())
+    assert "IMD refused START" in (backend.fault or "")  # ...the refusal stays reported
+    assert imd.reading() is None and model.commands == []
+    model.faults.refuse_writes = None
+    imd.stop()
+    imd.start()
+    poll_until(backend, lambda: imd.reading() is not None)
+    assert backend.fault is None
+
+
 def test_imd_counter_that_does_not_move_is_no_new_measurement() -> None:
     """A device that acknowledges START but never completes a measurement keeps its old,
     VALUE_VALID register: that old value is never reported."""

@@ -45,6 +45,7 @@ class ModbusIsolationMonitor(IsolationMonitor):
         self._taken_at = 0.0
         self._reading: IsolationReading | None = None
         self._fault: str | None = None
+        self._refused: str | None = None  # a command the device refused, until one is acked
 
     def start(self) -> None:
         if not self._measuring:
@@ -92,12 +93,19 @@ class ModbusIsolationMonitor(IsolationMonitor):
     def update(self, now: float) -> None:
         worker = self._worker
         for w, acked_at in worker.take_acked():
+            self._refused = None
             if w.value == ImdCommand.START and self._measuring:
                 self._start_acked_at = acked_at
             elif w.value == ImdCommand.SELF_TEST and self._self_test_pending:
                 self._self_test_acked_at = acked_at
+        for w, why in worker.take_refused():
+            self._refused = f"IMD refused {ImdCommand(w.value).name}: {why}"
+            if w.value == ImdCommand.SELF_TEST:
+                self._self_test_pending = False  # no result will come
         error = worker.error
         faults = [] if error is None else [error[0]]
+        if self._refused is not None and self._refused not in faults:
+            faults.append(self._refused)
         block = worker.latest
         if block is not None and block.taken_at > self._taken_at:
             try:

@@ -9,13 +9,15 @@ was taken (monotonic seconds). The part decides whether that result is fresh eno
 Every cycle the worker sends the queued writes (commands), then reads one register block.
 A failed transaction (timeout, no connection, a Modbus exception response, a short
 answer) is recorded as `error` with its time; the last good block keeps its own time and
-so ages until the part refuses it.
+so ages until the part refuses it. A write that got no answer stays queued and goes
+again next cycle; one the device refused (an exception response) is handed back to the
+part (`take_refused`): retrying would not change the device's mind.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable
@@ -100,7 +102,8 @@ class ModbusWorker:
         self._latest: Block | None = None
         self._error: tuple[str, float] | None = None
         self._acked: list[tuple[Write, float]] = []
-        self._writes: queue.Queue[Write] = queue.Queue()
+        self._refused: list[tuple[Write, str]] = []
+        self._writes: collections.deque[Write] = collections.deque()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self.transactions = 0
@@ -123,7 +126,8 @@ class ModbusWorker:
     def write(self, address: int, value: int) -> Write:
         """Queue a holding-register write and wake the worker; returns at once."""
         w = Write(address, value, self.clock())
-        self._writes.put(w)
+        with self._lock:
+            self._writes.append(w)
         self._wake.set()
         return w
 
@@ -132,6 +136,12 @@ class ModbusWorker:
         with self._lock:
             acked, self._acked = self._acked, []
         return acked
+
+    def take_refused(self) -> list[tuple[Write, str]]:
+        """Writes the device answered with an exception since the last call, and why."""
+        with self._lock:
+            refused, self._refused = self._refused, []
+        return refused
 
     def close(self) -> None:
         self._stop.set()
@@ -157,7 +167,9 @@ class ModbusWorker:
             except OSError as exc:  # the port vanished
                 self._fail(f"unit {self.unit}: {exc}")
             left = self.interval - (self.clock() - began)
-            if left > 0 and self._writes.empty():
+            with self._lock:
+                idle = not self._writes
+            if left > 0 and idle:
                 self._wake.wait(left)
             self._wake.clear()
 
@@ -166,18 +178,21 @@ class ModbusWorker:
             self._fail(f"unit {self.unit}: cannot connect")
             return
         while True:
-            try:
-                w = self._writes.get_nowait()
-            except queue.Empty:
-                break
+            with self._lock:
+                if not self._writes:
+                    break
+                w = self._writes[0]  # dequeued once answered: a timeout resends it
             rr = self.client.write_register(w.address, w.value, device_id=self.unit)
             self.transactions += 1
-            if rr.isError():
-                self._writes.put(w)  # keep it: a command is never dropped silently
-                self._fail(f"unit {self.unit}: write {w.address:#06x} refused: {rr}")
-                return
+            refused = rr.isError()
             with self._lock:
-                self._acked.append((w, self.clock()))
+                self._writes.popleft()
+                if refused:
+                    self._refused.append((w, str(rr)))
+                else:
+                    self._acked.append((w, self.clock()))
+            if refused:
+                self._fail(f"unit {self.unit}: write {w.value} to {w.address:#06x} refused: {rr}")
         rr = self.client.read_input_registers(self.start, count=self.count, device_id=self.unit)
         self.transactions += 1
         if rr.isError():
