@@ -98,12 +98,8 @@ def available_backends() -> list[str]:
 
 
 def _load(target: str) -> type[HalBackend]:
-    module_name, _, attr = target.partition(":")
-    module = importlib.import_module(module_name)
-    cls: Any = module
-    for part in attr.split("."):
-        cls = getattr(cls, part)
-    if not (isinstance(cls, type) and issubclass(cls, HalBackend)):
+    cls = _load_any(target)
+    if not issubclass(cls, HalBackend):
         raise TypeError(f"{target} is not a HalBackend subclass")
     return cls
 
