@@ -166,7 +166,9 @@ def bench_fault(kind: str, poll_period: float) -> tuple[float, float, float]:
         mcu = SimulatedMcu(pty.master_fd)
         mcu_runner = McuThread(mcu).start()
         composite = create_backend_from_spec(
-            f"serial:{pty.port},can:virtual:{channel}", {"can": {"module_addresses": [1, 2, 3]}}
+            f"serial:{pty.port},can:virtual:{channel},sim",
+            {"can": {"module_addresses": [1, 2, 3]}},
+            allow_simulated_parts=True,  # the bench has no isolation monitor or meter
         )
         assert isinstance(composite, CompositeBackend)
         rack_bus = can.Bus(interface="virtual", channel=channel)
@@ -258,6 +260,7 @@ def bench_system_fault(kind: str, secc_poll: float) -> tuple[float, float, float
         try:
             options = SeccOptions(address="127.0.0.1", hal=hw.hal_spec, port=0,
                                   allow_plain_tcp_iso20=True, poll_interval=secc_poll,
+                                  allow_simulated_parts=True,
                                   hal_options={"sim": {"imd_measuring_time": 0.2}})
             station, config = build_station(options)
             config = dataclasses.replace(config, timeouts=Timeouts(close_after_session_stop=0.2))

@@ -75,8 +75,12 @@ def _secc_arguments(p: argparse.ArgumentParser) -> None:
                    "IPv6 link-local address and answer SDP there")
     p.add_argument("--address", help="listen on this address instead (e.g. ::1, 127.0.0.1, "
                    "fe80::1%%eth1)")
-    p.add_argument("--hal", help="HAL backend spec (default: from --config, else 'sim'), e.g. "
-                   "sim, serial:/dev/ttyUSB0,can:socketcan:can0")
+    p.add_argument("--hal", help="HAL spec, every part assigned (default: from --config, else "
+                   "'sim'), e.g. sim, serial:/dev/ttyUSB0,can:can0,sim or PART=NAME:TARGET "
+                   "items such as meter=modbus-meter:tcp:10.0.0.7 (docs/hardware.md)")
+    p.add_argument("--allow-simulated-parts", action="store_true",
+                   help="accept a real board or power supply beside a SIMULATED isolation "
+                   "monitor (test benches only; [hal] allow_simulated_parts in --config)")
     p.add_argument("--config", type=Path, help="station configuration file (TOML)")
     p.add_argument("--pki", type=Path, help="directory with secc_chain.pem (or secc.pem) and "
                    "secc.key (python -m certs.make_pki DIR or, with the PnC hierarchies, "
@@ -264,7 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return main_secc(SeccOptions(
             interface=ns.interface, address=ns.address, hal=ns.hal, config=ns.config,
             allow_plain_tcp_iso20=ns.allow_plain_tcp_iso20, protocols=ns.protocols,
-            port=ns.port,
+            port=ns.port, allow_simulated_parts=ns.allow_simulated_parts,
             tls_port=ns.tls_port, pki=ns.pki, connectors=ns.connectors, services=services,
             evse_id=ns.evse_id, discharge_window=ns.discharge_window, sdp=not ns.no_sdp,
             sdp_port=ns.sdp_port, reports=ns.reports, sim_speedup=ns.sim_speedup,

@@ -32,13 +32,16 @@ __all__ = ["ConfigError", "ConnectorConfig", "EnergyConfig", "HalBackendConfig",
            "SupervisorConfig",
            "LimitsConfig", "MqttConfig", "NetworkConfig", "ReportsConfig", "StationConfig",
            "TariffConfig", "TlsConfig", "check_config", "load_config", "loads_config",
-           "parse_config", "parse_hal_spec"]
+           "parse_config", "parse_hal_spec", "HalPartConfig"]
 
 ConnectorType = Literal["DC", "AC"]
 SERVICES_BY_TYPE: dict[str, tuple[str, ...]] = {"DC": ("DC", "DC_BPT"), "AC": ("AC", "AC_BPT")}
 _TOPIC_LEVEL = re.compile(r"^[^/+#\x00-\x1f]{1,255}$")
 _CONNECTOR_ID = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
-_BACKEND_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_BACKEND_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
+# hal.parts.PARTS, and the alias IEC 61557-8 gives the isolation monitor
+_HAL_PARTS = ("board", "power_supply", "isolation_monitor", "meter")
+_HAL_PART_ALIASES = {"insulation_monitor": "isolation_monitor"}
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 
 
@@ -69,6 +72,23 @@ class HalBackendConfig:
     name: str  # a name in hal.registry ("sim", "serial", "can", plugins)
     target: str | None = None  # what follows the colon: "/dev/ttyUSB0", "can0"
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    part: str | None = None  # "meter" for "meter=modbus-meter:tcp:HOST" (short form)
+
+    @property
+    def spec(self) -> str:
+        """This entry in the --hal spec syntax."""
+        text = self.name if self.target is None else f"{self.name}:{self.target}"
+        return text if self.part is None else f"{self.part}={text}"
+
+
+@dataclass(frozen=True, slots=True)
+class HalPartConfig:
+    """One [hal.parts] entry: which backend provides the part, with its options."""
+
+    part: str  # board, power_supply, isolation_monitor, meter
+    backend: str  # a part backend name in hal.registry ("serial", "modbus-meter", "sim")
+    target: str | None = None  # the spec form's target ("tcp:10.0.0.7:502")
+    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +107,9 @@ class SupervisorConfig:
 class HalConfig:
     backends: tuple[HalBackendConfig, ...] = (HalBackendConfig("sim"),)
     supervisor: SupervisorConfig = field(default_factory=SupervisorConfig)
+    parts: tuple[HalPartConfig, ...] = ()  # [hal.parts]: instead of `backends`
+    # A real board or power supply beside a simulated isolation monitor (hal/parts.py)
+    allow_simulated_parts: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,7 +384,9 @@ def _price_list(t: _Table, key: str, default: float) -> tuple[float, ...]:
 
 
 def parse_hal_spec(spec: str) -> list[tuple[str, str | None]]:
-    """"serial:/dev/ttyUSB0,can:can0" -> [("serial", "/dev/ttyUSB0"), ("can", "can0")]."""
+    """"serial:/dev/ttyUSB0,can:can0" -> [("serial", "/dev/ttyUSB0"), ("can", "can0")].
+
+    An item assigning a part keeps it in the name: "meter=sim" -> ("meter=sim", None)."""
     out: list[tuple[str, str | None]] = []
     for part in spec.split(","):
         name, sep, target = part.strip().partition(":")
@@ -369,20 +394,73 @@ def parse_hal_spec(spec: str) -> list[tuple[str, str | None]]:
     return out
 
 
+def _hal_parts(t: _Table) -> tuple[HalPartConfig, ...]:
+    p = t.table("parts")
+    if p is None:
+        return ()
+    out: list[HalPartConfig] = []
+    for key, value in p.data.items():
+        p.seen.add(key)
+        part = _HAL_PART_ALIASES.get(key, key)
+        if part not in _HAL_PARTS:
+            p.error(key, f"not a HAL part (use {', '.join(_HAL_PARTS)})")
+            continue
+        if any(c.part == part for c in out):
+            p.error(key, f"the {part} is assigned twice")
+            continue
+        if isinstance(value, str):
+            value = {"backend": value}
+        if not isinstance(value, dict):
+            p.error(key, f'must be a backend name or a table {{backend = "..."}}, '
+                         f"got {_fmt(value)}")
+            continue
+        options = dict(value)
+        backend = options.pop("backend", None)
+        target = options.pop("target", None)
+        if not isinstance(backend, str) or not _BACKEND_NAME.match(backend):
+            p.error(f"{key}.backend", f"a backend name is required, got {_fmt(backend)}")
+            continue
+        if target is not None and (not isinstance(target, str) or not target):
+            p.error(f"{key}.target", f"must be a non-empty string, got {_fmt(target)}")
+            continue
+        out.append(HalPartConfig(part, backend, target, MappingProxyType(options)))
+    missing = [name for name in _HAL_PARTS if all(c.part != name for c in out)]
+    if missing and out:
+        t.error("parts", f"every part is assigned explicitly; missing: {', '.join(missing)} "
+                         '(name "sim" for a simulated one)')
+    return tuple(out)
+
+
+def _spec_item(t: _Table, i: int, name: str, target: str | None) -> HalBackendConfig:
+    part: str | None = None
+    if "=" in name:
+        part_name, _, name = name.partition("=")
+        part = _HAL_PART_ALIASES.get(part_name.strip(), part_name.strip())
+        name = name.strip()
+        if part not in _HAL_PARTS:
+            t.error("backends", f"entry {i + 1}: {part_name!r} is not a HAL part "
+                                f"(use {', '.join(_HAL_PARTS)})")
+    if not _BACKEND_NAME.match(name):
+        t.error("backends", f"entry {i + 1}: backend name must be lower-case letters, "
+                            f"digits, '_' and '-', got {name!r}")
+    elif target == "":
+        t.error("backends", f"entry {i + 1} ({name!r}): empty target after ':'")
+    return HalBackendConfig(name, target, part=part)
+
+
 def _hal(root: _Table) -> HalConfig:
     t = root.table("hal")
     if t is None:
         return HalConfig()
+    parts = _hal_parts(t)
+    allow = t.boolean("allow_simulated_parts", False)
+    if parts and "backends" in t.data:
+        t.error("parts", "give [hal] backends or [hal.parts], not both")
     raw = t.raw("backends", "sim")
     backends: list[HalBackendConfig] = []
     if isinstance(raw, str):
         for i, (name, target) in enumerate(parse_hal_spec(raw)):
-            if not _BACKEND_NAME.match(name):
-                t.error("backends", f"entry {i + 1}: backend name must be lower-case letters, "
-                                    f"digits and '_', got {name!r}")
-            elif target == "":
-                t.error("backends", f"entry {i + 1} ({name!r}): empty target after ':'")
-            backends.append(HalBackendConfig(name, target))
+            backends.append(_spec_item(t, i, name, target))
     elif isinstance(raw, list) and raw:
         for i, item in enumerate(raw):
             if not isinstance(item, dict):
@@ -390,7 +468,7 @@ def _hal(root: _Table) -> HalConfig:
                 continue
             b = _Table(item, t.key(f"backends[{i}]"), t.errors, t.base_dir)
             name = b.string("name", _MISSING, pattern=_BACKEND_NAME,
-                            rule="must be lower-case letters, digits and '_'")
+                            rule="must be lower-case letters, digits, '_' and '-'")
             target = b.string("target", None)
             opts = b.raw("options", {})
             if not isinstance(opts, dict):
@@ -401,12 +479,12 @@ def _hal(root: _Table) -> HalConfig:
     else:
         t.error("backends", 'must be a string like "sim" or "serial:/dev/ttyUSB0,can:can0", '
                             f"or a non-empty array of tables, got {_fmt(raw)}")
-    names = [b.name for b in backends]
+    names = [b.name for b in backends if b.part is None]
     for name in sorted({n for n in names if names.count(n) > 1}):
         t.error("backends", f"backend {name!r} given more than once")
     supervisor = _supervisor(t)
     t.finish()
-    return HalConfig(tuple(backends) or HalConfig().backends, supervisor)
+    return HalConfig(tuple(backends) or HalConfig().backends, supervisor, parts, allow)
 
 
 # SafetySupervisor options (hal.supervisor) and their lower bounds: > 0 or >= 0.

@@ -12,6 +12,8 @@ Conventions every backend follows:
   monotonic clock in seconds; the caller owns it, so control logic runs unchanged on a
   fake clock in tests (the same rule as `evse/protocol`). Why not async: a setpoint must
   never wait on I/O inside the control loop, and an explicit `now` keeps tests exact.
+- Every part says whether it is a simulation (`simulated`); `hal.compose` builds a backend
+  from four explicitly assigned parts (hal/parts.py).
 - Invalid commands raise (`SetpointOutOfRange`, `EmergencyStopActive`); they are bugs in
   the caller or safety interlocks, never silently clamped.
 
@@ -145,6 +147,10 @@ def _check_finite(*values: float) -> None:
 class PowerSupplyDC(ABC):
     """A DC power supply (rectifier or bidirectional converter) for the EV's battery."""
 
+    # True for a simulation: composed backends announce it (hal.parts.describe) and refuse
+    # real power hardware beside a simulated isolation monitor unless allowed.
+    simulated: bool = False
+
     def __init__(self) -> None:
         self._mode = PowerSupplyMode.OFF
         self._setpoint = (0.0, 0.0)
@@ -220,6 +226,10 @@ class PowerSupplyDC(ABC):
 class Board(ABC):
     """The charger's board: control pilot, output contactors, emergency stop."""
 
+    # True for a simulation: composed backends announce it (hal.parts.describe) and refuse
+    # real power hardware beside a simulated isolation monitor unless allowed.
+    simulated: bool = False
+
     def __init__(self) -> None:
         self._pwm_duty = 100.0
         self._contactors_commanded = False
@@ -294,6 +304,10 @@ class Board(ABC):
 class IsolationMonitor(ABC):
     """Insulation monitoring device (IMD) for the DC output."""
 
+    # True for a simulation: composed backends announce it (hal.parts.describe) and refuse
+    # real power hardware beside a simulated isolation monitor unless allowed.
+    simulated: bool = False
+
     @abstractmethod
     def start(self) -> None:
         """Begin measuring; readings follow after the device's measuring time."""
@@ -325,6 +339,10 @@ class IsolationMonitor(ABC):
 
 class Meter(ABC):
     """The (possibly calibration-law) energy meter at the charger's output."""
+
+    # True for a simulation: composed backends announce it (hal.parts.describe) and refuse
+    # real power hardware beside a simulated isolation monitor unless allowed.
+    simulated: bool = False
 
     @property
     @abstractmethod

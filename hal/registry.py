@@ -9,30 +9,37 @@ backend that needs it. A plugin package declares, in its pyproject.toml::
 
 Built-in names win over plugins, so a plugin cannot silently replace "sim".
 
-Several backends combine into one `CompositeBackend` (`create_backend_from_spec`,
-`create_backend_from_entries`, `create_backend_from_config`): "serial:/dev/ttyS1,can:can0"
-takes the board from the safety MCU, the power supply from the CAN modules and the rest
-from `sim`.
+Part backends: a backend that provides only some parts (`provides`, e.g. a Modbus meter),
+or a class of one part's ABC (an integrator's `Meter`), registered by name with
+`register_part` or the "evse.hal_parts" entry points. Every backend name is also a part
+backend name.
+
+Several backends combine into one `CompositeBackend` (`hal.parts.compose`,
+`create_backend_from_spec`, `create_backend_from_entries`, `create_backend_from_config`),
+every part assigned explicitly: "serial:/dev/ttyS1,can:can0,sim" takes the board from the
+safety MCU, the power supply from the CAN modules and, because `sim` is named, the
+isolation monitor and meter from a simulation; "board=serial:/dev/ttyS1,
+power_supply=can:can0,isolation_monitor=modbus-imd:rtu:/dev/ttyS3,meter=modbus-meter:tcp:
+10.0.0.7:502" names each part. A part nobody provides is an error, never a simulation.
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib
-import inspect
 import logging
 from collections.abc import Iterable, Mapping
 from importlib.metadata import entry_points
 from typing import Any
 
-from hal.interfaces import (
-    Board,
-    HalBackend,
-    HalError,
-    IsolationMonitor,
-    Meter,
-    PowerSupplyDC,
-    PowerSupplyMode,
+from hal.interfaces import HalBackend
+from hal.parts import (
+    PART_TYPES,
+    PARTS,
+    CompositeBackend,
+    MissingPart,
+    PartSpec,
+    compose,
+    part_kind,
 )
 
 log = logging.getLogger(__name__)
@@ -47,6 +54,17 @@ BUILTIN_BACKENDS: dict[str, str] = {
 }
 
 _registered: dict[str, str | type[HalBackend]] = {}
+
+PART_ENTRY_POINT_GROUP = "evse.hal_parts"
+
+# Backends for single parts: name -> "module:Class" (a HalBackend with `provides`, or a
+# class of one part's ABC).
+BUILTIN_PARTS: dict[str, str] = {
+    "modbus-meter": "hal.backends.modbus:ModbusMeterBackend",
+    "modbus-imd": "hal.backends.modbus:ModbusImdBackend",
+}
+
+_registered_parts: dict[str, str | type] = {}
 
 
 class BackendNotFound(LookupError):
@@ -80,12 +98,8 @@ def available_backends() -> list[str]:
 
 
 def _load(target: str) -> type[HalBackend]:
-    module_name, _, attr = target.partition(":")
-    module = importlib.import_module(module_name)
-    cls: Any = module
-    for part in attr.split("."):
-        cls = getattr(cls, part)
-    if not (isinstance(cls, type) and issubclass(cls, HalBackend)):
+    cls = _load_any(target)
+    if not issubclass(cls, HalBackend):
         raise TypeError(f"{target} is not a HalBackend subclass")
     return cls
 
@@ -110,90 +124,82 @@ def create_backend(name: str, **options: Any) -> HalBackend:
     return resolve_backend(name)(**options)
 
 
-# ---- composite backends: parts from several backends ---------------------------------------
-
-PARTS = ("board", "power_supply", "isolation_monitor", "meter")
+# ---- part backends ---------------------------------------------------------------------------
 
 
-class CompositeBackend(HalBackend):
-    """One HalBackend whose parts come from several: e.g. the board from `serial`, the
-    power supply from `can`, isolation monitor and meter from `sim`.
+def register_part(name: str, target: str | type, *, replace: bool = False) -> None:
+    """Register a part backend: a class of one part's ABC (e.g. an integrator's `Meter`,
+    built with the part's options) or a HalBackend that `provides` some parts."""
+    taken = name in BUILTIN_PARTS or name in BUILTIN_BACKENDS or name in _registered_parts
+    if not replace and taken:
+        raise ValueError(f"part backend {name!r} already exists")
+    _registered_parts[name] = target
 
-    `poll(now)` polls every distinct backend once, in the order given. While the board's
-    emergency stop is latched the composite keeps the power supply OFF (the interlock
-    each single backend has inside itself).
-    """
 
-    name = "composite"
+def unregister_part(name: str) -> None:
+    _registered_parts.pop(name, None)
 
-    def __init__(
-        self,
-        *,
-        board: HalBackend,
-        power_supply: HalBackend,
-        isolation_monitor: HalBackend,
-        meter: HalBackend,
-        backends: list[HalBackend] | None = None,
-    ) -> None:
-        self.sources = {
-            "board": board,
-            "power_supply": power_supply,
-            "isolation_monitor": isolation_monitor,
-            "meter": meter,
-        }
-        ordered = list(backends) if backends is not None else []
-        for b in self.sources.values():
-            if all(b is not o for o in ordered):
-                ordered.append(b)
-        self.backends = ordered
-        bind = getattr(power_supply, "bind_emergency_stop", None)
-        if callable(bind) and power_supply is not board:
-            bind(board.board)
 
-    @property
-    def board(self) -> Board:
-        return self.sources["board"].board
+def _part_plugins() -> dict[str, str]:
+    found: dict[str, str] = {}
+    for ep in entry_points(group=PART_ENTRY_POINT_GROUP):
+        if ep.name in BUILTIN_PARTS or ep.name in BUILTIN_BACKENDS:
+            log.warning("entry point %s=%s ignored: built-in name", ep.name, ep.value)
+            continue
+        found[ep.name] = ep.value
+    return found
 
-    @property
-    def power_supply(self) -> PowerSupplyDC:
-        return self.sources["power_supply"].power_supply
 
-    @property
-    def isolation_monitor(self) -> IsolationMonitor:
-        return self.sources["isolation_monitor"].isolation_monitor
+def available_parts() -> list[str]:
+    """Every name a part can be built from (part backends and whole backends)."""
+    return sorted({*BUILTIN_PARTS, *_part_plugins(), *_registered_parts, *available_backends()})
 
-    @property
-    def meter(self) -> Meter:
-        return self.sources["meter"].meter
 
-    @property
-    def fault(self) -> str | None:
-        faults = [f for b in self.backends if (f := getattr(b, "fault", None))]
-        return "; ".join(faults) if faults else None
+def _load_any(target: str) -> type:
+    module_name, _, attr = target.partition(":")
+    obj: Any = importlib.import_module(module_name)
+    for name in attr.split("."):
+        obj = getattr(obj, name)
+    if not isinstance(obj, type):
+        raise TypeError(f"{target} is not a class")
+    return obj
 
-    def acknowledge_faults(self, now: float) -> None:
-        for backend in self.backends:
-            backend.acknowledge_faults(now)
 
-    def poll(self, now: float) -> None:
-        for backend in self.backends:
-            backend.poll(now)
-        psu = self.power_supply
-        if self.board.emergency_stop_active and psu.mode is not PowerSupplyMode.OFF:
-            try:
-                psu.set_mode(PowerSupplyMode.OFF)
-            except HalError as exc:
-                log.error("could not switch the supply off on emergency stop: %s", exc)
-
-    def close(self) -> None:
+def resolve_part(name: str) -> type:
+    """The class of part backend `name`: registered parts, built-in parts, part plugins,
+    then the whole backends ("sim", "serial", "can", ...)."""
+    target: str | type | None = _registered_parts.get(name)
+    if target is None:
+        target = BUILTIN_PARTS.get(name)
+    if target is None:
+        target = _part_plugins().get(name)
+    if target is None:
         try:
-            super().close()
-        finally:
-            for backend in reversed(self.backends):
-                try:
-                    backend.close()
-                except Exception as exc:  # close the rest regardless
-                    log.error("closing %s failed: %s", type(backend).__name__, exc)
+            return resolve_backend(name)
+        except BackendNotFound:
+            raise BackendNotFound(
+                f"no HAL part backend {name!r}; available: {', '.join(available_parts())}"
+            ) from None
+    return target if isinstance(target, type) else _load_any(target)
+
+
+def provides(cls: type) -> tuple[str, ...]:
+    """The parts a part-backend class provides."""
+    if issubclass(cls, HalBackend):
+        return _provides(cls)
+    return tuple(kind for kind in PARTS if issubclass(cls, PART_TYPES[kind]))
+
+
+def create_part_backend(name: str, part: str, **options: Any) -> Any:
+    """Build part backend `name` for `part` ("meter", ...) with its keyword options: a
+    HalBackend (a device) or the part object itself."""
+    kind = part_kind(part)
+    cls = resolve_part(name)
+    if kind not in provides(cls):
+        raise MissingPart(
+            f"{kind}: backend {name!r} provides only {', '.join(provides(cls)) or 'nothing'}"
+        )
+    return cls(**options)
 
 
 def _provides(cls: type[HalBackend]) -> tuple[str, ...]:
@@ -219,6 +225,8 @@ def target_options(name: str, target: str | None) -> dict[str, Any]:
         raise ValueError(f"empty target for backend {name!r}")
     if name == "serial":
         return {"port": target}
+    if name in ("modbus-meter", "modbus-imd"):
+        return _modbus_target(target)
     if name == "can":
         first, sep, rest = target.partition(":")
         if first == "virtual+sim":
@@ -259,137 +267,256 @@ def _multicast_channel(text: str) -> dict[str, Any]:
     return opts
 
 
-def parse_backend_spec(spec: str) -> list[tuple[str, dict[str, Any]]]:
-    """ "serial:/dev/ttyS1,can:socketcan:can0" -> [("serial", {...}), ("can", {...})].
+def _modbus_target(text: str) -> dict[str, Any]:
+    """ "tcp:HOST:PORT" / "tcp:[V6]:PORT" / "tcp:HOST" (port 502) / "rtu:/dev/ttyUSB0"."""
+    transport, _, rest = text.partition(":")
+    if transport == "rtu" and rest:
+        return {"transport": "rtu", "device": rest}
+    if transport == "tcp" and rest:
+        if rest.startswith("["):
+            host, sep, port = rest[1:].partition("]")
+            port = port[1:] if sep and port.startswith(":") else ""
+        elif rest.count(":") == 1:
+            host, _, port = rest.partition(":")
+        else:
+            host, port = rest, ""
+        opts: dict[str, Any] = {"transport": "tcp", "host": host}
+        if port:
+            if not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"bad Modbus TCP port in {text!r}")
+            opts["port"] = int(port)
+        return opts
+    raise ValueError(f"bad Modbus target {text!r}: use tcp:HOST[:PORT] or rtu:DEVICE")
 
-    Items are separated by commas; each is a backend name, optionally followed by ":" and
-    its target (see `target_options`).
-    """
-    items: list[tuple[str, dict[str, Any]]] = []
+
+SpecItem = tuple[str | None, str, dict[str, Any]]  # (part or None, backend name, options)
+
+
+def _parse_items(spec: str) -> list[SpecItem]:
+    items: list[SpecItem] = []
     for raw in spec.split(","):
         raw = raw.strip()
         if not raw:
             raise ValueError(f"empty item in backend spec {spec!r}")
-        name, sep, target = raw.partition(":")
-        items.append((name.strip(), target_options(name.strip(), target.strip() if sep else None)))
-    names = [n for n, _ in items]
-    if len(set(names)) != len(names):
+        head, sep, target = raw.partition(":")
+        part: str | None = None
+        if "=" in head:
+            part_name, _, head = head.partition("=")
+            part = part_kind(part_name.strip())
+        name = head.strip()
+        items.append((part, name, target_options(name, target.strip() if sep else None)))
+    plain = [n for p, n, _ in items if p is None]
+    if len(set(plain)) != len(plain):
         raise ValueError(f"backend named twice in {spec!r}")
+    parts = [p for p, _, _ in items if p is not None]
+    if len(set(parts)) != len(parts):
+        raise ValueError(f"a part assigned twice in {spec!r}")
     return items
+
+
+def parse_backend_spec(spec: str) -> list[tuple[str, dict[str, Any]]]:
+    """ "serial:/dev/ttyS1,can:socketcan:can0" -> [("serial", {...}), ("can", {...})].
+
+    Items are separated by commas; each is a backend name, optionally followed by ":" and
+    its target (see `target_options`). Items assigning a part ("meter=sim") are the
+    business of `create_backend_from_spec`.
+    """
+    items = _parse_items(spec)
+    if any(part is not None for part, _, _ in items):
+        raise ValueError(f"{spec!r} assigns parts: use create_backend_from_spec")
+    return [(name, opts) for _, name, opts in items]
+
+
+def _build(items: list[SpecItem], allow_simulated_parts: bool) -> HalBackend:
+    """Assign every part: explicit `part=` items first, then each plain item claims the
+    parts its backend provides (the first wins). A part left over is an error."""
+    if not items:
+        raise ValueError("no backend given")
+    if len(items) == 1 and items[0][0] is None:
+        _, name, opts = items[0]
+        cls = resolve_backend(name)
+        lacking = [p for p in PARTS if p not in _provides(cls)]
+        if lacking:
+            raise MissingPart(
+                f"{name!r} provides only {', '.join(_provides(cls))}; no backend for "
+                f"{', '.join(lacking)}: name one per part (e.g. meter=modbus-meter:tcp:HOST) "
+                "or add `sim` to simulate them"
+            )
+        return create_backend(name, **opts)
+    assignment: dict[str, dict[str, Any]] = {}
+    options_of: dict[str, dict[str, Any]] = {}
+    for _part, name, opts in items:
+        if opts:
+            if options_of.get(name, opts) != opts:
+                raise ValueError(f"backend {name!r} given twice with different options")
+            options_of[name] = opts
+    for part, name, _ in items:
+        if part is not None:
+            assignment[part] = {"backend": name}
+    used = {name for part, name, _ in items if part is not None}
+    for part, name, _ in items:
+        if part is not None:
+            continue
+        claimed = [p for p in provides(resolve_part(name)) if p not in assignment]
+        if not claimed:
+            raise ValueError(f"backend {name!r} supplies no part (every part is taken)")
+        for p in claimed:
+            assignment[p] = {"backend": name}
+        used.add(name)
+    missing = [p for p in PARTS if p not in assignment]
+    if missing:
+        raise MissingPart(
+            f"no backend for {', '.join(missing)}: name one per part "
+            "(e.g. meter=modbus-meter:tcp:HOST) or add `sim` to simulate them"
+        )
+    specs: dict[str, PartSpec] = {
+        part: {**spec, **options_of.get(str(spec["backend"]), {})}
+        for part, spec in assignment.items()
+    }
+    return compose(
+        board=specs["board"],
+        power_supply=specs["power_supply"],
+        isolation_monitor=specs["isolation_monitor"],
+        meter=specs["meter"],
+        allow_simulated_parts=allow_simulated_parts,
+    )
 
 
 def create_backend_from_entries(
     entries: Iterable[tuple[str, str | None, Mapping[str, Any]]],
+    *,
+    allow_simulated_parts: bool = False,
 ) -> HalBackend:
     """Build from (name, target, options) entries, e.g. a config loader's backend list.
 
-    One entry is that backend alone. Several make a `CompositeBackend`: each backend
-    supplies the parts its class `provides` (serial: board, can: power_supply; others:
-    all), the first to claim a part wins, and parts nobody claims come from `sim` (the
-    listed one, or a default one). The backend that supplies the isolation monitor (sim
-    by default) is built first and handed as `base` to the others that take one, so one
-    simulation is shared and polled once.
+    One entry is that backend alone (it must provide every part). Several make a
+    `CompositeBackend`: each backend supplies the parts its class `provides` (serial:
+    board, can: power_supply; sim and others: all), the first to claim a part wins; a part
+    nobody claims is an error (list `sim` to simulate the rest, explicitly).
     """
-    items: list[tuple[str, dict[str, Any]]] = []
+    items: list[SpecItem] = []
     for name, target, options in entries:
-        if any(n == name for n, _ in items):
+        if any(n == name for _, n, _ in items):
             raise ValueError(f"backend {name!r} given more than once")
-        items.append((name, {**dict(options), **target_options(name, target)}))
-    if not items:
-        raise ValueError("no backend given")
-    if len(items) == 1:
-        name, opts = items[0]
-        return create_backend(name, **opts)
-    assignment: dict[str, str] = {}
-    for name, _ in items:
-        for part in _provides(resolve_backend(name)):
-            assignment.setdefault(part, name)
-    for part in PARTS:
-        assignment.setdefault(part, "sim")
-    options = dict(items)
-    names = [n for n, _ in items if n in assignment.values()]
-    if "sim" in assignment.values() and "sim" not in names:
-        names.append("sim")
-    unused = [n for n, _ in items if n not in names]
-    if unused:
-        raise ValueError(f"backends {unused} supply no part (every part is taken)")
-    base_name = assignment["isolation_monitor"]
-    built: dict[str, HalBackend] = {}
-    try:
-        built[base_name] = create_backend(base_name, **options.get(base_name, {}))
-        for name in names:
-            if name in built:
-                continue
-            opts = dict(options.get(name, {}))
-            cls = resolve_backend(name)
-            if "base" in inspect.signature(cls).parameters and "base" not in opts:
-                opts["base"] = built[base_name]
-            built[name] = cls(**opts)
-    except BaseException:
-        for backend in built.values():
-            with contextlib.suppress(Exception):
-                backend.close()
-        raise
-    # The hardware links first, the shared base last: the physics then sees this poll's
-    # commands.
-    order = [built[n] for n in names if n != base_name] + [built[base_name]]
-    return CompositeBackend(
-        board=built[assignment["board"]],
-        power_supply=built[assignment["power_supply"]],
-        isolation_monitor=built[assignment["isolation_monitor"]],
-        meter=built[assignment["meter"]],
-        backends=order,
-    )
+        items.append((None, name, {**dict(options), **target_options(name, target)}))
+    return _build(items, allow_simulated_parts)
 
 
 def create_backend_from_spec(
-    spec: str, options: Mapping[str, Mapping[str, Any]] | None = None
+    spec: str,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    allow_simulated_parts: bool = False,
 ) -> HalBackend:
-    """Build from a spec string ("serial:/dev/ttyS1,can:socketcan:can0"); `options` adds
-    keyword options per backend name (the spec's targets win)."""
+    """Build from a spec string ("serial:/dev/ttyS1,can:socketcan:can0,sim", or per part
+    "board=serial:/dev/ttyS1,power_supply=can:can0,isolation_monitor=sim,meter=sim");
+    `options` adds keyword options per backend name (the spec's targets win)."""
     extra = options or {}
-    items = parse_backend_spec(spec)
-    entries = [(name, None, {**dict(extra.get(name, {})), **opts}) for name, opts in items]
-    listed = {name for name, _ in items}
+    items = [
+        (part, name, {**dict(extra.get(name, {})), **opts})
+        for part, name, opts in _parse_items(spec)
+    ]
+    listed = {name for _, name, _ in items}
     for name in extra:
-        if name in listed:
-            continue
-        if name == "sim" and len(items) > 1:  # options of the implicit shared sim
-            entries.append(("sim", None, dict(extra["sim"])))
-        else:
+        # The charger passes sim options (the EV's contactors) whatever the spec.
+        if name not in listed and name != "sim":
             raise ValueError(f"options for {name!r}, which {spec!r} does not use")
-    return create_backend_from_entries(entries)
+    return _build(items, allow_simulated_parts)
 
 
 def create_backend_from_config(config: Mapping[str, Any]) -> HalBackend:
     """Build from a config file's [hal] table (the keys of docs/config.md):
 
-        backends = "serial:/dev/ttymxc2,can:socketcan:can0"     # short form, or
+        backends = "serial:/dev/ttymxc2,can:socketcan:can0,sim"   # short form, or
         [[hal.backends]]                                        # long form, repeated
         name = "can"; target = "socketcan:can0"; options = {bitrate = 125000}
+        # or one table per part (instead of backends):
+        [hal.parts]
+        board = {backend = "serial", port = "/dev/ttymxc2"}
+        meter = {backend = "modbus-meter", transport = "tcp", host = "10.0.0.7"}
+        ...
+        allow_simulated_parts = false
 
     A `supervisor` table, if present, wraps the result in `hal.supervisor.SafetySupervisor`
     with those keyword options.
     """
-    unknown = set(config) - {"backends", "supervisor"}
+    unknown = set(config) - {"backends", "parts", "supervisor", "allow_simulated_parts"}
     if unknown:
         raise ValueError(f"unknown [hal] keys: {sorted(unknown)}")
-    raw = config.get("backends", "sim")
-    if isinstance(raw, str):
-        backend = create_backend_from_spec(raw)
+    allow = config.get("allow_simulated_parts", False)
+    if not isinstance(allow, bool):
+        raise ValueError("allow_simulated_parts must be true or false")
+    parts = config.get("parts")
+    if parts is not None:
+        if "backends" in config:
+            raise ValueError("give [hal] backends or [hal.parts], not both")
+        backend = compose_from_parts(parts, allow_simulated_parts=allow)
     else:
-        entries = []
-        for item in raw:
-            if not isinstance(item, Mapping) or "name" not in item:
-                raise ValueError(f"each [[hal.backends]] entry needs a name, got {item!r}")
-            extra_keys = set(item) - {"name", "target", "options"}
-            if extra_keys:
-                raise ValueError(f"unknown keys in [[hal.backends]]: {sorted(extra_keys)}")
-            entries.append((str(item["name"]), item.get("target"), item.get("options", {})))
-        backend = create_backend_from_entries(entries)
+        raw = config.get("backends", "sim")
+        if isinstance(raw, str):
+            backend = create_backend_from_spec(raw, allow_simulated_parts=allow)
+        else:
+            entries = []
+            for item in raw:
+                if not isinstance(item, Mapping) or "name" not in item:
+                    raise ValueError(f"each [[hal.backends]] entry needs a name, got {item!r}")
+                extra_keys = set(item) - {"name", "target", "options"}
+                if extra_keys:
+                    raise ValueError(f"unknown keys in [[hal.backends]]: {sorted(extra_keys)}")
+                entries.append((str(item["name"]), item.get("target"), item.get("options", {})))
+            backend = create_backend_from_entries(entries, allow_simulated_parts=allow)
     supervisor = config.get("supervisor")
     if supervisor is None:
         return backend
     from hal.supervisor import SafetySupervisor
 
     return SafetySupervisor(backend, **dict(supervisor))
+
+
+def compose_from_parts(
+    parts: Mapping[str, Any], *, allow_simulated_parts: bool = False
+) -> HalBackend:
+    """Build from a [hal.parts] table: part -> {backend = NAME, target = "...", **options}
+    (or just NAME). `target` is the spec form's target ("tcp:10.0.0.7:502")."""
+    specs: dict[str, PartSpec] = {}
+    for key, value in parts.items():
+        kind = part_kind(key)
+        if kind in specs:
+            raise ValueError(f"[hal.parts] assigns the {kind} twice")
+        if isinstance(value, str):
+            specs[kind] = value
+            continue
+        if not isinstance(value, Mapping) or not isinstance(value.get("backend"), str):
+            raise ValueError(f"[hal.parts] {key} needs backend = NAME, got {value!r}")
+        table = dict(value)
+        target = table.pop("target", None)
+        if target is not None:
+            table.update(target_options(str(table["backend"]), str(target)))
+        specs[kind] = table
+    return compose(**specs, allow_simulated_parts=allow_simulated_parts)
+
+
+__all__ = [
+    "BUILTIN_BACKENDS",
+    "BUILTIN_PARTS",
+    "BackendNotFound",
+    "CompositeBackend",
+    "MissingPart",
+    "available_backends",
+    "available_parts",
+    "compose_from_parts",
+    "create_backend",
+    "create_backend_from_config",
+    "create_backend_from_entries",
+    "create_backend_from_spec",
+    "create_part_backend",
+    "parse_backend_spec",
+    "provides",
+    "register_backend",
+    "register_part",
+    "resolve_backend",
+    "resolve_part",
+    "target_options",
+    "unregister_backend",
+    "unregister_part",
+]

@@ -1,6 +1,7 @@
 """Safety supervisor: a HalBackend wrapping another, watching it on every poll.
 
-    backend = SafetySupervisor(create_backend_from_spec("serial:/dev/ttymxc2,can:socketcan:can0"))
+    backend = SafetySupervisor(create_backend_from_spec("serial:/dev/ttymxc2,can:socketcan:can0,"
+        "isolation_monitor=modbus-imd:rtu:/dev/ttymxc3,meter=modbus-meter:tcp:10.0.0.7"))
     backend.set_limits(max_voltage=500.0, max_charge_current=200.0, max_discharge_current=100.0)
     ...
     backend.poll(now)

@@ -7,7 +7,7 @@ runs, on the real clock, until SIGINT/SIGTERM:
 
 - the simulated safety MCU (`simulators.mcu.SimulatedMcu`) on the master side of a pty;
   `--pty-link PATH` is a symlink to the slave, the port `evse secc` opens;
-- the simulated bidirectional power modules (`simulators.can_module.ModuleRack`) on a
+- the simulated bidirectional power modules (`hal.sim.can_modules.ModuleRack`) on a
   python-can bus another process can reach: python-can's `udp_multicast` on an IPv6
   interface-local group (ff01::/16: the kernel loops it back to local members and never
   puts it on a link). `--can none` leaves the modules out (then run the charger with
@@ -172,10 +172,12 @@ class SimulatedHardware:
 
     @property
     def hal_spec(self) -> str:
-        """The `evse secc --hal` value for this hardware."""
+        """The `evse secc --hal` value for this hardware. This bench has no isolation
+        monitor or meter: `sim` names them simulated, explicitly, and the charger needs
+        --allow-simulated-parts to run a real board and power stage beside them."""
         if self.can_target is None:
-            return f"serial:{self.serial_port},can:virtual+sim"
-        return f"serial:{self.serial_port},can:{self.can_target}"
+            return f"serial:{self.serial_port},can:virtual+sim,sim"
+        return f"serial:{self.serial_port},can:{self.can_target},sim"
 
     def _connected(self) -> bool:
         closed = self.ev_contactor_closed and self.mcu.contactors_closed
@@ -407,7 +409,8 @@ def main(argv: Sequence[str] | None = None, ns: argparse.Namespace | None = None
             f"modules {modules} on {can_target}")
         print(f"evse sim-hw: MCU on {hw.pty.port} (link {hw.serial_port}); CAN: {where}",
               flush=True)
-        print(f"evse sim-hw: run the charger with --hal '{hw.hal_spec}'", flush=True)
+        print(f"evse sim-hw: run the charger with --hal '{hw.hal_spec}' "
+              "--allow-simulated-parts (isolation monitor and meter simulated)", flush=True)
         if not ns.no_stdin and sys.stdin is not None and not sys.stdin.closed:
             reader = threading.Thread(target=_read_commands, args=(hw, stop), daemon=True)
             reader.start()

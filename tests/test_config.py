@@ -149,7 +149,7 @@ level = "debug"
         "connectors[1].services: AC_BPT needs limits.max_discharge_power > 0",
         "connectors[1].services: AC_BPT needs limits.max_discharge_current > 0",
         "hal.backends: entry 1 ('serial'): empty target after ':'",
-        "hal.backends: entry 2: backend name must be lower-case letters, digits and '_', "
+        "hal.backends: entry 2: backend name must be lower-case letters, digits, '_' and '-', "
         "got 'Can'",
         "tls: required (ISO 15118-20 runs over TLS 1.3): give tls.cert_chain and "
         "tls.private_key, or set tls.allow_plain_tcp_iso20 = true on a test bench",

@@ -6,6 +6,10 @@
    simulators, evse.aio or evse.control, and no third-party package.
 3. hal never imports exi_codec or evse.protocol: it never sees an ISO message.
 4. evse/link (pilot, SLAC) imports only evse.link and pure standard-library modules.
+5. Production code (hal, evse) never imports simulators or certs: a simulated part is
+   chosen by name (`sim`, in hal) and never filled in behind the configuration's back.
+   evse still has the demo wiring listed in EVSE_SIMULATOR_USERS (issue 12 item 5 moves
+   it out); no other module may join them.
 
 Every import counts, including those inside functions, under TYPE_CHECKING, relative ones, and
 importlib.import_module("...") / __import__("...") with a constant name. Cython sources (.pyx)
@@ -169,6 +173,30 @@ def rule_hal(module: str) -> str | None:
     return None
 
 
+def rule_production(module: str) -> str | None:
+    for layer in ("simulators", "certs"):
+        if _within(module, layer):
+            return f"production code must not depend on {layer}"
+    return None
+
+
+# The evse modules that still wire the demo and the simulated EV (issue 12 item 5).
+EVSE_SIMULATOR_USERS = {"evse/cli.py", "evse/aio/app.py", "evse/aio/demo.py", "evse/aio/pnc.py"}
+
+
+def test_hal_never_imports_simulators_or_certs() -> None:
+    files = sources("hal")
+    _skip_if_empty(files, "hal")
+    assert not _violations(files, rule_production)
+
+
+def test_evse_imports_simulators_only_in_the_known_demo_wiring() -> None:
+    files = [p for p in sources("evse")
+             if str(p.relative_to(ROOT)) not in EVSE_SIMULATOR_USERS]
+    _skip_if_empty(files, "evse")
+    assert not _violations(files, rule_production)
+
+
 def test_exi_codec_imports_no_application_layer() -> None:
     files = sources("exi_codec")
     _skip_if_empty(files, "exi_codec")
@@ -228,3 +256,9 @@ def test_checker_finds_every_kind_of_import(tmp_path: Path,
     pyx.write_text("from libc.stdint cimport uint64_t\nfrom .errors import E\nimport evse.cli\n")
     assert [m for _l, m in me.imports(pyx)] == ["libc.stdint", "exi_codec.errors", "evse.cli"]
     assert len(me._violations([pyx], me.rule_exi_codec)) == 1
+    hal = tmp_path / "hal" / "backends"
+    hal.mkdir(parents=True)
+    lazy = hal / "lazy.py"
+    lazy.write_text("def f():\n    from simulators.battery import EvBattery\n"
+                    "    import certs.make_pki\n")
+    assert len(me._violations([lazy], me.rule_production)) == 3

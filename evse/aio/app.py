@@ -53,6 +53,9 @@ class SeccOptions:
     supervise: bool | None = None
     supervisor_options: dict[str, Any] = field(default_factory=dict)
     hal_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # per backend name
+    # A real board or power supply beside a simulated isolation monitor (hal/parts.py);
+    # also [hal] allow_simulated_parts in the config file
+    allow_simulated_parts: bool = False
     # Plug & Charge / mutual TLS (docs/pnc.md); None: from the config file's [tls]
     pnc_mo_roots: Path | None = None  # PEM MO roots: offer PnC (TLS only)
     vehicle_roots: Path | None = None  # PEM roots for the vehicle certificate
@@ -96,14 +99,29 @@ def supply_limits(backend: Any, configured: Any = None) -> Any:
     )
 
 
-def _create_backend(spec: str, options: dict[str, dict[str, Any]]) -> Any:
+def _create_backend(spec: str, options: dict[str, dict[str, Any]], station_cfg: Any,
+                    allow_simulated_parts: bool) -> Any:
+    """The HAL of one connector: from [hal.parts] if the config file has it (and --hal does
+    not replace it), else from the spec; every part assigned explicitly (hal/parts.py)."""
     from hal import registry
 
-    from_spec = getattr(registry, "create_backend_from_spec", None)
-    if from_spec is not None:
-        return from_spec(spec, options)
-    name = spec.split(":", 1)[0]
-    return registry.create_backend(name, **options.get(name, {}))
+    parts = station_cfg.hal.parts if station_cfg is not None else ()
+    if parts and spec == _parts_spec(parts):
+        table = {}
+        for p in parts:
+            opts = {**options.get(p.backend, {}), **dict(p.options)}
+            if p.target is not None:
+                opts["target"] = p.target
+            table[p.part] = {"backend": p.backend, **opts}
+        return registry.compose_from_parts(table, allow_simulated_parts=allow_simulated_parts)
+    return registry.create_backend_from_spec(spec, options,
+                                             allow_simulated_parts=allow_simulated_parts)
+
+
+def _parts_spec(parts: Any) -> str:
+    """[hal.parts] in the spec syntax, for the log, the summary and supervision."""
+    return ",".join(f"{p.part}={p.backend}" + (f":{p.target}" if p.target else "")
+                    for p in parts)
 
 
 def build_station(options: SeccOptions, station_cfg: Any = None) -> tuple[Any, Any]:
@@ -114,10 +132,12 @@ def build_station(options: SeccOptions, station_cfg: Any = None) -> tuple[Any, A
 
     spec = options.hal
     backend_options: dict[str, dict[str, Any]] = {}
-    if spec is None and station_cfg is not None:
+    if spec is None and station_cfg is not None and station_cfg.hal.parts:
+        spec = _parts_spec(station_cfg.hal.parts)
+    elif spec is None and station_cfg is not None:
         parts = []
         for b in station_cfg.hal.backends:
-            parts.append(b.name if b.target is None else f"{b.name}:{b.target}")
+            parts.append(b.spec)
             if b.options:
                 backend_options[b.name] = dict(b.options)
         spec = ",".join(parts)
@@ -133,13 +153,19 @@ def build_station(options: SeccOptions, station_cfg: Any = None) -> tuple[Any, A
         ids = [c.id for c in station_cfg.connectors] or None
         n = len(ids) if ids else None
     n = n or 1
-    if n > 1 and any(part.split(":")[0] != "sim" for part in spec.split(",")):
+    if n > 1 and any(part.split(":")[0].split("=")[-1] != "sim" for part in spec.split(",")):
         raise SetupError("several connectors need one HAL each: only the sim HAL can be "
                          "repeated (--connectors)")
+    allow = options.allow_simulated_parts or bool(
+        station_cfg is not None and station_cfg.hal.allow_simulated_parts)
     try:
-        backends = [_create_backend(spec, backend_options) for _ in range(n)]
+        backends = [_create_backend(spec, backend_options, station_cfg, allow)
+                    for _ in range(n)]
     except Exception as exc:
         raise SetupError(f"cannot create the HAL backend {spec!r}: {exc}") from exc
+    from hal.parts import log_parts
+
+    log_parts(backends[0], log)
     if options.sim_speedup != 1.0 and spec != "sim":
         raise SetupError("--sim-speedup is for the simulated HAL only")
     configured = station_cfg.limits.to_evse_limits() if station_cfg is not None else None
@@ -358,6 +384,10 @@ async def run_secc(options: SeccOptions, *, ready: asyncio.Event | None = None,
     print(f"evse secc: {config.evse_id} at [{where}]: {'; '.join(ports)}; "
           f"{len(station.connectors)} connector(s), services {services}"
           + ("; Plug & Charge (TLS)" if config.offer_pnc else ""), flush=True)
+    from hal.parts import describe
+
+    print("evse secc: HAL " + "; ".join(map(str, describe(station.connectors[0].backend))),
+          flush=True)
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
     installed = []

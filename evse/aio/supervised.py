@@ -35,7 +35,8 @@ SUPERVISOR_OPTIONS = frozenset({
 
 def supervision_default(spec: str) -> bool:
     """On unless every backend in `spec` ("serial:/dev/x,can:can0") is the simulator."""
-    return any(part.strip().split(":", 1)[0] != "sim" for part in spec.split(","))
+    return any(part.strip().split(":", 1)[0].split("=")[-1].strip() != "sim"
+               for part in spec.split(","))
 
 
 def supervise(backend: HalBackend, options: Mapping[str, Any] | None = None) -> HalBackend:
@@ -93,6 +94,7 @@ def station_for_secc(
     `evse.config.SupervisorConfig`), else on for real hardware, off for `sim`."""
     for part in spec.split(","):
         name, _, target = part.strip().partition(":")
+        name = name.split("=")[-1].strip()  # "power_supply=can"
         if name == "can" and (target == "virtual" or target.startswith("virtual:")):
             log.warning("%s: python-can's virtual bus reaches this process only: no power "
                         "module elsewhere can answer (use can:virtual+sim for simulated "

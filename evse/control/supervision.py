@@ -1,6 +1,7 @@
 """`SupervisedController`: a `ChargerController` over a safety supervisor (hal.supervisor).
 
-    hal = SafetySupervisor(create_backend_from_spec("serial:/dev/ttymxc2,can:can0"))
+    hal = SafetySupervisor(create_backend_from_spec("serial:/dev/ttymxc2,can:can0,"
+        "isolation_monitor=modbus-imd:rtu:/dev/ttymxc3,meter=modbus-meter:tcp:10.0.0.7"))
     ctl = SupervisedController(hal, evse_limits=config.limits, now=t)
 
 The supervisor (a `HalBackend` wrapping the real one) trips on its own when a check fails

@@ -1,4 +1,7 @@
-"""The `sim` HAL backend: the HAL interfaces over the SIL physics in `simulators`.
+"""The `sim` HAL backend: the HAL interfaces over the SIL physics in `hal.sim`.
+
+Every part says `simulated = True`; next to real hardware it is chosen per part (see
+hal/parts.py), never filled in silently.
 
 Everything advances only in `poll(now)`, on whatever clock the caller runs (a fake one in
 tests). The backend owns the simulated EV battery (`ev_battery`) and the EV's contactors
@@ -30,9 +33,9 @@ from hal.interfaces import (
     PowerSupplyDC,
     PowerSupplyMode,
 )
-from simulators.battery import EvBattery
-from simulators.isolation import IsolationModel
-from simulators.power_stage import Contactor, DcPowerStage
+from hal.sim.battery import EvBattery
+from hal.sim.isolation import IsolationModel
+from hal.sim.power_stage import Contactor, DcPowerStage
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -50,6 +53,8 @@ DEFAULT_CAPABILITIES = PowerSupplyCapabilities(
 
 
 class SimPowerSupply(PowerSupplyDC):
+    simulated = True
+
     def __init__(self, stage: DcPowerStage, estop_active: Callable[[], bool]) -> None:
         super().__init__()
         self._stage = stage
@@ -89,6 +94,8 @@ class SimPowerSupply(PowerSupplyDC):
 
 
 class SimBoard(Board):
+    simulated = True
+
     def __init__(self, contactor: Contactor, on_emergency_stop: Callable[[], None]) -> None:
         super().__init__()
         self._contactor = contactor
@@ -141,6 +148,8 @@ class SimBoard(Board):
 
 
 class SimIsolationMonitor(IsolationMonitor):
+    simulated = True
+
     def __init__(self, model: IsolationModel) -> None:
         self._model = model
 
@@ -179,6 +188,8 @@ def sim_meter_payload(reading: MeterReading) -> bytes:
 
 
 class SimMeter(Meter):
+    simulated = True
+
     def __init__(
         self, stage: DcPowerStage, meter_id: str, signing_key: Ed25519PrivateKey | None = None
     ) -> None:
@@ -209,6 +220,7 @@ class SimMeter(Meter):
 
 class SimBackend(HalBackend):
     name = "sim"
+    label = "sim"
 
     def __init__(
         self,

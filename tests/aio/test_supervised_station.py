@@ -13,6 +13,7 @@ from evse.config import ConfigError, SupervisorConfig, loads_config
 from evse.control import ChargerController
 from evse.control.supervision import SupervisedController
 from hal.backends.sim import SimBackend
+from hal.parts import describe
 from hal.registry import CompositeBackend
 from hal.supervisor import SafetySupervisor
 from simulators.hw import SimulatedHardware
@@ -73,16 +74,18 @@ def test_sim_runs_unsupervised_unless_asked() -> None:
 
 def test_serial_and_can_are_supervised_by_default_and_can_opt_out() -> None:
     with SimulatedHardware(can=None) as hw:
-        spec = f"serial:{hw.pty.port},can:virtual+sim:station-1"
-        station, config = build_station(SeccOptions(address="::1", hal=spec))
+        spec = f"serial:{hw.pty.port},can:virtual+sim:station-1,sim"
+        station, config = build_station(SeccOptions(address="::1", hal=spec,
+                                                    allow_simulated_parts=True))
         c = station.connectors[0]
         assert isinstance(c.backend, SafetySupervisor)
         assert isinstance(c.backend.backend, CompositeBackend)
         assert isinstance(c.controller, SupervisedController)
         assert [s.name for s in config.services] == ["DC", "DC_BPT"]
         _close(station)
-        spec = f"serial:{hw.pty.port},can:virtual+sim:station-2"
-        station, _ = build_station(SeccOptions(address="::1", hal=spec, supervise=False))
+        spec = f"serial:{hw.pty.port},can:virtual+sim:station-2,sim"
+        station, _ = build_station(SeccOptions(address="::1", hal=spec, supervise=False,
+                                               allow_simulated_parts=True))
         assert isinstance(station.connectors[0].backend, CompositeBackend)
         _close(station)
 
@@ -149,3 +152,64 @@ def test_the_bench_config_example_builds() -> None:
         assert config.limits.max_charge_current == 100.0  # two 50 A modules
         assert [s.name for s in config.services] == ["DC", "DC_BPT"]
         _close(station)
+
+
+def test_a_real_board_beside_a_simulated_imd_is_refused_unless_allowed(
+        caplog: pytest.LogCaptureFixture) -> None:
+    with SimulatedHardware(can=None) as hw:
+        spec = f"serial:{hw.pty.port},can:virtual+sim:station-3,sim"
+        with pytest.raises(SetupError, match="SIMULATED isolation monitor"):
+            build_station(SeccOptions(address="::1", hal=spec))
+        # Without `sim` nothing fills the isolation monitor and the meter in.
+        with pytest.raises(SetupError, match="no backend for isolation_monitor, meter"):
+            build_station(SeccOptions(address="::1", hal=spec.removesuffix(",sim"),
+                                      allow_simulated_parts=True))
+        with caplog.at_level("INFO", logger="evse.secc"):
+            station, _ = build_station(SeccOptions(address="::1", hal=spec,
+                                                   allow_simulated_parts=True))
+        _close(station)
+    logged = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "evse.secc"]
+    assert ("INFO", f"HAL board: serial {hw.pty.port} (real)") in logged
+    assert ("WARNING", "HAL isolation_monitor: sim (SIMULATED)") in logged
+    assert ("WARNING", "HAL meter: sim (SIMULATED)") in logged
+
+
+def test_hal_parts_table_and_its_allow_key() -> None:
+    with SimulatedHardware(can=None) as hw:
+        parts = f"""
+[hal.parts.board]
+backend = "serial"
+target = "{hw.pty.port}"
+[hal.parts.power_supply]
+backend = "can"
+target = "virtual+sim:station-4"
+[hal.parts]
+insulation_monitor = "sim"
+meter = {{ backend = "sim", meter_id = "M-42" }}
+"""
+        base = CONFIG.replace('[hal]\nbackends = "sim"\n', "")
+        with pytest.raises(SetupError, match="SIMULATED isolation monitor"):
+            build_station(SeccOptions(address="::1"), loads_config(base + parts))
+        cfg = loads_config(base + "\n[hal]\nallow_simulated_parts = true\n" + parts)
+        assert [p.part for p in cfg.hal.parts] == [
+            "board", "power_supply", "isolation_monitor", "meter"]
+        station, _ = build_station(SeccOptions(address="::1"), cfg)
+        c = station.connectors[0]
+        assert isinstance(c.backend, SafetySupervisor)  # real hardware: supervised
+        assert c.backend.meter.meter_id == "M-42"
+        assert [str(i) for i in describe(c.backend)][2:] == [
+            "isolation_monitor: sim (SIMULATED)", "meter: sim (SIMULATED)"]
+        _close(station)
+
+
+def test_hal_parts_config_errors() -> None:
+    errors = errors_of_hal('[hal.parts]\nboard = "sim"\nmeter = "sim"\n')
+    assert any("missing: power_supply, isolation_monitor" in e for e in errors), errors
+    errors = errors_of_hal('[hal.parts]\nboard = "sim"\nwheel = "sim"\n')
+    assert any("hal.parts.wheel: not a HAL part" in e for e in errors), errors
+
+
+def errors_of_hal(table: str) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        loads_config(CONFIG.replace('[hal]\nbackends = "sim"\n', "") + "\n" + table)
+    return info.value.errors

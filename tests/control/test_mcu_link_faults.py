@@ -19,6 +19,7 @@ from hal.backends.serial import SerialBackend
 from hal.backends.serial.protocol import PROTOCOL_MAJOR
 from hal.backends.sim import SimBackend
 from hal.interfaces import HalBackend, PowerSupplyMode
+from hal.parts import compose
 from hal.supervisor import SafetySupervisor, TripReason
 from simulators.mcu import PtyPair, SimulatedMcu
 from tests.control.fake_clock import ClockedController
@@ -31,18 +32,19 @@ EV = EvLimits(max_charge_power=100e3, max_charge_current=150.0, max_voltage=420.
 
 
 class McuRig(ClockedController):
-    """A controller over `serial` (pty + SimulatedMcu); the sim base's contactor follows
-    the MCU's real contacts, so current flows only while they are closed."""
+    """A controller over `serial` (pty + SimulatedMcu) composed with an explicit `sim` for
+    the other parts; the sim's contactor follows the MCU's real contacts, so current flows
+    only while they are closed."""
 
     def __init__(self, supervised: bool = True, **serial_options: Any) -> None:
         self.pty = PtyPair()
         self.mcu = SimulatedMcu(self.pty.master_fd)
-        self.serial = SerialBackend(self.pty.port, contactor_switch_time=0.0,
-                                    ev_contactor_closed=True, **serial_options)
-        assert isinstance(self.serial.base, SimBackend)
-        self.sim = self.serial.base
+        self.serial = SerialBackend(self.pty.port, **serial_options)
+        self.sim = SimBackend(contactor_switch_time=0.0, ev_contactor_closed=True)
+        backend = compose(board=self.serial, power_supply=self.sim, isolation_monitor=self.sim,
+                          meter=self.sim, allow_simulated_parts=True)
         self.t = 10.0
-        self.hal: HalBackend = SafetySupervisor(self.serial) if supervised else self.serial
+        self.hal: HalBackend = SafetySupervisor(backend) if supervised else backend
         self.ctl: ChargerController = (
             SupervisedController(self.hal, evse_limits=EVSE, now=self.t) if supervised
             else ChargerController(self.hal, now=self.t))

@@ -9,6 +9,7 @@ a short bounded select, only when a side has just written something.
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import select
 from collections.abc import Callable
@@ -20,8 +21,9 @@ from hal.backends.can import CanBackend
 from hal.backends.serial import SerialBackend
 from hal.backends.sim import SimBackend
 from hal.interfaces import Board, HalBackend, IsolationMonitor, Meter, PowerSupplyDC
+from hal.parts import compose
 from hal.registry import CompositeBackend, create_backend_from_spec
-from simulators.can_module import ModuleRack
+from hal.sim.can_modules import ModuleRack
 from simulators.mcu import PtyPair, SimulatedMcu
 
 _channels = itertools.count()
@@ -68,37 +70,48 @@ class Rig(HalBackend):
     t = 0.0
 
 
+def _split(cls: type, options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(options `cls` takes, the rest): the rest configure the explicit sim parts."""
+    own = inspect.signature(cls).parameters
+    return ({k: v for k, v in options.items() if k in own},
+            {k: v for k, v in options.items() if k not in own})
+
+
 class SerialRig(Rig):
-    """`serial` backend on a pty; a SimulatedMcu on the master side. The sim base's
-    contactor follows the MCU's real contacts, so current flows only through them."""
+    """`serial` backend on a pty (the board); a SimulatedMcu on the master side; the power
+    supply, isolation monitor and meter from an explicit `sim`, whose contactor follows the
+    MCU's real contacts, so current flows only through them."""
 
     def __init__(self, mcu_options: dict[str, Any] | None = None, **options: Any) -> None:
         self.pty = PtyPair()
         self.mcu = SimulatedMcu(self.pty.master_fd, **(mcu_options or {}))
-        options.setdefault("contactor_switch_time", 0.0)
-        self.backend = self.serial = SerialBackend(self.pty.port, **options)
-        assert isinstance(self.serial.base, SimBackend)
-        self.sim: SimBackend = self.serial.base
+        serial_options, sim_options = _split(SerialBackend, options)
+        sim_options.setdefault("contactor_switch_time", 0.0)
+        self.serial = SerialBackend(self.pty.port, **serial_options)
+        self.sim = SimBackend(**sim_options)
+        self.backend = compose(board=self.serial, power_supply=self.sim,
+                               isolation_monitor=self.sim, meter=self.sim,
+                               allow_simulated_parts=True)
 
     def poll(self, now: float) -> None:
         self.t = now
         self._follow()
         sent = self.serial.link.stats.frames_sent
-        self.serial.poll(now)
+        self.backend.poll(now)
         wait = PTY_WAIT if self.serial.link.stats.frames_sent != sent else 0.0
         mcu_sent = self.mcu.stats.frames_sent
         self.mcu.step(now, wait=wait)
         if self.mcu.stats.frames_sent != mcu_sent and not self.mcu.silent:
             select.select([self.serial.fileno()], [], [], PTY_WAIT)
         self._follow()
-        self.serial.poll(now)
+        self.backend.poll(now)
 
     def _follow(self) -> None:
         self.sim.contactor.command(self.mcu.contactors_closed)
 
     def close(self) -> None:
         try:
-            self.serial.close()
+            self.backend.close()
         finally:
             self.pty.close()
 
@@ -114,9 +127,14 @@ class CanRig(Rig):
         **options: Any,
     ) -> None:
         channel = unique_channel()
-        self.backend = self.can = CanBackend(
-            interface="virtual", channel=channel, module_addresses=addresses, **options
+        can_options, sim_options = _split(CanBackend, options)
+        self.can = CanBackend(
+            interface="virtual", channel=channel, module_addresses=addresses, **can_options
         )
+        self.sim = SimBackend(**sim_options)
+        self.backend = compose(board=self.sim, power_supply=self.can,
+                               isolation_monitor=self.sim, meter=self.sim,
+                               allow_simulated_parts=True)
         self.rack_bus = can.Bus(interface="virtual", channel=channel)
         self.rack = ModuleRack(
             self.rack_bus, addresses, connected=self._connected, **(rack_options or {})
@@ -128,13 +146,13 @@ class CanRig(Rig):
 
     def poll(self, now: float) -> None:
         self.t = now
-        self.can.poll(now)
+        self.backend.poll(now)
         self.rack.step(now)
-        self.can.poll(now)
+        self.backend.poll(now)
 
     def close(self) -> None:
         try:
-            self.can.close()
+            self.backend.close()
         finally:
             self.rack_bus.shutdown()
 
@@ -154,8 +172,9 @@ class ComboRig(Rig):
         self.mcu = SimulatedMcu(self.pty.master_fd, **(mcu_options or {}))
         channel = unique_channel()
         composite = create_backend_from_spec(
-            f"serial:{self.pty.port},can:virtual:{channel}",
+            f"serial:{self.pty.port},can:virtual:{channel},sim",
             {"can": {"module_addresses": list(addresses), **(can_options or {})}},
+            allow_simulated_parts=True,
         )
         assert isinstance(composite, CompositeBackend)
         self.backend = composite

@@ -48,8 +48,11 @@ def test_simulated_modules_only_on_the_virtual_bus() -> None:
 
 
 def test_virtual_sim_charges_and_discharges_through_the_sim_boards_contactors() -> None:
-    backend = create_backend_from_spec("can:virtual+sim:vsim-1")
-    assert isinstance(backend, CanBackend) and backend.rack is not None
+    backend = create_backend_from_spec("can:virtual+sim:vsim-1,sim")
+    assert isinstance(backend, CompositeBackend)
+    can_backend = backend.sources["power_supply"]
+    assert isinstance(can_backend, CanBackend) and can_backend.rack is not None
+    assert backend.simulated_parts == ("board", "power_supply", "isolation_monitor", "meter")
     sup = SafetySupervisor(backend)
     try:
         t = 0.0
@@ -81,9 +84,9 @@ def test_virtual_sim_charges_and_discharges_through_the_sim_boards_contactors() 
 
 def test_serial_plus_virtual_sim_spec_follows_the_mcus_contacts() -> None:
     with SimulatedHardware(can=None) as hw:
-        assert hw.hal_spec == f"serial:{hw.pty.port},can:virtual+sim"
-        backend = create_backend_from_spec(hw.hal_spec.replace("virtual+sim",
-                                                               "virtual+sim:vsim-2"))
+        assert hw.hal_spec == f"serial:{hw.pty.port},can:virtual+sim,sim"
+        backend = create_backend_from_spec(
+            hw.hal_spec.replace("virtual+sim", "virtual+sim:vsim-2"), allow_simulated_parts=True)
         assert isinstance(backend, CompositeBackend)
         serial, can_backend = backend.sources["board"], backend.sources["power_supply"]
         assert isinstance(serial, SerialBackend) and isinstance(can_backend, CanBackend)

@@ -13,6 +13,7 @@ from hal.backends.can import CanBackend
 from hal.backends.serial import SerialBackend
 from hal.backends.sim import SimBackend
 from hal.interfaces import EmergencyStopActive, PowerSupplyMode
+from hal.parts import describe
 from hal.registry import (
     CompositeBackend,
     available_backends,
@@ -81,8 +82,9 @@ def test_serial_plus_can_spec_builds_a_composite() -> None:
     channel = unique_channel()
     with PtyPair() as pty:
         backend = create_backend_from_spec(
-            f"serial:{pty.port},can:virtual:{channel}",
+            f"serial:{pty.port},can:virtual:{channel},sim",
             {"can": {"module_addresses": [4, 5]}, "sim": {"meter_id": "M-9"}},
+            allow_simulated_parts=True,
         )
         assert isinstance(backend, CompositeBackend)
         serial, can_backend, sim = (backend.sources[p] for p in ("board", "power_supply", "meter"))
@@ -92,8 +94,14 @@ def test_serial_plus_can_spec_builds_a_composite() -> None:
         assert backend.power_supply is can_backend.power_supply
         assert backend.isolation_monitor is sim.isolation_monitor
         assert backend.meter.meter_id == "M-9"
-        assert serial.base is sim and can_backend.base is sim  # one shared sim
+        assert serial.base is None and can_backend.base is None  # nothing hidden inside
         assert backend.backends == [serial, can_backend, sim]  # each polled once
+        assert [str(i) for i in backend.describe()] == [
+            f"board: serial {pty.port} (real)",
+            f"power_supply: can virtual:{channel} (real)",
+            "isolation_monitor: sim (SIMULATED)",
+            "meter: sim (SIMULATED)",
+        ]
         assert sorted(can_backend.power_supply.modules) == [4, 5]
         backend.poll(1.0)
         assert backend.meter.reading().timestamp == 1.0
@@ -110,7 +118,8 @@ def test_entries_as_a_config_loader_gives_them() -> None:
         [
             ("can", f"virtual:{channel}", {"module_addresses": [1]}),
             ("sim", None, {"meter_id": "M-3"}),
-        ]
+        ],
+        allow_simulated_parts=True,
     )
     assert isinstance(backend, CompositeBackend)
     assert isinstance(backend.sources["power_supply"], CanBackend)
@@ -143,37 +152,49 @@ def _load(name: str) -> dict[str, Any]:
     return hal
 
 
-@pytest.mark.parametrize("name", ["sim.toml", "serial.toml", "can.toml", "serial_can.toml"])
-def test_config_examples_build(name: str) -> None:
-    """Every example builds, with the device paths swapped for a pty and a virtual bus
-    (which also checks that each documented option is a real one)."""
+@pytest.mark.parametrize(
+    ("name", "simulated"),
+    [
+        ("sim.toml", ["board", "power_supply", "isolation_monitor", "meter"]),
+        ("serial.toml", ["power_supply", "isolation_monitor", "meter"]),
+        ("can.toml", ["board", "isolation_monitor", "meter"]),
+        ("serial_can.toml", []),
+    ],
+)
+def test_config_examples_build(name: str, simulated: list[str]) -> None:
+    """Every example builds, with the device paths swapped for a pty, a virtual bus and a
+    Modbus address nobody answers (which also checks that each documented option is a real
+    one), and says which parts are simulated."""
     hal = _load(name)
     with PtyPair() as pty:
-        for entry in hal["backends"]:
-            if entry["name"] == "serial":
-                entry["target"] = pty.port
-            elif entry["name"] == "can":
-                entry["target"] = f"virtual:{unique_channel()}"
-                entry.get("options", {}).pop("bitrate", None)  # no bit rate on a virtual bus
+        for part in hal.get("parts", {}).values():
+            if not isinstance(part, dict):
+                continue
+            if part["backend"] == "serial":
+                part["target"] = pty.port
+            elif part["backend"] == "can":
+                part["target"] = f"virtual:{unique_channel()}"
+                part.pop("bitrate", None)  # no bit rate on a virtual bus
+            elif part["backend"].startswith("modbus-"):
+                part["target"] = "tcp:127.0.0.1:9"  # discard port: nobody answers
         backend = SafetySupervisor(create_backend_from_config(hal))
-        expected = {
-            "sim.toml": SimBackend,
-            "serial.toml": SerialBackend,
-            "can.toml": CanBackend,
-            "serial_can.toml": CompositeBackend,
-        }[name]
-        assert type(backend.backend) is expected
+        if name == "sim.toml":
+            assert type(backend.backend) is SimBackend
+        else:
+            assert type(backend.backend) is CompositeBackend
+        assert [i.part for i in describe(backend) if i.simulated] == simulated
         backend.poll(0.0)
         backend.close()
 
 
 def test_serial_can_example_matches_its_short_form() -> None:
     hal = _load("serial_can.toml")
-    assert [e["name"] for e in hal["backends"]] == ["serial", "can", "sim"]
     text = (EXAMPLES / "serial_can.toml").read_text()
-    assert 'backends = "serial:/dev/ttymxc2,can:socketcan:can0"' in text
-    serial, can_entry, _ = hal["backends"]
-    assert parse_backend_spec("serial:/dev/ttymxc2,can:socketcan:can0") == [
-        ("serial", target_options("serial", serial["target"])),
-        ("can", target_options("can", can_entry["target"])),
-    ]
+    short = ("serial:/dev/ttymxc2,can:socketcan:can0,isolation_monitor=modbus-imd:rtu:"
+             "/dev/ttymxc3,meter=modbus-meter:rtu:/dev/ttymxc4")
+    assert f'backends = "{short}"' in text
+    parts = hal["parts"]
+    assert [(p["backend"], p["target"]) for p in parts.values()] == [
+        ("serial", "/dev/ttymxc2"), ("can", "socketcan:can0"),
+        ("modbus-imd", "rtu:/dev/ttymxc3"), ("modbus-meter", "rtu:/dev/ttymxc4")]
+    assert list(parts) == ["board", "power_supply", "isolation_monitor", "meter"]

@@ -372,11 +372,13 @@ def test_max_status_age_comes_from_the_config_file_table() -> None:
     with PtyPair() as pty:
         backend = create_backend_from_config(
             {"backends": [{"name": "serial", "target": pty.port,
-                           "options": {"max_status_age_s": 0.3}}]})
+                           "options": {"max_status_age_s": 0.3}}, {"name": "sim"}],
+             "allow_simulated_parts": True})
         try:
-            assert isinstance(backend, SerialBackend)  # alone: no composite needed
-            assert backend.link.max_status_age == 0.3
-            assert backend.link.max_status_interval_ms == 150
+            serial = backend.sources["board"]  # type: ignore[attr-defined]
+            assert isinstance(serial, SerialBackend)
+            assert serial.link.max_status_age == 0.3
+            assert serial.link.max_status_interval_ms == 150
         finally:
             backend.close()
         with pytest.raises(ValueError, match="max_status_age_s"):

@@ -16,7 +16,7 @@ def test_symlink_to_the_pty_and_cleanup(tmp_path: Path) -> None:
     hw = SimulatedHardware(pty_link=link, can="virtual:hw-unit-1")
     try:
         assert os.readlink(link) == hw.pty.port
-        assert hw.hal_spec == f"serial:{link},can:virtual:hw-unit-1"
+        assert hw.hal_spec == f"serial:{link},can:virtual:hw-unit-1,sim"
     finally:
         hw.close()
     assert not link.exists() and not link.is_symlink()
@@ -63,7 +63,7 @@ def test_commands_inject_faults() -> None:
 def test_without_modules_the_charger_brings_its_own() -> None:
     hw = SimulatedHardware(can=None)
     try:
-        assert hw.hal_spec.endswith(",can:virtual+sim")
+        assert hw.hal_spec.endswith(",can:virtual+sim,sim")
         assert "RuntimeError" in run_command(hw, "drop 0")
     finally:
         hw.close()

@@ -108,15 +108,19 @@ class HwRig:
 async def charger(*, discharge_window: tuple[int, int] = (1, 2),
                   supervisor: dict[str, Any] | None = None,
                   modules_in_charger: bool = False) -> AsyncIterator[HwRig]:
-    """The charger on `serial:PTY,can:virtual:NAME` (modules in a thread of the simulated
-    hardware) or, with `modules_in_charger`, on `serial:PTY,can:virtual+sim:NAME`."""
+    """The charger on `serial:PTY,can:virtual:NAME,sim` (modules in a thread of the
+    simulated hardware) or, with `modules_in_charger`, on `serial:PTY,can:virtual+sim:NAME,
+    sim`; isolation monitor and meter simulated, explicitly (--allow-simulated-parts)."""
     channel = f"hw-test-{os.getpid()}-{next(_channels)}"
     hw = SimulatedHardware(can=None if modules_in_charger else f"virtual:{channel}")
     hw.start()
-    spec = hw.hal_spec + (f":{channel}" if modules_in_charger else "")
+    spec = hw.hal_spec
+    if modules_in_charger:
+        spec = spec.replace("virtual+sim", f"virtual+sim:{channel}")
     try:
         options = SeccOptions(
             address=HOST, hal=spec, allow_plain_tcp_iso20=True, port=0,
+            allow_simulated_parts=True,
             discharge_window=discharge_window, supervisor_options=supervisor or {},
             hal_options={"sim": {"imd_measuring_time": 0.2}},
         )
@@ -539,12 +543,17 @@ def test_sim_hw_and_evse_secc_commands_run_a_dc_bpt_session(tmp_path: Path) -> N
             secc = subprocess.Popen(
                 [sys.executable, "-m", "evse", "secc", "--address", HOST, "--port", str(tcp),
                  "--allow-plain-tcp-iso20", "--no-sdp", "--hal",
-                 f"serial:{link},can:{can_target}", "--discharge-window", "1,2"],
+                 f"serial:{link},can:{can_target},sim", "--allow-simulated-parts",
+                 "--discharge-window", "1,2"],
                 cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
         while "evse secc:" not in log.read_text():
             assert secc.poll() is None and time.monotonic() < deadline + 10, log.read_text()
             time.sleep(0.05)
         assert "DC_BPT" in log.read_text()
+        # Every part announced; the simulated ones say so.
+        assert (f"HAL board: serial {link} (real); power_supply: can udp_multicast:"
+                "ff01::4556:5345 (real); isolation_monitor: sim (SIMULATED); "
+                "meter: sim (SIMULATED)") in log.read_text()
         ev = subprocess.run(
             [sys.executable, "-m", "evse", "ev", "--host", HOST, "--port", str(tcp),
              "--no-tls", "--scenario", "dc_bpt_scheduled", "--loops", "40",

@@ -1,30 +1,35 @@
 """The `can` HAL backend: the DC power supply as bidirectional modules on a CAN bus.
 
-The board, isolation monitor and meter come from another backend (`base`, by default a
-private `sim` backend); combine it with `serial` through `hal.registry` for a full charger.
+It provides only the power supply: the board, isolation monitor and meter are other parts
+(`hal.compose`), or come from a `base` backend given explicitly.
 
 Tests and demos only: `simulated_modules=True` (spec `can:virtual+sim`) puts simulated
-modules (`simulators.can_module.ModuleRack`) on the same process-local virtual channel and
+modules (`hal.sim.can_modules.ModuleRack`) on the same process-local virtual channel and
 steps them inside `poll(now)`, so one process runs the charger against its modules. Their
 output reaches a simulated battery while the board's contactors are closed (the board of
-the composite backend, see `bind_emergency_stop`). Never used with a real bus.
+the composite backend, see `bind_emergency_stop`). Never used with a real bus; the power
+supply then says `simulated` (hal.parts.describe).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import can
 
 from hal.backends.can.protocol import BITRATE, CONTROLLER
 from hal.backends.can.supply import CanPowerSupply, ModuleRating
-from hal.interfaces import Board, HalBackend, IsolationMonitor, Meter
+from hal.backends.device import DeviceBackend
+from hal.interfaces import Board, HalBackend
+
+if TYPE_CHECKING:
+    from hal.sim.can_modules import ModuleRack
 
 DEFAULT_VIRTUAL_CHANNEL = "evse-can"
 
 
-class CanBackend(HalBackend):
+class CanBackend(DeviceBackend):
     name = "can"
     provides: ClassVar[tuple[str, ...]] = ("power_supply",)
 
@@ -50,7 +55,6 @@ class CanBackend(HalBackend):
         bus_options: dict[str, Any] | None = None,
         simulated_modules: bool = False,
         simulated_module_options: dict[str, Any] | None = None,
-        **base_options: Any,
     ) -> None:
         if simulated_modules and (bus is not None or interface != "virtual"):
             raise ValueError("simulated_modules needs the process-local 'virtual' interface")
@@ -74,14 +78,8 @@ class CanBackend(HalBackend):
             max_discharge_current=module_max_discharge_current,
             max_discharge_power=module_max_discharge_power,
         )
-        self._owns_base = base is None
-        if base is None:
-            from hal.backends.sim import SimBackend
-
-            base = SimBackend(**base_options)
-        elif base_options:
-            raise TypeError(f"unexpected options with a given base: {sorted(base_options)}")
-        self.base = base
+        super().__init__(base=base, target=f"{interface}:{channel}"
+                         + (" (simulated modules)" if simulated_modules else ""))
         self._supply = CanPowerSupply(
             bus,
             module_addresses,
@@ -90,10 +88,11 @@ class CanBackend(HalBackend):
             status_interval=status_interval,
             module_timeout=module_timeout,
             refresh_interval=refresh_interval,
-            interlock=lambda: self.base.board.emergency_stop_active,
+            interlock=self._base_emergency_stop,
         )
+        self._supply.simulated = simulated_modules
         self._contactor_board: Board | None = None
-        self.rack: Any = None  # simulators.can_module.ModuleRack when simulated_modules
+        self.rack: ModuleRack | None = None
         self._rack_bus: can.BusABC | None = None
         if simulated_modules:
             self._start_simulated_modules(channel or DEFAULT_VIRTUAL_CHANNEL,
@@ -107,8 +106,9 @@ class CanBackend(HalBackend):
         rating: ModuleRating,
         options: dict[str, Any],
     ) -> None:
-        from simulators.battery import EvBattery
-        from simulators.can_module import ModuleRack
+        # Imported here: hal.sim.can_modules speaks this package's protocol module.
+        from hal.sim.battery import EvBattery
+        from hal.sim.can_modules import ModuleRack
 
         soc = float(options.pop("soc", 0.5))
         options.setdefault("max_charge_current", rating.max_charge_current)
@@ -123,8 +123,12 @@ class CanBackend(HalBackend):
         )
 
     def _simulated_output_connected(self) -> bool:
-        board = self._contactor_board or self.base.board
-        return board.contactors_closed
+        board = self._contactor_board or (self.base.board if self.base is not None else None)
+        return board is not None and board.contactors_closed
+
+    def _base_emergency_stop(self) -> bool:
+        # Until a composite binds its board (bind_emergency_stop), a given base's board.
+        return self.base is not None and self.base.board.emergency_stop_active
 
     def bind_emergency_stop(self, board: Board) -> None:
         """Refuse to energise while `board`'s e-stop is latched (for composite backends).
@@ -139,38 +143,20 @@ class CanBackend(HalBackend):
         return self._supply
 
     @property
-    def board(self) -> Board:
-        return self.base.board
-
-    @property
-    def isolation_monitor(self) -> IsolationMonitor:
-        return self.base.isolation_monitor
-
-    @property
-    def meter(self) -> Meter:
-        return self.base.meter
-
-    @property
     def fault(self) -> str | None:
         return self._supply.fault
 
-    def acknowledge_faults(self, now: float) -> None:
+    def _acknowledge_device(self, now: float) -> None:
         self._supply.acknowledge_faults(now)
-        if self._owns_base:
-            self.base.acknowledge_faults(now)
 
-    def poll(self, now: float) -> None:
+    def _poll_device(self, now: float) -> None:
         if self.rack is not None:
             self.rack.step(now)  # answer what the last poll sent (one poll of latency)
         self._supply.poll(now)
-        if self._owns_base:
-            self.base.poll(now)
 
-    def close(self) -> None:
+    def _close_device(self) -> None:
         try:
             self._supply.close()
-            if self._owns_base:
-                self.base.close()
         finally:
             if self._owns_bus:
                 self.bus.shutdown()

@@ -1,9 +1,8 @@
 """The `serial` HAL backend: the board (pilot, contactors, e-stop) behind the safety MCU.
 
-`SerialBoard` implements `hal.interfaces.Board` over a `SerialLink`. The power supply,
-isolation monitor and meter of a `SerialBackend` come from another backend (`base`, by
-default a private `sim` backend), so a full charger is built by combining backends (see
-`hal.registry.create_backend_from_spec`).
+`SerialBoard` implements `hal.interfaces.Board` over a `SerialLink`. A `SerialBackend`
+provides only the board: a full charger composes it with the other parts, each named
+explicitly (`hal.compose`, `hal.registry.create_backend_from_spec`).
 
 Command semantics (the HAL contract: validate, record, return at once):
 
@@ -24,8 +23,9 @@ Command semantics (the HAL contract: validate, record, return at once):
 from __future__ import annotations
 
 import logging
-from typing import Any, ClassVar
+from typing import ClassVar
 
+from hal.backends.device import DeviceBackend
 from hal.backends.serial.link import (
     DEFAULT_MAX_STATUS_AGE,
     LinkState,
@@ -44,15 +44,7 @@ from hal.backends.serial.protocol import (
     pack_u8,
     pack_u16,
 )
-from hal.interfaces import (
-    Board,
-    HalBackend,
-    HalError,
-    IsolationMonitor,
-    Meter,
-    PilotState,
-    PowerSupplyDC,
-)
+from hal.interfaces import Board, HalBackend, HalError, PilotState
 
 log = logging.getLogger(__name__)
 
@@ -239,8 +231,9 @@ class SerialBoard(Board):
             self._contactors_commanded = False  # the MCU opened them and stays open
 
 
-class SerialBackend(HalBackend):
-    """Board over the serial link; power supply, isolation monitor and meter from `base`."""
+class SerialBackend(DeviceBackend):
+    """The board over the serial link. The power supply, isolation monitor and meter are
+    other parts (hal.compose), or come from a `base` backend given explicitly."""
 
     name = "serial"
     provides: ClassVar[tuple[str, ...]] = ("board",)
@@ -259,12 +252,12 @@ class SerialBackend(HalBackend):
         max_retries: int = 3,
         connect_timeout: float = 2.0,
         max_status_age_s: float = DEFAULT_MAX_STATUS_AGE,
-        **base_options: Any,
     ) -> None:
         if transport is None:
             if port is None:
                 raise ValueError("the serial backend needs a port (e.g. /dev/ttyS1)")
             transport = PySerialTransport.open(port, baudrate)
+        super().__init__(base=base, target=port)
         self.port = port
         self.link = SerialLink(
             transport,
@@ -277,30 +270,10 @@ class SerialBackend(HalBackend):
             max_status_age_s=max_status_age_s,
         )
         self._board = SerialBoard(self.link)
-        self._owns_base = base is None
-        if base is None:
-            from hal.backends.sim import SimBackend
-
-            base = SimBackend(**base_options)
-        elif base_options:
-            raise TypeError(f"unexpected options with a given base: {sorted(base_options)}")
-        self.base = base
 
     @property
     def board(self) -> SerialBoard:
         return self._board
-
-    @property
-    def power_supply(self) -> PowerSupplyDC:
-        return self.base.power_supply
-
-    @property
-    def isolation_monitor(self) -> IsolationMonitor:
-        return self.base.isolation_monitor
-
-    @property
-    def meter(self) -> Meter:
-        return self.base.meter
 
     @property
     def fault(self) -> str | None:
@@ -310,28 +283,16 @@ class SerialBackend(HalBackend):
     def link_state(self) -> LinkState:
         return self.link.state
 
-    def acknowledge_faults(self, now: float) -> None:
-        self._board.acknowledge_link_loss()
-        if self._owns_base:
-            self.base.acknowledge_faults(now)
-
     def fileno(self) -> int:
         """The port's descriptor, for an event loop to wake the poll when bytes arrive."""
         return self.link.transport.fileno()
 
-    def poll(self, now: float) -> None:
+    def _acknowledge_device(self, now: float) -> None:
+        self._board.acknowledge_link_loss()
+
+    def _poll_device(self, now: float) -> None:
         self.link.poll(now)
         self._board.after_poll()
-        if self._owns_base:
-            self.base.poll(now)
 
-    def close(self) -> None:
-        try:
-            if self._owns_base:
-                super().close()
-            else:
-                self._board.open_contactors()
-        finally:
-            self.link.close()
-            if self._owns_base:
-                self.base.close()
+    def _close_device(self) -> None:
+        self.link.close()
