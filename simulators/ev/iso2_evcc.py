@@ -93,6 +93,11 @@ class Iso2Evcc:
     present_voltage: float = 0.0
     renegotiated: bool = False
     resuming: bool = False
+    # the battery the charger's output sees (e.g. the sim HAL's EvBattery: `terminal_voltage`,
+    # `soc`); None: a fixed `scenario.battery_voltage`, SOC 50 %
+    battery: Any = None
+    # the EV's own contactors (the sim HAL connects the battery only while they are closed)
+    on_contactors: Any = None
     _pending: str = ""
     _done: bool = False
 
@@ -141,7 +146,8 @@ class Iso2Evcc:
         self.log.append((self._pending, code))
         if code.startswith("FAILED"):
             return self._end(False, f"{expected}: {code}")
-        return getattr(self, "_on_" + expected)(body, bytes(msg.header.session_id))
+        effects: list[Effect] = getattr(self, "_on_" + expected)(body, bytes(msg.header.session_id))
+        return effects
 
     def _on_SessionSetupRes(self, res: Any, sid: bytes) -> list[Effect]:  # noqa: N802
         if self.resuming and str(res.response_code) != "OK_OldSessionJoined":
@@ -186,7 +192,7 @@ class Iso2Evcc:
 
     def _on_PreChargeRes(self, res: Any, sid: bytes) -> list[Effect]:  # noqa: N802
         self.present_voltage = _si(res.evse_present_voltage)
-        if abs(self.present_voltage - self.scenario.battery_voltage) > 10.0:
+        if abs(self.present_voltage - self._battery_voltage()) > 10.0:
             return self._send(self._precharge())
         return self._send(self._power_delivery("Start"))
 
@@ -196,10 +202,17 @@ class Iso2Evcc:
             self.renegotiated = True
             return self._send(self._cpd())
         if progress == "Start":
+            self._contactors(True)
             return self._send(self._loop_req())
+        if progress == "Stop":
+            self._contactors(False)
         if self.scenario.energy == "dc":
             return self._send(iso2.WeldingDetectionReqType(dc_ev_status=self._status()))
         return self._send(self._stop())
+
+    def _contactors(self, closed: bool) -> None:
+        if self.on_contactors is not None:
+            self.on_contactors(closed)
 
     def _on_loop(self) -> list[Effect]:
         self.loops += 1
@@ -245,9 +258,15 @@ class Iso2Evcc:
             self.session_id = b"" if self.scenario.quirks else bytes(8)
         return iso2.SessionSetupReqType(evccid=self.evcc_id)
 
+    def _battery_voltage(self) -> float:
+        if self.battery is None:
+            return self.scenario.battery_voltage
+        return float(self.battery.terminal_voltage)
+
     def _status(self) -> iso2.DC_EVStatusType:
+        soc = 50 if self.battery is None else round(100 * float(self.battery.soc))
         return iso2.DC_EVStatusType(ev_ready=True, ev_error_code=iso2.DC_EVErrorCodeType.NO_ERROR,
-                                    evresssoc=50)
+                                    evresssoc=max(0, min(100, soc)))
 
     def _cpd(self) -> Any:
         s = self.scenario
@@ -270,7 +289,7 @@ class Iso2Evcc:
 
     def _precharge(self) -> Any:
         return iso2.PreChargeReqType(dc_ev_status=self._status(),
-                                     ev_target_voltage=_pv(self.scenario.battery_voltage, "V"),
+                                     ev_target_voltage=_pv(self._battery_voltage(), "V"),
                                      ev_target_current=_pv(2, "A"))
 
     def _power_delivery(self, progress: str) -> Any:
@@ -293,7 +312,7 @@ class Iso2Evcc:
             ev_maximum_voltage_limit=_pv(s.max_voltage, "V"),
             ev_maximum_current_limit=_pv(s.max_current, "A"),
             charging_complete=False, remaining_time_to_full_so_c=remaining,
-            ev_target_voltage=_pv(s.battery_voltage + 20, "V"))
+            ev_target_voltage=_pv(s.max_voltage - 10, "V"))
 
     def _stop(self) -> Any:
         option = "Pause" if self._pausing() else "Terminate"
