@@ -13,7 +13,7 @@ from evse.aio.demo_iso2 import run_iso2_demo
 @pytest.mark.parametrize("scenario", ["iso2_dc", "iso2_ac"])
 async def test_iso2_demo_summary(scenario: str) -> None:
     out = io.StringIO()
-    rc = await run_iso2_demo(DemoOptions(scenario=scenario, loops=5, loop_interval=0.01,
+    rc = await run_iso2_demo(DemoOptions(scenario=scenario, loops=20, loop_interval=0.02,
                                          quiet=True, protocol="iso2"), out)
     text = out.getvalue()
     assert rc == 0, text

@@ -4,6 +4,8 @@ up in the server's records with the -2 namespace."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from evse.protocol.standards import ISO2
@@ -19,11 +21,12 @@ async def test_iso2_session_over_tcp(name: str) -> None:
     async with running(protocols=("iso20", "iso2")) as rig:
         backend = rig.connector().backend
         dc = "_ac" not in name
-        ev = Iso2Evcc(ISO2_SCENARIOS[name], battery=backend.ev_battery if dc else None,
+        scenario = dataclasses.replace(ISO2_SCENARIOS[name], loops=20)  # time for a ramp
+        ev = Iso2Evcc(scenario, battery=backend.ev_battery if dc else None,
                       on_contactors=lambda closed: setattr(backend, "ev_contactor_closed",
                                                            closed) if dc else None)
         run = await drive_iso2(ev, Endpoint(HOST, rig.port),
-                               response_timeout=5.0, repeat_interval=0.01)
+                               response_timeout=5.0, repeat_interval=0.02)
         assert run.success, run.summary()
         assert not [c for _, c in run.done.log if c.startswith("FAILED")]
         await rig.wait_safe(timeout=5.0)
