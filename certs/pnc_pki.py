@@ -19,8 +19,8 @@ Faulty variants for the negative tests (`PncPki.variants`): contract expired, no
 signed by the wrong key (names chain, signature does not), issued under an MO root that is not
 installed, under an expired MO Sub-CA 2, with CA=true, without digitalSignature, and an OEM
 provisioning certificate that expired. OCSP responses (DER, `cryptography.x509.ocsp`) for the
-MO Sub-CAs, the contract and the OEM provisioning certificate: good ones, plus "revoked" for the
-contract, each signed by the certificate's issuer.
+MO Sub-CAs, the contract, the OEM provisioning certificate and the SECC leaf (stapled in TLS):
+good ones, plus "revoked" for the contract, each signed by the certificate's issuer.
 """
 
 from __future__ import annotations
@@ -367,6 +367,7 @@ def make_pnc_pki(
         "contract_revoked": ocsp_response(contract.cert, mo2, now=now,
                                           status=ocsp.OCSPCertStatus.REVOKED),
         "oem_provisioning": ocsp_response(prov.cert, oem2, now=now),
+        "secc": ocsp_response(secc.cert, cpo2, now=now),  # stapled by the SECC (TLS)
     }
     return PncPki(
         algorithm=algorithm,

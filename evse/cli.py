@@ -104,12 +104,27 @@ def _secc_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--grid-outage", type=_outage, metavar="AFTER_S[:HOME_KW]",
                    help="SIL: the grid fails AFTER_S s after start; Dynamic BPT sessions then "
                    "supply a home load of HOME_KW (default 3) down to the reserve SOC (V2H)")
+    adm = p.add_argument_group("admission: connections without a session (docs/config.md)")
+    adm.add_argument("--tls-handshake-timeout", type=float, metavar="S",
+                     help="close a TLS handshake not finished S s after accept (default 4)")
+    adm.add_argument("--max-pending-handshakes", type=int, metavar="N",
+                     help="pending TLS handshakes in total (default 64); per listener: "
+                     "[network.admission] max_handshakes_per_listener (default 16)")
+    adm.add_argument("--accept-rate", type=float, metavar="R",
+                     help="accepted connections per second, sustained (default 200)")
     sup = p.add_mutually_exclusive_group()
     sup.add_argument("--supervisor", dest="supervise", action="store_true", default=None,
                      help="run each connector's HAL under the safety supervisor (the default "
                      "for every HAL but sim; [hal.supervisor] in --config)")
     sup.add_argument("--no-supervisor", dest="supervise", action="store_false",
                      help="no safety supervisor (test benches only)")
+    p.add_argument("--tls-profile-best-effort", action="store_true", default=None,
+                   help="serve TLS even when the ISO 15118-20 TLS profile (suites, groups, "
+                   "signature algorithms, CA names, OCSP) cannot be applied completely; a "
+                   "WARNING names the missing parts (default: no TLS listener then)")
+    p.add_argument("--ocsp-response", type=Path, metavar="FILE",
+                   help="DER OCSP response about the SECC leaf certificate: stapled when the EV "
+                   "asks (status_request)")
     pnc = p.add_argument_group("Plug & Charge and mutual TLS (docs/pnc.md)")
     pnc.add_argument("--pnc-mo-roots", type=Path, metavar="FILE",
                      help="PEM bundle of the installed MO (eMSP) root certificates: offer Plug "
@@ -261,7 +276,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             pnc_mo_roots=ns.pnc_mo_roots, vehicle_roots=ns.vehicle_roots,
             require_vehicle_cert=ns.require_vehicle_cert, supervise=ns.supervise,
             oem_roots=ns.oem_roots, cps_sim=ns.cps_sim,
+            tls_profile_best_effort=ns.tls_profile_best_effort, ocsp_response=ns.ocsp_response,
             extra={"grid_outage": ns.grid_outage} if ns.grid_outage else {},
+            admission={k: v for k, v in (
+                ("handshake_timeout", ns.tls_handshake_timeout),
+                ("max_handshakes", ns.max_pending_handshakes),
+                ("accept_rate", ns.accept_rate)) if v is not None},
         ))
     if ns.command == "ev":
         from evse.aio.app import main_ev

@@ -23,6 +23,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
+from evse.aio.admission import AdmissionConfig
 from evse.energy.prices import PriceCurve
 from evse.protocol.limits import EvseLimits
 from evse.protocol.standards import STANDARDS, Tls, check_protocols
@@ -114,6 +115,8 @@ class TlsConfig:
     require_vehicle_cert: bool = False
     allow_plain_tcp_iso20: bool = False  # test benches only
     pnc_mo_roots: Path | None = None  # PEM MO roots: offer Plug & Charge (over TLS only)
+    profile_best_effort: bool = False  # serve TLS even if the -20 profile is incomplete
+    ocsp_response: Path | None = None  # DER OCSP response about the SECC leaf: stapled
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +125,8 @@ class NetworkConfig:
     address: ipaddress.IPv6Address | None = None  # None: the interface's link-local address
     tls_port: int = 64109
     tcp_port: int = 64110
+    # bounds for connections without a session ([network.admission], evse/aio/admission.py)
+    admission: AdmissionConfig = field(default_factory=AdmissionConfig)
 
 
 @dataclass(frozen=True, slots=True)
@@ -529,7 +534,9 @@ def _tls(root: _Table, protocols: tuple[str, ...]) -> TlsConfig:
                     trust_roots=t.path_("trust_roots"),
                     require_vehicle_cert=t.boolean("require_vehicle_cert", False),
                     allow_plain_tcp_iso20=t.boolean("allow_plain_tcp_iso20", False),
-                    pnc_mo_roots=t.path_("pnc_mo_roots"))
+                    pnc_mo_roots=t.path_("pnc_mo_roots"),
+                    profile_best_effort=t.boolean("profile_best_effort", False),
+                    ocsp_response=t.path_("ocsp_response"))
     have_chain, have_key = cfg.cert_chain is not None, cfg.private_key is not None
     if have_chain != have_key:
         t.error("private_key" if have_chain else "cert_chain",
@@ -539,6 +546,9 @@ def _tls(root: _Table, protocols: tuple[str, ...]) -> TlsConfig:
                               "tls.allow_plain_tcp_iso20 = true")
     if cfg.require_vehicle_cert and cfg.trust_roots is None:
         t.error("trust_roots", "required when tls.require_vehicle_cert = true")
+    if cfg.ocsp_response is not None and not have_chain:
+        t.error("ocsp_response", "stapled over TLS only: needs tls.cert_chain and "
+                                 "tls.private_key")
     if cfg.pnc_mo_roots is not None and not have_chain:
         t.error("pnc_mo_roots", "Plug & Charge runs over TLS only: needs tls.cert_chain and "
                                 "tls.private_key")
@@ -563,8 +573,29 @@ def _network(root: _Table) -> NetworkConfig:
     tcp_port = t.integer("tcp_port", 64110, ge=1, le=65535)
     if tls_port == tcp_port and tls_port:
         t.error("tcp_port", f"must differ from network.tls_port, got {tcp_port}")
+    admission = _admission(t)
     t.finish()
-    return NetworkConfig(interface, address, tls_port, tcp_port)
+    return NetworkConfig(interface, address, tls_port, tcp_port, admission)
+
+
+def _admission(network: _Table) -> AdmissionConfig:
+    d = AdmissionConfig()
+    t = network.table("admission")
+    if t is None:
+        return d
+    ints = {key: t.integer(key, getattr(d, key), ge=1, le=100_000) for key in (
+        "max_handshakes_per_listener", "max_handshakes", "max_presession_per_listener",
+        "max_presession", "handshake_max_bytes", "accept_burst")}
+    timeout = t.number("handshake_timeout", d.handshake_timeout, gt=0, le=60)
+    rate = t.number("accept_rate", d.accept_rate, gt=0, le=100_000)
+    grace = t.number("evict_grace", d.evict_grace, ge=0, le=60)
+    t.finish()
+    try:
+        return AdmissionConfig(**ints, handshake_timeout=timeout, accept_rate=rate,
+                               evict_grace=grace)
+    except ValueError as exc:  # a value already reported above
+        network.error("admission", str(exc))
+        return d
 
 
 def _mqtt(root: _Table) -> MqttConfig | None:
@@ -680,6 +711,7 @@ def _check_files(cfg: StationConfig, errors: list[str]) -> None:
     need("tls.private_key_password_file", cfg.tls.private_key_password_file)
     need("tls.trust_roots", cfg.tls.trust_roots)
     need("tls.pnc_mo_roots", cfg.tls.pnc_mo_roots)
+    need("tls.ocsp_response", cfg.tls.ocsp_response)
     if cfg.mqtt is not None:
         need("mqtt.ca_file", cfg.mqtt.ca_file)
         need("mqtt.cert_file", cfg.mqtt.cert_file)

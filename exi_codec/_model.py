@@ -79,11 +79,20 @@ def _field(index: int) -> Any:
 
 
 def _bind(module_name: str, grammars: tuple[Any, ...], datatypes: tuple[Any, ...]) -> None:
-    """Attach grammar indices and JSON field metadata to the generated classes."""
+    """Attach grammar indices and JSON field metadata to the generated classes.
+
+    A class shared by several schema modules (iso20_common) is bound once, by the shared module:
+    its grammar and datatype indices are the same in every module that shares it, because each
+    one's tables start with the shared tables. Root element classes belong to their own module
+    (encode() finds the document grammar through them), even when their type is shared.
+    """
     import sys
 
     module = sys.modules[module_name]
     del datatypes
+    for _uri, _name, _gid, root in getattr(module, "DOCUMENT", ()):
+        if root is not None:
+            root._exi_module = module
     for gid, (cls, names, flags, states) in enumerate(grammars):
         if cls is None or cls._exi_grammar != -1 and "_exi_grammar" in vars(cls):
             continue

@@ -5,6 +5,7 @@
    asyncio, socket, ssl, selectors, threading, time (the clock enters as `now`), no hal,
    simulators, evse.aio or evse.control, and no third-party package.
 3. hal never imports exi_codec or evse.protocol: it never sees an ISO message.
+4. evse/link (pilot, SLAC) imports only evse.link and pure standard-library modules.
 
 Every import counts, including those inside functions, under TYPE_CHECKING, relative ones, and
 importlib.import_module("...") / __import__("...") with a constant name. Cython sources (.pyx)
@@ -146,6 +147,22 @@ def rule_protocol(module: str) -> str | None:
     return None
 
 
+def rule_link(module: str) -> str | None:
+    """evse/link (pilot lifecycle, SLAC) is sans-IO like evse/protocol, and sees no hal."""
+    if _within(module, "evse.link"):
+        return None
+    top = module.split(".")[0]
+    if top in IMPURE_STDLIB:
+        return "evse/link is sans-IO: no I/O, threads or clock"
+    if top == "evse":
+        return None if module == "evse" else "evse/link may only use evse.link"
+    if top in ("hal", "simulators"):
+        return f"evse/link must not depend on {top}"
+    if top not in STDLIB:
+        return "evse/link imports only the standard library"
+    return None
+
+
 def rule_hal(module: str) -> str | None:
     if _within(module, "exi_codec") or _within(module, "evse.protocol"):
         return "hal never sees an ISO message"
@@ -162,6 +179,12 @@ def test_protocol_is_sans_io() -> None:
     files = sources("evse", "protocol")
     _skip_if_empty(files, "evse/protocol")
     assert not _violations(files, rule_protocol)
+
+
+def test_link_is_sans_io() -> None:
+    files = sources("evse", "link")
+    _skip_if_empty(files, "evse/link")
+    assert not _violations(files, rule_link)
 
 
 def test_hal_does_not_see_iso_messages() -> None:

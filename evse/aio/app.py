@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 import sys
@@ -58,6 +59,11 @@ class SeccOptions:
     require_vehicle_cert: bool = False  # CERT_REQUIRED instead of CERT_OPTIONAL
     oem_roots: Path | None = None  # PEM OEM roots: check CertificateInstallation's chain
     cps_sim: Path | None = None  # certs.pnc_pki directory: local CPS (test benches)
+    # AdmissionConfig fields that override [network.admission] (evse/aio/admission.py)
+    admission: dict[str, Any] = field(default_factory=dict)
+    # the -20 TLS profile (evse/aio/tls.py); None: from the config file's [tls]
+    tls_profile_best_effort: bool | None = None  # serve TLS even if the profile is incomplete
+    ocsp_response: Path | None = None  # DER OCSP response about the SECC leaf: stapled
 
 
 class SetupError(Exception):
@@ -202,33 +208,57 @@ def _plain_tcp(config: SeccConfig) -> bool:
         STANDARDS[p].tls != Tls.REQUIRED for p in config.protocols)
 
 
-def _tls_context(options: SeccOptions, station_cfg: Any) -> Any:
-    from evse.aio.tls import secc_context
+def _tls_context(options: SeccOptions, station_cfg: Any, allow_plain: bool) -> Any:
+    """The SECC's TlsContext, None without TLS. Fails closed: a -20 profile that cannot be
+    applied completely means no TLS listener (SetupError when TLS was the only way to serve),
+    unless best effort was asked for."""
+    from evse.aio.tls import TlsProfileError, secc_context
 
     chain = key = roots = None
     require = False
+    tls_cfg = station_cfg.tls if station_cfg is not None else None
     if options.pki is not None:
         chain, key = options.pki / "secc_chain.pem", options.pki / "secc.key"
         if not chain.exists() and (options.pki / "secc.pem").exists():
             chain = options.pki / "secc.pem"  # the certs.pnc_pki layout
-    elif station_cfg is not None and station_cfg.tls.cert_chain is not None:
-        chain, key = station_cfg.tls.cert_chain, station_cfg.tls.private_key
-        roots, require = station_cfg.tls.trust_roots, station_cfg.tls.require_vehicle_cert
+    elif tls_cfg is not None and tls_cfg.cert_chain is not None:
+        chain, key = tls_cfg.cert_chain, tls_cfg.private_key
+        roots, require = tls_cfg.trust_roots, tls_cfg.require_vehicle_cert
     if options.vehicle_roots is not None:  # the command line wins over the file
         roots, require = options.vehicle_roots, options.require_vehicle_cert
     elif options.require_vehicle_cert:
         require = True
     if require and roots is None:
         raise SetupError("--require-vehicle-cert needs --vehicle-roots (or tls.trust_roots)")
+    ocsp = options.ocsp_response or (tls_cfg.ocsp_response if tls_cfg is not None else None)
+    best_effort = options.tls_profile_best_effort
+    if best_effort is None:
+        best_effort = bool(tls_cfg is not None and tls_cfg.profile_best_effort)
     if chain is None or key is None:
         if roots is not None and options.vehicle_roots is not None:
             raise SetupError("--vehicle-roots needs TLS: give --pki DIR")
+        if options.ocsp_response is not None:
+            raise SetupError("--ocsp-response needs TLS: give --pki DIR")
         return None
     try:
-        return secc_context(Path(chain), Path(key), vehicle_roots=roots,
-                            require_vehicle_cert=require).context
+        tls = secc_context(Path(chain), Path(key), vehicle_roots=roots,
+                           require_vehicle_cert=require, ocsp_response=ocsp,
+                           best_effort=best_effort)
+    except TlsProfileError as exc:
+        if not allow_plain:
+            raise SetupError(f"refusing to offer ISO 15118-20 over TLS: {exc} "
+                             "(--tls-profile-best-effort serves anyway)") from exc
+        log.error("no TLS listener: %s", exc)
+        return None
     except (OSError, ValueError) as exc:
         raise SetupError(f"cannot load the SECC certificate {chain} / {key}: {exc}") from exc
+    mechanisms = ", ".join(f"{part} by {how}" for part, how in tls.mechanisms.items())
+    log.info("TLS profile: %s; self-test %.1f ms%s", mechanisms or "none", tls.self_test_ms,
+             "; OCSP stapling" if tls.ocsp_stapling else "")
+    if tls.profile_failures:
+        log.warning("TLS profile INCOMPLETE, serving anyway (best effort): %s",
+                    "; ".join(tls.profile_failures))
+    return tls
 
 
 def _with_pnc(config: Any, options: SeccOptions, station_cfg: Any, tls: bool) -> Any:
@@ -273,7 +303,9 @@ async def run_secc(options: SeccOptions, *, ready: asyncio.Event | None = None,
     if interface is None and address is None:
         raise SetupError("give --interface (the PLC modem's) or --address")
     station, config = build_station(options, station_cfg)
-    tls = _tls_context(options, station_cfg)
+    # allow_plain: TLS is not the only way to serve (a plain-TCP standard or test bench)
+    tls_info = _tls_context(options, station_cfg, not _needs_tls(config))
+    tls = tls_info.context if tls_info is not None else None
     if tls is None and _needs_tls(config):
         raise SetupError("ISO 15118-20 needs TLS 1.3: give --pki DIR (see certs/make_pki.py) "
                          "or, on a test bench, --allow-plain-tcp-iso20")
@@ -284,13 +316,20 @@ async def run_secc(options: SeccOptions, *, ready: asyncio.Event | None = None,
     tcp_port = options.port if options.port is not None else (
         net.tcp_port if net else DEFAULT_TCP_PORT)
     reports_dir = options.reports or (station_cfg.reports.dir if station_cfg else None)
+    from evse.aio.admission import AdmissionConfig
+
+    admission = net.admission if net else AdmissionConfig()
+    try:
+        admission = dataclasses.replace(admission, **options.admission)
+    except (TypeError, ValueError) as exc:
+        raise SetupError(f"admission: {exc}") from exc
     on_end = None  # session reports (with the money summary): the energy runtime below
     server = SeccServer(
         config, station, address=address, interface=interface,
         port=tcp_port if _plain_tcp(config) else None,
         tls=tls, tls_port=tls_port,
         sdp_port=options.sdp_port if options.sdp else None,
-        poll_interval=options.poll_interval, on_session_end=on_end,
+        poll_interval=options.poll_interval, on_session_end=on_end, admission=admission,
     )
     from evse.aio.energy_app import EnergyRuntime  # [energy], [tariffs], [mqtt], reports
 
@@ -306,7 +345,11 @@ async def run_secc(options: SeccOptions, *, ready: asyncio.Event | None = None,
     where = server.bound_address
     ports = []
     if server.tls_port is not None:
-        ports.append(f"TLS 1.3 on port {server.tls_port}")
+        incomplete = tls_info is not None and tls_info.profile_failures
+        ports.append(f"TLS 1.3 on port {server.tls_port}" + (
+            " (TLS profile INCOMPLETE, best effort: "
+            + ", ".join(sorted({f.split(":", 1)[0] for f in tls_info.profile_failures})) + ")"
+            if incomplete else ""))
     if server.port is not None:
         ports.append(f"plain TCP on port {server.port}")
     if server.sdp_port is not None:

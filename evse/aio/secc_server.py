@@ -7,8 +7,20 @@
     await server.close()          # safe state on every connector, connections closed
 
 A charger has one power stage per connector: the `Station` holds N `Connector`s (HAL
-backend + `ChargerController`), and every accepted connection takes a free connector (a
-connection beyond N is refused). Per connection the adapter:
+backend + `ChargerController`). A connection takes a connector only when the EV sends its
+first bytes (after the TLS handshake), so idle connections hold none and are closed by the
+communication setup timeout counted from the accept. When no connector is free, one held by
+a connection without a session (no SessionSetup yet) is taken back (evicted): the oldest
+that has not even negotiated supportedAppProtocol (idle after a byte, or sending junk),
+else the oldest that has had `AdmissionConfig.evict_grace` s to send SessionSetup. A
+connection with a session is never evicted; without a victim the newcomer is refused.
+
+Admission (`evse/aio/admission.py`): the server accepts plain TCP itself, paced by a token
+bucket, and runs TLS itself (`evse/aio/tls_server.py`: a short handshake timeout, a small
+input bound before the handshake is done, OpenSSL's fatal alert written on a refusal);
+handshakes and connections without a session are capped per listener and in total, the
+oldest over a cap closed. Every connection logs once, at INFO with the peer address, why it
+closed. Per connection the adapter:
 
 - feeds received bytes to `SeccConnection.receive_data` and writes `SendData` at once (the
   time from the request's last byte to the response's first write is the turnaround,
@@ -29,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import logging
 import math
@@ -40,7 +53,9 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from evse.aio.admission import HANDSHAKE, Admission, AdmissionConfig, Ticket
 from evse.aio.netif import link_local_address, scope_id
+from evse.aio.tls_server import TlsLayer
 from evse.control.controller import ChargerController, ControllerConfig
 from evse.protocol import events as ev
 from evse.protocol.config import SeccConfig
@@ -260,9 +275,10 @@ class Station:
 
 
 class _Connection(asyncio.Protocol):
-    def __init__(self, server: SeccServer, tls: bool) -> None:
+    def __init__(self, server: SeccServer, tls: bool, ticket: Ticket) -> None:
         self.server = server
         self.tls = tls
+        self.ticket = ticket
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.conn: SeccConnection | None = None
@@ -278,6 +294,7 @@ class _Connection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._close_handle: asyncio.TimerHandle | None = None
+        self._close_reason = ""  # of a CloseConnection scheduled for later
         self._first_write_ns: int | None = None
         self._last_sample = -math.inf
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -287,36 +304,78 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        peer = transport.get_extra_info("peername")
-        self.peer = f"[{peer[0]}]:{peer[1]}" if peer else "?"
+        self.peer = self.ticket.peer
         server = self.server
-        connector = server.station.free_connector()
-        if connector is None or server.closing:
-            log.warning("refusing %s: %s", self.peer,
-                        "shutting down" if server.closing else "every connector is in use")
-            self.dead = True
-            server.refused += 1
-            transport.abort()
+        if self.tls:
+            server.admission.handshake_done(self.ticket)
+        else:
+            server.admission.admit(self.ticket, transport.abort)
+            if transport.is_closing():  # over a cap at once (cannot happen with caps >= 1)
+                self.dead = True
+                return
+        if server.closing:
+            self._refuse("refused: shutting down")
             return
-        now = self.loop.time()
-        self.connector = connector
-        connector.handler = self
         server.active.add(self)
         try:
             if self.tls:
                 self._read_tls(transport)
-            connector.controller.begin_session(server.station.hal_time(now))
+        except Exception as exc:
+            self._crash(exc)
+            return
+        # No connector until the EV sends its first bytes (`_bind`): a connection that
+        # never speaks holds none, and is closed after the communication setup timeout.
+        silent_for = server.config.timeouts.communication_setup
+        self._timer = self.loop.call_at(self.ticket.accepted_at + silent_for,
+                                        self._silent_timeout)
+
+    def _refuse(self, reason: str) -> None:
+        self.ticket.set_reason(reason)
+        self.dead = True
+        self.server.refused += 1
+        self.server.active.discard(self)
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _silent_timeout(self) -> None:
+        self._timer = None
+        if self.conn is None and not self.dead:
+            self.ticket.set_reason("communication setup timeout: the EV sent nothing")
+            self.dead = True
+            if self.transport is not None:
+                self.transport.abort()
+
+    def _bind(self) -> bool:
+        """The EV spoke: take a connector (evicting a connection without a session when
+        none is free) and start the SECC; False when refused."""
+        server = self.server
+        connector = None if server.closing else server.take_connector()
+        if connector is None:
+            self._refuse("refused: shutting down" if server.closing else
+                         "refused: every connector is held by a session")
+            return False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        start = self.ticket.accepted_at  # the SECC's setup timeout counts from the accept
+        self.connector = connector
+        self.ticket.connector = connector.id
+        connector.handler = self
+        try:
+            connector.controller.begin_session(server.station.hal_time(self.loop.time()))
             self.conn = SeccConnection(
-                server.config_for(connector.id), tls=self.tls, now=now, session_store=server.store,
-                epoch_offset=time.time() - now, peer_certificate=self.peer_certificate,
+                server.config_for(connector.id), tls=self.tls, now=start,
+                session_store=server.store, epoch_offset=time.time() - start,
+                peer_certificate=self.peer_certificate,
             )
             log.info("connector %s: %s connection from %s%s", connector.id,
                      f"{self.tls_version} {self.tls_cipher}" if self.tls else "TCP", self.peer,
                      f", vehicle certificate {self.vehicle_subject}"
                      if self.peer_certificate else "")
-            self._rearm()
         except Exception as exc:
             self._crash(exc)
+            return False
+        return True
 
     def _read_tls(self, transport: asyncio.BaseTransport) -> None:
         """Version, suite and the vehicle certificate (mutual TLS) of the finished handshake.
@@ -336,6 +395,8 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         t0 = time.perf_counter_ns()
+        if self.conn is None and not self.dead and not self._bind():
+            return
         conn = self.conn
         if conn is None or self.dead:
             return
@@ -371,9 +432,15 @@ class _Connection(asyncio.Protocol):
         self._timer = self._close_handle = None
         for task in self._tasks:
             task.cancel()
+        if exc is not None:
+            self.ticket.set_reason(f"connection lost: {exc!r}")
+        elif self._close_reason:
+            self.ticket.set_reason(f"closed by the EV ({self._close_reason})")
+        self.server.admission.release(self.ticket, "closed by the EV")
         connector, conn = self.connector, self.conn
-        if connector is None:
-            return  # refused
+        if connector is None:  # never bound, refused or evicted: no connector of ours
+            self.server.active.discard(self)
+            return
         now = self.loop.time()
         hal_now = self.server.station.hal_time(now)
         if not self.dead and conn is not None and not conn.closed:
@@ -391,7 +458,27 @@ class _Connection(asyncio.Protocol):
         if connector.handler is self:
             connector.handler = None
         self.server.active.discard(self)
-        log.info("connector %s: connection from %s closed", connector.id, self.peer)
+
+    def evict(self, reason: str) -> None:
+        """Give the connector up now (a new connection needs it); only without a session."""
+        connector = self.connector
+        assert connector is not None and self.summary is None
+        self.ticket.set_reason(reason)
+        self.server.evicted += 1
+        conn, now = self.conn, self.loop.time()
+        if conn is not None and not self.dead and not conn.closed:
+            with contextlib.suppress(Exception):  # no session: nothing but closing to do
+                conn.handle_event(ev.ConnectionLost(reason), now)
+        self.dead = True
+        try:
+            connector.controller.safe_state(reason, self.server.station.hal_time(now))
+        except Exception:
+            log.exception("connector %s: safe state failed", connector.id)
+        connector.handler = None
+        self.connector = None
+        self.server.active.discard(self)
+        if self.transport is not None:
+            self.transport.abort()
 
     # -- effects -------------------------------------------------------------------------
 
@@ -409,7 +496,7 @@ class _Connection(asyncio.Protocol):
                                 "time", connector.id,
                                 (self.loop.time() - effect.deadline) * 1e3)
             elif isinstance(effect, ev.CloseConnection):
-                self._schedule_close(effect.after_s)
+                self._schedule_close(effect.after_s, effect.reason)
             elif isinstance(effect, ev.RequestAuthorization):
                 pending += self._authorize(effect)
             elif isinstance(effect, ev.MeteringConfirmed):
@@ -419,11 +506,13 @@ class _Connection(asyncio.Protocol):
             else:
                 if isinstance(effect, ev.SessionStarted):
                     self._start_summary(effect)
+                    self.server.admission.session_started(self.ticket)
                 elif isinstance(effect, ev.EnergyServiceSelected) and self.summary is not None:
                     self.summary.service_id = effect.service_id
                     self.summary.control_mode = effect.control_mode
                     self.summary.bidirectional = effect.bidirectional
                 elif isinstance(effect, ev.SessionEnded):
+                    self._close_reason = self._close_reason or effect.reason
                     log.log(logging.WARNING if effect.failed else logging.INFO,
                             "connector %s: session ended: %s", connector.id, effect.reason)
                 pending += connector.controller.handle_effect(effect, hal_now)
@@ -474,11 +563,13 @@ class _Connection(asyncio.Protocol):
         if transport.get_write_buffer_size() > self.server.write_buffer_limit:
             raise ConnectionError("the EV does not read its responses (write buffer full)")
 
-    def _schedule_close(self, after_s: float) -> None:
+    def _schedule_close(self, after_s: float, reason: str = "") -> None:
         transport = self.transport
         if transport is None or transport.is_closing():
             return
+        self._close_reason = reason or self._close_reason or "closed by the charger"
         if after_s <= 0:
+            self.ticket.set_reason(self._close_reason)
             transport.close()  # pending writes are flushed first
             return
         if self._close_handle is None:
@@ -486,6 +577,7 @@ class _Connection(asyncio.Protocol):
 
     def _close_now(self) -> None:
         self._close_handle = None
+        self.ticket.set_reason(self._close_reason)
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
 
@@ -547,6 +639,7 @@ class _Connection(asyncio.Protocol):
             return
         self.dead = True
         self.server.errors += 1
+        self.ticket.set_reason(f"internal error: {exc!r}")
         connector = self.connector
         name = connector.id if connector is not None else "?"
         log.error("connector %s: internal error, connection closed: %r", name, exc,
@@ -564,6 +657,7 @@ class _Connection(asyncio.Protocol):
 
     def shutdown(self, reason: str) -> None:
         """Server shutdown: end the session (safe state first), then close."""
+        self.ticket.set_reason(reason)
         conn = self.conn
         if conn is not None and not self.dead and not conn.closed:
             try:
@@ -672,7 +766,7 @@ class SeccServer:
         session_store: SessionStore | None = None,
         authorize: Authorizer | None = None,
         on_session_end: Callable[[SessionSummary], None] | None = None,
-        handshake_timeout: float = 10.0,
+        admission: AdmissionConfig | None = None,
         write_buffer_limit: int = 1 << 20,
         sample_interval: float = 1.0,
         max_sessions_kept: int = 1000,
@@ -702,7 +796,9 @@ class SeccServer:
         self.connection_config = connection_config
         # PnC: called with (summary, MeteringConfirmed) for each verified confirmation
         self.on_metering_confirmation = on_metering_confirmation
-        self.handshake_timeout = handshake_timeout
+        # bounds for connections without a session (evse/aio/admission.py)
+        self.admission_config = admission or AdmissionConfig()
+        self.admission = Admission(self.admission_config, time.monotonic())
         self.write_buffer_limit = write_buffer_limit
         self.sample_interval = sample_interval
         self.turnaround = TurnaroundStats()
@@ -710,11 +806,14 @@ class SeccServer:
         self.active: set[_Connection] = set()
         self.errors = 0  # connections closed by an internal error
         self.late_responses = 0  # responses sent after the SECC's performance time
-        self.refused = 0  # connections refused (no free connector)
+        self.refused = 0  # connections refused (every connector carries a session)
+        self.evicted = 0  # connections without a session that gave their connector up
         self.poll_errors = 0
         self.closing = False
         self.bound_address: str | None = None
-        self._servers: list[tuple[str, asyncio.base_events.Server]] = []
+        self._servers: list[tuple[str, socket.socket]] = []  # (kind, listening socket)
+        self._accept_tasks: list[asyncio.Task[None]] = []
+        self._connecting: set[asyncio.Task[None]] = set()
         self._sdp: Any = None
         self._poll_task: asyncio.Task[None] | None = None
 
@@ -726,31 +825,27 @@ class SeccServer:
     # -- life cycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
         host, scope = self._resolve_address()
         self.bound_address = host
+        self.admission = Admission(self.admission_config, asyncio.get_running_loop().time())
         try:
             if self._port is not None:
-                sock = _listen_socket(host, self._port, scope)
-                srv = await loop.create_server(lambda: _Connection(self, tls=False), sock=sock)
-                self._servers.append(("tcp", srv))
+                self._servers.append(("tcp", _listen_socket(host, self._port, scope)))
             if self._tls is not None:
-                sock = _listen_socket(host, self._tls_port, scope)
-                srv = await loop.create_server(
-                    lambda: _Connection(self, tls=True), sock=sock, ssl=self._tls,
-                    ssl_handshake_timeout=self.handshake_timeout,
-                )
-                self._servers.append(("tls", srv))
+                self._servers.append(("tls", _listen_socket(host, self._tls_port, scope)))
             if self._sdp_port is not None:
                 await self._start_sdp(host)
         except BaseException:
-            for _, srv in self._servers:
-                srv.close()
+            for _, sock in self._servers:
+                sock.close()
             self._servers.clear()
             raise
+        for kind, sock in self._servers:
+            self._accept_tasks.append(asyncio.create_task(
+                self._accept_loop(kind, sock), name=f"secc-accept-{kind}"))
         self._poll_task = asyncio.create_task(self._poll_loop(), name="hal-poll")
         log.info("SECC listening on %s: %s (%d connector(s))", host,
-                 ", ".join(f"{kind} port {self._bound_port(srv)}" for kind, srv in self._servers),
+                 ", ".join(f"{kind} port {self._bound_port(sock)}" for kind, sock in self._servers),
                  len(self.station.connectors))
 
     def _resolve_address(self) -> tuple[str, int]:
@@ -766,6 +861,94 @@ class SeccServer:
         assert self.interface is not None
         address = link_local_address(self.interface)
         return f"{address}%{self.interface}", scope_id(self.interface)
+
+    # -- accepting -----------------------------------------------------------------------
+
+    async def _accept_loop(self, kind: str, sock: socket.socket) -> None:
+        """Accept paced by the admission's token bucket: beyond its rate new connections
+        wait in the kernel's listen backlog, so a flood cannot monopolise the loop."""
+        loop = asyncio.get_running_loop()
+        while not self.closing:
+            wait = self.admission.bucket.take(loop.time())
+            if wait > 0:
+                await asyncio.sleep(wait)
+            try:
+                try:  # what is already in the backlog without a trip through the loop
+                    conn, addr = sock.accept()
+                except BlockingIOError:
+                    conn, addr = await loop.sock_accept(sock)
+            except OSError as exc:  # EMFILE, ENOBUFS, ...: back off, keep serving
+                log.warning("accept on the %s listener failed: %s", kind, exc)
+                await asyncio.sleep(0.1)
+                continue
+            if self.closing:
+                conn.close()
+                break
+            conn.setblocking(False)
+            ticket = Ticket(kind.upper(), f"[{addr[0]}]:{addr[1]}", loop.time(),
+                            tls=kind == "tls")
+            task = loop.create_task(self._connect(kind, ticket, conn))
+            self._connecting.add(task)
+            task.add_done_callback(self._connecting.discard)
+
+    async def _connect(self, kind: str, ticket: Ticket, conn: socket.socket) -> None:
+        try:
+            await asyncio.get_running_loop().connect_accepted_socket(
+                functools.partial(self._protocol_for, kind, ticket), sock=conn)
+        except OSError as exc:  # reset before we got to it
+            conn.close()
+            self.admission.release(ticket, f"connection lost: {exc!r}")
+
+    def _protocol_for(self, kind: str, ticket: Ticket) -> asyncio.Protocol:
+        if kind == "tcp":
+            return _Connection(self, tls=False, ticket=ticket)
+        assert self._tls is not None
+        admission, cfg = self.admission, self.admission_config
+
+        def failed(reason: str) -> None:
+            ticket.set_reason(reason)
+            if "timeout" in reason:
+                admission.handshake_timeouts += 1
+            else:
+                admission.handshake_failures += 1
+
+        return TlsLayer(
+            self._tls, _Connection(self, tls=True, ticket=ticket),
+            timeout=cfg.handshake_timeout, max_handshake_bytes=cfg.handshake_max_bytes,
+            on_made=lambda raw: admission.admit(ticket, raw.abort),
+            on_failure=failed,
+            on_bytes=lambda n: setattr(ticket, "bytes_in", n),
+            on_lost=lambda: admission.release(ticket, "closed by the EV during the TLS "
+                                                      "handshake"),
+        )
+
+    def take_connector(self) -> Connector | None:
+        """A free connector for a new connection; when none is free, the one held by a
+        connection without a session (evicted, see `_eviction_victim`). None: no connector
+        can be had (a connection with a session is never evicted)."""
+        connector = self.station.free_connector()
+        if connector is not None:
+            return connector
+        victim = self._eviction_victim(asyncio.get_running_loop().time())
+        if victim is None:
+            return None
+        victim.evict("evicted: a new connection needs the connector and this one has no "
+                     "session")
+        return self.station.free_connector()
+
+    def _eviction_victim(self, now: float) -> _Connection | None:
+        """The oldest connection that has not even negotiated supportedAppProtocol (idle or
+        sending junk); else the oldest one without a session (no SessionSetup) that has
+        had `evict_grace` s to send it. A car sends supportedAppProtocol and SessionSetup
+        right after connecting, so a stream of idle newcomers cannot push it out."""
+        holders = sorted((h for h in self.active
+                          if h.summary is None and not h.dead and h.connector is not None),
+                         key=lambda h: h.ticket.accepted_at)
+        for h in holders:
+            if h.conn is None or h.conn.session is None:
+                return h
+        grace = self.admission_config.evict_grace
+        return next((h for h in holders if now - h.ticket.accepted_at >= grace), None)
 
     async def _start_sdp(self, host: str) -> None:
         from evse.aio.sdp_server import start_sdp_server
@@ -797,12 +980,20 @@ class SeccServer:
             return
         self.closing = True
         loop = asyncio.get_running_loop()
-        for _, srv in self._servers:
-            srv.close()
+        for task in self._accept_tasks:
+            task.cancel()
+        for task in self._accept_tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._accept_tasks.clear()
+        for _, sock in self._servers:
+            sock.close()
         if self._sdp is not None:
             self._sdp.close()
         for handler in list(self.active):
             handler.shutdown(reason)
+        for ticket in self.admission.pending(phase=HANDSHAKE):
+            ticket.close(reason)
         hal_now = self.station.hal_time(loop.time())
         for c in self.station.connectors:
             try:
@@ -899,13 +1090,13 @@ class SeccServer:
     # -- addresses -----------------------------------------------------------------------
 
     @staticmethod
-    def _bound_port(srv: asyncio.base_events.Server) -> int:
-        return int(srv.sockets[0].getsockname()[1])
+    def _bound_port(sock: socket.socket) -> int:
+        return int(sock.getsockname()[1])
 
     def _port_of(self, kind: str) -> int | None:
-        for k, srv in self._servers:
-            if k == kind:
-                return self._bound_port(srv)
+        for k, sock in self._servers:
+            if k == kind and sock.fileno() >= 0:
+                return self._bound_port(sock)
         return None
 
     @property

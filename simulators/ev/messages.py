@@ -54,7 +54,7 @@ def rational(mod: ModuleType, x: float) -> Any:
 
 
 def value_of(r: Any) -> float:
-    """The float value of a RationalNumberType (any schema's copy)."""
+    """The float value of a -20 RationalNumberType (one class for every -20 module)."""
     return float(r.value) * 10.0 ** int(r.exponent)
 
 

@@ -538,11 +538,11 @@ async def test_certificate_request_names_the_vehicle_roots(p521: Pki) -> None:
 
     tls = secc_context(p521.files["secc"], p521.files["secc_key"],
                        vehicle_roots=p521.files["oem_root"])
-    assert tls.client_ca_names is tls.restricted_suites
+    assert tls.client_ca_names and tls.profile_complete  # else secc_context fails closed
     assert secc_context(p521.files["secc"], p521.files["secc_key"]).client_ca_names is False
     openssl = shutil.which("openssl")
-    if openssl is None or not tls.client_ca_names:
-        pytest.skip("no openssl command, or libssl not reachable through ctypes")
+    if openssl is None:
+        pytest.skip("no openssl command")
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.close()

@@ -131,7 +131,9 @@ async def test_two_evs_at_once_on_two_connectors_and_a_third_is_refused() -> Non
         scenario = fast_scenario("dc", max_loops=15)
         runs = [asyncio.create_task(run_session(scenario, host=HOST, port=rig.port,
                                                 battery=rig.link(i))) for i in (0, 1)]
-        while not all(c.busy for c in rig.station.connectors):
+        # both carry a session (SessionSetup done): never evicted for a newcomer
+        while not all(c.handler is not None and c.handler.summary is not None
+                      for c in rig.station.connectors):
             await asyncio.sleep(0.005)
         third = await asyncio.wait_for(run_session(fast_scenario("dc"), host=HOST,
                                                    port=rig.port), 10)

@@ -16,6 +16,6 @@ def test_pnc_bench_quick_prints_table() -> None:
     lines = p.stdout.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("algorithm "))
     rows = [line.split() for line in lines[header + 2:]]
-    assert len(rows) == 14  # 7 rows per algorithm, the last one the TLS handshake
+    assert len(rows) == 16  # 8 rows per algorithm: ..., the TLS handshake, secc_context at start
     assert {r[0] for r in rows} == {"secp521r1", "ed448"}
     assert all(float(r[-1]) >= float(r[-2]) > 0 for r in rows)  # p99 >= median > 0

@@ -101,6 +101,14 @@ class ComplexType:
     resolved: bool = False
 
 
+def files_sha256(files: list[Path]) -> str:
+    """The sha256 naming a set of schema files (by file name and content, order-independent)."""
+    h = hashlib.sha256()
+    for p in sorted(set(files), key=lambda p: p.name + str(p.parent.name)):
+        h.update(p.name.encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()
+
+
 class SchemaSet:
     """Every component reachable from the given root schema files."""
 
@@ -149,10 +157,7 @@ class SchemaSet:
                 kind[(tns, child.get("name", ""))] = (child, tns)
 
     def sha256(self) -> str:
-        h = hashlib.sha256()
-        for p in sorted(self.files, key=lambda p: p.name + str(p.parent.name)):
-            h.update(p.name.encode() + b"\0" + p.read_bytes())
-        return h.hexdigest()
+        return files_sha256(self.files)
 
     def _qname(self, node: ET.Element, value: str) -> QName:
         prefix, _, local = value.rpartition(":")
