@@ -210,3 +210,14 @@ def test_wrong_energy_transfer_mode() -> None:
     res = _res(effects).body.charge_parameter_discovery_res
     assert str(res.response_code) == "FAILED_WrongEnergyTransferMode"
     assert res.ac_evse_charge_parameter is not None  # answered in the AC flavour
+
+
+def test_a_long_precharge_loop_is_fine() -> None:
+    m = machine_in(State.DC_PRE_CHARGE)
+    payload = _payload("PreChargeReq", sample("PreChargeReq", ac=False))
+    t = 1.0
+    for _ in range(300):  # 30 s of PreCharge at 100 ms: real cars loop while the voltage rises
+        effects = m.receive_payload(PayloadType.SAP, payload, t)
+        assert str(_res(effects).body.pre_charge_res.response_code) == "OK"
+        t += 0.1
+    assert not m.closed

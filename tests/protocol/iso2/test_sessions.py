@@ -121,3 +121,82 @@ def test_state_names_shared_with_iso20_loop_states() -> None:
 
 def test_iso2_no_longer_a_config_error() -> None:
     assert SeccConfig(protocols=("iso2",)).protocols == ("iso2",)
+
+
+def test_pause_before_charge_parameters_is_a_plain_stop() -> None:
+    """Nothing to resume yet: answered OK, power safe, but not kept in the store."""
+    from evse.protocol.v2gtp import PayloadType
+    from exi_codec.schemas import iso2
+    from tests.protocol.iso2.test_robustness import _payload, _res
+    from tests.protocol.iso2.test_states import machine_in
+
+    m = machine_in(State.AUTHORIZATION)
+    pause = iso2.SessionStopReqType(charging_session=iso2.chargingSessionType.Pause)
+    effects = m.receive_payload(PayloadType.SAP, _payload("SessionStopReq", pause), 1.0)
+    assert str(_res(effects).body.session_stop_res.response_code) == "OK"
+    assert effects[:2] == [sev.StopPower(), sev.OpenContactors()]
+    assert [e for e in effects if isinstance(e, sev.SessionEnded)][0].paused is False
+    assert m.session.session_id not in m._store
+
+
+def test_a_paused_session_resumes_only_for_its_own_evccid() -> None:
+    from evse.protocol.secc import SeccConnection
+    from evse.protocol.session import SessionStore
+    from exi_codec.schemas import iso2
+    from tests.protocol.iso2.test_robustness import _payload, _res
+    from tests.protocol.iso2.test_states import _sap
+
+    store = SessionStore()
+    run = back_to_back(ISO2_SCENARIOS["iso2_dc"], store=store)
+    record = run.connections[0].session
+    assert record is not None and record.service is not None
+    store.pause(record)  # as if it had paused
+    for evcc_id, resumed in ((bytes.fromhex("FFFFFFFFFFFF"), False),
+                             (bytes.fromhex(record.evcc_id), True)):
+        conn = SeccConnection(config(), tls=False, now=0.0, session_store=store)
+        conn.receive_data(_sap(), 0.1)
+        setup = iso2.SessionSetupReqType(evccid=evcc_id)
+        effects = conn.receive_data(
+            _frame(_payload("SessionSetupReq", setup, record.session_id)), 0.2)
+        code = _res(effects).body.session_setup_res.response_code
+        assert (code == "OK_OldSessionJoined") is resumed
+        started = [e for e in effects if isinstance(e, sev.SessionStarted)][0]
+        assert started.resumed is resumed
+        assert (started.session_id == record.session_id) is resumed
+    assert record.session_id not in store  # taken by its own EV's resume
+
+
+def _frame(payload: bytes) -> bytes:
+    from evse.protocol.v2gtp import PayloadType, encode_frame
+
+    return encode_frame(PayloadType.SAP, payload)
+
+
+def test_schedule_provider_not_ready_gives_ongoing_then_the_schedule() -> None:
+    from evse.protocol.schedules import PowerEntry, Schedules
+
+    class Slow:
+        calls = 0
+
+        def schedules(self, now: float, departure: int | None, ev: object, limits: object,
+                      bpt: bool) -> Schedules | None:
+            Slow.calls += 1
+            if Slow.calls < 4:
+                return None
+            return Schedules(start=now, charging=(PowerEntry(3600, 20_000.0),))
+
+    run = back_to_back(ISO2_SCENARIOS["iso2_dc"], config(schedule_provider=Slow()))
+    assert run.done.success, run.done
+    assert [n for n, _ in run.done.log].count("ChargeParameterDiscoveryReq") == 4
+    assert all(t.power <= 20_000.0 + 1e-6 for t in run.of(sev.SetPowerTarget))
+
+
+def test_failing_schedule_provider_gives_the_default_and_a_warning() -> None:
+    class Broken:
+        def schedules(self, *args: object) -> None:
+            raise RuntimeError("planner down")
+
+    run = back_to_back(ISO2_SCENARIOS["iso2_ac"], config(schedule_provider=Broken()))
+    assert run.done.success, run.done
+    warnings = run.of(sev.ReportWarning)
+    assert warnings and warnings[0].code == "energy_policy"

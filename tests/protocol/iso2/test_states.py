@@ -133,6 +133,17 @@ def answer(m: Iso2Machine, name: str) -> tuple[str, list[Any]]:
     return str(body.response_code), effects
 
 
+def _sap() -> bytes:
+    """A V2GTP frame with a supportedAppProtocolReq offering -2 only."""
+    from evse.protocol.v2gtp import encode_frame
+    from exi_codec.schemas import sap
+
+    req = sap.supportedAppProtocolReq(app_protocol=(sap.AppProtocolType(
+        protocol_namespace=ISO2, version_number_major=2, version_number_minor=0, schema_id=1,
+        priority=1),))
+    return encode_frame(PayloadType.SAP, exi_codec.encode(req))
+
+
 PAIRS = [(s, n) for s in State if s != State.ENDED for n in REQUESTS]
 PNC = {"PaymentDetailsReq", "CertificateInstallationReq", "CertificateUpdateReq"}
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from evse.protocol.config import ControlMode
 from evse.protocol.events import (
     CloseConnection,
     Effect,
-    EnergyServiceSelected,
     OpenContactors,
     SessionEnded,
     SessionStarted,
@@ -47,13 +45,11 @@ def handle_session_setup(
     res = iso2.SessionSetupResType(
         response_code=code, evseid=inputs.config.evse_id, evse_time_stamp=inputs.timestamp
     )
+    # A resumed session states its energy service again at its next ChargeParameterDiscovery.
     effects: list[Effect] = [SessionStarted(
         session_id=record.session_id, evcc_id=record.evcc_id, protocol=record.protocol,
         resumed=record.resumed,
     )]
-    if record.resumed and record.service is not None:
-        effects.append(EnergyServiceSelected(int(record.service), int(ControlMode.SCHEDULED),
-                                             False))
     return res, effects
 
 
