@@ -155,6 +155,9 @@ def _demo_arguments(p: argparse.ArgumentParser) -> None:
                    help="EV scenario (default: dc_bpt_scheduled, charge + discharge; dc_pnc "
                    "with --pnc); `evse ev --list-scenarios` lists them")
     p.add_argument("--tls", action="store_true", help="TLS 1.3 with a throw-away test PKI")
+    p.add_argument("--protocol", choices=("iso20", "iso2"), default="iso20",
+                   help="the standard the simulated EV speaks (default iso20; iso2: EIM over "
+                   "TCP, scenarios iso2_*, no bidirectional power transfer)")
     p.add_argument("--speedup", type=float, default=60.0,
                    help="simulated (HAL) seconds per real second (default 60)")
     p.add_argument("--loops", type=int, help="charge-loop rounds (default 100 for BPT)")
@@ -297,6 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             loop_interval=ns.loop_interval, progress_hz=ns.progress_hz,
             quiet=ns.no_progress, json_summary=ns.json, reports=ns.reports,
             pnc=ns.pnc, algorithm=ns.algorithm, install_certificate=ns.install_certificate,
+            protocol=ns.protocol,
         ))
     if ns.command == "sim-hw":
         from simulators.hw import main as sim_hw_main

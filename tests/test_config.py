@@ -261,9 +261,10 @@ def test_station_protocols() -> None:
     data = tomllib.loads(MINIMAL)
     data["station"]["protocols"] = ["iso20"]
     assert parse_config(data).protocols == ("iso20",)
+    data["station"]["protocols"] = ["iso20", "iso2"]  # -2 is implemented
+    assert parse_config(data).protocols == ("iso20", "iso2")
     for value, error in [
         (["iso20", "din"], "station.protocols: protocols not implemented yet: ['din']"),
-        (["iso2"], "station.protocols: protocols not implemented yet: ['iso2']"),
         (["iso15118"], "station.protocols: unknown protocols ['iso15118']"),
         (["iso20", "iso20"], "station.protocols: protocols listed twice"),
         ([], "station.protocols: at least one protocol"),

@@ -86,7 +86,7 @@ def test_iso20_needs_tls() -> None:
 
 
 def test_unimplemented_protocols_cannot_be_configured() -> None:
-    for name in ("iso2", "din"):
+    for name in [n for n, s in STANDARDS.items() if s.factory is None]:
         with pytest.raises(ValueError, match="not implemented yet"):
             SeccConfig(protocols=("iso20", name))
     with pytest.raises(ValueError, match="unknown protocols"):
