@@ -47,6 +47,8 @@ class PkiFiles:
 def _new_key(algorithm: str) -> PrivateKey:
     if algorithm == "secp521r1":
         return ec.generate_private_key(ec.SECP521R1())
+    if algorithm == "secp256r1":  # ISO 15118-2 (certs/iso2_pki.py)
+        return ec.generate_private_key(ec.SECP256R1())
     if algorithm == "ed448":
         return ed448.Ed448PrivateKey.generate()
     raise ValueError(f"algorithm must be one of {ALGORITHMS}, not {algorithm!r}")
@@ -93,9 +95,15 @@ def _leaf_key_usage(key: PrivateKey) -> x509.KeyUsage:
 
 
 def _sign(builder: x509.CertificateBuilder, issuer_key: PrivateKey) -> x509.Certificate:
-    # ECDSA signs with SHA-512 (ecdsa_secp521r1_sha512); Ed448 hashes internally.
-    algorithm = hashes.SHA512() if isinstance(issuer_key, ec.EllipticCurvePrivateKey) else None
-    return builder.sign(issuer_key, algorithm)
+    # ECDSA signs with SHA-512 (ecdsa_secp521r1_sha512), or SHA-256 on the -2 curve P-256
+    # (ecdsa-with-SHA256); Ed448 hashes internally.
+    return builder.sign(issuer_key, _signature_hash(issuer_key))
+
+
+def _signature_hash(key: PrivateKey) -> hashes.HashAlgorithm | None:
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        return None
+    return hashes.SHA256() if key.curve.name == "secp256r1" else hashes.SHA512()
 
 
 def _issue(

@@ -47,6 +47,7 @@ from certs.make_pki import (
     _name,
     _new_key,
     _sign,
+    _signature_hash,
     _write_cert,
     _write_key,
 )
@@ -218,7 +219,7 @@ def ocsp_response(
     valid_for: dt.timedelta = 7 * DAY,
 ) -> bytes:
     """A DER OCSP response about `cert`, signed by its issuer (no delegated responder)."""
-    algorithm = hashes.SHA512() if isinstance(issuer.key, ec.EllipticCurvePrivateKey) else None
+    algorithm = _signature_hash(issuer.key)
     builder = ocsp.OCSPResponseBuilder().add_response(
         cert=cert,
         issuer=issuer.cert,
