@@ -100,7 +100,7 @@ def _sign(builder: x509.CertificateBuilder, issuer_key: PrivateKey) -> x509.Cert
     return builder.sign(issuer_key, _signature_hash(issuer_key))
 
 
-def _signature_hash(key: PrivateKey) -> hashes.HashAlgorithm | None:
+def _signature_hash(key: PrivateKey) -> hashes.SHA256 | hashes.SHA512 | None:
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         return None
     return hashes.SHA256() if key.curve.name == "secp256r1" else hashes.SHA512()

@@ -55,6 +55,7 @@ from typing import Any
 
 from evse.aio.admission import HANDSHAKE, Admission, AdmissionConfig, Ticket
 from evse.aio.netif import link_local_address, scope_id
+from evse.aio.tls_iso2 import context_for
 from evse.aio.tls_server import TlsLayer
 from evse.control.controller import ChargerController, ControllerConfig
 from evse.protocol import events as ev
@@ -366,7 +367,7 @@ class _Connection(asyncio.Protocol):
             self.conn = SeccConnection(
                 server.config_for(connector.id), tls=self.tls, now=start,
                 session_store=server.store, epoch_offset=time.time() - start,
-                peer_certificate=self.peer_certificate,
+                peer_certificate=self.peer_certificate, tls_version=self.tls_version,
             )
             log.info("connector %s: %s connection from %s%s", connector.id,
                      f"{self.tls_version} {self.tls_cipher}" if self.tls else "TCP", self.peer,
@@ -759,6 +760,7 @@ class SeccServer:
         interface: str | None = None,
         port: int | None = 0,
         tls: ssl.SSLContext | None = None,
+        tls_iso2: ssl.SSLContext | None = None,
         tls_port: int = 0,
         sdp_port: int | None = None,
         sdp_bind: str = "::",
@@ -774,7 +776,7 @@ class SeccServer:
         on_metering_confirmation: Callable[[SessionSummary | None, ev.MeteringConfirmed],
                                            None] | None = None,
     ) -> None:
-        if port is None and tls is None:
+        if port is None and tls is None and tls_iso2 is None:
             raise ValueError("nothing to serve: give a plain TCP port or a TLS context")
         if address is None and interface is None:
             raise ValueError("give an address or an interface")
@@ -784,6 +786,9 @@ class SeccServer:
         self.interface = interface
         self._port = port
         self._tls = tls
+        # -2 (TLS 1.2) beside -20 (TLS 1.3) on the same TLS port: the context is chosen per
+        # connection from the ClientHello (tls_iso2.context_for)
+        self._tls_iso2 = tls_iso2
         self._tls_port = tls_port
         self._sdp_port = sdp_port
         self._sdp_bind = sdp_bind
@@ -831,7 +836,7 @@ class SeccServer:
         try:
             if self._port is not None:
                 self._servers.append(("tcp", _listen_socket(host, self._port, scope)))
-            if self._tls is not None:
+            if self._tls is not None or self._tls_iso2 is not None:
                 self._servers.append(("tls", _listen_socket(host, self._tls_port, scope)))
             if self._sdp_port is not None:
                 await self._start_sdp(host)
@@ -902,7 +907,10 @@ class SeccServer:
     def _protocol_for(self, kind: str, ticket: Ticket) -> asyncio.Protocol:
         if kind == "tcp":
             return _Connection(self, tls=False, ticket=ticket)
-        assert self._tls is not None
+        default = self._tls or self._tls_iso2
+        assert default is not None
+        select = (context_for(self._tls, self._tls_iso2) if self._tls_iso2 is not None
+                  else None)
         admission, cfg = self.admission, self.admission_config
 
         def failed(reason: str) -> None:
@@ -913,7 +921,7 @@ class SeccServer:
                 admission.handshake_failures += 1
 
         return TlsLayer(
-            self._tls, _Connection(self, tls=True, ticket=ticket),
+            default, _Connection(self, tls=True, ticket=ticket), select_context=select,
             timeout=cfg.handshake_timeout, max_handshake_bytes=cfg.handshake_max_bytes,
             on_made=lambda raw: admission.admit(ticket, raw.abort),
             on_failure=failed,

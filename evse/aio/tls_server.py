@@ -12,7 +12,9 @@
   (handshake_failure, bad_certificate, ...) is written, so a refused EV only saw a bare TCP
   close; here the alert is written and the socket closed after it (a normal FIN);
 - the failure reason (OpenSSL's, or the certificate verification message) and a handshake
-  timeout are reported to the caller, which logs why the connection ended.
+  timeout are reported to the caller, which logs why the connection ended;
+- the context can be chosen per connection from the ClientHello (`select_context`, see
+  client_hello.py and tls_iso2.py): one port serves -2 over TLS 1.2 and -20 over TLS 1.3.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ import contextlib
 import ssl
 from collections.abc import Callable
 from typing import Any
+
+from evse.aio import client_hello
+from evse.aio.client_hello import ClientHello
 
 READ_CHUNK = 16 * 1024  # one TLS record's plaintext at most
 
@@ -117,8 +122,12 @@ class TlsLayer(asyncio.Protocol):
         on_failure: Callable[[str], None],
         on_lost: Callable[[], None],
         on_bytes: Callable[[int], None] | None = None,
+        select_context: Callable[[ClientHello | None], ssl.SSLContext] | None = None,
     ) -> None:
         self.context = context
+        # choose the context from the ClientHello (bytes are held until it is complete)
+        self.select_context = select_context
+        self._hello = bytearray()
         self.app = app
         self.timeout = timeout
         self.max_handshake_bytes = max_handshake_bytes
@@ -144,7 +153,8 @@ class TlsLayer(asyncio.Protocol):
         self.on_made(transport)
         if transport.is_closing():  # closed by admission at once
             return
-        self.sslobj = self.context.wrap_bio(self._in, self._out, server_side=True)
+        if self.select_context is None:
+            self.sslobj = self.context.wrap_bio(self._in, self._out, server_side=True)
         self._timer = asyncio.get_running_loop().call_later(self.timeout, self._timed_out)
 
     def data_received(self, data: bytes) -> None:
@@ -172,8 +182,23 @@ class TlsLayer(asyncio.Protocol):
 
     # -- handshake -----------------------------------------------------------------------
 
+    def _choose(self, data: bytes) -> bool:
+        """Hold the first bytes until the ClientHello is complete, then create the SSL object
+        with the context chosen for it. False while more bytes are needed."""
+        assert self.select_context is not None
+        self._hello += data
+        try:
+            hello = client_hello.parse(bytes(self._hello))
+        except client_hello.NotClientHello:
+            hello = None  # the chosen context's OpenSSL refuses it with the proper alert
+        else:
+            if hello is None:
+                return False
+        self.context = self.select_context(hello)
+        self.sslobj = self.context.wrap_bio(self._in, self._out, server_side=True)
+        return True
+
     def _handshake(self, data: bytes) -> None:
-        assert self.sslobj is not None
         self._received += len(data)
         if self.on_bytes is not None:
             self.on_bytes(self._received)
@@ -181,6 +206,11 @@ class TlsLayer(asyncio.Protocol):
             self._fail(f"TLS handshake failed: more than {self.max_handshake_bytes} bytes "
                        "before it finished", alert=False)
             return
+        if self.sslobj is None:
+            if not self._choose(data):
+                return
+            data, self._hello = bytes(self._hello), bytearray()
+        assert self.sslobj is not None
         self._in.write(data)
         try:
             self.sslobj.do_handshake()

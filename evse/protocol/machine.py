@@ -45,6 +45,7 @@ class MachineContext:
     rng: RandomSource
     epoch_offset: float  # `now + epoch_offset` = Unix seconds (message TimeStamps)
     peer_certificate: bytes | None  # DER of the vehicle's TLS client certificate
+    tls_version: str | None = None  # "TLSv1.2" / "TLSv1.3" on TLS; None: plain TCP, unknown
 
 
 class StandardMachine(Protocol):

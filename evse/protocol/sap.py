@@ -2,9 +2,10 @@
 
 Table-driven (standards.py): among the EV's offers (up to 20) we keep those whose namespace
 belongs to a standard the station enables (`SeccConfig.protocols`) with the same major
-version, on an allowed transport (-20 only over TLS unless `allow_plain_tcp_iso20`; DIN only
-over plain TCP; -2 over both) and with something to offer (-20 AC needs an AC service). The
-EV's highest priority wins, i.e. the lowest Priority value (the first of equal ones).
+version, on an allowed transport (-20 only over TLS unless `allow_plain_tcp_iso20`, and never
+on a TLS 1.2 connection; DIN only over plain TCP; -2 over both) and with something to offer
+(-20 AC needs an AC service). The EV's highest priority wins, i.e. the lowest Priority value
+(the first of equal ones).
 OK_SuccessfulNegotiation when the minor version matches ours, else
 OK_SuccessfulNegotiationWithMinorDeviation; none left: Failed_NoNegotiation, no SchemaID.
 """
@@ -27,14 +28,15 @@ OK_MINOR_DEVIATION = responseCodeType.OK_SuccessfulNegotiationWithMinorDeviation
 FAILED = responseCodeType.Failed_NoNegotiation
 
 
-def _standard(app: Any, config: SeccConfig, tls: bool) -> Standard | None:
+def _standard(app: Any, config: SeccConfig, tls: bool,
+              tls_version: str | None = None) -> Standard | None:
     """The enabled standard that can serve this offer, None if none."""
     namespace = str(app.protocol_namespace)
     for name in config.protocols:
         std = STANDARDS[name]
         if namespace not in std.namespaces or app.version_number_major != std.version[0]:
             continue
-        if not std.transport_ok(tls, config):
+        if not std.transport_ok(tls, config, tls_version):
             continue
         if std.offers is None or std.offers(namespace, config):
             return std
@@ -42,10 +44,12 @@ def _standard(app: Any, config: SeccConfig, tls: bool) -> Standard | None:
 
 
 def negotiate(
-    req: supportedAppProtocolReq, config: SeccConfig, *, tls: bool
+    req: supportedAppProtocolReq, config: SeccConfig, *, tls: bool,
+    tls_version: str | None = None,
 ) -> tuple[supportedAppProtocolRes, str | None]:
     """(response, negotiated namespace or None when negotiation failed)."""
-    candidates = [(app, std) for app in req.app_protocol if (std := _standard(app, config, tls))]
+    candidates = [(app, std) for app in req.app_protocol
+                  if (std := _standard(app, config, tls, tls_version))]
     if not candidates:
         return supportedAppProtocolRes(response_code=FAILED), None
     best, std = min(candidates, key=lambda c: c[0].priority)  # first of equal priorities wins
@@ -55,7 +59,7 @@ def negotiate(
 
 
 def answer(
-    payload: bytes, config: SeccConfig, *, tls: bool
+    payload: bytes, config: SeccConfig, *, tls: bool, tls_version: str | None = None
 ) -> tuple[supportedAppProtocolRes, str | None]:
     """`negotiate` for an encoded request; anything undecodable fails the negotiation."""
     try:
@@ -64,7 +68,7 @@ def answer(
         return failed_response(), None
     if not isinstance(req, supportedAppProtocolReq):
         return failed_response(), None
-    return negotiate(req, config, tls=tls)
+    return negotiate(req, config, tls=tls, tls_version=tls_version)
 
 
 def failed_response() -> supportedAppProtocolRes:

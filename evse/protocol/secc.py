@@ -55,9 +55,13 @@ class SeccConnection:
         rng: RandomSource = secrets,
         epoch_offset: float = 0.0,
         peer_certificate: bytes | None = None,
+        tls_version: str | None = None,
     ) -> None:
         self.config = config
         self.tls = tls
+        # the negotiated TLS version ("TLSv1.2", "TLSv1.3"); None: plain TCP or not known.
+        # supportedAppProtocol refuses a standard on a version it does not allow (-20 on 1.2).
+        self.tls_version = tls_version if tls else None
         # DER of the vehicle's TLS client certificate (mutual TLS), None without one; binds
         # a paused session to the vehicle (session.py resume_binding).
         self.peer_certificate = bytes(peer_certificate) if peer_certificate else None
@@ -150,7 +154,8 @@ class SeccConnection:
             return self.machine.receive_payload(payload_type, payload, now)
         res, namespace = sap_failed(), None
         if payload_type == PayloadType.SAP:
-            res, namespace = answer(payload, self.config, tls=self.tls)
+            res, namespace = answer(payload, self.config, tls=self.tls,
+                                    tls_version=self.tls_version)
         t = self.config.timeouts
         data = frame(PayloadType.SAP, exi_codec.encode(res))
         effects: list[ev.Effect] = [ev.SendData(data, deadline=now + t.performance)]
@@ -164,6 +169,7 @@ class SeccConnection:
             config=self.config,
             namespace=namespace,
             tls=self.tls,
+            tls_version=self.tls_version,
             created=self._created,
             now=now,
             charger=self.charger,

@@ -41,8 +41,14 @@ class Standard:
     # Does the station have anything to offer under this namespace (e.g. -20 AC needs an AC
     # service)? None: always.
     offers: Callable[[str, SeccConfig], bool] | None = None
+    # TLS versions the standard may run on (ssl's names); None: any. A connection whose
+    # version is not known (None) is not refused for it.
+    tls_versions: tuple[str, ...] | None = None
 
-    def transport_ok(self, tls: bool, config: SeccConfig) -> bool:
+    def transport_ok(self, tls: bool, config: SeccConfig, tls_version: str | None = None) -> bool:
+        if tls and tls_version is not None and self.tls_versions is not None \
+                and tls_version not in self.tls_versions:
+            return False
         if self.tls == Tls.REQUIRED:
             return tls or config.allow_plain_tcp_iso20
         return self.tls == Tls.OPTIONAL or not tls
@@ -66,7 +72,8 @@ def _iso20_offers(namespace: str, config: SeccConfig) -> bool:
 
 STANDARDS: dict[str, Standard] = {
     "iso20": Standard(
-        "iso20", (ISO20_DC, ISO20_AC), (1, 0), _iso20_machine, Tls.REQUIRED, _iso20_offers
+        "iso20", (ISO20_DC, ISO20_AC), (1, 0), _iso20_machine, Tls.REQUIRED, _iso20_offers,
+        tls_versions=("TLSv1.3",),  # -20 is TLS 1.3 only: refused on a TLS 1.2 connection
     ),
     "iso2": Standard("iso2", (ISO2,), (2, 0), _iso2_machine, Tls.OPTIONAL),
     "din": Standard("din", (DIN,), (2, 0), None, Tls.NEVER),
