@@ -122,7 +122,7 @@ def make_crl(issuer: Credential, revoked: Sequence[x509.Certificate], *,
             .revocation_date(now - DAY)
             .build()
         )
-    return builder.sign(issuer.key, hashes.SHA256())  # type: ignore[arg-type]
+    return builder.sign(issuer.key, hashes.SHA256())
 
 
 def make_iso2_pki(

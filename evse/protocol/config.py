@@ -107,6 +107,44 @@ class CertificateInstallationBackend(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class Iso2Provisioned:
+    """A -2 CertificateInstallationRes / CertificateUpdateRes from the provisioning service:
+    the body and the header Signature of the SA provisioning certificate, or a FAILED code."""
+
+    response_code: str = "OK"
+    body: Any = None  # iso2.CertificateInstallationResType / CertificateUpdateResType
+    signature: Any = None  # iso2.SignatureType for the response header
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.response_code.startswith("OK")
+
+
+class Iso2PncBackend(Protocol):
+    """ISO 15118-2 Plug & Charge (over TLS only): the crypto the -2 machine calls, answering
+    "OK" or the -2 responseCodeType value (evse.security.iso2_pnc.Iso2PncService).
+    `certificate_chain`: the contract chain (DER, leaf first) its verify_contract returned."""
+
+    receipt_required: bool  # ask for a signed MeteringReceipt in the charge loop
+
+    def verify_contract(self, chain: Any, emaid: str | None, *, timestamp: int) -> PncVerdict:
+        ...  # PaymentDetailsReq: contract chain to an MO root, eMAID
+
+    def new_challenge(self) -> bytes: ...  # GenChallenge (16 random bytes)
+
+    def verify_authorization(self, req: Any, signature: Any, certificate_chain: tuple[bytes, ...],
+                             challenge: bytes) -> PncVerdict: ...
+
+    def verify_metering_receipt(self, req: Any, signature: Any,
+                                certificate_chain: tuple[bytes, ...]) -> PncVerdict: ...
+
+    def install(self, req: Any, *, timestamp: int) -> Iso2Provisioned: ...
+
+    def update(self, req: Any, *, timestamp: int) -> Iso2Provisioned: ...
+
+
+@dataclass(frozen=True, slots=True)
 class SeccConfig:
     evse_id: str = "ZZ00000"
     services: tuple[ServiceId, ...] = (ServiceId.DC,)
@@ -127,6 +165,9 @@ class SeccConfig:
     # in every ChargeLoopRes that carries MeterInfo); the verified record leaves as the
     # effect MeteringConfirmed.
     pnc_metering_confirmation: bool = False
+    # ISO 15118-2 Plug & Charge: "Contract" is offered over TLS when set (pnc_auto_authorize
+    # applies to -2 contracts too)
+    iso2_pnc: Iso2PncBackend | None = None
     max_payload: int = DEFAULT_MAX_PAYLOAD
     # V2GTP frames discarded without an answer (bad header, type not allowed here, empty):
     # past either limit without a valid frame in between the connection is closed, so junk

@@ -47,6 +47,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.concatkdf import ConcatKDFHash
 from cryptography.x509.oid import SignatureAlgorithmOID
 
+from evse.protocol.config import Iso2Provisioned, PncVerdict
 from evse.security import iso2_signatures as sig
 from evse.security.chains import (
     ChainError,
@@ -166,6 +167,13 @@ class ContractCheck:
         return self.chain.public_key()
 
 
+class _Signer:
+    """The contract's public key, for the Authorization and MeteringReceipt checks."""
+
+    def __init__(self, leaf_der: bytes) -> None:
+        self.public_key = load_certificate(leaf_der, 0).public_key()
+
+
 class Iso2ContractVerifier:
     """The SECC's -2 Plug & Charge checks against the configured MO roots (and CRLs)."""
 
@@ -190,7 +198,7 @@ class Iso2ContractVerifier:
         return secrets.token_bytes(GEN_CHALLENGE_SIZE)
 
     @staticmethod
-    def verify_authorization(req: Any, signature: Any, contract: ContractCheck,
+    def verify_authorization(req: Any, signature: Any, contract: ContractCheck | _Signer,
                              challenge: bytes) -> None:
         """AuthorizationReq: the challenge we sent, signed (Id referenced) by the contract."""
         if req.gen_challenge is None or bytes(req.gen_challenge) != challenge:
@@ -203,7 +211,8 @@ class Iso2ContractVerifier:
             raise Iso2PncError(RC.FAILED_SignatureError, str(exc)) from None
 
     @staticmethod
-    def verify_metering_receipt(req: Any, signature: Any, contract: ContractCheck) -> None:
+    def verify_metering_receipt(req: Any, signature: Any,
+                                contract: ContractCheck | _Signer) -> None:
         """MeteringReceiptReq signed (Id referenced) by the contract key."""
         try:
             if not req.id:
@@ -390,8 +399,82 @@ def open_provisioned(
     return contract, key
 
 
+# -- the SECC's backend (evse.protocol.config.Iso2PncBackend) ----------------------------------
+
+def _verdict_failed(exc: Iso2PncError) -> PncVerdict:
+    return PncVerdict(response_code=exc.response_code.value, reason=exc.detail)
+
+
+class Iso2PncService:
+    """What the -2 machine calls (SeccConfig.iso2_pnc): contract checks against the MO roots
+    (and CRLs), the challenge, signatures, and certificate installation/update through a
+    provisioning service (None: FAILED_NoCertificateAvailable)."""
+
+    def __init__(self, verifier: Iso2ContractVerifier, *,
+                 provisioning: Iso2Provisioning | None = None,
+                 receipt_required: bool = False) -> None:
+        self.verifier = verifier
+        self.provisioning = provisioning
+        self.receipt_required = receipt_required
+
+    @staticmethod
+    def _time(timestamp: int) -> dt.datetime:
+        return dt.datetime.fromtimestamp(timestamp, dt.UTC)
+
+    def verify_contract(self, chain: Any, emaid: str | None, *, timestamp: int) -> PncVerdict:
+        try:
+            check = self.verifier.verify_contract(chain, emaid, self._time(timestamp))
+        except Iso2PncError as exc:
+            return _verdict_failed(exc)
+        leaf, subs = chain_certificates(chain)
+        return PncVerdict(emaid=check.emaid, certificate_chain=(leaf, *subs))
+
+    def new_challenge(self) -> bytes:
+        return self.verifier.new_challenge()
+
+    def verify_authorization(self, req: Any, signature: Any,
+                             certificate_chain: tuple[bytes, ...],
+                             challenge: bytes) -> PncVerdict:
+        try:
+            self.verifier.verify_authorization(req, signature, _Signer(certificate_chain[0]),
+                                               challenge)
+        except Iso2PncError as exc:
+            return _verdict_failed(exc)
+        return PncVerdict()
+
+    def verify_metering_receipt(self, req: Any, signature: Any,
+                                certificate_chain: tuple[bytes, ...]) -> PncVerdict:
+        try:
+            self.verifier.verify_metering_receipt(req, signature,
+                                                  _Signer(certificate_chain[0]))
+        except Iso2PncError as exc:
+            return _verdict_failed(exc)
+        return PncVerdict()
+
+    def _provisioned(self, make: Any) -> Iso2Provisioned:
+        if self.provisioning is None:
+            return Iso2Provisioned(response_code=RC.FAILED_NoCertificateAvailable.value,
+                                   reason="no provisioning service configured")
+        try:
+            answer: Provisioned = make()
+        except Iso2PncError as exc:
+            return Iso2Provisioned(response_code=exc.response_code.value, reason=exc.detail)
+        return Iso2Provisioned(body=answer.body, signature=answer.signature)
+
+    def install(self, req: Any, *, timestamp: int) -> Iso2Provisioned:
+        prov = self.provisioning
+        return self._provisioned(lambda: prov.install(req, self._time(timestamp))
+                                 if prov is not None else None)
+
+    def update(self, req: Any, *, timestamp: int) -> Iso2Provisioned:
+        prov = self.provisioning
+        return self._provisioned(lambda: prov.update(req, self.verifier, self._time(timestamp))
+                                 if prov is not None else None)
+
+
 __all__ = [
     "DH_PUBLIC_KEY_SIZE",
+    "Iso2PncService",
     "ENCRYPTED_KEY_SIZE",
     "GEN_CHALLENGE_SIZE",
     "ISO2_CHAIN_POLICY",

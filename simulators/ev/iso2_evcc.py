@@ -15,6 +15,12 @@ SessionStop. Options: renegotiate after some loops (PowerDelivery Renegotiate,
 ChargeParameterDiscovery, PowerDelivery Start), pause (SessionStop Pause, then Reconnect and
 SessionSetup with the old SessionID), send quirks of real cars (an empty SessionID in
 SessionSetup, a trailing 0x00 after each EXI stream, RemainingTimeToFullSoC in minutes).
+
+Plug & Charge (`pnc`, over TLS 1.2, with `Iso2Evcc.credentials`): PaymentServiceSelection
+(Contract), optionally CertificateInstallation (`install_certificate`: the SA provisioning
+chain and signature are checked, the contract key decrypted with the OEM provisioning key),
+PaymentDetails (contract chain, eMAID), Authorization signed over the GenChallenge, and a
+signed MeteringReceipt whenever a loop response says ReceiptRequired.
 """
 
 from __future__ import annotations
@@ -46,6 +52,8 @@ class Iso2Scenario:
     battery_voltage: float = 380.0
     target_current: float = 100.0
     ac_max_current: float = 16.0
+    pnc: bool = False  # Contract (needs TLS and Iso2Evcc.credentials)
+    install_certificate: bool = False  # CertificateInstallation before PaymentDetails
 
 
 ISO2_SCENARIOS: dict[str, Iso2Scenario] = {
@@ -58,8 +66,26 @@ ISO2_SCENARIOS: dict[str, Iso2Scenario] = {
         Iso2Scenario("iso2_dc_pause", pause_after=2),
         Iso2Scenario("iso2_dc_quirks", quirks=True),
         Iso2Scenario("iso2_dc_all_protocols", also_offer=(_ISO20_DC, _DIN)),
+        Iso2Scenario("iso2_dc_pnc", pnc=True),
+        Iso2Scenario("iso2_dc_pnc_install", pnc=True, install_certificate=True),
+        Iso2Scenario("iso2_ac_pnc_install", energy="ac", pnc=True, install_certificate=True),
     )
 }
+
+
+@dataclass
+class Iso2EvCredentials:
+    """What a -2 PnC car holds: its OEM provisioning certificate and key, the V2G roots it
+    trusts, and (once installed) its contract chain and key. `now`: the EV's clock for
+    certificate validity (a callable returning an aware datetime)."""
+
+    emaid: str
+    oem_provisioning_cert: bytes  # DER
+    oem_provisioning_key: Any  # ec.EllipticCurvePrivateKey (P-256)
+    v2g_roots: tuple[Any, ...]  # x509.Certificate
+    now: Any
+    contract_chain: Any = None  # iso2.CertificateChainType
+    contract_key: Any = None  # ec.EllipticCurvePrivateKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +124,10 @@ class Iso2Evcc:
     battery: Any = None
     # the EV's own contactors (the sim HAL connects the battery only while they are closed)
     on_contactors: Any = None
+    credentials: Iso2EvCredentials | None = None  # Plug & Charge
+    payment_options: tuple[str, ...] = ()
+    _signature: Any = None  # the last response's header Signature
+    _authorization: Any = None  # the signed AuthorizationReq (repeated while Ongoing)
     _pending: str = ""
     _done: bool = False
 
@@ -143,6 +173,7 @@ class Iso2Evcc:
         if body is None:
             return self._end(False, f"expected {expected}")
         code = str(body.response_code)
+        self._signature = msg.header.signature
         self.log.append((self._pending, code))
         if code.startswith("FAILED"):
             return self._end(False, f"{expected}: {code}")
@@ -160,19 +191,50 @@ class Iso2Evcc:
                  .energy_transfer_mode]
         if self._mode() not in modes:
             return self._end(False, f"{self._mode()} not offered ({modes})")
+        self.payment_options = tuple(str(o) for o in res.payment_option_list.payment_option)
         return self._send(iso2.ServiceDetailReqType(service_id=res.charge_service.service_id))
 
     def _on_ServiceDetailRes(self, res: Any, sid: bytes) -> list[Effect]:  # noqa: N802
+        option = "ExternalPayment"
+        if self.scenario.pnc:
+            if "Contract" not in self.payment_options or self.credentials is None:
+                return self._end(False, f"Contract not offered ({self.payment_options}) or "
+                                 "no credentials")
+            option = "Contract"
         return self._send(iso2.PaymentServiceSelectionReqType(
-            selected_payment_option=iso2.paymentOptionType.ExternalPayment,
+            selected_payment_option=iso2.paymentOptionType(option),
             selected_service_list=iso2.SelectedServiceListType(
                 selected_service=(iso2.SelectedServiceType(service_id=1),))))
 
     def _on_PaymentServiceSelectionRes(self, res: Any, sid: bytes) -> list[Effect]:  # noqa: N802
-        return self._send(iso2.AuthorizationReqType())
+        if not self.scenario.pnc:
+            return self._send(iso2.AuthorizationReqType())
+        creds = self.credentials
+        assert creds is not None
+        if self.scenario.install_certificate or creds.contract_chain is None:
+            return self._send(_pnc().installation_request(creds))
+        return self._send(_pnc().payment_details(creds))
+
+    def _on_CertificateInstallationRes(self, res: Any, sid: bytes) -> list[Effect]:  # noqa: N802
+        creds = self.credentials
+        assert creds is not None
+        try:
+            _pnc().install(creds, res, self._signature)
+        except ValueError as exc:  # Iso2PncError too
+            return self._end(False, f"certificate installation: {exc}")
+        return self._send(_pnc().payment_details(creds))
+
+    def _on_PaymentDetailsRes(self, res: Any, sid: bytes) -> list[Effect]:  # noqa: N802
+        creds = self.credentials
+        assert creds is not None
+        body, signature = _pnc().authorization(creds, bytes(res.gen_challenge))
+        self._authorization = (body, signature)
+        return self._send(body, signature)
 
     def _on_AuthorizationRes(self, res: Any, sid: bytes) -> list[Effect]:  # noqa: N802
         if res.evse_processing != "Finished":
+            if self._authorization is not None:
+                return self._send(*self._authorization)
             return self._send(iso2.AuthorizationReqType())
         return self._send(self._cpd())
 
@@ -228,9 +290,20 @@ class Iso2Evcc:
 
     def _on_CurrentDemandRes(self, res: Any, sid: bytes) -> list[Effect]:  # noqa: N802
         self.present_voltage = _si(res.evse_present_voltage)
-        return self._on_loop()
+        return self._receipt(res) or self._on_loop()
 
     def _on_ChargingStatusRes(self, res: Any, sid: bytes) -> list[Effect]:  # noqa: N802
+        return self._receipt(res) or self._on_loop()
+
+    def _receipt(self, res: Any) -> list[Effect]:
+        """ReceiptRequired: sign the MeterInfo with the contract key before looping on."""
+        if not res.receipt_required or self.credentials is None:
+            return []
+        body, signature = _pnc().metering_receipt(self.credentials, self.session_id,
+                                                  res.sa_schedule_tuple_id, res.meter_info)
+        return self._send(body, signature)
+
+    def _on_MeteringReceiptRes(self, res: Any, sid: bytes) -> list[Effect]:  # noqa: N802
         return self._on_loop()
 
     def _on_WeldingDetectionRes(self, res: Any, sid: bytes) -> list[Effect]:  # noqa: N802
@@ -318,12 +391,12 @@ class Iso2Evcc:
         option = "Pause" if self._pausing() else "Terminate"
         return iso2.SessionStopReqType(charging_session=iso2.chargingSessionType(option))
 
-    def _send(self, body: Any) -> list[Effect]:
+    def _send(self, body: Any, signature: Any = None) -> list[Effect]:
         name = type(body).__name__.removesuffix("Type")
         self._pending = name
         self.states.append(name)
-        msg = iso2.V2G_Message(header=iso2.MessageHeaderType(session_id=self.session_id),
-                               body=iso2.BodyType(**{_snake(name): body}))
+        header = iso2.MessageHeaderType(session_id=self.session_id, signature=signature)
+        msg = iso2.V2G_Message(header=header, body=iso2.BodyType(**{_snake(name): body}))
         exi = exi_codec.encode(msg)
         if self.scenario.quirks:
             exi += b"\x00"  # some cars pad the EXI stream
@@ -332,6 +405,12 @@ class Iso2Evcc:
     def _end(self, success: bool, reason: str) -> list[Effect]:
         self._done = True
         return [Done(success, reason, tuple(self.log))]
+
+
+def _pnc() -> Any:
+    from simulators.ev import iso2_pnc  # the crypto only when a PnC scenario runs
+
+    return iso2_pnc
 
 
 def _snake(name: str) -> str:

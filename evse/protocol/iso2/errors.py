@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from evse.protocol.errors import ProtocolError
+from evse.protocol.errors import Failed, ProtocolError
 
 
 class PaymentSelectionInvalid(ProtocolError):
@@ -19,3 +19,50 @@ class WrongEnergyTransferMode(ProtocolError):
 
 class TariffSelectionInvalid(ProtocolError):
     response_code = "FAILED_TariffSelectionInvalid"
+
+
+# Plug & Charge: the codes an Iso2PncBackend answers with (`pnc_error` maps them)
+class CertChainError(ProtocolError):
+    response_code = "FAILED_CertChainError"
+
+
+class CertificateExpired(ProtocolError):
+    response_code = "FAILED_CertificateExpired"
+
+
+class CertificateRevoked(ProtocolError):
+    response_code = "FAILED_CertificateRevoked"
+
+
+class SignatureError(ProtocolError):
+    response_code = "FAILED_SignatureError"
+
+
+class ChallengeInvalid(ProtocolError):
+    response_code = "FAILED_ChallengeInvalid"
+
+
+class MeteringSignatureNotValid(ProtocolError):
+    response_code = "FAILED_MeteringSignatureNotValid"
+
+
+class NoCertificateAvailable(ProtocolError):
+    response_code = "FAILED_NoCertificateAvailable"
+
+
+class ContractCanceled(ProtocolError):
+    response_code = "FAILED_ContractCanceled"
+
+
+_PNC_ERRORS: dict[str, type[ProtocolError]] = {
+    cls.response_code: cls
+    for cls in (CertChainError, CertificateExpired, CertificateRevoked, SignatureError,
+                ChallengeInvalid, MeteringSignatureNotValid, NoCertificateAvailable,
+                ContractCanceled)
+}
+
+
+def pnc_error(response_code: str, reason: str = "") -> ProtocolError:
+    """The error to raise for a backend's FAILED code (plain FAILED when unknown)."""
+    cls = _PNC_ERRORS.get(response_code, Failed)
+    return cls(reason or response_code)

@@ -98,7 +98,8 @@ class Iso2Machine:
         if found is None:
             return effects + self._unidentified("the V2G_Message holds no request", now)
         name, req = found
-        return effects + self._on_request(name, req, bytes(msg.header.session_id), now)
+        return effects + self._on_request(name, req, bytes(msg.header.session_id), now,
+                                          msg.header.signature)
 
     def handle_event(self, event: ev.Event, now: float) -> list[ev.Effect]:
         effects = self.handle_timeout(now)
@@ -160,17 +161,20 @@ class Iso2Machine:
         if charger.stop_reason is not None and not stopping and name != "SessionStopReq":
             raise Failed(charger.stop_reason)
 
-    def _on_request(self, name: str, req: Any, session_id: bytes, now: float) -> list[ev.Effect]:
+    def _on_request(self, name: str, req: Any, session_id: bytes, now: float,
+                    signature: Any = None) -> list[ev.Effect]:
         s = self._s
         row = TRANSITIONS.get(s.state, {})
         try:
             self._check(name, session_id)
-            res, effects = HANDLERS[name](req, s, self._inputs(name, session_id, now))
+            s.response_signature = None
+            res, effects = HANDLERS[name](req, s, self._inputs(name, session_id, now, signature))
             key = transition_outcome(req, res, s.energy)
             next_state = row[name].get(key)
             if next_state is None:
                 raise SequenceError(f"{name} ({key}) not allowed in state {s.state}")
-            data = frame(PayloadType.SAP, exi_codec.encode(wrap(res, s.record.session_id)))
+            data = frame(PayloadType.SAP, exi_codec.encode(
+                wrap(res, s.record.session_id, s.response_signature)))
         except ProtocolError as exc:
             return self._fail(name, exc, now, req, session_id)
         except Exception as exc:  # a bug must still leave the charger safe
@@ -200,7 +204,8 @@ class Iso2Machine:
             self._sequence_deadline = now + self.timeouts.sequence
         return out
 
-    def _inputs(self, name: str, session_id: bytes, now: float) -> Inputs:
+    def _inputs(self, name: str, session_id: bytes, now: float,
+                signature: Any = None) -> Inputs:
         new_id = ZERO_SESSION_ID
         if name == "SessionSetupReq":
             while new_id == ZERO_SESSION_ID or new_id in self._store:
@@ -215,6 +220,7 @@ class Iso2Machine:
             header_session_id=session_id,
             new_session_id=new_id,
             paused=self._store,
+            signature=signature,
         )
 
     def _timestamp(self, now: float) -> int:

@@ -55,11 +55,13 @@ def request_of(msg: Any) -> tuple[str, Any] | None:
     return None
 
 
-def wrap(res: Any, session_id: bytes) -> iso2.V2G_Message:
-    """The V2G_Message carrying response body element `res` (a *ResType)."""
+def wrap(res: Any, session_id: bytes, signature: Any = None) -> iso2.V2G_Message:
+    """The V2G_Message carrying response body element `res` (a *ResType); `signature`: the
+    header ds:Signature (CertificateInstallation/UpdateRes)."""
     name = type(res).__name__.removesuffix("Type")
     body = iso2.BodyType(**{_snake(name): res})
-    return iso2.V2G_Message(header=iso2.MessageHeaderType(session_id=session_id), body=body)
+    header = iso2.MessageHeaderType(session_id=session_id, signature=signature)
+    return iso2.V2G_Message(header=header, body=body)
 
 
 def dc_status(code: str = "EVSE_Ready", notification: str = "None",

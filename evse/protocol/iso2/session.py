@@ -23,6 +23,15 @@ class Iso2Session:
     transfer_mode: str | None = None  # RequestedEnergyTransferMode (DC_extended, ...)
     sa_schedule_tuple_id: int | None = None  # offered in ChargeParameterDiscoveryRes
     receipt_requested: bool = False  # a response said ReceiptRequired=true (PnC)
+    # Plug & Charge: the verified contract chain (DER, leaf first) and its eMAID, the
+    # GenChallenge of PaymentDetailsRes (single use), the header Signature for the response
+    # being built (CertificateInstallation/UpdateRes), whether the receipt was asked for
+    contract_chain: tuple[bytes, ...] = ()
+    emaid: str | None = None
+    gen_challenge: bytes | None = None
+    contract_authenticated: bool = False
+    response_signature: object = None
+    receipt_asked: bool = False
     remaining_time_to_full_s: float | None = None  # CurrentDemandReq, converted to seconds
     # progress and timers (on the `now` clock)
     ongoing_since: float | None = None

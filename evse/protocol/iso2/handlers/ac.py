@@ -4,13 +4,14 @@ On AC the EV's charger regulates; each ChargingStatus commands SetPowerTarget (t
 nominal phase voltage, per-phase current) from the PMax schedule capped by the charger's and
 the EV's limits, as -20's AC loop does, and tells the EV its current limit (EVSEMaxCurrent).
 Under EIM no receipt is asked for (ReceiptRequired=false), so a MeteringReceiptReq is out of
-sequence; Plug & Charge will set `Iso2Session.receipt_requested` and verify the signature.
+sequence; Plug & Charge asks for one (pnc.ask_for_receipt) and verifies its signature.
 """
 
 from __future__ import annotations
 
 from evse.protocol.errors import SequenceError
 from evse.protocol.events import Effect, SetPowerTarget
+from evse.protocol.iso2.handlers import pnc
 from evse.protocol.iso2.handlers.common import (
     OK,
     HandlerResult,
@@ -44,6 +45,7 @@ def handle_charging_status(
     volts = limits.nominal_voltage
     amps = power / (volts * phases)
     effects: list[Effect] = [SetPowerTarget(voltage=volts, current=amps, power=power)]
+    pnc.ask_for_receipt(session, inputs)
     res = iso2.ChargingStatusResType(
         response_code=OK,
         evseid=inputs.config.evse_id,
@@ -61,6 +63,7 @@ def handle_metering_receipt(
 ) -> HandlerResult:
     if not session.receipt_requested:
         raise SequenceError("MeteringReceiptReq without ReceiptRequired=true")
+    pnc.verify_receipt(req, session, inputs)
     session.receipt_requested = False
     return iso2.MeteringReceiptResType(response_code=OK,
                                        **evse_status_fields(session, inputs)), []

@@ -1,18 +1,17 @@
-"""Authorization (EIM), and the Plug & Charge requests as seams.
+"""Authorization: EIM here, Plug & Charge (Contract) in pnc.py.
 
 EIM: EVSEProcessing=Ongoing until the charger answers RequestAuthorization (or
 `auto_authorize`); a denial is FAILED (-2 has no WARNING codes for it).
 
-PaymentDetails, CertificateInstallation and CertificateUpdate belong to Plug & Charge,
-which is not offered yet (`services.payment_options`): the state table only reaches them
-after PaymentServiceSelection(Contract), so these handlers refuse. The PnC work replaces
-them (contract chain to the MO root, GenChallenge, signatures over EXI fragments).
+PaymentDetails, CertificateInstallation and CertificateUpdate belong to Plug & Charge
+(pnc.py); the state table reaches them only after PaymentServiceSelection(Contract).
 """
 
 from __future__ import annotations
 
 from evse.protocol.errors import Failed
 from evse.protocol.events import Effect, RequestAuthorization
+from evse.protocol.iso2.handlers import pnc
 from evse.protocol.iso2.handlers.common import FINISHED, OK, ONGOING, HandlerResult, Inputs
 from evse.protocol.iso2.session import Iso2Session
 from exi_codec.schemas import iso2
@@ -21,6 +20,8 @@ from exi_codec.schemas import iso2
 def handle_authorization(
     req: iso2.AuthorizationReqType, session: Iso2Session, inputs: Inputs
 ) -> HandlerResult:
+    if session.payment_option == pnc.CONTRACT:
+        return pnc.handle_contract_authorization(req, session, inputs)
     record = session.record
     granted = inputs.charger.authorization
     if record.authorized or granted is True or inputs.config.auto_authorize:
@@ -36,10 +37,6 @@ def handle_authorization(
     return iso2.AuthorizationResType(response_code=OK, evse_processing=ONGOING), effects
 
 
-def _pnc_not_offered(req: object, session: Iso2Session, inputs: Inputs) -> HandlerResult:
-    raise Failed("Plug & Charge is not offered")
-
-
-handle_payment_details = _pnc_not_offered
-handle_certificate_installation = _pnc_not_offered
-handle_certificate_update = _pnc_not_offered
+handle_payment_details = pnc.handle_payment_details
+handle_certificate_installation = pnc.handle_certificate_installation
+handle_certificate_update = pnc.handle_certificate_update

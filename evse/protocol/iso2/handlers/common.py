@@ -37,6 +37,7 @@ class Inputs:
     header_session_id: bytes = b""  # the request header's SessionID
     new_session_id: bytes = bytes(8)  # SessionSetup: the id for a new session
     paused: SessionStore | None = None  # SessionSetup: sessions that may be resumed
+    signature: Any = None  # the request header's ds:Signature (PnC requests)
 
 
 HandlerResult = tuple[Any, list[Effect]]

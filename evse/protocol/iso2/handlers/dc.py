@@ -13,6 +13,7 @@ from typing import Any
 
 from evse.protocol.errors import Failed, WrongChargeParameter
 from evse.protocol.events import Effect, SetPowerTarget, StartCableCheck, StartPreCharge
+from evse.protocol.iso2.handlers import pnc
 from evse.protocol.iso2.handlers.common import (
     FINISHED,
     OK,
@@ -121,6 +122,7 @@ def handle_current_demand(
     at = charger.present_voltage if charger.present_voltage > 1.0 else target.voltage
     effects: list[Effect] = [SetPowerTarget(voltage=target.voltage, current=amps, power=amps * at)]
     sched = schedule_limits(session, inputs)
+    pnc.ask_for_receipt(session, inputs)
     res = iso2.CurrentDemandResType(
         response_code=OK,
         dc_evse_status=status,

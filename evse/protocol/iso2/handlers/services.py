@@ -1,8 +1,8 @@
 """ServiceDiscovery, ServiceDetail and PaymentServiceSelection.
 
 -2 offers one charge service (ServiceID 1) with the energy transfer modes of the station's
-services, and the payment options: ExternalPayment (EIM). Contract (Plug & Charge) is
-offered once the PnC work provides it (`payment_options`), over TLS only.
+services, and the payment options: ExternalPayment (EIM), and Contract (Plug & Charge) over
+TLS when the station has an `iso2_pnc` backend.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from evse.protocol.config import AC_SERVICES, DC_SERVICES
 from evse.protocol.errors import ServiceIDInvalid, ServiceSelectionInvalid
 from evse.protocol.iso2.errors import NoChargeServiceSelected, PaymentSelectionInvalid
+from evse.protocol.iso2.handlers import pnc
 from evse.protocol.iso2.handlers.common import OK, HandlerResult, Inputs
 from evse.protocol.iso2.session import Iso2Session
 from exi_codec.schemas import iso2
@@ -30,7 +31,9 @@ def energy_transfer_modes(inputs: Inputs) -> tuple[str, ...]:
 
 
 def payment_options(inputs: Inputs) -> tuple[str, ...]:
-    """EIM only for now. The PnC seam: "Contract" joins here (over TLS) with -2 PnC."""
+    """ExternalPayment always; Contract over TLS with a -2 PnC backend (listed first)."""
+    if pnc.offered(inputs):
+        return (pnc.CONTRACT, "ExternalPayment")
     return ("ExternalPayment",)
 
 
