@@ -18,6 +18,7 @@ from evse.protocol.session import SessionStore
 from simulators.ev.evcc import Reconnect, SendData
 from simulators.ev.iso2_evcc import Done, Iso2Evcc, Iso2Scenario
 
+EPOCH_OFFSET = 1_750_000_000.0  # the SECC's Unix time = fake clock + this
 LIMITS = EvseLimits(max_charge_power=50_000.0, max_charge_current=125.0, max_voltage=500.0,
                     min_voltage=150.0)
 
@@ -45,16 +46,18 @@ class Run:
 def back_to_back(scenario: Iso2Scenario, cfg: SeccConfig | None = None, *,
                  store: SessionStore | None = None, grant: bool = True,
                  step: float = 0.01, events: dict[int, sev.Event] | None = None,
-                 t0: float = 100.0) -> Run:
-    """`events[n]`: a charger event handed to the SECC before the EV's n-th request."""
+                 t0: float = 100.0, tls: bool = False, ev: Iso2Evcc | None = None) -> Run:
+    """`events[n]`: a charger event handed to the SECC before the EV's n-th request.
+    `tls`: the connections are TLS 1.2 ones (Plug & Charge); `ev`: a prepared EV."""
     cfg = cfg or config()
     store = store if store is not None else SessionStore()
-    ev = Iso2Evcc(scenario)
+    ev = ev or Iso2Evcc(scenario)
+    version = "TLSv1.2" if tls else None
     now = t0
     run = Run(done=Done(False, "not finished", ()), ev=ev)
     inbox: list[bytes] = [ev.start(now)]
-    conn = SeccConnection(cfg, tls=False, now=now, session_store=store,
-                          epoch_offset=1_750_000_000.0)
+    conn = SeccConnection(cfg, tls=tls, now=now, session_store=store,
+                          epoch_offset=EPOCH_OFFSET, tls_version=version)
     run.connections.append(conn)
     pending = dict(events or {})
     for requests in range(1, 10_000):
@@ -77,8 +80,8 @@ def back_to_back(scenario: Iso2Scenario, cfg: SeccConfig | None = None, *,
                     return run
                 elif isinstance(out, Reconnect):
                     now += out.delay
-                    conn = SeccConnection(cfg, tls=False, now=now, session_store=store,
-                                          epoch_offset=1_750_000_000.0)
+                    conn = SeccConnection(cfg, tls=tls, now=now, session_store=store,
+                                          epoch_offset=EPOCH_OFFSET, tls_version=version)
                     run.connections.append(conn)
                     inbox.append(ev.start(now))
         if conn.closed and not inbox:
