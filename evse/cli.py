@@ -148,6 +148,12 @@ def _secc_arguments(p: argparse.ArgumentParser) -> None:
                      help="with --pnc-mo-roots: offer CertificateInstallation answered by a "
                      "local CPS simulator using the PKI in DIR (python -m certs.pnc_pki DIR; "
                      "test benches only)")
+    pnc.add_argument("--iso2-pki", type=Path, metavar="DIR",
+                     help="ISO 15118-2 Plug & Charge from the P-256 PKI in DIR (python -m "
+                     "certs.iso2_pki DIR; test benches only): TLS 1.2 with "
+                     "ECDHE-ECDSA-AES128-SHA256 on the TLS port beside -20's TLS 1.3, Contract "
+                     "offered, contracts checked against its MO root and CRL, certificate "
+                     "installation by a local provisioning service")
 
 
 def _demo_arguments(p: argparse.ArgumentParser) -> None:
@@ -279,7 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 if m.strip()),
             pnc_mo_roots=ns.pnc_mo_roots, vehicle_roots=ns.vehicle_roots,
             require_vehicle_cert=ns.require_vehicle_cert, supervise=ns.supervise,
-            oem_roots=ns.oem_roots, cps_sim=ns.cps_sim,
+            oem_roots=ns.oem_roots, cps_sim=ns.cps_sim, iso2_pki=ns.iso2_pki,
             tls_profile_best_effort=ns.tls_profile_best_effort, ocsp_response=ns.ocsp_response,
             extra={"grid_outage": ns.grid_outage} if ns.grid_outage else {},
             admission={k: v for k, v in (

@@ -62,6 +62,8 @@ class SeccOptions:
     require_vehicle_cert: bool = False  # CERT_REQUIRED instead of CERT_OPTIONAL
     oem_roots: Path | None = None  # PEM OEM roots: check CertificateInstallation's chain
     cps_sim: Path | None = None  # certs.pnc_pki directory: local CPS (test benches)
+    # certs.iso2_pki directory: -2 Plug & Charge over TLS 1.2 on the TLS port (test benches)
+    iso2_pki: Path | None = None
     # AdmissionConfig fields that override [network.admission] (evse/aio/admission.py)
     admission: dict[str, Any] = field(default_factory=dict)
     # the -20 TLS profile (evse/aio/tls.py); None: from the config file's [tls]
@@ -287,6 +289,29 @@ def _tls_context(options: SeccOptions, station_cfg: Any, allow_plain: bool) -> A
     return tls
 
 
+def _with_iso2_pnc(config: Any, options: SeccOptions) -> tuple[Any, Any]:
+    """(-2 TLS 1.2 context, config with -2 PnC) from --iso2-pki DIR; (None, config) without."""
+    if options.iso2_pki is None:
+        return None, config
+    if "iso2" not in config.protocols:
+        raise SetupError("--iso2-pki needs iso2 among the protocols (--protocols ...,iso2)")
+    from evse.aio.pnc import iso2_pnc_from_dir, replace_config
+    from evse.aio.tls import TlsProfileError
+    from evse.aio.tls_iso2 import iso2_secc_context
+
+    d = options.iso2_pki
+    try:
+        tls = iso2_secc_context(d / "secc.pem", d / "secc.key")
+        service = iso2_pnc_from_dir(d)
+    except TlsProfileError as exc:
+        raise SetupError(f"the -2 TLS 1.2 profile cannot be served: {exc}") from exc
+    except (OSError, ValueError) as exc:
+        raise SetupError(f"--iso2-pki {d}: {exc}") from exc
+    log.info("-2 Plug & Charge: TLS 1.2 %s on the TLS port, self-test %.1f ms",
+             "ECDHE-ECDSA-AES128-SHA256", tls.self_test_ms)
+    return tls.context, replace_config(config, {"iso2_pnc": service})
+
+
 def _with_pnc(config: Any, options: SeccOptions, station_cfg: Any, tls: bool) -> Any:
     """Offer Plug & Charge with the MO roots of --pnc-mo-roots / [tls] pnc_mo_roots."""
     from evse.aio.pnc import replace_config, secc_pnc_changes
@@ -336,6 +361,7 @@ async def run_secc(options: SeccOptions, *, ready: asyncio.Event | None = None,
         raise SetupError("ISO 15118-20 needs TLS 1.3: give --pki DIR (see certs/make_pki.py) "
                          "or, on a test bench, --allow-plain-tcp-iso20")
     config = _with_pnc(config, options, station_cfg, tls is not None)
+    tls_iso2, config = _with_iso2_pnc(config, options)
     net = station_cfg.network if station_cfg is not None else None
     tls_port = options.tls_port if options.tls_port is not None else (
         net.tls_port if net else DEFAULT_TLS_PORT)
@@ -353,7 +379,7 @@ async def run_secc(options: SeccOptions, *, ready: asyncio.Event | None = None,
     server = SeccServer(
         config, station, address=address, interface=interface,
         port=tcp_port if _plain_tcp(config) else None,
-        tls=tls, tls_port=tls_port,
+        tls=tls, tls_iso2=tls_iso2, tls_port=tls_port,
         sdp_port=options.sdp_port if options.sdp else None,
         poll_interval=options.poll_interval, on_session_end=on_end, admission=admission,
     )
@@ -372,7 +398,9 @@ async def run_secc(options: SeccOptions, *, ready: asyncio.Event | None = None,
     ports = []
     if server.tls_port is not None:
         incomplete = tls_info is not None and tls_info.profile_failures
-        ports.append(f"TLS 1.3 on port {server.tls_port}" + (
+        versions = " + ".join(v for v, ctx in (("TLS 1.3", tls), ("TLS 1.2 (-2)", tls_iso2))
+                              if ctx is not None)
+        ports.append(f"{versions} on port {server.tls_port}" + (
             " (TLS profile INCOMPLETE, best effort: "
             + ", ".join(sorted({f.split(":", 1)[0] for f in tls_info.profile_failures})) + ")"
             if incomplete else ""))
@@ -383,7 +411,8 @@ async def run_secc(options: SeccOptions, *, ready: asyncio.Event | None = None,
     services = ", ".join(s.name for s in config.services)
     print(f"evse secc: {config.evse_id} at [{where}]: {'; '.join(ports)}; "
           f"{len(station.connectors)} connector(s), services {services}"
-          + ("; Plug & Charge (TLS)" if config.offer_pnc else ""), flush=True)
+          + ("; Plug & Charge (TLS)" if config.offer_pnc else "")
+          + ("; -2 Plug & Charge (TLS 1.2)" if config.iso2_pnc is not None else ""), flush=True)
     from hal.parts import describe
 
     print("evse secc: HAL " + "; ".join(map(str, describe(station.connectors[0].backend))),

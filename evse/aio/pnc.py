@@ -331,3 +331,35 @@ __all__ = [
     "secc_pnc_changes",
     "signature_algorithm_name",
 ]
+
+
+def iso2_pnc_from_dir(directory: str | Path, *, receipt_required: bool = True) -> Any:
+    """-2 Plug & Charge from a `certs.iso2_pki` directory (test benches): the contract checks
+    against mo_root.pem (and mo_crl.pem), a local SA provisioning service from prov.pem/.key
+    and mo_sub_ca.pem/.key (issuing contracts for the eMAID of contract.pem)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    from evse.security.chains import common_name, load_pem_certificates
+    from evse.security.iso2_pnc import Iso2ContractVerifier, Iso2PncService, Iso2Provisioning
+
+    d = Path(directory)
+
+    def key(name: str) -> ec.EllipticCurvePrivateKey:
+        loaded = load_pem_private_key((d / name).read_bytes(), None)
+        if not isinstance(loaded, ec.EllipticCurvePrivateKey):
+            raise ValueError(f"{d / name}: not an EC key")
+        return loaded
+
+    crl = d / "mo_crl.pem"
+    crls = [x509.load_pem_x509_crl(crl.read_bytes())] if crl.exists() else []
+    verifier = Iso2ContractVerifier(load_pem_certificates(d / "mo_root.pem"), crls=crls)
+    prov = load_pem_certificates(d / "prov.pem")
+    emaid = common_name(load_pem_certificates(d / "contract.pem")[0])
+    provisioning = Iso2Provisioning(
+        prov_leaf=prov[0], prov_subs=tuple(prov[1:]), prov_key=key("prov.key"),
+        mo_sub_ca=tuple(load_pem_certificates(d / "mo_sub_ca.pem")),
+        mo_sub_ca_key=key("mo_sub_ca.key"), emaid=emaid)
+    return Iso2PncService(verifier, provisioning=provisioning,
+                          receipt_required=receipt_required)

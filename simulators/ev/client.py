@@ -341,8 +341,10 @@ def add_ev_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     from simulators.ev.iso2_evcc import ISO2_SCENARIOS
 
     parser.add_argument("--protocol", default="iso20", choices=("iso20", "iso2"),
-                        help="the standard the EV speaks (default: iso20); iso2: EIM, plain "
-                        "TCP, scenarios iso2_*")
+                        help="the standard the EV speaks (default: iso20); iso2: scenarios "
+                        "iso2_*, EIM over plain TCP, Plug & Charge (iso2_*pnc*) over TLS 1.2 "
+                        "with --ca and --oem-prov-cert/--oem-prov-key (and --contract-cert/"
+                        "--contract-key for an installed contract)")
     parser.add_argument("--scenario", "-s", default="dc",
                         choices=(*scenario_names(), *ISO2_SCENARIOS),
                         help="EV scenario (default: dc; with --protocol iso2: iso2_dc)")

@@ -1,5 +1,6 @@
-"""The simulated -2 EV over real connections: SDP (or --host/--port), plain TCP, the sans-IO
-`Iso2Evcc` driven until it is done. `evse ev --protocol iso2` runs it."""
+"""The simulated -2 EV over real connections: SDP (or --host/--port), plain TCP (EIM) or TLS
+1.2 (Plug & Charge scenarios), the sans-IO `Iso2Evcc` driven until it is done. `evse ev
+--protocol iso2` runs it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import asyncio
 import contextlib
 import logging
 import time
+from pathlib import Path
+from typing import Any
 
 from evse.protocol.v2gtp import HEADER_SIZE
 from simulators.ev.client import Endpoint, _close, _connect, _resolve_endpoint
@@ -87,15 +90,25 @@ async def drive_iso2(evcc: Iso2Evcc, endpoint: Endpoint, *, connect_timeout: flo
 
 async def run_iso2_session(scenario: Iso2Scenario, *, host: str | None, port: int | None,
                            interface: str | None = None, response_timeout: float = 2.0,
-                           repeat_interval: float = 0.02) -> Iso2Run:
+                           repeat_interval: float = 0.02, credentials: Any = None,
+                           ca_file: str | None = None) -> Iso2Run:
+    """`credentials` (Plug & Charge scenarios): TLS 1.2 with the -2 suite, trusting
+    `ca_file` (the -2 V2G root)."""
+    ssl_context = None
+    if scenario.pnc:
+        from evse.aio.tls_iso2 import iso2_ev_context
+
+        if ca_file is None:
+            raise OSError("a -2 Plug & Charge scenario needs --ca (the -2 V2G root)")
+        ssl_context = iso2_ev_context(Path(ca_file))
     endpoint = await _resolve_endpoint(
-        host=host, port=port, interface=interface, tls=False, ssl_context=None, ca_file=None,
-        cert_file=None, key_file=None, server_hostname=None, sdp_address=None, sdp_port=15118,
-        sdp_retries=3)
-    log.info("EV (ISO 15118-2) scenario %s -> %s:%d", scenario.name, endpoint.host,
-             endpoint.port)
-    return await drive_iso2(Iso2Evcc(scenario), endpoint, response_timeout=response_timeout,
-                            repeat_interval=repeat_interval)
+        host=host, port=port, interface=interface, tls=scenario.pnc, ssl_context=ssl_context,
+        ca_file=None, cert_file=None, key_file=None, server_hostname=None, sdp_address=None,
+        sdp_port=15118, sdp_retries=3)
+    log.info("EV (ISO 15118-2) scenario %s -> %s:%d%s", scenario.name, endpoint.host,
+             endpoint.port, " (TLS 1.2)" if ssl_context else "")
+    return await drive_iso2(Iso2Evcc(scenario, credentials=credentials), endpoint,
+                            response_timeout=response_timeout, repeat_interval=repeat_interval)
 
 
 async def main_iso2_ev(ns: argparse.Namespace) -> int:
@@ -111,11 +124,23 @@ async def main_iso2_ev(ns: argparse.Namespace) -> int:
         from dataclasses import replace
 
         scenario = replace(scenario, loops=ns.loops)
+    credentials = None
+    if scenario.pnc:
+        if not (ns.ca and ns.oem_prov_cert and ns.oem_prov_key):
+            print("evse ev: -2 Plug & Charge needs --ca, --oem-prov-cert and --oem-prov-key "
+                  "(e.g. from python -m certs.iso2_pki DIR)", file=sys.stderr)
+            return 2
+        from simulators.ev.iso2_pnc import credentials_from_files
+
+        credentials = credentials_from_files(ns.ca, ns.oem_prov_cert, ns.oem_prov_key,
+                                             contract_cert=ns.contract_cert,
+                                             contract_key=ns.contract_key)
     started = time.monotonic()
     try:
         run = await run_iso2_session(scenario, host=ns.host, port=ns.port,
                                      interface=ns.interface,
-                                     response_timeout=2.0 * ns.timeout_scale)
+                                     response_timeout=2.0 * ns.timeout_scale,
+                                     credentials=credentials, ca_file=ns.ca)
     except OSError as exc:
         print(f"evse ev: {exc}", file=sys.stderr)
         return 2

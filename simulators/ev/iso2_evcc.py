@@ -68,6 +68,7 @@ ISO2_SCENARIOS: dict[str, Iso2Scenario] = {
         Iso2Scenario("iso2_dc_all_protocols", also_offer=(_ISO20_DC, _DIN)),
         Iso2Scenario("iso2_dc_pnc", pnc=True),
         Iso2Scenario("iso2_dc_pnc_install", pnc=True, install_certificate=True),
+        Iso2Scenario("iso2_ac_pnc", energy="ac", pnc=True),
         Iso2Scenario("iso2_ac_pnc_install", energy="ac", pnc=True, install_certificate=True),
     )
 }

@@ -71,3 +71,29 @@ def metering_receipt(creds: Iso2EvCredentials, session_id: bytes, tuple_id: int 
     req = iso2.MeteringReceiptReqType(id="ID2", session_id=session_id,
                                       sa_schedule_tuple_id=tuple_id, meter_info=meter_info)
     return req, sig.sign(creds.contract_key, sig.element("MeteringReceiptReq", req))
+
+
+def credentials_from_files(ca: str, oem_cert: str, oem_key: str, *,
+                           contract_cert: str | None = None,
+                           contract_key: str | None = None) -> Iso2EvCredentials:
+    """`evse ev --protocol iso2 --scenario iso2_*pnc*`: the car's PEM files (--ca the V2G
+    root, --oem-prov-cert/--oem-prov-key, optionally --contract-cert/--contract-key)."""
+    from pathlib import Path
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    from evse.security.chains import common_name
+
+    oem = x509.load_pem_x509_certificates(Path(oem_cert).read_bytes())[0]
+    creds = Iso2EvCredentials(
+        emaid="", oem_provisioning_cert=oem.public_bytes(serialization.Encoding.DER),
+        oem_provisioning_key=load_pem_private_key(Path(oem_key).read_bytes(), None),
+        v2g_roots=tuple(x509.load_pem_x509_certificates(Path(ca).read_bytes())),
+        now=lambda: dt.datetime.now(dt.UTC))
+    if contract_cert and contract_key:
+        certs = x509.load_pem_x509_certificates(Path(contract_cert).read_bytes())
+        creds.contract_chain = certificate_chain(certs[0], certs[1:], "id1")
+        creds.contract_key = load_pem_private_key(Path(contract_key).read_bytes(), None)
+        creds.emaid = common_name(certs[0])
+    return creds
