@@ -1,7 +1,7 @@
-"""ISO 15118-2 (DC and AC): EIM implemented; Plug & Charge has seams, not an implementation.
+"""ISO 15118-2 (DC and AC): EIM, and Plug & Charge over TLS 1.2.
 
 Namespace urn:iso:15118:2:2013:MsgDef, schema version 2.0, every message a V2G_Message in
-V2GTP payload type 0x8001, plain TCP (TLS 1.2 comes with Plug & Charge). The package has the
+V2GTP payload type 0x8001, plain TCP or TLS (Plug & Charge only over TLS). The package has the
 shape of `evse.protocol.iso20`:
 
 - `states.py`: the transition table (`TRANSITIONS[state][request][outcome] -> state`);
@@ -14,7 +14,7 @@ shape of `evse.protocol.iso20`:
 - `machine.py`: `Iso2Machine`, the `StandardMachine` registered as
   `evse.protocol.standards.STANDARDS["iso2"]`.
 
-Plug & Charge seams: `handlers/services.payment_options` (offer "Contract" over TLS),
-`handlers/authorization` (PaymentDetails, CertificateInstallation/Update and the
-AuthorizationReq's Id/GenChallenge), `Iso2Session.receipt_requested` (MeteringReceipt).
+Plug & Charge: `handlers/pnc.py` (Contract offered over TLS with `SeccConfig.iso2_pnc`;
+PaymentDetails, Authorization over the GenChallenge, CertificateInstallation/Update,
+MeteringReceipt), the crypto behind `Iso2PncBackend` in evse/security/iso2_pnc.py.
 """
