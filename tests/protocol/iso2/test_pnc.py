@@ -14,7 +14,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from certs.iso2_pki import Iso2Pki, make_iso2_pki
 from evse.protocol import events as sev
-from evse.security.iso2_pnc import Iso2ContractVerifier, Iso2PncService, Iso2Provisioning
+from evse.security.iso2_pnc import (
+    Iso2ContractVerifier,
+    Iso2PncService,
+    Iso2Provisioning,
+    open_provisioned,
+)
+from exi_codec.schemas import iso2
 from simulators.ev import iso2_pnc
 from simulators.ev.iso2_evcc import ISO2_SCENARIOS, Iso2Evcc
 from tests.protocol.iso2.harness import EPOCH_OFFSET, back_to_back, config
@@ -87,6 +93,44 @@ class _ForgedReceipt(Iso2Evcc):
                                     contract_key=ec.generate_private_key(ec.SECP256R1()))
         return self._send(*iso2_pnc.metering_receipt(other, self.session_id, 1,
                                                      res.meter_info))
+
+
+class _Updating(Iso2Evcc):
+    """Renews its contract with CertificateUpdate (key encrypted for the old contract key)."""
+
+    def _on_PaymentServiceSelectionRes(self, res: Any, sid: bytes) -> Any:  # noqa: N802
+        creds = self.credentials
+        assert creds is not None
+        roots = iso2_pnc.installation_request(creds).list_of_root_certificate_i_ds
+        return self._send(iso2.CertificateUpdateReqType(
+            id="ID1", contract_signature_cert_chain=creds.contract_chain, e_maid=creds.emaid,
+            list_of_root_certificate_i_ds=roots))
+
+    def _on_CertificateUpdateRes(self, res: Any, sid: bytes) -> Any:  # noqa: N802
+        creds = self.credentials
+        assert creds is not None
+        self.old_certificate = bytes(creds.contract_chain.certificate)
+        chain, key = open_provisioned(res, self._signature, creds.contract_key,
+                                      creds.v2g_roots, creds.now())
+        creds.contract_chain, creds.contract_key = chain, key
+        return self._send(iso2_pnc.payment_details(creds))
+
+
+def test_certificate_update_then_charge_with_the_new_contract(pki: Iso2Pki) -> None:
+    ev = _ev(pki, "iso2_dc_pnc", contract=pki.contract, cls=_Updating)
+    run = _run(pki, ev, pnc_auto_authorize=True)
+    assert run.done.success, run.done
+    assert [r for r, _ in run.done.log][:7] == [
+        "supportedAppProtocolReq", "SessionSetupReq", "ServiceDiscoveryReq",
+        "ServiceDetailReq", "PaymentServiceSelectionReq", "CertificateUpdateReq",
+        "PaymentDetailsReq"]
+    assert ev.credentials is not None
+    assert bytes(ev.credentials.contract_chain.certificate) != ev.old_certificate
+
+
+def test_certificate_update_of_a_revoked_contract(pki: Iso2Pki) -> None:
+    ev = _ev(pki, "iso2_dc_pnc", contract=pki.variants["contract_revoked"], cls=_Updating)
+    _failed(_run(pki, ev), "CertificateUpdateReq", "FAILED_CertificateRevoked")
 
 
 def _failed(run: Any, request: str, code: str) -> None:
