@@ -10,6 +10,7 @@
 #   e.g. tools/interop/josev_ev.sh dc_bpt --discharge-window 5,15
 #        tools/interop/josev_ev.sh dc_bpt --control-modes dynamic
 #        tools/interop/josev_ev.sh iso2_dc --protocols iso20,iso2
+# JOSEV_CONFIG: another Josev EVCC config file (e.g. several supportedProtocols).
 # NETNS and VETH name the namespace and the veth pair (default evns, veth: veth-secc/veth-ev),
 # so that two runs on one machine do not share a link.
 set -euo pipefail
@@ -51,7 +52,7 @@ sleep 2.5
 examples=$("$venv/bin/python" -c 'import iso15118, os; print(os.path.dirname(iso15118.__file__))')
 cd "$logs"
 ip netns exec "$ns" env NETWORK_INTERFACE="$veth-ev" LOG_LEVEL=INFO \
-  EVCC_CONFIG_PATH="$examples/shared/examples/evcc/$josev_cfg" \
+  EVCC_CONFIG_PATH="${JOSEV_CONFIG:-$examples/shared/examples/evcc/$josev_cfg}" \
   timeout 120 "$venv/bin/python" -m iso15118.evcc.main > "$logs/ev.log" 2>&1 || true
 
 grep -E "Entered state|ERROR|validation failed|Reason" "$logs/ev.log" \

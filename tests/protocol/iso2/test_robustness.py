@@ -221,3 +221,14 @@ def test_a_long_precharge_loop_is_fine() -> None:
         assert str(_res(effects).body.pre_charge_res.response_code) == "OK"
         t += 0.1
     assert not m.closed
+
+
+def test_an_oversized_frame_closes_the_session_safely_and_the_next_one_serves() -> None:
+    conn, _ = _connected()
+    header = bytes([0x01, 0xFE, 0x80, 0x01]) + (10_000_000).to_bytes(4, "big")
+    effects = conn.receive_data(header, 0.3)
+    assert effects[:2] == [sev.StopPower(), sev.OpenContactors()]
+    assert any(isinstance(e, sev.SessionEnded) and e.failed for e in effects)
+    assert isinstance(effects[-1], sev.CloseConnection) and effects[-1].after_s == 0.0
+    assert conn.closed
+    assert back_to_back(ISO2_SCENARIOS["iso2_ac"]).done.success

@@ -194,3 +194,37 @@ def _sap_req() -> bytes:
     return exi_codec.encode(sap.supportedAppProtocolReq(app_protocol=(sap.AppProtocolType(
         protocol_namespace=ISO2, version_number_major=2, version_number_minor=0,
         schema_id=1, priority=1),)))
+
+
+EV_CHECKED = [v for v in VECTORS if v["message"].endswith("Res") and v["message"] not in (
+    "CertificateInstallationRes", "CertificateUpdateRes", "PaymentDetailsRes",
+    "MeteringReceiptRes")]  # Plug & Charge: the simulated -2 EV speaks EIM only
+
+
+@pytest.mark.skipif(not VECTORS, reason="../shared/vectors not available")
+@pytest.mark.parametrize("v", EV_CHECKED, ids=[v["id"] for v in EV_CHECKED])
+def test_the_simulated_ev_understands_real_chargers_responses(v: dict[str, Any]) -> None:
+    """Each real response reaches the simulated EV's expectation for it: it goes on with the
+    next request, or ends for a reason the response itself gives (a FAILED code, no energy
+    transfer mode for this EV)."""
+    from evse.protocol.v2gtp import PayloadType, encode_frame
+    from simulators.ev.evcc import SendData
+    from simulators.ev.iso2_evcc import ISO2_SCENARIOS, Done, Iso2Evcc
+
+    name = v["message"]
+    body = v["decoded"]["V2G_Message"]["Body"][name]
+    ac = "AC_EVSEChargeParameter" in body or "AC_EVSEStatus" in body or name == \
+        "ChargingStatusRes"
+    ev = Iso2Evcc(ISO2_SCENARIOS["iso2_ac" if ac else "iso2_dc"])
+    ev._pending = name[:-3] + "Req"  # as if it had sent the request
+    ev._last_progress = "Start"
+    out = ev.receive_data(encode_frame(PayloadType.SAP, bytes.fromhex(v["hex"])), 0.0)
+    assert len(out) == 1
+    modes = body.get("ChargeService", {}).get("SupportedEnergyTransferMode", {}).get(
+        "EnergyTransferMode", [])
+    refused = body["ResponseCode"].startswith("FAILED") or (
+        name == "ServiceDiscoveryRes" and ev._mode() not in modes)
+    if refused:
+        assert isinstance(out[0], Done) and not out[0].success
+    else:
+        assert isinstance(out[0], SendData) or (isinstance(out[0], Done) and out[0].success)
