@@ -3,9 +3,10 @@
 One TLS port serves ISO 15118-2 (TLS 1.2, P-256 chain) and ISO 15118-20 (TLS 1.3, P-521/Ed448
 chain). One SSLContext cannot hold two ECDSA server chains nor different groups per protocol
 version, so the SECC picks the context per connection from the client's first flight: a
-ClientHello whose supported_versions extension offers TLS 1.3 gets the -20 context, any other
-(a TLS 1.2 ClientHello has no such extension) the -2 context. Pure bytes in, facts out; the
-accept path (tls_server.TlsLayer) buffers until `parse` has a whole ClientHello.
+ClientHello whose supported_versions extension offers TLS 1.3 together with a -20 group gets
+the -20 context, any other (a TLS 1.2 ClientHello has no such extension) the -2 context.
+Pure bytes in, facts out; the accept path (tls_server.TlsLayer) buffers until `parse` has a
+whole ClientHello.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ SUPPORTED_VERSIONS = 43
 SUPPORTED_GROUPS = 10
 TLS12 = 0x0303
 TLS13 = 0x0304
+SECP521R1 = 25  # IANA NamedGroup codes of the -20 groups
+X448 = 30
 
 
 class NotClientHello(ValueError):
@@ -33,6 +36,11 @@ class ClientHello:
     @property
     def offers_tls13(self) -> bool:
         return TLS13 in self.versions
+
+    @property
+    def offers_iso20_group(self) -> bool:
+        """A -20 key exchange group (secp521r1, x448) offered, or no group list at all."""
+        return not self.groups or SECP521R1 in self.groups or X448 in self.groups
 
 
 class _Reader:
@@ -108,4 +116,4 @@ def parse(data: bytes) -> ClientHello | None:
     return ClientHello(legacy_version, versions, groups)
 
 
-__all__ = ["TLS12", "TLS13", "ClientHello", "NotClientHello", "parse"]
+__all__ = ["SECP521R1", "TLS12", "TLS13", "X448", "ClientHello", "NotClientHello", "parse"]

@@ -747,8 +747,9 @@ class SeccServer:
     `address`: where to listen ("::1", "127.0.0.1", "fe80::1%eth0", ...); default: the
     `interface`'s IPv6 link-local address with its scope id. `port`: the plain TCP port
     (None: no plain server; plain -20 also needs `SeccConfig.allow_plain_tcp_iso20`), 0 = any
-    free port. `tls`/`tls_port`: the TLS 1.3 server. `sdp_port`: answer SDP there (None: no
-    SDP; needs an IPv6 address to announce).
+    free port. `tls`/`tls_port`: the TLS 1.3 server (-20); `tls_iso2`: the -2 TLS 1.2 context
+    on the same port, chosen per connection from the ClientHello (tls_iso2.py). `sdp_port`:
+    answer SDP there (None: no SDP; needs an IPv6 address to announce).
     """
 
     def __init__(

@@ -9,9 +9,11 @@ with the SECC's P-256 chain (certs/iso2_pki.py). Like the -20 profile it is veri
 in-memory handshakes and fails closed (`TlsProfileError`) unless `best_effort`.
 
 `context_for(iso20, iso2)` gives the TlsLayer its per-connection choice: a ClientHello that
-offers TLS 1.3 gets the -20 context (unchanged, as strict as before), every other one the -2
-context. The SECC passes the negotiated version on to supportedAppProtocol, which refuses -20
-on a TLS 1.2 connection.
+offers TLS 1.3 and a -20 group (secp521r1 or x448) gets the -20 context (unchanged, as strict
+as before), every other one the -2 context (a TLS 1.3 client without a -20 group could not
+complete a -20 handshake anyway; one that also speaks TLS 1.2 then gets -2). The SECC passes
+the negotiated version on to supportedAppProtocol, which refuses -20 on a TLS 1.2
+connection.
 """
 
 from __future__ import annotations
@@ -109,14 +111,16 @@ def iso2_ev_context(v2g_root: Path) -> ssl.SSLContext:
 
 def context_for(iso20: ssl.SSLContext | None,
                 iso2: ssl.SSLContext | None) -> Callable[[ClientHello | None], ssl.SSLContext]:
-    """The per-connection choice for TlsLayer: TLS 1.3 offered -> -20, else -2. With only one
-    context configured, that one (OpenSSL then refuses what it cannot serve). None (the first
-    bytes are no ClientHello): the -20 context if any, which refuses it."""
+    """The per-connection choice for TlsLayer: TLS 1.3 with a -20 group offered -> -20, else
+    -2. With only one context configured, that one (OpenSSL then refuses what it cannot
+    serve). None (the first bytes are no ClientHello): the -20 context if any, which refuses
+    it."""
     if iso20 is None and iso2 is None:
         raise ValueError("no TLS context")
 
     def choose(hello: ClientHello | None) -> ssl.SSLContext:
-        if iso20 is None or (iso2 is not None and hello is not None and not hello.offers_tls13):
+        if iso20 is None or (iso2 is not None and hello is not None
+                             and not (hello.offers_tls13 and hello.offers_iso20_group)):
             assert iso2 is not None
             return iso2
         return iso20

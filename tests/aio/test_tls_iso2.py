@@ -18,10 +18,11 @@ from cryptography import x509
 import exi_codec
 from certs.iso2_pki import make_iso2_pki
 from certs.make_pki import PkiFiles, make_pki
-from evse.aio import client_hello
+from evse.aio import client_hello, tls_profile
 from evse.aio.secc_server import SeccServer, Station
 from evse.aio.tls import TlsProfileError, ev_context, secc_context
 from evse.aio.tls_iso2 import SUITE_ISO2, context_for, iso2_ev_context, iso2_secc_context
+from evse.aio.tls_profile import Settings
 from evse.protocol.sap import negotiate
 from evse.protocol.standards import ISO2, ISO20_DC
 from evse.protocol.v2gtp import HEADER_SIZE, PayloadType, encode_frame
@@ -79,6 +80,12 @@ def test_context_choice(iso2_files: dict[str, Path], iso20_files: PkiFiles) -> N
     hello12 = client_hello.parse(_hello(iso2_ev_context(iso2_files["v2g_root"])))
     hello13 = client_hello.parse(_hello(ev_context(iso20_files.root_cert).context))
     assert choose(hello12) is iso2 and choose(hello13) is iso20 and choose(None) is iso20
+    # TLS 1.3 and 1.2 offered, but no -20 group (a -2 car whose stack also speaks 1.3): -2
+    both = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    both.set_ecdh_curve("prime256v1")
+    hello_both = client_hello.parse(_hello(both))
+    assert hello_both is not None and hello_both.offers_tls13
+    assert not hello_both.offers_iso20_group and choose(hello_both) is iso2
     assert context_for(None, iso2)(hello13) is iso2
     assert context_for(iso20, None)(hello12) is iso20
 
@@ -172,11 +179,38 @@ async def test_iso2_only_clients_are_held_to_the_iso2_profile(
             with pytest.raises((ssl.SSLError, ConnectionError)):
                 await asyncio.wait_for(asyncio.open_connection(HOST, server.tls_port, ssl=ctx),
                                        10)
-        # -20 stays exactly as strict on TLS 1.3: a TLS 1.3 client on P-256 only is refused.
+        # -20 stays exactly as strict on TLS 1.3: a TLS 1.3-only client on P-256 only, or
+        # offering only AES-128-GCM, is refused.
         ctx = ev_context(iso20_files.root_cert).context
         ctx.set_ecdh_curve("prime256v1")
         with pytest.raises((ssl.SSLError, ConnectionError)):
             await asyncio.wait_for(asyncio.open_connection(HOST, server.tls_port, ssl=ctx), 10)
+        ctx = ev_context(iso20_files.root_cert).context
+        if hasattr(ctx, "set_ciphersuites"):
+            ctx.set_ciphersuites("TLS_AES_128_GCM_SHA256")
+        else:
+            ctx = _client_tls13(iso20_files.root_cert, "TLS_AES_128_GCM_SHA256")
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            await asyncio.wait_for(asyncio.open_connection(HOST, server.tls_port, ssl=ctx), 10)
+        # A -2 car whose TLS stack also offers TLS 1.3 (no -20 group) gets -2 over TLS 1.2.
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.load_verify_locations(iso2_files["v2g_root"])
+        ctx.set_ecdh_curve("prime256v1")
+        _, writer = await asyncio.open_connection(HOST, server.tls_port, ssl=ctx)
+        obj = writer.get_extra_info("ssl_object")
+        assert obj.version() == "TLSv1.2" and obj.cipher()[0] == SUITE_ISO2
+        writer.close()
+
+
+def _client_tls13(root: Path, suite: str) -> ssl.SSLContext:
+    """A TLS 1.3 client restricted to `suite` (the charger's own mechanisms)."""
+    ctx, applied = tls_profile.build(ssl.PROTOCOL_TLS_CLIENT, Settings(suites=(suite,)))
+    assert not applied.errors, applied.errors
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.check_hostname = False
+    ctx.load_verify_locations(root)
+    return ctx
 
 
 def test_negotiate_knows_the_tls_version() -> None:
