@@ -28,6 +28,7 @@ import exi_codec
 from evse.protocol.v2gtp import PayloadType, V2GTPError, V2GTPReassembler, encode_frame
 from exi_codec.errors import ExiError
 from exi_codec.schemas import din, sap
+from simulators.ev.battery_link import BatteryLink
 from simulators.ev.evcc import Failed, Finished, SendData
 from simulators.ev.report import MessageRecord, SessionReport, TimingViolation
 from simulators.ev.scenarios import BatteryParams
@@ -93,10 +94,16 @@ def _value(pv: Any) -> float:
 class DinEvcc:
     """The EV's DIN state machine (sans-IO). See the module docstring."""
 
-    def __init__(self, scenario: DinScenario, *, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        scenario: DinScenario,
+        *,
+        battery: BatteryLink | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
         self.scenario = scenario
-        self.battery = scenario.battery.make()
-        self.initial_soc = self.battery.soc
+        # shared=True (the demo): the charger's power stage moves the battery, the EV counts
+        self.battery = battery if battery is not None else BatteryLink(scenario.battery.make())
         self.state = "Idle"
         self.states: list[str] = []
         self.messages: list[MessageRecord] = []
@@ -104,7 +111,6 @@ class DinEvcc:
         self.notifications: list[str] = []
         self.timing_violations: list[TimingViolation] = []
         self.loops = 0
-        self.energy_wh = 0.0
         self.protocol: str | None = None
         self.evse_id: str | None = None
         self.failure: str | None = None
@@ -122,7 +128,7 @@ class DinEvcc:
         self._ongoing_since: float | None = None
         self._cpd_count = 0
         self._present_voltage = 0.0
-        self._present_current = 0.0
+        self._stop_requested: str | None = None
 
     # == public API ==========================================================================
 
@@ -188,6 +194,10 @@ class DinEvcc:
             self._fail(reason, now)
         return self._take()
 
+    def request_stop(self, reason: str = "ev_stop") -> None:
+        """EV-side stop (the driver): the charge loop ends at its next round."""
+        self._stop_requested = reason
+
     def report(self, now: float | None = None) -> SessionReport:
         end = self._ended_at if self._ended_at is not None else now
         start = self._started_at
@@ -198,9 +208,9 @@ class DinEvcc:
             reason=(self.stop_reason or "finished") if success else (self.failure or self.state),
             states=tuple(self.states),
             messages=tuple(self.messages),
-            energy_charged_wh=self.energy_wh,
+            energy_charged_wh=self.battery.energy_charged_wh,
             energy_discharged_wh=0.0,
-            initial_soc=self.initial_soc * 100.0,
+            initial_soc=self.battery.initial_soc * 100.0,
             final_soc=self.battery.soc * 100.0,
             loops=self.loops,
             duration=0.0 if start is None or end is None else end - start,
@@ -291,7 +301,7 @@ class DinEvcc:
             return din.CableCheckReqType(dc_ev_status=self._ev_status())
         if name == "PreChargeReq":
             return din.PreChargeReqType(dc_ev_status=self._ev_status(),
-                                        ev_target_voltage=_pv(b.terminal_voltage, "V"),
+                                        ev_target_voltage=_pv(b.present_voltage(), "V"),
                                         ev_target_current=_pv(1.0, "A"))
         if name == "PowerDeliveryReq":
             return din.PowerDeliveryReqType(
@@ -402,16 +412,18 @@ class DinEvcc:
             self._present_voltage = _value(res.evse_present_voltage)
             if s.stop_after == "PreCharge":
                 self._request("SessionStopReq", now)
-            elif abs(self._present_voltage - self.battery.terminal_voltage) <= (
+            elif abs(self._present_voltage - self.battery.present_voltage()) <= (
                     s.precharge_tolerance):
                 self._request("PowerDeliveryReq", now)
             else:
                 self._later("PreChargeReq", now, s.ongoing_interval)
         elif name == "PowerDeliveryReq" and self.loops == 0:
+            self.battery.set_contactors(True)
             self._request("CurrentDemandReq", now)
         elif name == "CurrentDemandReq":
             self._on_current_demand(res, now)
         elif name == "PowerDeliveryReq":
+            self.battery.set_contactors(False)
             self._request("WeldingDetectionReq", now)
         elif name == "WeldingDetectionReq":
             self._request("SessionStopReq", now)
@@ -423,14 +435,14 @@ class DinEvcc:
     def _on_current_demand(self, res: Any, now: float) -> None:
         self.loops += 1
         current = max(0.0, _value(res.evse_present_current))
-        voltage = self.battery.terminal_voltage_at(current)
-        dt = self.scenario.loop_sim_seconds
-        self.energy_wh += current * voltage * dt / 3600.0
-        self.battery.step(current, dt)
+        voltage = _value(res.evse_present_voltage)
+        self.battery.apply_current(current, self.scenario.loop_sim_seconds, voltage)
         stop = str(res.dc_evse_status.evse_notification) == "StopCharging"
         if stop:
             self.stop_reason = "evse_stop"
-        if stop or self.loops > self.scenario.loops:
+        elif self._stop_requested is not None:
+            self.stop_reason = self._stop_requested
+        if stop or self._stop_requested or self.loops > self.scenario.loops:
             self._request("PowerDeliveryReq", now)
         else:
             self._later("CurrentDemandReq", now, self.scenario.loop_interval)

@@ -82,7 +82,7 @@ def back_to_back(
             elif isinstance(e, sev.StartPreCharge):
                 charger(conn.handle_event(sev.MeasurementsUpdated(e.target_voltage, 0.0), at), at)
             elif isinstance(e, sev.SetPowerTarget):
-                v = evcc.battery.terminal_voltage_at(e.current)
+                v = evcc.battery.battery.terminal_voltage_at(e.current)
                 charger(conn.handle_event(sev.MeasurementsUpdated(v, e.current), at), at)
             elif isinstance(e, sev.OpenContactors):
                 charger(conn.handle_event(sev.MeasurementsUpdated(0.0, 0.0), at), at)
