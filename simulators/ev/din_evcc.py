@@ -45,6 +45,9 @@ class DinScenario:
     loops: int = 20  # CurrentDemand rounds before the EV stops (ChargingComplete)
     loop_interval: float = 0.05  # real s between CurrentDemand requests
     loop_sim_seconds: float = 30.0  # simulated battery seconds per CurrentDemand round
+    # with a shared battery (the charger's power stage moves it): simulated seconds per real
+    # second, to count the energy as the power stage delivers it
+    speedup: float = 1.0
     ongoing_interval: float = 0.05  # real s between repeats while EVSEProcessing=Ongoing
     target_current: float = 100.0
     precharge_tolerance: float = 20.0  # V
@@ -129,6 +132,7 @@ class DinEvcc:
         self._cpd_count = 0
         self._present_voltage = 0.0
         self._stop_requested: str | None = None
+        self._last_loop_at: float | None = None
 
     # == public API ==========================================================================
 
@@ -436,7 +440,13 @@ class DinEvcc:
         self.loops += 1
         current = max(0.0, _value(res.evse_present_current))
         voltage = _value(res.evse_present_voltage)
-        self.battery.apply_current(current, self.scenario.loop_sim_seconds, voltage)
+        if self.battery.shared:
+            last = self._last_loop_at if self._last_loop_at is not None else now
+            dt = (now - last) * self.scenario.speedup
+        else:
+            dt = self.scenario.loop_sim_seconds
+        self._last_loop_at = now
+        self.battery.apply_current(current, dt, voltage)
         stop = str(res.dc_evse_status.evse_notification) == "StopCharging"
         if stop:
             self.stop_reason = "evse_stop"

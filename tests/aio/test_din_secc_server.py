@@ -131,3 +131,33 @@ def test_din_is_refused_over_tls() -> None:
     sent = [e for e in effects if hasattr(e, "data")]
     res = exi_codec.decode(sent[0].data[8:], "sap")
     assert str(res.response_code) == "Failed_NoNegotiation" and conn.closed
+
+
+async def test_demo_runs_a_din_session_end_to_end(tmp_path: Any) -> None:
+    import io
+
+    from evse.aio.demo import DemoOptions, run_demo
+
+    out = io.StringIO()
+    code = await asyncio.wait_for(run_demo(DemoOptions(
+        protocol="din", loops=5, loop_interval=0.02, speedup=20.0, quiet=True,
+        reports=tmp_path), out), 60)
+    text = out.getvalue()
+    assert code == 0, text
+    assert "Summary" in text and "DIN SPEC 70121" in text
+    assert "bidirectional power transfer is ISO 15118-20 only" in text
+    assert "result                   OK" in text
+
+
+async def test_evse_ev_protocol_din_against_the_server(capsys: Any) -> None:
+    from simulators.ev.client import add_ev_arguments, main_ev
+
+    async with running(protocols=PROTOCOLS) as rig:
+        import argparse
+
+        ns = add_ev_arguments(argparse.ArgumentParser()).parse_args(
+            ["--protocol", "din", "--host", HOST, "--port", str(rig.port), "--loops", "3",
+             "--loop-interval", "0.02", "--timeout-scale", "4"])
+        assert await asyncio.wait_for(main_ev(ns), 30) == 0
+        await rig.wait_safe()
+    assert "scenario din_dc: OK" in capsys.readouterr().out
