@@ -313,7 +313,7 @@ class DinEvcc:
                 dc_ev_power_delivery_parameter=din.DC_EVPowerDeliveryParameterType(
                     dc_ev_status=self._ev_status(), charging_complete=self.state != "PreCharge"))
         if name == "CurrentDemandReq":
-            complete = self.loops >= s.loops
+            complete = self.loops + 1 >= s.loops  # the last round says ChargingComplete
             remaining = 600.0 * (1.0 - b.soc)
             full = _pv(remaining / 60.0, "m", 0) if s.minutes else _pv(remaining, "s", 0)
             return din.CurrentDemandReqType(
@@ -452,7 +452,7 @@ class DinEvcc:
             self.stop_reason = "evse_stop"
         elif self._stop_requested is not None:
             self.stop_reason = self._stop_requested
-        if stop or self._stop_requested or self.loops > self.scenario.loops:
+        if stop or self._stop_requested or self.loops >= self.scenario.loops:
             self._request("PowerDeliveryReq", now)
         else:
             self._later("CurrentDemandReq", now, self.scenario.loop_interval)
