@@ -151,6 +151,9 @@ def _secc_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _demo_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--protocol", choices=("iso20", "din"), default="iso20",
+                   help="the EV's standard (default iso20; din: DIN SPEC 70121 DC over TCP, "
+                   "charge only)")
     p.add_argument("--scenario", "-s",
                    help="EV scenario (default: dc_bpt_scheduled, charge + discharge; dc_pnc "
                    "with --pnc); `evse ev --list-scenarios` lists them")
@@ -297,6 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             loop_interval=ns.loop_interval, progress_hz=ns.progress_hz,
             quiet=ns.no_progress, json_summary=ns.json, reports=ns.reports,
             pnc=ns.pnc, algorithm=ns.algorithm, install_certificate=ns.install_certificate,
+            protocol=ns.protocol,
         ))
     if ns.command == "sim-hw":
         from simulators.hw import main as sim_hw_main

@@ -52,6 +52,7 @@ class DemoOptions:
     pnc: bool = False  # Plug & Charge over TLS 1.3 (implies tls)
     algorithm: str = "secp521r1"  # PnC PKI: secp521r1 or ed448
     install_certificate: bool = False  # PnC: the EV gets its contract via the local CPS
+    protocol: str = "iso20"  # the EV's standard: iso20, din (evse/aio/demo_din.py)
 
 
 def discharge_window(loops: int, loop_interval: float) -> tuple[int, int]:
@@ -86,6 +87,10 @@ async def run_demo(options: DemoOptions, out: TextIO | None = None) -> int:
     from simulators.ev.client import make_ssl_context, run_session
 
     out = out or sys.stdout
+    if options.protocol == "din":
+        from evse.aio.demo_din import run_din_demo
+
+        return await run_din_demo(options, out)
     scenario = get_scenario(options.scenario)
     loops = options.loops
     if loops is None and scenario.expect_discharge:
@@ -273,7 +278,11 @@ def _summary(out: TextIO, report: Any, server: Any, options: DemoOptions, transp
 def main_demo(options: DemoOptions) -> int:
     from simulators.ev import scenario_names
 
-    if options.scenario not in scenario_names():
+    if options.protocol == "din" and (options.tls or options.pnc):
+        print("evse demo: DIN SPEC 70121 runs over plain TCP with external payment (no --tls, "
+              "--pnc)", file=sys.stderr)
+        return 2
+    if options.protocol != "din" and options.scenario not in scenario_names():
         print(f"evse demo: unknown scenario {options.scenario!r}; one of "
               f"{', '.join(scenario_names())}", file=sys.stderr)
         return 2

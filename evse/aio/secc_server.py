@@ -59,16 +59,22 @@ from evse.aio.tls_server import TlsLayer
 from evse.control.controller import ChargerController, ControllerConfig
 from evse.protocol import events as ev
 from evse.protocol.config import SeccConfig
+from evse.protocol.din.states import State as DinState
 from evse.protocol.iso20.states import State
 from evse.protocol.secc import SeccConnection
 from evse.protocol.session import SessionStore
+from evse.protocol.standards import DIN
 from hal.interfaces import HalBackend
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TLS_PORT = 64109
 DEFAULT_TCP_PORT = 64110
-LOOP_STATES = frozenset({State.DC_CHARGE_LOOP, State.AC_CHARGE_LOOP})
+# the charge-loop states of every standard (turnaround statistics, MQTT "charging")
+_PROTOCOL_NAMES = {DIN: "DIN SPEC 70121"}  # report names by namespace; -20 otherwise
+LOOP_STATES: frozenset[str] = frozenset({
+    State.DC_CHARGE_LOOP, State.AC_CHARGE_LOOP, DinState.CURRENT_DEMAND,
+})
 
 Authorizer = Callable[[ev.RequestAuthorization, str], "bool | Awaitable[bool]"]
 
@@ -172,7 +178,7 @@ class SessionSummary:
         from evse.report import Sample, SessionRecord
 
         services = {1: "AC", 2: "DC", 5: "AC_BPT", 6: "DC_BPT"}
-        protocol = "ISO15118-20"
+        protocol = _PROTOCOL_NAMES.get(self.protocol, "ISO15118-20")
         if self.service_id in services:
             protocol += " " + services[self.service_id]
         modes = {1: "Scheduled", 2: "Dynamic"}

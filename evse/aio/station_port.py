@@ -63,6 +63,7 @@ from evse.energy.provider import EnergyPolicy, PlanningScheduleProvider, estimat
 from evse.mqtt_api import CommandRejected, ConnectorLimits, ConnectorState, LimitsUpdate
 from evse.protocol import events as ev
 from evse.protocol.config import BPT_SERVICES, ControlMode, SeccConfig
+from evse.protocol.din.states import State as DinState
 from evse.protocol.iso20.states import State
 from evse.protocol.limits import EvseLimits
 
@@ -72,8 +73,10 @@ log = logging.getLogger(__name__)
 
 SERVICE_NAMES = {1: "AC", 2: "DC", 5: "AC_BPT", 6: "DC_BPT"}
 MODE_NAMES = {1: "Scheduled", 2: "Dynamic"}
-_STOPPING = frozenset({State.DC_POWER_OFF, State.DC_WELDING_DETECTION, State.AC_POWER_OFF,
-                       State.ENDED})
+_STOPPING: frozenset[str] = frozenset({
+    State.DC_POWER_OFF, State.DC_WELDING_DETECTION, State.AC_POWER_OFF, State.ENDED,
+    DinState.POWER_OFF, DinState.WELDING_DETECTION,
+})
 FLOW_W = 50.0  # |power| below this in the charge loop: "suspended", not charging/discharging
 MAX_SOC_SAMPLES = 100_000
 

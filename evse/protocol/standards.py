@@ -54,6 +54,12 @@ def _iso20_machine(ctx: MachineContext) -> StandardMachine:
     return Iso20Machine(ctx)
 
 
+def _din_machine(ctx: MachineContext) -> StandardMachine:
+    from evse.protocol.din.machine import DinMachine
+
+    return DinMachine(ctx)
+
+
 def _iso20_offers(namespace: str, config: SeccConfig) -> bool:
     return bool(config.services_for(namespace))
 
@@ -63,7 +69,7 @@ STANDARDS: dict[str, Standard] = {
         "iso20", (ISO20_DC, ISO20_AC), (1, 0), _iso20_machine, Tls.REQUIRED, _iso20_offers
     ),
     "iso2": Standard("iso2", (ISO2,), (2, 0), None, Tls.OPTIONAL),
-    "din": Standard("din", (DIN,), (2, 0), None, Tls.NEVER),
+    "din": Standard("din", (DIN,), (2, 0), _din_machine, Tls.NEVER),
 }
 
 
