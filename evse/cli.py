@@ -151,9 +151,10 @@ def _secc_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _demo_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--protocol", choices=("iso20", "din"), default="iso20",
-                   help="the EV's standard (default iso20; din: DIN SPEC 70121 DC over TCP, "
-                   "charge only)")
+    p.add_argument("--protocol", choices=("iso20", "iso2", "din"), default="iso20",
+                   help="the standard the simulated EV speaks (default iso20; iso2: EIM over "
+                   "TCP, scenarios iso2_*; din: DIN SPEC 70121 DC over TCP; bidirectional "
+                   "power transfer is -20 only)")
     p.add_argument("--scenario", "-s",
                    help="EV scenario (default: dc_bpt_scheduled, charge + discharge; dc_pnc "
                    "with --pnc); `evse ev --list-scenarios` lists them")

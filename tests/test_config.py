@@ -22,7 +22,6 @@ from evse.config import (
     parse_hal_spec,
 )
 from evse.energy.prices import PriceCurve
-from evse.protocol.standards import STANDARDS
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "config" / "evse.example.toml"
@@ -262,14 +261,9 @@ def test_station_protocols() -> None:
     data = tomllib.loads(MINIMAL)
     data["station"]["protocols"] = ["iso20"]
     assert parse_config(data).protocols == ("iso20",)
-    data["station"]["protocols"] = ["iso20", "din"]  # DIN SPEC 70121 is implemented
-    assert parse_config(data).protocols == ("iso20", "din")
-    unimplemented = [
-        ([name], f"station.protocols: protocols not implemented yet: ['{name}']")
-        for name in ("iso2",) if STANDARDS[name].factory is None
-    ]
+    data["station"]["protocols"] = ["iso20", "iso2", "din"]  # all three are implemented
+    assert parse_config(data).protocols == ("iso20", "iso2", "din")
     for value, error in [
-        *unimplemented,
         (["iso15118"], "station.protocols: unknown protocols ['iso15118']"),
         (["iso20", "iso20"], "station.protocols: protocols listed twice"),
         ([], "station.protocols: at least one protocol"),

@@ -52,7 +52,7 @@ class DemoOptions:
     pnc: bool = False  # Plug & Charge over TLS 1.3 (implies tls)
     algorithm: str = "secp521r1"  # PnC PKI: secp521r1 or ed448
     install_certificate: bool = False  # PnC: the EV gets its contract via the local CPS
-    protocol: str = "iso20"  # the EV's standard: iso20, din (evse/aio/demo_din.py)
+    protocol: str = "iso20"  # the EV's standard: iso20, iso2 (demo_iso2.py), din (demo_din.py)
 
 
 def discharge_window(loops: int, loop_interval: float) -> tuple[int, int]:
@@ -278,6 +278,8 @@ def _summary(out: TextIO, report: Any, server: Any, options: DemoOptions, transp
 def main_demo(options: DemoOptions) -> int:
     from simulators.ev import scenario_names
 
+    if options.protocol == "iso2":
+        return _main_iso2(options)
     if options.protocol == "din" and (options.tls or options.pnc):
         print("evse demo: DIN SPEC 70121 runs over plain TCP with external payment (no --tls, "
               "--pnc)", file=sys.stderr)
@@ -291,6 +293,22 @@ def main_demo(options: DemoOptions) -> int:
         return 2
     try:
         return asyncio.run(run_demo(options))
+    except KeyboardInterrupt:
+        return 130
+
+
+def _main_iso2(options: DemoOptions) -> int:
+    from evse.aio.demo_iso2 import DEFAULT_ISO2_SCENARIO, run_iso2_demo
+    from simulators.ev.iso2_evcc import ISO2_SCENARIOS
+
+    if options.scenario == DEFAULT_SCENARIO:
+        options = dataclasses.replace(options, scenario=DEFAULT_ISO2_SCENARIO)
+    if options.scenario not in ISO2_SCENARIOS or options.tls or options.pnc:
+        print(f"evse demo --protocol iso2: scenarios {', '.join(ISO2_SCENARIOS)}; EIM over "
+              "TCP (no --tls/--pnc yet)", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(run_iso2_demo(options, sys.stdout))
     except KeyboardInterrupt:
         return 130
 

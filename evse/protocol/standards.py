@@ -60,6 +60,12 @@ def _din_machine(ctx: MachineContext) -> StandardMachine:
     return DinMachine(ctx)
 
 
+def _iso2_machine(ctx: MachineContext) -> StandardMachine:
+    from evse.protocol.iso2.machine import Iso2Machine
+
+    return Iso2Machine(ctx)
+
+
 def _iso20_offers(namespace: str, config: SeccConfig) -> bool:
     return bool(config.services_for(namespace))
 
@@ -68,7 +74,7 @@ STANDARDS: dict[str, Standard] = {
     "iso20": Standard(
         "iso20", (ISO20_DC, ISO20_AC), (1, 0), _iso20_machine, Tls.REQUIRED, _iso20_offers
     ),
-    "iso2": Standard("iso2", (ISO2,), (2, 0), None, Tls.OPTIONAL),
+    "iso2": Standard("iso2", (ISO2,), (2, 0), _iso2_machine, Tls.OPTIONAL),
     "din": Standard("din", (DIN,), (2, 0), _din_machine, Tls.NEVER),
 }
 

@@ -339,13 +339,16 @@ def add_ev_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     """Options of `evse ev` (the simulated EV)."""
     parser.add_argument("--interface", "-i", help="network interface for SDP (link-local IPv6)")
     from simulators.ev.din_evcc import DIN_SCENARIOS
+    from simulators.ev.iso2_evcc import ISO2_SCENARIOS
 
     parser.add_argument("--protocol", default="iso20", choices=("iso20", "iso2", "din"),
                         help="the standard the EV offers at supportedAppProtocol (default "
-                        "iso20; din: DIN SPEC 70121 DC over plain TCP, scenarios din_*)")
+                        "iso20; iso2: EIM, plain TCP, scenarios iso2_*; din: DIN SPEC 70121 DC "
+                        "over plain TCP, scenarios din_*)")
     parser.add_argument("--scenario", "-s", default="dc",
-                        choices=[*scenario_names(), *DIN_SCENARIOS],
-                        help="EV scenario (default: dc; with --protocol din: din_dc)")
+                        choices=[*scenario_names(), *ISO2_SCENARIOS, *DIN_SCENARIOS],
+                        help="EV scenario (default: dc; with --protocol iso2: iso2_dc, with "
+                        "--protocol din: din_dc)")
     parser.add_argument("--host", help="SECC address: skip SDP (needs --port)")
     parser.add_argument("--port", type=int, help="SECC TCP port: skip SDP (needs --host)")
     tls = parser.add_mutually_exclusive_group()
@@ -461,6 +464,10 @@ def scenario_from_args(ns: argparse.Namespace) -> ScenarioConfig:
 
 async def main_ev(ns: argparse.Namespace) -> int:
     """`evse ev`: run one scenario, print the report; 0 ok, 1 session failed, 2 not run."""
+    if getattr(ns, "protocol", "iso20") == "iso2":
+        from simulators.ev.iso2_client import main_iso2_ev
+
+        return await main_iso2_ev(ns)
     if getattr(ns, "list_scenarios", False):
         from simulators.ev.scenarios import SCENARIOS
 

@@ -57,7 +57,7 @@ def test_standards_stay_apart_and_the_core_stays_common() -> None:
                 continue
             assert own is None, f"{rel} (package {own}) imports another standard: {module}"
             if rel.name == "standards.py" and parts[3:] == ["machine"]:
-                continue  # the registry's factories build each standard's machine
+                continue  # the registry builds every standard's machine
             assert target == "iso20" and rel.name in COMMON_USING_ISO20, f"{rel} imports {module}"
 
 
