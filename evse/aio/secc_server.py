@@ -651,7 +651,8 @@ class SeccServer:
     `interface`'s IPv6 link-local address with its scope id. `port`: the plain TCP port
     (None: no plain server; plain -20 also needs `SeccConfig.allow_plain_tcp_iso20`), 0 = any
     free port. `tls`/`tls_port`: the TLS 1.3 server. `sdp_port`: answer SDP there (None: no
-    SDP; needs an IPv6 address to announce).
+    SDP; needs an IPv6 address to announce), IPv6 only, on ff02::1 of the interface or, without
+    one, on the listening address (`sdp_bind` overrides; see `evse.aio.sdp_server`).
     """
 
     def __init__(
@@ -665,7 +666,7 @@ class SeccServer:
         tls: ssl.SSLContext | None = None,
         tls_port: int = 0,
         sdp_port: int | None = None,
-        sdp_bind: str = "::",
+        sdp_bind: str | None = None,
         poll_interval: float = 0.025,
         session_store: SessionStore | None = None,
         authorize: Authorizer | None = None,
@@ -784,8 +785,15 @@ class SeccServer:
             announce, primary, tls_available=tls_port is not None,
             plain_allowed=plain_port is not None, plain_port=plain_port,
         )
+        # Only on the charging link: ff02::1 on the interface, else the listening address.
+        interface = self.interface
+        if interface is None and "%" in host and not host.split("%", 1)[1].isdigit():
+            interface = host.split("%", 1)[1]
+        bind = self._sdp_bind
+        if bind is None and interface is None:
+            bind = host
         self._sdp, _ = await start_sdp_server(
-            sdp_config, interface=self.interface, port=self._sdp_port or 0, bind=self._sdp_bind
+            sdp_config, interface=interface, port=self._sdp_port or 0, bind=bind
         )
 
     async def close(self, reason: str = "server shutdown", timeout: float = 2.0) -> None:
