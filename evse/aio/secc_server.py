@@ -10,9 +10,11 @@ A charger has one power stage per connector: the `Station` holds N `Connector`s 
 backend + `ChargerController`), and every accepted connection takes a free connector (a
 connection beyond N is refused). Per connection the adapter:
 
-- feeds received bytes to `SeccConnection.receive_data` and writes `SendData` at once (the
-  time from the request's last byte to the response's first write is the turnaround,
-  measured with `perf_counter_ns` and kept in `TurnaroundStats`);
+- feeds received bytes to `SeccConnection.receive_data` within the connection's read budget
+  (`evse.aio.read_budget`: a few KiB per loop iteration, bytes per time window, closed after
+  too many bytes without a valid message, so junk on one connection cannot starve another)
+  and writes `SendData` at once (the time from the request's last byte to the response's
+  first write is the turnaround, measured with `perf_counter_ns`, kept in `TurnaroundStats`);
 - drives the SECC's timers with one `loop.call_at` on `next_deadline()`;
 - hands hardware effects to the connector's controller, and the controller's inputs
   (measurements every poll, cable check results, emergency stops) back to the SECC;
@@ -41,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evse.aio.netif import link_local_address, scope_id
+from evse.aio.read_budget import ReadBudget, ReadMeter
 from evse.control.controller import ChargerController, ControllerConfig
 from evse.protocol import events as ev
 from evse.protocol.config import SeccConfig
@@ -281,6 +284,12 @@ class _Connection(asyncio.Protocol):
         self._first_write_ns: int | None = None
         self._last_sample = -math.inf
         self._tasks: set[asyncio.Task[Any]] = set()
+        # read budget (evse.aio.read_budget): bytes received but not yet fed to the SECC
+        self._meter = ReadMeter(server.read_budget)
+        self._backlog = bytearray()
+        self._backlog_at = 0
+        self._pump_handle: asyncio.Handle | None = None
+        self._reading_paused = False
 
     # -- asyncio callbacks ---------------------------------------------------------------
 
@@ -335,6 +344,59 @@ class _Connection(asyncio.Protocol):
             self.vehicle_subject = str(subject.get("commonName", "(no CN)"))
 
     def data_received(self, data: bytes) -> None:
+        if self.conn is None or self.dead:
+            return
+        if self._backlog:
+            self._backlog += data
+        else:
+            self._backlog = bytearray(data)
+            self._backlog_at = 0
+        if self._pump_handle is None:
+            self._pump()
+
+    def _pump(self) -> None:
+        """Feed the backlog to the SECC within the connection's read budget (read_budget)."""
+        self._pump_handle = None
+        transport = self.transport
+        if self.conn is None or self.dead or transport is None:
+            return
+        now = self.loop.time()
+        n = min(self._meter.allowance(now), len(self._backlog) - self._backlog_at)
+        if n > 0:
+            at = self._backlog_at
+            self._backlog_at += n
+            self._feed(bytes(self._backlog[at:at + n]))
+            if self.dead:
+                return
+            over = self._meter.fed(n, answered=self._first_write_ns is not None)
+            if over and not self.dead:
+                self._close_junk()
+                return
+        if self._backlog_at < len(self._backlog):
+            if not self._reading_paused:  # at most one read buffered per connection
+                self._reading_paused = True
+                transport.pause_reading()
+            if n > 0:  # next chunk in the next loop iteration, after the other connections
+                self._pump_handle = self.loop.call_soon(self._pump)
+            else:  # over its bytes for this window: wait for the next one
+                self._pump_handle = self.loop.call_at(self._meter.window_end(), self._pump)
+            return
+        self._backlog, self._backlog_at = bytearray(), 0
+        if self._reading_paused and not transport.is_closing():
+            self._reading_paused = False
+            transport.resume_reading()
+
+    def _close_junk(self) -> None:
+        """Over the limit of bytes without a valid message: end the session, close."""
+        connector = self.connector.id if self.connector is not None else "?"
+        limit = self.server.read_budget.max_bytes_without_message
+        log.info("connector %s: closing the connection from %s: more than %d bytes without "
+                 "a valid message", connector, self.peer, limit)
+        self.server.closed_for_junk += 1
+        self._backlog, self._backlog_at = bytearray(), 0
+        self.shutdown(f"more than {limit} bytes without a valid message")
+
+    def _feed(self, data: bytes) -> None:
         t0 = time.perf_counter_ns()
         conn = self.conn
         if conn is None or self.dead:
@@ -365,10 +427,11 @@ class _Connection(asyncio.Protocol):
         return False  # close our side too; connection_lost follows
 
     def connection_lost(self, exc: Exception | None) -> None:
-        for handle in (self._timer, self._close_handle):
+        self._backlog, self._backlog_at = bytearray(), 0
+        for handle in (self._timer, self._close_handle, self._pump_handle):
             if handle is not None:
                 handle.cancel()
-        self._timer = self._close_handle = None
+        self._timer = self._close_handle = self._pump_handle = None
         for task in self._tasks:
             task.cancel()
         connector, conn = self.connector, self.conn
@@ -675,6 +738,7 @@ class SeccServer:
         write_buffer_limit: int = 1 << 20,
         sample_interval: float = 1.0,
         max_sessions_kept: int = 1000,
+        read_budget: ReadBudget | None = None,
         connection_config: Callable[[str], SeccConfig] | None = None,
         on_metering_confirmation: Callable[[SessionSummary | None, ev.MeteringConfirmed],
                                            None] | None = None,
@@ -704,6 +768,8 @@ class SeccServer:
         self.handshake_timeout = handshake_timeout
         self.write_buffer_limit = write_buffer_limit
         self.sample_interval = sample_interval
+        self.read_budget = read_budget if read_budget is not None else ReadBudget()
+        self.closed_for_junk = 0  # connections closed over the bytes-without-a-message limit
         self.turnaround = TurnaroundStats()
         self.sessions: deque[SessionSummary] = deque(maxlen=max_sessions_kept)
         self.active: set[_Connection] = set()
