@@ -307,7 +307,7 @@ async def run_secc(options: SeccOptions, *, ready: asyncio.Event | None = None,
             loop.remove_signal_handler(sig)
         await server.close()
         await energy.stop()
-    print(f"evse secc: stopped after {len(server.sessions)} session(s)", flush=True)
+    print(f"evse secc: stopped after {server.sessions_total} session(s)", flush=True)
     return 0
 
 

@@ -42,6 +42,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from evse.aio.latency import LatencyHistogram
 from evse.aio.netif import link_local_address, scope_id
 from evse.aio.read_budget import ReadBudget, ReadMeter
 from evse.control.controller import ChargerController, ControllerConfig
@@ -65,19 +66,24 @@ Authorizer = Callable[[ev.RequestAuthorization, str], "bool | Awaitable[bool]"]
 
 
 class TurnaroundStats:
-    """SECC turnaround samples (ns): request's last byte in -> response's first byte out."""
+    """SECC turnaround samples (ns): request's last byte in -> response's first byte out.
 
-    def __init__(self, maxlen: int = 200_000) -> None:
+    `all` and `loop` hold the latest `maxlen` samples (percentiles are over them; a charger
+    runs for months, so never every sample); `len()` counts every sample ever added."""
+
+    def __init__(self, maxlen: int = 4096) -> None:
         self.all: deque[int] = deque(maxlen=maxlen)
         self.loop: deque[int] = deque(maxlen=maxlen)  # charge-loop requests only
+        self.count = 0
 
     def add(self, ns: int, *, charge_loop: bool) -> None:
+        self.count += 1
         self.all.append(ns)
         if charge_loop:
             self.loop.append(ns)
 
     def __len__(self) -> int:
-        return len(self.all)
+        return self.count
 
     @staticmethod
     def percentile_of(samples: Iterable[int], p: float) -> float | None:
@@ -92,9 +98,16 @@ class TurnaroundStats:
         return self.percentile_of(self.loop if charge_loop else self.all, p)
 
 
+MAX_SAMPLES = 720  # per session; beyond: every other one dropped, the interval doubled
+
+
 @dataclass
 class SessionSummary:
-    """What one session on one connector did (kept in `SeccServer.sessions`)."""
+    """What one session on one connector did (kept in `SeccServer.sessions`).
+
+    Bounded whatever the session's length: turnaround in a `LatencyHistogram`, at most
+    `MAX_SAMPLES` measurement samples (decimated). Once the session-end hooks have run (the
+    report is written), all but the latest few summaries are `compact()`ed."""
 
     connector: str
     session_id: str  # hex
@@ -114,8 +127,10 @@ class SessionSummary:
     energy_in_wh: float = 0.0  # to the EV, measured at the connector
     energy_out_wh: float = 0.0  # from the EV
     requests: int = 0  # requests answered on this connection during the session
-    turnaround_ns: list[int] = field(default_factory=list)
+    turnaround_hist: LatencyHistogram = field(default_factory=LatencyHistogram)
     samples: list[tuple[float, float, float, float]] = field(default_factory=list)  # t V A W
+    sample_interval: float = 1.0  # s between samples (doubles with each decimation)
+    compacted: bool = False  # samples and metering confirmations dropped (see `compact`)
     # TLS: negotiated version and suite, the vehicle certificate's subject CN (mutual TLS)
     tls_version: str | None = None
     tls_cipher: str | None = None
@@ -131,7 +146,20 @@ class SessionSummary:
     _energy_start: tuple[float, float] = (0.0, 0.0)
 
     def turnaround(self, p: float) -> float | None:
-        return TurnaroundStats.percentile_of(self.turnaround_ns, p)
+        return self.turnaround_hist.percentile(p)
+
+    def add_sample(self, sample: tuple[float, float, float, float]) -> None:
+        """Keep a measurement sample; at `MAX_SAMPLES` halve them and the sampling rate."""
+        if len(self.samples) >= MAX_SAMPLES:
+            del self.samples[1::2]
+            self.sample_interval *= 2
+        self.samples.append(sample)
+
+    def compact(self) -> None:
+        """Drop the per-sample detail (in the session report by now), keep the summary."""
+        self.samples = []
+        self.metering_confirmations = []
+        self.compacted = True
 
     def to_dict(self) -> dict[str, Any]:
         p50, p99 = self.turnaround(50), self.turnaround(99)
@@ -143,7 +171,7 @@ class SessionSummary:
             "paused": self.paused, "service_id": self.service_id,
             "control_mode": self.control_mode, "bidirectional": self.bidirectional,
             "energy_in_wh": self.energy_in_wh, "energy_out_wh": self.energy_out_wh,
-            "requests": self.requests,
+            "requests": self.requests, "compacted": self.compacted,
             "tls_version": self.tls_version, "tls_cipher": self.tls_cipher,
             "vehicle_certificate": self.vehicle_certificate,
             "authorization": self.authorization, "emaid": self.emaid,
@@ -417,8 +445,7 @@ class _Connection(asyncio.Protocol):
                     summary = self.summary
                 if summary is not None:
                     summary.requests += 1
-                    if len(summary.turnaround_ns) < 100_000:
-                        summary.turnaround_ns.append(ns)
+                    summary.turnaround_hist.add(ns)
             self._rearm()
         except Exception as exc:
             self._crash(exc)
@@ -649,6 +676,7 @@ class _Connection(asyncio.Protocol):
             tls_version=self.tls_version,
             tls_cipher=self.tls_cipher,
             vehicle_certificate=self.vehicle_subject,
+            sample_interval=self.server.sample_interval,
             _energy_start=(ctl.energy_in_wh, ctl.energy_out_wh),
         )
 
@@ -676,13 +704,12 @@ class _Connection(asyncio.Protocol):
         if summary is None or summary.ended_at is not None:
             return
         now = self.loop.time()
-        if now - self._last_sample < self.server.sample_interval:
+        if now - self._last_sample < summary.sample_interval:
             return
         self._last_sample = now
         power = m.present_power if m.present_power is not None else (
             m.present_voltage * m.present_current)
-        if len(summary.samples) < 100_000:
-            summary.samples.append((time.time(), m.present_voltage, m.present_current, power))
+        summary.add_sample((time.time(), m.present_voltage, m.present_current, power))
 
 
 # -- the server ------------------------------------------------------------------------------
@@ -737,7 +764,8 @@ class SeccServer:
         handshake_timeout: float = 10.0,
         write_buffer_limit: int = 1 << 20,
         sample_interval: float = 1.0,
-        max_sessions_kept: int = 1000,
+        max_sessions_kept: int = 100,
+        detailed_sessions_kept: int = 4,
         read_budget: ReadBudget | None = None,
         connection_config: Callable[[str], SeccConfig] | None = None,
         on_metering_confirmation: Callable[[SessionSummary | None, ev.MeteringConfirmed],
@@ -771,7 +799,11 @@ class SeccServer:
         self.read_budget = read_budget if read_budget is not None else ReadBudget()
         self.closed_for_junk = 0  # connections closed over the bytes-without-a-message limit
         self.turnaround = TurnaroundStats()
+        # the latest summaries (bounded: reports on disk keep the rest); the newest
+        # `detailed_sessions_kept` with their samples, older ones compacted
         self.sessions: deque[SessionSummary] = deque(maxlen=max_sessions_kept)
+        self.detailed_sessions_kept = detailed_sessions_kept
+        self.sessions_total = 0  # every session ever recorded
         self.active: set[_Connection] = set()
         self.errors = 0  # connections closed by an internal error
         self.late_responses = 0  # responses sent after the SECC's performance time
@@ -962,11 +994,17 @@ class SeccServer:
 
     def record_session(self, summary: SessionSummary) -> None:
         self.sessions.append(summary)
+        self.sessions_total += 1
         if self.on_session_end is not None:
             try:
                 self.on_session_end(summary)
             except Exception:
                 log.exception("on_session_end hook failed")
+        keep = self.detailed_sessions_kept
+        if len(self.sessions) > keep:
+            older = self.sessions[-keep - 1] if keep > 0 else summary
+            if not older.compacted:
+                older.compact()
 
     # -- addresses -----------------------------------------------------------------------
 
