@@ -767,6 +767,7 @@ class SeccServer:
         max_sessions_kept: int = 100,
         detailed_sessions_kept: int = 4,
         read_budget: ReadBudget | None = None,
+        paused_session_max_age: float = 24 * 3600.0,
         connection_config: Callable[[str], SeccConfig] | None = None,
         on_metering_confirmation: Callable[[SessionSummary | None, ev.MeteringConfirmed],
                                            None] | None = None,
@@ -786,6 +787,9 @@ class SeccServer:
         self._sdp_bind = sdp_bind
         self.poll_interval = poll_interval
         self.store = session_store if session_store is not None else SessionStore()
+        if self.store.max_age is None:  # paused sessions: resumable for a day, not forever
+            self.store.max_age = paused_session_max_age
+        self._next_expiry = -math.inf
         self.authorize = authorize
         self.on_session_end = on_session_end
         # per connection: the SeccConfig for a new connection on a connector (an energy
@@ -956,6 +960,10 @@ class SeccServer:
     def poll_once(self) -> None:
         """Poll every connector once (the poll task does this every `poll_interval`)."""
         now = asyncio.get_running_loop().time()
+        if now >= self._next_expiry:
+            self._next_expiry = now + 1.0
+            for sid in self.store.expire(now):
+                log.info("paused session %s expired", sid.hex().upper())
         hal_now = self.station.hal_time(now)
         for c in self.station.connectors:
             try:

@@ -10,6 +10,7 @@ import pytest
 
 from evse.aio.latency import LatencyHistogram
 from evse.aio.secc_server import MAX_SAMPLES, SeccServer, SessionSummary, Station, TurnaroundStats
+from evse.protocol.session import Session, SessionStore
 from hal.backends.sim import SimBackend
 from simulators.ev.client import run_session
 from tests.aio.helpers import HOST, fast_scenario, running, secc_config
@@ -89,3 +90,35 @@ async def test_real_sessions_compact_all_but_the_latest() -> None:
         assert first.compacted and second.compacted and not last.compacted
         assert last.samples and last.turnaround(99) is not None
         assert first.to_dict()["turnaround_p50_ms"] > 0 and first.requests > 5
+
+
+# -- paused sessions expire ---------------------------------------------------------------------
+
+
+def _paused(sid: bytes) -> Session:
+    return Session(protocol="urn:iso:std:iso:15118:-20:DC", session_id=sid)
+
+
+def test_paused_sessions_expire_on_the_callers_clock() -> None:
+    store = SessionStore(max_age=60.0)
+    store.pause(_paused(b"A" * 8))
+    assert store.expire(100.0) == []  # first seen now
+    store.pause(_paused(b"B" * 8))
+    assert store.expire(130.0) == []
+    assert store.expire(160.5) == [b"A" * 8]
+    assert b"A" * 8 not in store and b"B" * 8 in store
+    assert store.take(b"B" * 8) is not None
+    store.pause(_paused(b"B" * 8))  # resumed and paused again: a fresh age
+    assert store.expire(200.0) == [] and b"B" * 8 in store
+    assert len(store._seen) == 1  # nothing kept for sessions no longer paused
+
+
+async def test_the_server_expires_paused_sessions() -> None:
+    station = Station.from_backends([SimBackend()])
+    server = SeccServer(secc_config(), station, address=HOST, paused_session_max_age=0.2,
+                        poll_interval=0.01)
+    async with server:
+        server.store.pause(_paused(b"C" * 8))
+        async with asyncio.timeout(10):  # the poll loop looks once a second
+            while b"C" * 8 in server.store:
+                await asyncio.sleep(0.05)
