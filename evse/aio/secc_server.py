@@ -71,7 +71,7 @@ class TurnaroundStats:
     `all` and `loop` hold the latest `maxlen` samples (percentiles are over them; a charger
     runs for months, so never every sample); `len()` counts every sample ever added."""
 
-    def __init__(self, maxlen: int = 4096) -> None:
+    def __init__(self, maxlen: int = 1024) -> None:
         self.all: deque[int] = deque(maxlen=maxlen)
         self.loop: deque[int] = deque(maxlen=maxlen)  # charge-loop requests only
         self.count = 0
