@@ -11,8 +11,8 @@ connector's car missed its charge-loop performance time. The adapter therefore:
 - feeds at most `bytes_per_window` bytes per `window` seconds; a connection over it is paused
   until the window ends, so it can never take more than its share of the loop;
 - closes a connection after `max_bytes_without_message` received bytes with no response
-  written (every valid request is answered; ignored frames are not). The sans-IO SECC has
-  its own, tighter count of ignored frames; this is the asyncio-level backstop.
+  written (every valid request is answered; ignored frames are not): the asyncio-level
+  backstop, whatever the sans-IO SECC's own count of ignored frames does.
 
 `ReadMeter` holds the arithmetic (explicit `now`, no asyncio) so it is tested on its own.
 """

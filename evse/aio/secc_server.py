@@ -11,7 +11,7 @@ backend + `ChargerController`), and every accepted connection takes a free conne
 connection beyond N is refused). Per connection the adapter:
 
 - feeds received bytes to `SeccConnection.receive_data` within the connection's read budget
-  (`evse.aio.read_budget`: a few KiB per loop iteration, bytes per time window, closed after
+  (`evse.aio.read_budget`: 1 KiB slices per loop turn, bytes per time window, closed after
   too many bytes without a valid message, so junk on one connection cannot starve another)
   and writes `SendData` at once (the time from the request's last byte to the response's
   first write is the turnaround, measured with `perf_counter_ns`, kept in `TurnaroundStats`);
@@ -396,8 +396,7 @@ class _Connection(asyncio.Protocol):
             self._feed(bytes(self._backlog[at:at + n]))
             if self.dead:
                 return
-            over = self._meter.fed(n, answered=self._first_write_ns is not None)
-            if over and not self.dead:
+            if self._meter.fed(n, answered=self._first_write_ns is not None):
                 self._close_junk()
                 return
         if self._backlog_at < len(self._backlog):
