@@ -7,15 +7,18 @@ simulated EV in this process, so its round trips include any time the event loop
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import sys
 import time
 
 import pytest
 
+from certs.make_pki import PkiFiles, make_pki
 from evse.aio.read_budget import ReadBudget, ReadMeter
+from evse.aio.tls import secc_context
 from evse.protocol.v2gtp import encode_frame
-from simulators.ev.client import run_session
+from simulators.ev.client import make_ssl_context, run_session
 from tests.aio.helpers import HOST, fast_scenario, running
 
 JUNK_FRAME = encode_frame(0x7777, b"junk")  # an unknown payload type: skipped, never answered
@@ -112,3 +115,31 @@ def test_bytes_without_a_response_close_and_a_response_resets() -> None:
 def test_budget_refuses_settings_that_cannot_work(changes: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         ReadBudget(**changes)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> PkiFiles:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+async def test_junk_over_tls_is_paced_and_closed_and_a_car_still_charges(pki: PkiFiles) -> None:
+    """pause_reading/resume_reading on a TLS transport: the junk connection is closed after
+    its budget, and the next car's TLS session works."""
+    ctx = secc_context(pki.secc_chain, pki.secc_key).context
+    client = make_ssl_context(pki.root_cert)
+    async with running(1, tls=ctx, plain=False) as rig:
+        reader, writer = await asyncio.open_connection(HOST, rig.port, ssl=client)
+        with contextlib.suppress(ConnectionError):
+            for _ in range(64):  # 768 KiB: far over the 256 KiB without a message
+                writer.write(JUNK_FRAME * 1024)
+                await writer.drain()
+        async with asyncio.timeout(20):
+            with contextlib.suppress(ConnectionError):
+                assert await reader.read() == b""  # closed by the charger, no answer
+        writer.close()
+        await rig.wait_safe(0)
+        scenario = fast_scenario("dc", max_loops=3)
+        report = await asyncio.wait_for(run_session(
+            scenario, host=HOST, port=rig.port, tls=True, ssl_context=client,
+            battery=rig.link(0)), 30)
+        assert report.success, report.summary()
