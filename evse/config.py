@@ -24,9 +24,11 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from evse.aio.admission import AdmissionConfig
+from evse.aio.read_budget import ReadBudget
 from evse.energy.prices import PriceCurve
 from evse.protocol.limits import EvseLimits
 from evse.protocol.standards import STANDARDS, Tls, check_protocols
+from evse.protocol.v2gtp import DEFAULT_MAX_PAYLOAD, HEADER_SIZE
 
 __all__ = ["ConfigError", "ConnectorConfig", "EnergyConfig", "HalBackendConfig", "HalConfig",
            "SupervisorConfig",
@@ -150,6 +152,9 @@ class NetworkConfig:
     tcp_port: int = 64110
     # bounds for connections without a session ([network.admission], evse/aio/admission.py)
     admission: AdmissionConfig = field(default_factory=AdmissionConfig)
+    # what one V2G connection may cost the event loop (evse.aio.read_budget)
+    read_budget: ReadBudget = field(default_factory=ReadBudget)
+    paused_session_max_age_s: float = 24 * 3600.0  # a paused session stays resumable this long
 
 
 @dataclass(frozen=True, slots=True)
@@ -651,9 +656,23 @@ def _network(root: _Table) -> NetworkConfig:
     tcp_port = t.integer("tcp_port", 64110, ge=1, le=65535)
     if tls_port == tcp_port and tls_port:
         t.error("tcp_port", f"must differ from network.tls_port, got {tcp_port}")
+    d = ReadBudget()
+    budget = d
+    try:
+        budget = ReadBudget(
+            chunk=t.integer("read_slice", d.chunk, ge=64, le=65536),
+            window=t.number("read_window_s", d.window, gt=0, le=10),
+            bytes_per_window=t.integer("read_bytes_per_window", d.bytes_per_window, ge=64,
+                                       le=1 << 24),
+            max_bytes_without_message=t.integer(
+                "max_bytes_without_message", d.max_bytes_without_message,
+                ge=DEFAULT_MAX_PAYLOAD + HEADER_SIZE, le=1 << 30))
+    except ValueError as exc:
+        t.error("read_bytes_per_window", str(exc))
+    max_age = t.number("paused_session_max_age_s", 24 * 3600.0, gt=0)
     admission = _admission(t)
     t.finish()
-    return NetworkConfig(interface, address, tls_port, tcp_port, admission)
+    return NetworkConfig(interface, address, tls_port, tcp_port, admission, budget, max_age)
 
 
 def _admission(network: _Table) -> AdmissionConfig:

@@ -158,8 +158,8 @@ class SeccStationPort:
         self.v2h = V2hRunner(reserve_soc=self.policy.reserve_soc,
                              discharge_efficiency=self.policy.discharge_efficiency)
         self.v2h.home_load_w = home_load_w
-        self.events: deque[tuple[str, str, dict[str, Any]]] = deque(maxlen=1000)
-        self.report_paths: list[Any] = []
+        self.events: deque[tuple[str, str, dict[str, Any]]] = deque(maxlen=256)
+        self.report_paths: deque[Any] = deque(maxlen=100)  # the latest; the files stay
         self.last_record: Any = None  # the latest session's report record
         self._reports: set[asyncio.Future[Any]] = set()
         self._rated = server.config.limits
