@@ -97,7 +97,8 @@ def test_minimal_config_gets_the_documented_defaults() -> None:
     assert (cfg.network.tls_port, cfg.network.tcp_port) == (64109, 64110)
     assert cfg.mqtt is None
     assert cfg.energy.reserve_soc == 20 and cfg.energy.target_soc == 80
-    assert cfg.energy.degradation_cost == 0.05 and cfg.energy.v2g is True
+    assert cfg.energy.degradation_cost is None and cfg.energy.v2g is True  # wear tables
+    assert cfg.energy.chemistry == "nmc" and cfg.energy.replacement_cost == 110.0
     assert cfg.reports.dir == Path("/etc/evse/reports")
     assert cfg.tariffs.curve(0).at(123).buy == 0.30
     with pytest.raises(dataclasses.FrozenInstanceError):

@@ -781,13 +781,23 @@ class SeccStationPort:
         money = session_money([(s.t, s.power) for s in record.samples if s.power is not None],
                               energy_in_kwh=record.energy_in_kwh,
                               energy_out_kwh=record.energy_out_kwh, prices=lookup,
-                              currency=currency, degradation_cost=self.policy.degradation_cost,
+                              currency=currency,
+                              degradation_cost=self.policy.flat_degradation_cost,
                               discharge_efficiency=self.policy.discharge_efficiency,
                               started_at=record.started_at, ended_at=record.ended_at)
         metadata = dict(record.metadata)
         metadata.update(id_token=rt.id_token, soc_start=socs[0][1] if socs else None,
                         soc_end=socs[-1][1] if socs else None,
                         degradation_cost_per_kwh=self.policy.degradation_cost)
+        capacity = self.policy.capacity_kwh
+        wear = self.policy.wear_model(capacity)
+        if wear is not None and socs:
+            # the same wear model as the planner: cycles and calendar ageing of the SOC seen
+            cost = wear.trajectory_cost([t for t, _ in socs], [v for _, v in socs])
+            money = dataclasses.replace(money, degradation=cost.total)
+            metadata["wear"] = {"chemistry": wear.chemistry, "model": wear.tables.MODEL,
+                                "cycle_cost": cost.cycle_cost,
+                                "calendar_cost": cost.calendar_cost, "crate": cost.crate}
         if plan is not None:
             metadata["plan"] = {"target_soc": plan.target_soc, "reserve_soc": plan.reserve_soc,
                                 "target_feasible": plan.target_feasible,
