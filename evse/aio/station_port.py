@@ -58,6 +58,7 @@ from evse.aio.v2h_runner import V2hRunner
 from evse.energy.accounting import PriceLookup, session_money
 from evse.energy.guard import GuardedScheduleProvider, check_schedules
 from evse.energy.optimizer import Plan, setpoint_at
+from evse.energy.value import session_value
 from evse.energy.prices import PriceCurve
 from evse.energy.provider import EnergyPolicy, PlanningScheduleProvider, estimate_soc
 from evse.mqtt_api import CommandRejected, ConnectorLimits, ConnectorState, LimitsUpdate
@@ -798,6 +799,14 @@ class SeccStationPort:
             metadata["wear"] = {"chemistry": wear.chemistry, "model": wear.tables.MODEL,
                                 "cycle_cost": cost.cycle_cost,
                                 "calendar_cost": cost.calendar_cost, "crate": cost.crate}
+            value = session_value(
+                currency=currency, prices=lookup, samples=[(s.t, s.power) for s in
+                                                           record.samples if s.power is not None],
+                soc_log=socs, start=record.started_at, end=record.ended_at,
+                energy_in_kwh=record.energy_in_kwh, energy_out_kwh=record.energy_out_kwh,
+                wear=wear, max_charge_w=float(self._rated.max_charge_power or 0.0),
+                charge_efficiency=self.policy.charge_efficiency)
+            record = dataclasses.replace(record, value=value)
         if plan is not None:
             metadata["plan"] = {"target_soc": plan.target_soc, "reserve_soc": plan.reserve_soc,
                                 "target_feasible": plan.target_feasible,
