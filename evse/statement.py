@@ -68,12 +68,14 @@ def render_statement_svg(data: dict[str, Any]) -> str:
     width, left, top, plot_h = 760, 70, 60, 240
     n = max(1, len(rows))
     bar_w = (width - left - 30) / n
-    values = [r["net_benefit"] for r in rows]
-    cum, acc = [], 0.0
+    values: list[float] = [float(r["net_benefit"]) for r in rows]
+    cum: list[float] = []
+    acc = 0.0
     for v in values:
         acc += v
         cum.append(acc)
-    lo, hi = min([0.0, *values, *cum]), max([0.0, *values, *cum])
+    lo: float = min([0.0, *values, *cum])
+    hi: float = max([0.0, *values, *cum])
     if hi - lo < 1e-9:
         hi = lo + 1.0
 

@@ -58,9 +58,9 @@ from evse.aio.v2h_runner import V2hRunner
 from evse.energy.accounting import PriceLookup, session_money
 from evse.energy.guard import GuardedScheduleProvider, check_schedules
 from evse.energy.optimizer import Plan, setpoint_at
-from evse.energy.value import session_value
 from evse.energy.prices import PriceCurve
 from evse.energy.provider import EnergyPolicy, PlanningScheduleProvider, estimate_soc
+from evse.energy.value import session_value
 from evse.mqtt_api import CommandRejected, ConnectorLimits, ConnectorState, LimitsUpdate
 from evse.protocol import events as ev
 from evse.protocol.config import BPT_SERVICES, ControlMode, SeccConfig
@@ -794,7 +794,12 @@ class SeccStationPort:
         wear = self.policy.wear_model(capacity)
         if wear is not None and socs:
             # the same wear model as the planner: cycles and calendar ageing of the SOC seen
-            cost = wear.trajectory_cost([t for t, _ in socs], [v for _, v in socs])
+            # the C-rate from the metered power, not from SOC over time: the SIL's battery
+            # runs faster than the wall clock the SOC samples are stamped with
+            moving = [abs(s.power) for s in record.samples if s.power]
+            crate = sum(moving) / len(moving) / 1000.0 / capacity if moving else 0.0
+            cost = wear.trajectory_cost([t for t, _ in socs], [v for _, v in socs],
+                                        crate=crate)
             money = dataclasses.replace(money, degradation=cost.total)
             metadata["wear"] = {"chemistry": wear.chemistry, "model": wear.tables.MODEL,
                                 "cycle_cost": cost.cycle_cost,
@@ -805,7 +810,7 @@ class SeccStationPort:
                 soc_log=socs, start=record.started_at, end=record.ended_at,
                 energy_in_kwh=record.energy_in_kwh, energy_out_kwh=record.energy_out_kwh,
                 wear=wear, max_charge_w=float(self._rated.max_charge_power or 0.0),
-                charge_efficiency=self.policy.charge_efficiency)
+                charge_efficiency=self.policy.charge_efficiency, crate=crate)
             record = dataclasses.replace(record, value=value)
         if plan is not None:
             metadata["plan"] = {"target_soc": plan.target_soc, "reserve_soc": plan.reserve_soc,

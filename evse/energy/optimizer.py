@@ -472,22 +472,21 @@ class _Problem:
         slots = self._solve(per_kwh)
         if max_discharge_kwh is None or _sold(slots) <= max_discharge_kwh + 1e-6:
             return slots
-        # The daily cap: a price on every kWh discharged (a Lagrange multiplier), raised by
-        # bisection until the plan stays under the cap (discharge falls as the price rises).
-        lo, hi = 0.0, max(abs(p.sell) for p in self.price) * 2 + 1.0
-        best = self._solve(math.inf)
-        for _ in range(30):
-            mid = (lo + hi) / 2
-            cand = self._solve(per_kwh + mid)
-            if _sold(cand) <= max_discharge_kwh + 1e-6:
-                best, hi = cand, mid
-            else:
-                lo = mid
-            if hi - lo < 1e-5:
-                break
-        return best
+        # The cap: keep the discharge of the uncapped plan where it sells dearest, up to the
+        # cap, and re-plan with those amounts as the slots' discharge limits (exact when the
+        # plan stays the same elsewhere; always within the cap and the SOC constraints).
+        left = max_discharge_kwh
+        d_cap = [0.0] * self.n
+        order = sorted(range(self.n), key=lambda t: -slots[t].sell)
+        for t in order:
+            sold = -slots[t].energy_kwh if slots[t].power_w < 0 else 0.0
+            take = min(sold, left)
+            if take > 0:
+                d_cap[t] = take / self.eta_d
+                left -= take
+        return self._solve(per_kwh, d_cap)
 
-    def _solve(self, per_kwh: float) -> list[PlanSlot]:
+    def _solve(self, per_kwh: float, d_cap: list[float] | None = None) -> list[PlanSlot]:
         n, e0, e_max, cap = self.n, self.e0, self.e_max, self.cap
         c_max, a, lower = self.c_max, self.a, self.lower
         eta_c, eta_d = self.eta_c, self.eta_d
@@ -495,7 +494,8 @@ class _Problem:
             d_max = [0.0] * n
             b = list(a)
         else:
-            d_max = self.d_max
+            d_max = self.d_max if d_cap is None else [min(x, y) for x, y in zip(self.d_max, d_cap,
+                                                                           strict=True)]
             b = [min(p.sell * eta_d - per_kwh, a[i]) for i, p in enumerate(self.price)]
         energies = [e0]
         if not self.feasible:  # charge at full power: get as close to the target as possible
@@ -526,6 +526,8 @@ class _Problem:
                 power = -min(-delta * eta_d / h * 1000.0, p_discharge)
             else:
                 power = 0.0
+            if d_cap is not None and power < 0:  # no rounding past the slot's share of the cap
+                power = max(power, -d_cap[t] * eta_d / h * 1000.0)
             e_next = e + (power * h / 1000.0 * eta_c if power >= 0
                           else power * h / 1000.0 / eta_d)
             e_next = min(max(e_next, 0.0), cap)

@@ -98,9 +98,11 @@ def baseline_charge(prices: PriceLookup, *, start: float, end: float, soc_start:
 def session_value(*, currency: str, prices: PriceLookup, samples: Sequence[tuple[float, float]],
                   soc_log: Sequence[tuple[float, float]], start: float, end: float,
                   energy_in_kwh: float, energy_out_kwh: float, wear: WearModel,
-                  max_charge_w: float, charge_efficiency: float = 1.0) -> SessionValue:
+                  max_charge_w: float, charge_efficiency: float = 1.0,
+                  crate: float | None = None) -> SessionValue:
     """`samples`: (t, power W at the meter, negative = discharge), each holding until the
-    next (the last until `end`); `soc_log`: (t, SOC %). Energy is priced per sample interval
+    next (the last until `end`); `soc_log`: (t, SOC %); `crate`: the C-rate to price the
+    session's cycles at (None: from the SOC log). Energy is priced per sample interval
     and scaled to the metered totals (as evse.energy.accounting does)."""
     pts = sorted(samples)
     w_in = w_out = cost_w = rev_w = 0.0
@@ -118,7 +120,8 @@ def session_value(*, currency: str, prices: PriceLookup, samples: Sequence[tuple
     revenue = rev_w / w_out * energy_out_kwh if w_out > 0 else 0.0
     log = sorted(soc_log)
     if log:
-        actual = wear.trajectory_cost([t for t, _ in log], [s for _, s in log]).total
+        actual = wear.trajectory_cost([t for t, _ in log], [s for _, s in log],
+                                      crate=crate).total
         soc0, soc1 = log[0][1], log[-1][1]
     else:
         actual, soc0, soc1 = 0.0, 0.0, 0.0
@@ -126,6 +129,7 @@ def session_value(*, currency: str, prices: PriceLookup, samples: Sequence[tuple
         prices, start=start, end=end, soc_start=soc0, soc_end=soc1,
         capacity_kwh=wear.capacity_kwh, max_charge_w=max_charge_w,
         charge_efficiency=charge_efficiency)
-    b_wear = wear.trajectory_cost(times, socs).total if len(times) > 1 else 0.0
+    b_crate = max_charge_w / 1000.0 / wear.capacity_kwh
+    b_wear = wear.trajectory_cost(times, socs, crate=b_crate).total if len(times) > 1 else 0.0
     return SessionValue(currency, energy_in_kwh, energy_out_kwh, cost, revenue, actual,
                         energy, b_cost, b_wear, tuple(profile))

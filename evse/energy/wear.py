@@ -186,7 +186,7 @@ class WearModel:
                         value += wa * wb * wc * t.CYCLE[a][b][c][d]
             return value
 
-        dods = t.DODS
+        dods: tuple[float, ...] = t.DODS
         if dod <= dods[0]:
             return at_depth(0) * dod / dods[0]
         i = min(bisect_right(dods, dod) - 1, len(dods) - 2)
