@@ -82,7 +82,7 @@ async def run_day(options: DayOptions, out: TextIO | None = None) -> int:
     soc_log: list[tuple[float, float]] = []
     plan = None
     last_plan_slot = None
-    energy_in = energy_out = 0.0
+    energy_in = energy_out = v2h_kwh = 0.0
     t = arrival
     for _ in range(steps):
         dt = min(options.step_s, departure - t)
@@ -110,9 +110,12 @@ async def run_day(options: DayOptions, out: TextIO | None = None) -> int:
                           file=out, flush=True)
             power = setpoint_at(plan, t)
         p = prices.at(t)
-        samples.append(Sample(t, power=power, soc=soc, price=p.buy, sell_price=p.sell))
+        samples.append(Sample(t, power=power, soc=soc, price=p.buy,
+                              sell_price=None if in_outage else p.sell))
         soc_log.append((t, soc))
         kwh = power * dt / 3.6e6
+        if in_outage:
+            v2h_kwh -= kwh
         if kwh >= 0:
             soc += kwh * pol.charge_efficiency / cap * 100.0
             energy_in += kwh
@@ -126,7 +129,7 @@ async def run_day(options: DayOptions, out: TextIO | None = None) -> int:
     samples.append(Sample(t, power=0.0, soc=soc, price=prices.buy_at(t),
                           sell_price=prices.sell_at(t)))
     return _finish(options, out, samples, soc_log, prices, arrival, departure, energy_in,
-                   energy_out, soc)
+                   energy_out, soc, outage, v2h_kwh)
 
 
 def _clock(t: float) -> str:
@@ -135,11 +138,17 @@ def _clock(t: float) -> str:
 
 def _finish(options: DayOptions, out: TextIO, samples: list[Sample],
             soc_log: list[tuple[float, float]], prices: object, arrival: float,
-            departure: float, energy_in: float, energy_out: float, soc: float) -> int:
+            departure: float, energy_in: float, energy_out: float, soc: float,
+            outage: tuple[float, float], v2h_kwh: float) -> int:
     pol = options.policy
     wear = pol.wear_model()
     assert wear is not None
-    lookup = curve_lookup(prices)  # type: ignore[arg-type]
+    grid = curve_lookup(prices)  # type: ignore[arg-type]
+
+    def lookup(t: float) -> tuple[float, float]:
+        buy, sell = grid(t)  # the house's energy in an outage is supplied, not sold
+        return (buy, 0.0) if outage[0] <= t < outage[1] else (buy, sell)
+
     value = session_value(currency="EUR", prices=lookup,
                           samples=[(s.t, s.power or 0.0) for s in samples], soc_log=soc_log,
                           start=arrival, end=departure, energy_in_kwh=energy_in,
@@ -161,7 +170,8 @@ def _finish(options: DayOptions, out: TextIO, samples: list[Sample],
     rows = [
         ("SOC", f"{options.arrival_soc:.1f} % at 18:00 -> {soc:.1f} % at 07:30 "
                 f"(target {pol.target_soc:g} %: {'met' if target_met else 'MISSED'})"),
-        ("energy", f"bought {energy_in:.2f} kWh, sold {energy_out:.2f} kWh"),
+        ("energy", f"bought {energy_in:.2f} kWh, sold {energy_out - v2h_kwh:.2f} kWh to the "
+                   f"grid, {v2h_kwh:.2f} kWh to the house in the outage (V2H, unpaid)"),
         ("this stay", f"bought {value.cost_bought:.2f} EUR, sold {value.revenue_sold:.2f} EUR"
                       f", wear {value.wear_cost:.2f} EUR: net cost {value.net_cost:.2f} EUR"),
         ("baseline", f"{value.baseline_energy_kwh:.2f} kWh at full power on arrival: "

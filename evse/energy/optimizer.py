@@ -234,15 +234,20 @@ class _Pwl:
                 break
         return min(pos, self.hi)
 
-    def convolve_slot(self, charge: float, discharge: float, a: float, b: float) -> _Pwl:
-        """min over the move y - x in [-discharge, +charge] of slotcost(y - x) + f(y), as a
-        function of x (the infimal convolution with the slot's cost g(z) = c(-z))."""
+    def convolve_slot(self, charge: float, a: float,
+                      discharge: Sequence[tuple[float, float]]) -> _Pwl:
+        """min over the move y - x in [-sum(discharge), +charge] of slotcost(y - x) + f(y), as
+        a function of x (the infimal convolution with the slot's cost g(z) = c(-z));
+        `discharge`: (kWh, value per kWh) tiers, values non-increasing and <= a."""
         segs = list(self.segs)
         if charge > 0:
             insort(segs, (charge, -a), key=lambda s: s[1])
-        if discharge > 0:
-            insort(segs, (discharge, -b), key=lambda s: s[1])
-        return _Pwl(self.lo - charge, self.hi + discharge, self.v_lo + a * charge, segs)
+        total = 0.0
+        for length, b in discharge:
+            if length > 0:
+                insort(segs, (length, -b), key=lambda s: s[1])
+                total += length
+        return _Pwl(self.lo - charge, self.hi + total, self.v_lo + a * charge, segs)
 
     def restrict(self, lo: float, hi: float) -> _Pwl | None:
         lo, hi = max(lo, self.lo), min(hi, self.hi)
@@ -346,12 +351,12 @@ def plan(prices: PriceCurve, *, now: float, departure: float, soc: float, target
         return money_summary(slots, currency=prices.currency, degradation_cost=0.0,
                              wear=plan_wear(slots, wear))
 
-    def solve(per_kwh: float) -> tuple[list[PlanSlot], MoneySummary]:
-        slots = problem.solve(per_kwh, max_discharge_kwh)
+    def solve(tiers: Tiers | None) -> tuple[list[PlanSlot], MoneySummary]:
+        slots = problem.solve(tiers, max_discharge_kwh)
         return slots, cost_of(slots)
 
     if wear is None or p_discharge <= 0:
-        slots, money = solve(degradation_cost)
+        slots, money = solve([(1.0, degradation_cost)])
     else:
         # The wear of a kWh depends on the depth of the cycles the plan makes, which depends
         # on the wear: start from a few depths, re-plan once at the depth each plan shows,
@@ -360,10 +365,10 @@ def plan(prices: PriceCurve, *, now: float, departure: float, soc: float, target
         # efficiency and wear.
         crate = p_discharge / 1000.0 / capacity_kwh
         mean = (reserve_soc + max(soc, target_soc)) / 200.0
-        best = solve(math.inf)  # no discharge
+        best = solve(None)  # no discharge
         for dod in (0.1, 0.3, max(0.05, (max_soc - reserve_soc) / 100.0)):
             for _ in range(2):
-                cand = solve(wear.cost_per_kwh(dod, mean, crate))
+                cand = solve(wear_tiers(wear, dod, mean, crate))
                 if cand[1].net < best[1].net - 1e-9:
                     best = cand
                 depth = _deepest_discharge(cand[0])
@@ -383,6 +388,29 @@ def plan_wear(slots: Sequence[PlanSlot], wear: WearModel) -> WearCost:
         return wear.trajectory_cost([], [])
     return wear.trajectory_cost([slots[0].start, *(s.end for s in slots)],
                                 [slots[0].soc_start, *(s.soc_end for s in slots)])
+
+
+Tiers = list[tuple[float, float]]  # (upper bound, fraction of max discharge; wear per kWh)
+_TIER_CRATES = (0.1, 0.25, 0.5, 1.0)
+
+
+def wear_tiers(wear: WearModel, dod: float, mean: float, crate_max: float) -> Tiers:
+    """Discharge power in tiers by C-rate, each with the marginal wear per kWh drawn: a slot
+    that draws E at C-rate c wears E x w(c), so the kWh between two tiers costs
+    (E2 w(c2) - E1 w(c1)) / (E2 - E1). Higher power, dearer kWh: the planner spreads a
+    discharge at lower power when the wear of the higher C-rate outweighs the price."""
+    if crate_max <= 0:
+        return [(1.0, 0.0)]
+    rates = [c for c in _TIER_CRATES if c < crate_max] + [crate_max]
+    tiers: Tiers = []
+    prev_e = prev_cost = marginal = 0.0
+    for c in rates:
+        e = c / crate_max
+        total = e * wear.cost_per_kwh(dod, mean, c)
+        marginal = max(marginal, (total - prev_cost) / (e - prev_e))  # keep it convex
+        tiers.append((e, marginal))
+        prev_e, prev_cost = e, total
+    return tiers
 
 
 def _deepest_discharge(slots: Sequence[PlanSlot]) -> float:
@@ -468,8 +496,8 @@ class _Problem:
             lower[t] = e_res if e0 >= e_res else min(e_res, reach)
         self.feasible = reach >= self.e_target - _EPS_E
 
-    def solve(self, per_kwh: float, max_discharge_kwh: float | None) -> list[PlanSlot]:
-        slots = self._solve(per_kwh)
+    def solve(self, tiers: Tiers | None, max_discharge_kwh: float | None) -> list[PlanSlot]:
+        slots = self._solve(tiers)
         if max_discharge_kwh is None or _sold(slots) <= max_discharge_kwh + 1e-6:
             return slots
         # The cap: keep the discharge of the uncapped plan where it sells dearest, up to the
@@ -484,19 +512,23 @@ class _Problem:
             if take > 0:
                 d_cap[t] = take / self.eta_d
                 left -= take
-        return self._solve(per_kwh, d_cap)
+        return self._solve(tiers, d_cap)
 
-    def _solve(self, per_kwh: float, d_cap: list[float] | None = None) -> list[PlanSlot]:
+    def _solve(self, tiers: Tiers | None, d_cap: list[float] | None = None) -> list[PlanSlot]:
         n, e0, e_max, cap = self.n, self.e0, self.e_max, self.cap
         c_max, a, lower = self.c_max, self.a, self.lower
         eta_c, eta_d = self.eta_c, self.eta_d
-        if math.isinf(per_kwh) or self.p_discharge <= 0:
-            d_max = [0.0] * n
-            b = list(a)
-        else:
-            d_max = self.d_max if d_cap is None else [min(x, y) for x, y in zip(self.d_max, d_cap,
-                                                                           strict=True)]
-            b = [min(p.sell * eta_d - per_kwh, a[i]) for i, p in enumerate(self.price)]
+        dis: list[list[tuple[float, float]]] = [[] for _ in range(n)]
+        if tiers is not None and self.p_discharge > 0:
+            for t, p in enumerate(self.price):
+                room = self.d_max[t] if d_cap is None else min(self.d_max[t], d_cap[t])
+                prev = 0.0
+                for frac, cost in tiers:
+                    length = min((frac - prev) * self.d_max[t], room)
+                    if length > 0:
+                        dis[t].append((length, min(p.sell * eta_d - cost, a[t])))
+                        room -= length
+                    prev = frac
         energies = [e0]
         if not self.feasible:  # charge at full power: get as close to the target as possible
             for t in range(n):
@@ -506,14 +538,14 @@ class _Problem:
             lo_n = max(self.e_target, lower[n])
             values[n] = _Pwl(lo_n, e_max, 0.0, [(e_max - lo_n, 0.0)] if e_max > lo_n else [])
             for t in range(n - 1, 0, -1):
-                conv = values[t + 1].convolve_slot(c_max[t], d_max[t], a[t], b[t])
+                conv = values[t + 1].convolve_slot(c_max[t], a[t], dis[t])
                 restricted = conv.restrict(lower[t], e_max)
                 if restricted is None:  # pragma: no cover - excluded by the feasibility check
                     raise AssertionError("empty SOC range in a feasible plan")
                 values[t] = restricted
             for t in range(n):
-                energies.append(_best_move(values[t + 1], energies[-1], c_max[t], d_max[t],
-                                           a[t], b[t]))
+                energies.append(_best_move(values[t + 1], energies[-1], c_max[t], a[t],
+                                           dis[t]))
         slots: list[PlanSlot] = []
         e = e0
         p_charge, p_discharge = self.p_charge, self.p_discharge
@@ -542,21 +574,27 @@ def _sold(slots: Sequence[PlanSlot]) -> float:
     return sum(-s.energy_kwh for s in slots if s.power_w < 0)
 
 
-def _best_move(nxt: _Pwl, e: float, charge: float, discharge: float, a: float,
-               b: float) -> float:
-    """The next energy y in [e - discharge, e + charge] minimising slotcost(y - e) + nxt(y);
-    among equal costs the smallest move."""
+def _best_move(nxt: _Pwl, e: float, charge: float, a: float,
+               discharge: Sequence[tuple[float, float]]) -> float:
+    """The next energy y in [e - sum(discharge), e + charge] minimising slotcost(y - e) +
+    nxt(y); among equal costs the smallest move. Discharge tiers: (kWh, value per kWh)."""
     candidates: list[tuple[float, float, float]] = []  # (cost, |move|, y)
     lo, hi = max(e, nxt.lo), min(e + charge, nxt.hi)
     if lo <= hi + _EPS_E:
         hi = max(lo, hi)
         y = min(max(nxt.argmin_with(a, rightmost=False), lo), hi)
         candidates.append((a * (y - e) + nxt.value(y), y - e, y))
-    lo, hi = max(e - discharge, nxt.lo), min(e, nxt.hi)
-    if lo <= hi + _EPS_E:
-        lo = min(lo, hi)
-        y = min(max(nxt.argmin_with(b, rightmost=True), lo), hi)
-        candidates.append((b * (y - e) + nxt.value(y), e - y, y))
+    top, earned = e, 0.0  # each tier: y in [top - length, top], linear in y
+    for length, b in discharge:
+        if length <= 0:
+            continue
+        lo, hi = max(top - length, nxt.lo), min(top, nxt.hi)
+        if lo <= hi + _EPS_E:
+            lo = min(lo, hi)
+            y = min(max(nxt.argmin_with(b, rightmost=True), lo), hi)
+            candidates.append((-earned + b * (y - top) + nxt.value(y), e - y, y))
+        earned += b * length
+        top -= length
     if not candidates:  # pragma: no cover - e is always inside the feasible range
         raise AssertionError(f"no feasible move from {e} kWh")
     best = min(c[0] for c in candidates)

@@ -116,8 +116,13 @@ def session_value(*, currency: str, prices: PriceLookup, samples: Sequence[tuple
         elif wh < 0:
             w_out -= wh
             rev_w -= sell * wh
-    cost = cost_w / w_in * energy_in_kwh if w_in > 0 else 0.0
-    revenue = rev_w / w_out * energy_out_kwh if w_out > 0 else 0.0
+    # without samples in a direction (a session too short to sample): the average price
+    n = 24
+    avg = [prices(start + (end - start) * (i + 0.5) / n) for i in range(n)]
+    buy_price = cost_w / w_in if w_in > 0 else sum(p[0] for p in avg) / n
+    sell_price = rev_w / w_out if w_out > 0 else sum(p[1] for p in avg) / n
+    cost = buy_price * max(0.0, energy_in_kwh)
+    revenue = sell_price * max(0.0, energy_out_kwh)
     log = sorted(soc_log)
     if log:
         actual = wear.trajectory_cost([t for t, _ in log], [s for _, s in log],
