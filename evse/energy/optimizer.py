@@ -366,15 +366,19 @@ def plan(prices: PriceCurve, *, now: float, departure: float, soc: float, target
         crate = p_discharge / 1000.0 / capacity_kwh
         mean = (reserve_soc + max(soc, target_soc)) / 200.0
         best = solve(None)  # no discharge
+        tried: set[float] = set()
         for dod in (0.1, 0.3, max(0.05, (max_soc - reserve_soc) / 100.0)):
             for _ in range(2):
+                key = round(dod, 2)
+                if key in tried:  # the same depth gives the same plan
+                    break
+                tried.add(key)
                 cand = solve(wear_tiers(wear, dod, mean, crate))
                 if cand[1].net < best[1].net - 1e-9:
                     best = cand
-                depth = _deepest_discharge(cand[0])
-                if depth <= 0 or abs(depth - dod) < 0.01:
+                dod = _deepest_discharge(cand[0])
+                if dod <= 0:
                     break
-                dod = depth
         slots, money = best
     slots = _explain(slots, charge_efficiency, discharge_efficiency, capacity_kwh, wear,
                      degradation_cost, target_soc, reserve_soc)
