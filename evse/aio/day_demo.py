@@ -1,14 +1,19 @@
 """`evse demo --day`: one evening-to-morning V2G day with real day-ahead prices, compressed.
 
-The energy layer as the station runs it, on a compressed clock: the car arrives at 18:00 on
-2024-06-14 (Belgian day-ahead prices, evse.energy.data.be_2024, plus the explicit retail
-adders of evse.energy.tariff), the planner (evse.energy.provider, wear tables included)
-re-plans every slot from the SOC it sees, a grid outage from 23:00 to 00:00 hands the car to
-the V2H controller (evse.aio.v2h_runner: the house runs on the car down to the reserve) and
-back, and the car leaves at 07:30 with its target SOC. The battery is simulated (efficiencies
-of the policy); there is no ISO 15118 session in this mode (plain `evse demo` runs one).
-At the end: the session report (JSON + SVG), the owner's daily statement, and a summary
-against the baseline (the same energy charged at full power on arrival). No network.
+The car arrives at 18:00 on 2024-06-14 (Belgian day-ahead prices, evse.energy.data.be_2024,
+plus the explicit retail adders of evse.energy.tariff) and leaves at 07:30 with its target
+SOC; the stay is compressed to `seconds` of real time.
+
+`run_day_stack` (what `evse demo --day` runs): the SECC with the sim HAL at the day's speedup
+and the simulated EV in an ISO 15118-20 DC_BPT Dynamic session over loopback, one shared
+battery. The demo plays the home energy manager: every slot it re-plans (evse.energy.provider,
+wear tables included) from the SOC it sees and hands the setpoint to the station port
+(`set_setpoint`, what the MQTT `setpoint` command does); from 23:00 to 00:00 the grid is
+down (`set_outage`) and the station port's V2H runner makes the car supply the house, then
+planning resumes. `run_day`: the same day on a plain battery model without the ISO session
+(fast, deterministic). At the end: the session report (JSON + SVG), the owner's daily
+statement, and a summary against the baseline (the same energy charged at full power on
+arrival). No network beyond loopback.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from evse.aio.v2h_runner import V2hRunner
 from evse.energy.accounting import curve_lookup
@@ -190,9 +195,144 @@ def _finish(options: DayOptions, out: TextIO, samples: list[Sample],
 
 def main_day(options: DayOptions) -> int:
     try:
-        return asyncio.run(run_day(options))
+        return asyncio.run(run_day_stack(options))
     except KeyboardInterrupt:
         return 130
 
 
-__all__ = ["DayOptions", "main_day", "run_day"]
+__all__ = ["DayOptions", "main_day", "run_day", "run_day_stack"]
+
+
+async def run_day_stack(options: DayOptions, out: TextIO | None = None) -> int:
+    """The same day through the real stack: the SECC (sim HAL at the day's speedup) and the
+    simulated EV in an ISO 15118-20 DC_BPT Dynamic session over loopback, the station port
+    (evse.aio.station_port) taking setpoints as MQTT would and running V2H in the outage."""
+    import contextlib
+    import dataclasses
+
+    from evse.aio.app import supply_limits
+    from evse.aio.secc_server import SeccServer, Station
+    from evse.aio.station_port import SeccStationPort
+    from evse.mqtt_api import CommandRejected
+    from evse.protocol.config import SeccConfig, ServiceId
+    from hal.registry import create_backend
+    from simulators.ev import BatteryLink, get_scenario
+    from simulators.ev.client import run_session
+    from simulators.ev.scenarios import BatteryParams
+
+    out = out or sys.stdout
+    pol = options.policy
+    arrival, departure = _at(DAYS[0], 18), _at(DAYS[1], 7, 30)
+    outage = (_at(DAYS[0], 23), _at(DAYS[1], 0))
+    prices = bundled_day_curve(DAYS, options.tariff)
+    cap, p_max = pol.capacity_kwh, options.power_w
+    speedup = (departure - arrival) / options.seconds
+    battery = BatteryParams(capacity_kwh=cap, soc=options.arrival_soc / 100.0,
+                            max_charge_power=p_max, max_discharge_power=p_max).make()
+    backend: Any = create_backend("sim", battery=battery)
+    link = BatteryLink(battery, shared=True, on_contactors=lambda closed: setattr(
+        backend, "ev_contactor_closed", closed))
+    station = Station.from_backends([backend], speedup=speedup)
+    limits = dataclasses.replace(supply_limits(backend), max_charge_power=p_max,
+                                 max_discharge_power=p_max)
+    config = SeccConfig(evse_id="BE*DEM*E0000001", services=(ServiceId.DC, ServiceId.DC_BPT),
+                        limits=limits, allow_plain_tcp_iso20=True, auto_authorize=True)
+    server = SeccServer(config, station, address="127.0.0.1", port=0)
+    loop = asyncio.get_running_loop()
+    start = [loop.time()]
+
+    def clock() -> float:  # the day's clock: the HAL's speedup from arrival
+        return arrival + (loop.time() - start[0]) * speedup
+
+    port = SeccStationPort(server, station_id=config.evse_id, policy=pol, prices=prices,
+                           plan_schedules=False, clock=clock, control_interval=0.05)
+    provider = PlanningScheduleProvider(prices, pol)
+    scenario = get_scenario("dc_bpt_dynamic").replace(
+        speedup=speedup, loop_interval=0.1, max_loops=int(options.seconds / 0.1) + 200,
+        departure_time=int(departure - arrival), target_soc=pol.target_soc)
+    await server.start()
+    port.start()
+    print(f"evse demo --day: {DAYS[0]} 18:00 -> {DAYS[1]} 07:30 CEST in about "
+          f"{options.seconds:g} s (HAL at {speedup:.0f}x): ISO 15118-20 DC_BPT Dynamic over "
+          f"loopback; Belgian day-ahead prices (ENTSO-E, bundled) + supplier "
+          f"{options.tariff.supplier_margin:g}, grid fee {options.tariff.grid_fee:g}, tax "
+          f"{options.tariff.energy_tax:g}/kWh, VAT {options.tariff.vat:.0%}; export "
+          f"{options.tariff.export_share:g} x wholesale - {options.tariff.export_fee:g}/kWh; "
+          f"{pol.chemistry.upper()} wear tables, {cap:g} kWh, {p_max / 1000:g} kW; grid "
+          "outage 23:00-00:00", file=out, flush=True)
+    start[0] = loop.time()
+    session = asyncio.create_task(run_session(scenario, host="127.0.0.1", port=server.port,
+                                              tls=False, battery=link))
+    samples: list[Sample] = []
+    soc_log: list[tuple[float, float]] = []
+    energy_in = energy_out = v2h_kwh = 0.0
+    plan = None
+    planned_slot = None
+    in_outage = False
+    last_t: float | None = None
+    last_p = 0.0
+    connector = station.connectors[0]
+    try:
+        while not session.done():
+            t = clock()
+            soc = battery.soc * 100.0
+            power = connector.controller.status().power
+            if last_t is not None:  # the energy of the last step at its power (meter side)
+                kwh = last_p * (t - last_t) / 3.6e6
+                if kwh >= 0:
+                    energy_in += kwh
+                else:
+                    energy_out -= kwh
+                    if in_outage:
+                        v2h_kwh -= kwh
+            last_t, last_p = t, power
+            p = prices.at(t)
+            now_outage = outage[0] <= t < outage[1]
+            samples.append(Sample(t, power=power, soc=soc, price=p.buy,
+                                  sell_price=None if now_outage else p.sell))
+            soc_log.append((t, soc))
+            if t >= departure:
+                with contextlib.suppress(Exception):
+                    port.stop("1")
+                break
+            if now_outage != in_outage:
+                in_outage = now_outage
+                port.set_outage(in_outage, options.home_load_w if in_outage else None)
+                plan = None
+                if not options.quiet:
+                    what = ("DOWN: V2H supplies the house (station port, V2H runner)"
+                            if in_outage else "back: re-planning")
+                    print(f"  {_clock(t)}  grid {what}", file=out, flush=True)
+            if not in_outage:
+                slot = math.floor(t / pol.slot_s)
+                if plan is None or slot != planned_slot:
+                    plan = provider.make_plan(now=t, departure=departure, soc=soc,
+                                              target_soc=None, minimum_soc=None,
+                                              ev_limits=None, evse_limits=limits, bpt=True)
+                    planned_slot = slot
+                    first = plan.slots[0] if plan.slots else None
+                    if first is not None and not options.quiet:
+                        print(f"  {_clock(t)}  SOC {soc:5.1f} %  {first.power_w / 1000:+6.1f}"
+                              f" kW  buy {first.buy:.3f} sell {first.sell:.3f}  "
+                              f"{first.reason}", file=out, flush=True)
+                with contextlib.suppress(CommandRejected):  # not in the charge loop yet
+                    port.set_setpoint("1", setpoint_at(plan, t))
+            await asyncio.sleep(0.05)
+        report = await asyncio.wait_for(session, 30.0)
+    finally:
+        if not session.done():
+            session.cancel()
+            with contextlib.suppress(BaseException):
+                await session
+        await port.close()
+        await server.close()
+    t_end = clock()
+    soc_end = battery.soc * 100.0
+    soc_log.append((t_end, soc_end))
+    samples.append(Sample(t_end, power=0.0, soc=soc_end, price=prices.buy_at(t_end)))
+    if not options.quiet:
+        print(f"  EV: {'OK' if report.success else 'FAILED'} ({report.reason}), "
+              f"{report.loops} charge loops", file=out)
+    code = _finish(options, out, samples, soc_log, prices, arrival, max(departure, t_end),
+                   energy_in, energy_out, soc_end, outage, v2h_kwh)
+    return code if report.success else 1
