@@ -5,7 +5,9 @@
 Each row: energy bought and sold, what it cost and earned, the wear of the sessions, the
 baseline (the same energy charged at full power on arrival) with its wear, and the net
 benefit (baseline - actual). The SVG shows the net benefit per period as bars and the
-cumulative benefit as a line. Sessions without a value (no wear model) are skipped.
+cumulative benefit as a line. Sessions without a value (no wear model) are skipped. The
+station port rewrites `statement_day.*` and `statement_month.*` in the reports directory
+after every session report (`update_statements`).
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-from evse.report import SessionRecord
+from evse.report import REPORT_FORMAT, SessionRecord
 
-__all__ = ["StatementPaths", "statement", "render_statement_svg", "write_statement"]
+__all__ = ["StatementPaths", "load_reports", "render_statement_svg", "statement",
+           "update_statements", "write_statement"]
 
 STATEMENT_FORMAT = "evse-owner-statement"
 _KEYS = ("energy_bought_kwh", "energy_sold_kwh", "cost_bought", "revenue_sold", "wear_cost",
@@ -126,6 +129,30 @@ def write_statement(records: Sequence[SessionRecord], directory: Path | str, *,
     d.mkdir(parents=True, exist_ok=True)
     data = statement(records, period=period, tz=tz)
     js, svg = d / f"statement_{period}.json", d / f"statement_{period}.svg"
-    js.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
-    svg.write_text(render_statement_svg(data), encoding="utf-8")
+    for path, text in ((js, json.dumps(data, indent=1) + "\n"),
+                       (svg, render_statement_svg(data))):
+        tmp = path.with_name(path.name + ".tmp")  # readers never see half a file
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
     return StatementPaths(js, svg)
+
+
+def load_reports(directory: Path | str) -> list[SessionRecord]:
+    """The session reports (JSON) in a directory; other or broken files are skipped."""
+    out = []
+    for path in sorted(Path(directory).glob("*.json")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(data, dict) and data.get("format") == REPORT_FORMAT:
+                out.append(SessionRecord.from_dict(data))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return out
+
+
+def update_statements(directory: Path | str, *, tz: tzinfo | None = None) -> list[StatementPaths]:
+    """Rewrite statement_day and statement_month (JSON + SVG) from the directory's reports
+    (days and months in the local time zone unless `tz` is given)."""
+    records = load_reports(directory)
+    zone = tz or datetime.now().astimezone().tzinfo or UTC
+    return [write_statement(records, directory, period=p, tz=zone) for p in ("day", "month")]

@@ -828,7 +828,14 @@ class SeccStationPort:
         assert directory is not None
 
         def write() -> Any:
-            return write_report(record, directory, svg=svg)
+            paths = write_report(record, directory, svg=svg)
+            try:  # the owner's statements follow every report (best effort, like reports)
+                from evse.statement import update_statements
+
+                update_statements(directory)
+            except Exception:
+                log.exception("could not update the owner statements")
+            return paths
 
         future = asyncio.get_running_loop().run_in_executor(None, write)
         self._reports.add(future)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from datetime import timedelta, timezone
+from pathlib import Path
 
 import pytest
 
 from evse.energy.value import SessionValue, baseline_charge, session_value
 from evse.energy.wear import WearModel
-from evse.report import SessionRecord
-from evse.statement import render_statement_svg, statement
+from evse.report import SessionRecord, write_report
+from evse.statement import load_reports, render_statement_svg, statement, update_statements
 
 H = 3600.0
 # hour 0: buy 0.30 sell 0.20; hour 1: buy 0.10 sell 0.05; hour 2: buy 0.20 sell 0.10
@@ -85,6 +87,25 @@ def test_owner_statement_sums_days_and_months() -> None:
     by_month = statement(records, period="month", tz=cest)
     assert len(by_month["rows"]) == 1 and by_month["rows"][0]["period"] == "2024-06"
     svg = render_statement_svg(by_day)
-    assert svg.startswith("<?xml") and "Net benefit" in svg
+    root = ET.fromstring(svg)
+    assert root.tag.endswith("svg") and "Net benefit" in svg
+    assert len([e for e in root.iter() if e.tag.endswith("rect")]) == 1 + 2  # background, bars
     with pytest.raises(ValueError):
         statement(records, period="week")
+
+
+def test_statements_follow_the_reports_in_a_directory(tmp_path: Path) -> None:
+    v, _ = _day(replacement=100.0)
+    t0 = 1718316000.0
+    for i in range(3):
+        write_report(SessionRecord(f"s{i}", "st", "1", t0 + i * 86400.0, t0 + i * 86400.0 + H,
+                                   (), 4.0, 2.0, value=v), tmp_path, svg=False)
+    (tmp_path / "junk.json").write_text("{not json")
+    assert len(load_reports(tmp_path)) == 3
+    paths = update_statements(tmp_path, tz=timezone(timedelta(hours=2)))
+    import json
+
+    day = json.loads(paths[0].json.read_text())
+    assert len(day["rows"]) == 3 and day["total"]["net_benefit"] == pytest.approx(
+        3 * v.net_benefit)
+    assert paths[1].svg.exists()

@@ -171,3 +171,7 @@ async def test_session_report_written_with_money(broker: Any, tmp_path: Path) ->
         assert data["money"]["net"] == m.net
         assert any(x is not None for x in data["samples"]["soc"])
         assert paths[-1].svg is not None and "<svg" in paths[-1].svg.read_text()
+        # the owner's statements follow the report, with this session's value in them
+        day = json.loads((tmp_path / "statement_day.json").read_text())
+        assert day["total"]["net_benefit"] == data["value"]["net_benefit"]
+        assert (tmp_path / "statement_month.svg").exists()

@@ -41,7 +41,7 @@ def test_plain_demo_never_sells_below_the_wear_it_caused(tmp_path: Path) -> None
                        env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=60)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "bundled day's evening peak" in p.stdout
-    data = json.loads(next(tmp_path.glob("*.json")).read_text())
+    data = json.loads(next(tmp_path.glob("DE-*.json")).read_text())
     value = data["value"]
     assert value["energy_sold_kwh"] > 0 and value["revenue_sold"] > 0
     caused = value["wear_cost"] - value["baseline_wear_cost"]
