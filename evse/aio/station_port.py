@@ -161,6 +161,7 @@ class SeccStationPort:
         self.last_record: Any = None  # the latest session's report record
         self._reports: set[asyncio.Future[Any]] = set()
         self._rated = server.config.limits
+        self._outages: list[list[float]] = []  # [start, end] of grid outages (self.clock())
         self._connectors: dict[str, _Connector] = {}
         for c in server.station.connectors:
             planner = PlanningScheduleProvider(self._curve(clock()), self.policy)
@@ -733,6 +734,11 @@ class SeccStationPort:
             raise CommandRejected(f"home load must be >= 0 W, got {home_load_w!r}")
         if not self.v2h.set_outage(active, home_load_w):
             return
+        if active:
+            self._outages.append([self.clock(), math.inf])
+        elif self._outages:
+            self._outages[-1][1] = self.clock()
+        del self._outages[:-100]  # the reports need only the recent ones
         log.warning("grid %s%s", "outage: V2H" if active else "back",
                     f", home load {self.v2h.home_load_w / 1000.0:g} kW" if active else "")
         for rt in self._connectors.values():
@@ -762,7 +768,13 @@ class SeccStationPort:
                        plan: Plan | None = None) -> Any:
         """The session's report record: samples with SOC and prices, the money summary."""
         record = summary.to_report_record(self.station_id)
-        lookup = self._price_lookup(rt)
+        grid = self._price_lookup(rt)
+        outages = [tuple(o) for o in self._outages]
+
+        def lookup(t: float) -> tuple[float, float]:
+            buy, sell = grid(t)  # energy the house drew from the car in an outage: not sold
+            return (buy, 0.0) if any(a <= t < b for a, b in outages) else (buy, sell)
+
         socs = rt.soc_log
 
         def soc_at(t: float) -> float | None:
