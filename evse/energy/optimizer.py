@@ -26,7 +26,11 @@ That cost depends on the depth the plan chooses, so `plan` solves with the per-k
 few depths, re-solves once at the depth each solution shows, and keeps the solution whose
 true cost (rainflow-counted cycles and calendar ageing of its SOC trajectory, priced as
 lost capacity x replacement cost) is lowest, the plan without discharge included: a
-discharge survives only when it pays after efficiency and wear. Each slot says why
+discharge survives only when it pays after efficiency and wear. The depth search is a
+heuristic (wear that grows with depth makes the problem non-convex): every plan it returns
+is priced exactly, but a better one may exist (benchmarks/planner_bench.py shows a 48-h case
+where a discharge cap found one 0.10 EUR cheaper). Discharge power comes in C-rate tiers,
+each kWh of a higher tier dearer by the wear of the higher C-rate (`wear_tiers`). Each slot says why
 (`PlanSlot.reason`; discharges give `margin`, the expected gain per kWh sold).
 
 Flat alternative (no wear model): `degradation_cost` is charged per kWh *discharged*, measured
@@ -462,6 +466,9 @@ def _explain(slots: list[PlanSlot], eta_c: float, eta_d: float, cap: float,
                    if s.soc_end <= target_soc + 1e-6 else
                    "charge: cheaper now than later (stored for a later discharge)")
             out.append(dataclasses.replace(s, reason=why))
+        elif s.soc_start < target_soc - 1e-6 and later[i] < s.buy:
+            out.append(dataclasses.replace(
+                s, reason=f"idle: cheaper hours later ({later[i]:.4f} against {s.buy:.4f})"))
         else:
             out.append(dataclasses.replace(s, reason="idle: nothing pays now"))
     return out
