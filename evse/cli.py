@@ -170,6 +170,11 @@ def _demo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reports", type=Path, metavar="DIR",
                    help="write the session report (JSON + SVG, money summary) here "
                    "(default: evse-demo-reports in the temporary directory)")
+    p.add_argument("--day", action="store_true",
+                   help="an evening-to-morning V2G day with real day-ahead prices (bundled), "
+                   "compressed to about a minute: planner, wear, V2H outage, value report")
+    p.add_argument("--day-seconds", type=float, default=60.0, metavar="S",
+                   help="--day: real seconds for the whole stay (default 60)")
     p.add_argument("--pnc", action="store_true",
                    help="Plug & Charge over TLS 1.3 with a throw-away PnC test PKI (mutual TLS; "
                    "the EV must authorize with its contract, no fallback to EIM)")
@@ -292,6 +297,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from evse.aio.app import main_ev
 
         return main_ev(ns)
+    if ns.command == "demo" and getattr(ns, "day", False):
+        from evse.aio.day_demo import DayOptions, main_day
+
+        return main_day(DayOptions(seconds=ns.day_seconds, reports=ns.reports,
+                                   quiet=ns.no_progress))
     if ns.command == "demo":
         from evse.aio.demo import DEFAULT_SCENARIO, DemoOptions, main_demo
 

@@ -208,11 +208,18 @@ class EnergyConfig:
     max_soc: float = 100.0
     default_departure_h: float = 8.0  # hours after plug-in, when the EV gives no departure
     battery_capacity_kwh: float = 60.0  # when the EV does not tell
-    degradation_cost: float = 0.05  # currency per kWh discharged (at the battery)
+    # deprecated: a flat currency per kWh discharged; set, it replaces the wear model
+    degradation_cost: float | None = None
     charge_efficiency: float = 0.95
     discharge_efficiency: float = 0.95
     v2g: bool = True  # False: smart charging only, never discharge for money
     slot_minutes: int = 15
+    chemistry: str = "nmc"  # wear tables: "nmc" or "lfp"
+    replacement_cost: float = 110.0  # currency per kWh of battery (docs/config.md: source)
+    battery_temperature_c: float = 20.0
+    max_discharge_kwh_per_day: float | None = None  # owner's cap on V2G (None: no cap)
+    outage_reserve_soc: float = 0.0  # percent kept for V2H while an outage is possible
+    outage_possible: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -769,12 +776,21 @@ def _energy(root: _Table) -> EnergyConfig:
         default_departure_h=t.number("default_departure_h", d.default_departure_h, gt=0,
                                      le=168),
         battery_capacity_kwh=t.number("battery_capacity_kwh", d.battery_capacity_kwh, gt=0),
-        degradation_cost=t.number("degradation_cost", d.degradation_cost, ge=0),
+        degradation_cost=(t.number("degradation_cost", 0.0, ge=0)
+                          if "degradation_cost" in t.data else None),
         charge_efficiency=t.number("charge_efficiency", d.charge_efficiency, gt=0, le=1),
         discharge_efficiency=t.number("discharge_efficiency", d.discharge_efficiency, gt=0,
                                       le=1),
         v2g=t.boolean("v2g", d.v2g),
-        slot_minutes=t.integer("slot_minutes", d.slot_minutes, ge=1, le=1440))
+        slot_minutes=t.integer("slot_minutes", d.slot_minutes, ge=1, le=1440),
+        chemistry=t.string("chemistry", d.chemistry, choices=("nmc", "lfp")),
+        replacement_cost=t.number("replacement_cost", d.replacement_cost, ge=0),
+        battery_temperature_c=t.number("battery_temperature_c", d.battery_temperature_c,
+                                       ge=-40, le=80),
+        max_discharge_kwh_per_day=(t.number("max_discharge_kwh_per_day", 0.0, ge=0)
+                                   if "max_discharge_kwh_per_day" in t.data else None),
+        outage_reserve_soc=t.number("outage_reserve_soc", d.outage_reserve_soc, ge=0, le=100),
+        outage_possible=t.boolean("outage_possible", d.outage_possible))
     if cfg.reserve_soc > cfg.target_soc:
         t.error("reserve_soc", f"must be <= energy.target_soc ({cfg.target_soc:g}), "
                                f"got {cfg.reserve_soc:g}")
