@@ -157,13 +157,14 @@ def _secc_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _demo_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--protocol", choices=("iso20", "iso2", "din"), default="iso20",
+                   help="the standard the simulated EV speaks (default iso20; iso2: EIM over "
+                   "TCP, scenarios iso2_*; din: DIN SPEC 70121 DC over TCP; bidirectional "
+                   "power transfer is -20 only)")
     p.add_argument("--scenario", "-s",
                    help="EV scenario (default: dc_bpt_scheduled, charge + discharge; dc_pnc "
                    "with --pnc); `evse ev --list-scenarios` lists them")
     p.add_argument("--tls", action="store_true", help="TLS 1.3 with a throw-away test PKI")
-    p.add_argument("--protocol", choices=("iso20", "iso2"), default="iso20",
-                   help="the standard the simulated EV speaks (default iso20; iso2: EIM over "
-                   "TCP, scenarios iso2_*, no bidirectional power transfer)")
     p.add_argument("--speedup", type=float, default=60.0,
                    help="simulated (HAL) seconds per real second (default 60)")
     p.add_argument("--loops", type=int, help="charge-loop rounds (default 100 for BPT)")
@@ -175,6 +176,11 @@ def _demo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reports", type=Path, metavar="DIR",
                    help="write the session report (JSON + SVG, money summary) here "
                    "(default: evse-demo-reports in the temporary directory)")
+    p.add_argument("--day", action="store_true",
+                   help="an evening-to-morning V2G day with real day-ahead prices (bundled), "
+                   "compressed to about a minute: planner, wear, V2H outage, value report")
+    p.add_argument("--day-seconds", type=float, default=60.0, metavar="S",
+                   help="--day: real seconds for the whole stay (default 60)")
     p.add_argument("--pnc", action="store_true",
                    help="Plug & Charge over TLS 1.3 with a throw-away PnC test PKI (mutual TLS; "
                    "the EV must authorize with its contract, no fallback to EIM)")
@@ -297,6 +303,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from evse.aio.app import main_ev
 
         return main_ev(ns)
+    if ns.command == "demo" and getattr(ns, "day", False):
+        from evse.aio.day_demo import DayOptions, main_day
+
+        return main_day(DayOptions(seconds=ns.day_seconds, reports=ns.reports,
+                                   quiet=ns.no_progress))
     if ns.command == "demo":
         from evse.aio.demo import DEFAULT_SCENARIO, DemoOptions, main_demo
 

@@ -24,9 +24,11 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from evse.aio.admission import AdmissionConfig
+from evse.aio.read_budget import ReadBudget
 from evse.energy.prices import PriceCurve
 from evse.protocol.limits import EvseLimits
 from evse.protocol.standards import STANDARDS, Tls, check_protocols
+from evse.protocol.v2gtp import DEFAULT_MAX_PAYLOAD, HEADER_SIZE
 
 __all__ = ["ConfigError", "ConnectorConfig", "EnergyConfig", "HalBackendConfig", "HalConfig",
            "SupervisorConfig",
@@ -150,6 +152,9 @@ class NetworkConfig:
     tcp_port: int = 64110
     # bounds for connections without a session ([network.admission], evse/aio/admission.py)
     admission: AdmissionConfig = field(default_factory=AdmissionConfig)
+    # what one V2G connection may cost the event loop (evse.aio.read_budget)
+    read_budget: ReadBudget = field(default_factory=ReadBudget)
+    paused_session_max_age_s: float = 24 * 3600.0  # a paused session stays resumable this long
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,11 +208,18 @@ class EnergyConfig:
     max_soc: float = 100.0
     default_departure_h: float = 8.0  # hours after plug-in, when the EV gives no departure
     battery_capacity_kwh: float = 60.0  # when the EV does not tell
-    degradation_cost: float = 0.05  # currency per kWh discharged (at the battery)
+    # deprecated: a flat currency per kWh discharged; set, it replaces the wear model
+    degradation_cost: float | None = None
     charge_efficiency: float = 0.95
     discharge_efficiency: float = 0.95
     v2g: bool = True  # False: smart charging only, never discharge for money
     slot_minutes: int = 15
+    chemistry: str = "nmc"  # wear tables: "nmc" or "lfp"
+    replacement_cost: float = 110.0  # currency per kWh of battery (docs/config.md: source)
+    battery_temperature_c: float = 20.0
+    max_discharge_kwh_per_day: float | None = None  # owner's cap on V2G (None: no cap)
+    outage_reserve_soc: float = 0.0  # percent kept for V2H while an outage is possible
+    outage_possible: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -651,9 +663,23 @@ def _network(root: _Table) -> NetworkConfig:
     tcp_port = t.integer("tcp_port", 64110, ge=1, le=65535)
     if tls_port == tcp_port and tls_port:
         t.error("tcp_port", f"must differ from network.tls_port, got {tcp_port}")
+    d = ReadBudget()
+    budget = d
+    try:
+        budget = ReadBudget(
+            chunk=t.integer("read_slice", d.chunk, ge=64, le=65536),
+            window=t.number("read_window_s", d.window, gt=0, le=10),
+            bytes_per_window=t.integer("read_bytes_per_window", d.bytes_per_window, ge=64,
+                                       le=1 << 24),
+            max_bytes_without_message=t.integer(
+                "max_bytes_without_message", d.max_bytes_without_message,
+                ge=DEFAULT_MAX_PAYLOAD + HEADER_SIZE, le=1 << 30))
+    except ValueError as exc:
+        t.error("read_bytes_per_window", str(exc))
+    max_age = t.number("paused_session_max_age_s", 24 * 3600.0, gt=0)
     admission = _admission(t)
     t.finish()
-    return NetworkConfig(interface, address, tls_port, tcp_port, admission)
+    return NetworkConfig(interface, address, tls_port, tcp_port, admission, budget, max_age)
 
 
 def _admission(network: _Table) -> AdmissionConfig:
@@ -750,12 +776,21 @@ def _energy(root: _Table) -> EnergyConfig:
         default_departure_h=t.number("default_departure_h", d.default_departure_h, gt=0,
                                      le=168),
         battery_capacity_kwh=t.number("battery_capacity_kwh", d.battery_capacity_kwh, gt=0),
-        degradation_cost=t.number("degradation_cost", d.degradation_cost, ge=0),
+        degradation_cost=(t.number("degradation_cost", 0.0, ge=0)
+                          if "degradation_cost" in t.data else None),
         charge_efficiency=t.number("charge_efficiency", d.charge_efficiency, gt=0, le=1),
         discharge_efficiency=t.number("discharge_efficiency", d.discharge_efficiency, gt=0,
                                       le=1),
         v2g=t.boolean("v2g", d.v2g),
-        slot_minutes=t.integer("slot_minutes", d.slot_minutes, ge=1, le=1440))
+        slot_minutes=t.integer("slot_minutes", d.slot_minutes, ge=1, le=1440),
+        chemistry=t.string("chemistry", d.chemistry, choices=("nmc", "lfp")),
+        replacement_cost=t.number("replacement_cost", d.replacement_cost, ge=0),
+        battery_temperature_c=t.number("battery_temperature_c", d.battery_temperature_c,
+                                       ge=-40, le=80),
+        max_discharge_kwh_per_day=(t.number("max_discharge_kwh_per_day", 0.0, ge=0)
+                                   if "max_discharge_kwh_per_day" in t.data else None),
+        outage_reserve_soc=t.number("outage_reserve_soc", d.outage_reserve_soc, ge=0, le=100),
+        outage_possible=t.boolean("outage_possible", d.outage_possible))
     if cfg.reserve_soc > cfg.target_soc:
         t.error("reserve_soc", f"must be <= energy.target_soc ({cfg.target_soc:g}), "
                                f"got {cfg.reserve_soc:g}")

@@ -3,7 +3,8 @@
     paths = write_report(record, Path("/var/lib/evse/reports"))
     paths.json, paths.svg
 
-The SVG stacks five small charts sharing one time axis (voltage, current, power, SOC, price),
+The SVG stacks six small charts sharing one time axis (voltage, current, power, SOC, price,
+and the money spent so far beside what charging at full power on arrival would have spent),
 each with its own y axis, grid and unit, a dashed zero line where values change sign
 (discharge is negative, DESIGN 5), and the energy and money summary as text. Long sessions
 are thinned per pixel column (minimum and maximum kept, so peaks survive) to keep the file
@@ -23,6 +24,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from evse.energy.optimizer import MoneySummary
+from evse.energy.value import SessionValue
 
 __all__ = ["REPORT_FORMAT", "ReportPaths", "Sample", "SessionRecord", "render_svg",
            "write_report"]
@@ -60,6 +62,7 @@ class SessionRecord:
     stop_reason: str | None = None
     ev_id: str | None = None  # EVCCID
     metadata: Mapping[str, Any] = field(default_factory=dict)  # JSON-able extras
+    value: SessionValue | None = None  # against the baseline (charging at full power on arrival)
 
     def to_dict(self) -> dict[str, Any]:
         money = None
@@ -79,6 +82,7 @@ class SessionRecord:
             "ev_id": self.ev_id, "energy_in_kwh": self.energy_in_kwh,
             "energy_out_kwh": self.energy_out_kwh, "money": money,
             "metadata": dict(self.metadata),
+            "value": None if self.value is None else self.value.to_dict(),
             # columns, not one object per sample: a 10-hour session at 1 Hz stays readable
             "samples": {k: [_json_number(getattr(s, k)) for s in self.samples]
                         for k in keys},
@@ -102,7 +106,8 @@ class SessionRecord:
                    data["started_at"], data["ended_at"], samples, data["energy_in_kwh"],
                    data["energy_out_kwh"], money, data.get("protocol"),
                    data.get("control_mode"), data.get("stop_reason"), data.get("ev_id"),
-                   dict(data.get("metadata") or {}))
+                   dict(data.get("metadata") or {}),
+                   SessionValue.from_dict(data["value"]) if data.get("value") else None)
 
 
 def _json_number(x: float | None) -> float | None:
@@ -172,9 +177,44 @@ class _Panel:
     signed: bool  # draw the zero line
 
 
-def _panels(currency: str) -> tuple[_Panel, ...]:
+def _cumulative(samples: Sequence[Sample], value: SessionValue | None
+                ) -> tuple[dict[float, float], dict[float, float]]:
+    """Money spent so far at each sample (bought - sold; the session's and, with a value,
+    the baseline's at the same buy prices), for the cumulative money panel."""
+    actual: dict[float, float] = {}
+    base: dict[float, float] = {}
+    spent = spent_base = 0.0
+    steps = value.baseline_profile if value is not None else ()
+
+    def base_power(t: float) -> float:
+        p = 0.0
+        for since, power in steps:
+            if since <= t:
+                p = power
+        return p
+
+    prev: Sample | None = None
+    for s in samples:
+        if prev is not None and prev.power is not None and prev.price is not None:
+            kwh = prev.power * (s.t - prev.t) / 3.6e6
+            price = prev.price if kwh >= 0 else (prev.sell_price or 0.0)
+            spent += price * kwh
+        if prev is not None and prev.price is not None and steps:
+            mid = (prev.t + s.t) / 2
+            spent_base += prev.price * base_power(mid) * (s.t - prev.t) / 3.6e6
+        actual[s.t] = spent
+        if steps:
+            base[s.t] = spent_base
+        prev = s
+    return actual, base
+
+
+def _panels(currency: str, cumulative: tuple[dict[float, float], dict[float, float]] = ({}, {})
+            ) -> tuple[_Panel, ...]:
     def kw(s: Sample) -> float | None:
         return None if s.power is None else s.power / 1000.0
+
+    actual, base = cumulative
 
     return (
         _Panel("voltage", "Voltage (V)", (_Series("voltage", "voltage", "#1f77b4",
@@ -186,6 +226,10 @@ def _panels(currency: str) -> tuple[_Panel, ...]:
         _Panel("price", f"Price ({currency}/kWh)",
                (_Series("price", "buy", "#ff7f0e", lambda s: s.price),
                 _Series("sell_price", "sell", "#8c564b", lambda s: s.sell_price)), True),
+        _Panel("money", f"Money spent so far ({currency}, energy only)",
+               (_Series("money", "this session", "#17becf", lambda s: actual.get(s.t)),
+                _Series("baseline_money", "full power on arrival", "#7f7f7f",
+                        lambda s: base.get(s.t))), True),
     )
 
 
@@ -282,14 +326,21 @@ def _money_lines(r: SessionRecord) -> list[str]:
         c = m.currency
         lines.append(f"Bought {m.cost_bought:.2f} {c}    sold {m.revenue_sold:.2f} {c}    "
                      f"degradation {m.degradation:.2f} {c}    net {m.net:.2f} {c}")
+    v = r.value
+    if v is not None:
+        c = v.currency
+        lines.append(f"Baseline (full power on arrival): {v.baseline_energy_kwh:.2f} kWh, "
+                     f"energy {v.baseline_cost:.2f} {c}, wear {v.baseline_wear_cost:.2f} {c}"
+                     f"    this session: wear {v.wear_cost:.2f} {c}")
+        lines.append(f"Net benefit against the baseline: {v.net_benefit:+.2f} {c}")
     return lines
 
 
 def render_svg(record: SessionRecord, *, tz: tzinfo = UTC) -> str:
     """The session as an SVG document (a string)."""
     currency = record.money.currency if record.money else "EUR"
-    panels = _panels(currency)
     samples = sorted(record.samples, key=lambda s: s.t)
+    panels = _panels(currency, _cumulative(samples, record.value))
     t0 = min([record.started_at, *(s.t for s in samples[:1])])
     t1 = max([record.ended_at, *(s.t for s in samples[-1:])])
     if t1 <= t0:

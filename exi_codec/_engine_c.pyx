@@ -309,7 +309,8 @@ cdef class _Reader:
         cdef char* out
         if kind == T_NBIT:
             u = self.bits(d.nbits)
-            if <long long>u + d.min > d.max:
+            # values the n bits carry beyond the facet: lenient decoding accepts them
+            if self.strict and <long long>u + d.min > d.max:
                 raise self.error(f"value {<long long>u + d.min} above maximum {d.max}", fidx, gid)
             return <long long>u + d.min
         if kind == T_BOOL:
@@ -342,6 +343,9 @@ cdef class _Reader:
                 dt = self.t.dt_objs[dti]
                 if (dt[1] is not None and v < dt[1]) or (dt[2] is not None and v > dt[2]):
                     raise self.error(f"value {v} out of range", fidx, gid)
+            elif kind == T_NBIT and not self.strict:  # what a lenient decode accepted
+                if v < d.min or v > d.min + (1 << d.nbits) - 1:
+                    raise ExiEncodeError(f"value {v} does not fit {d.nbits} bits above {d.min}")
             elif (d.has_min and v < d.min) or (d.has_max and v > d.max):
                 raise self.error(f"value {v} out of range", fidx, gid)
             return v
@@ -631,6 +635,9 @@ cdef class _Writer:
                 lo, hi = dt[1], dt[2]
                 if (lo is not None and v < lo) or (hi is not None and v > hi):
                     raise ExiEncodeError(f"value {v} outside the schema's range [{lo}, {hi}]")
+            elif kind == T_NBIT and not self.strict:  # what a lenient decode accepted
+                if v < d.min or v > d.min + (1 << d.nbits) - 1:
+                    raise ExiEncodeError(f"value {v} does not fit {d.nbits} bits above {d.min}")
             elif (d.has_min and v < d.min) or (d.has_max and v > d.max):
                 lo = d.min if d.has_min else None
                 hi = d.max if d.has_max else None

@@ -74,7 +74,9 @@ class Reader:
         kind = dt[0]
         if kind == DT_NBIT:
             v = self.bits(dt[1]) + dt[2]
-            if v > dt[3]:
+            # The n bits can carry more than the facet allows: real cars send such values
+            # (a 4 where the facet says 1..3); lenient decoding hands them to the application.
+            if v > dt[3] and self.strict:
                 raise self.error(f"value {v} above maximum {dt[3]}")
             return v
         if kind == DT_BOOL:
@@ -195,6 +197,8 @@ class Writer:
             if not isinstance(v, int) or isinstance(v, bool):
                 raise ExiEncodeError(f"expected an integer, got {type(v).__name__}")
             lo, hi = (dt[2], dt[3]) if kind == DT_NBIT else (dt[1], dt[2])
+            if kind == DT_NBIT and not self.strict:  # what a lenient decode accepted
+                hi = lo + (1 << dt[1]) - 1
             if (lo is not None and v < lo) or (hi is not None and v > hi):
                 raise ExiEncodeError(f"value {v} outside the schema's range [{lo}, {hi}]")
             if kind == DT_NBIT:

@@ -116,8 +116,8 @@ def test_secc_protocols_option(capsys: pytest.CaptureFixture[str]) -> None:
     ns = parser.parse_args(["secc", "--protocols", " ISO20 "])
     assert ns.protocols == ("iso20",)
     assert parser.parse_args(["secc"]).protocols is None  # [station] protocols, else iso20
-    for bad, error in [("iso20,din", "not implemented yet: ['din']"),
-                       ("iso20,x", "unknown protocols ['x']")]:
+    assert parser.parse_args(["secc", "--protocols", "iso20,din"]).protocols == ("iso20", "din")
+    for bad, error in [("iso20,x", "unknown protocols ['x']"), ("din,din", "listed twice")]:
         with pytest.raises(SystemExit):
             parser.parse_args(["secc", "--protocols", bad])
         assert error in capsys.readouterr().err

@@ -97,7 +97,8 @@ def test_minimal_config_gets_the_documented_defaults() -> None:
     assert (cfg.network.tls_port, cfg.network.tcp_port) == (64109, 64110)
     assert cfg.mqtt is None
     assert cfg.energy.reserve_soc == 20 and cfg.energy.target_soc == 80
-    assert cfg.energy.degradation_cost == 0.05 and cfg.energy.v2g is True
+    assert cfg.energy.degradation_cost is None and cfg.energy.v2g is True  # wear tables
+    assert cfg.energy.chemistry == "nmc" and cfg.energy.replacement_cost == 110.0
     assert cfg.reports.dir == Path("/etc/evse/reports")
     assert cfg.tariffs.curve(0).at(123).buy == 0.30
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -212,6 +213,26 @@ def test_single_errors(section: str, values: object, error: str) -> None:
     assert any(error in e for e in info.value.errors), info.value.errors
 
 
+def test_energy_wear_and_owner_policy_keys() -> None:
+    cfg = loads_config(MINIMAL + '\n[energy]\nchemistry = "lfp"\nreplacement_cost = 150\n'
+                       "max_discharge_kwh_per_day = 12\noutage_reserve_soc = 45\n"
+                       "outage_possible = true\nbattery_temperature_c = 30\n")
+    e = cfg.energy
+    assert (e.chemistry, e.replacement_cost, e.max_discharge_kwh_per_day) == ("lfp", 150, 12)
+    assert e.outage_possible and e.outage_reserve_soc == 45 and e.degradation_cost is None
+    from evse.energy.provider import EnergyPolicy
+
+    policy = EnergyPolicy.from_config(e)
+    wear = policy.wear_model()
+    assert wear is not None and wear.chemistry == "lfp" and wear.temperature_c == 30
+    assert policy.planning_reserve(20.0) == 45.0
+    flat = loads_config(MINIMAL + "\n[energy]\ndegradation_cost = 0.04\n").energy
+    assert EnergyPolicy.from_config(flat).wear_model() is None  # the deprecated override
+    with pytest.raises(ConfigError) as info:
+        loads_config(MINIMAL + '\n[energy]\nchemistry = "lead"\n')
+    assert any("energy.chemistry: must be one of 'nmc', 'lfp'" in x for x in info.value.errors)
+
+
 def test_hal_backends_forms() -> None:
     assert parse_hal_spec("serial:/dev/ttyUSB0, can:can0") == [("serial", "/dev/ttyUSB0"),
                                                                ("can", "can0")]
@@ -261,10 +282,9 @@ def test_station_protocols() -> None:
     data = tomllib.loads(MINIMAL)
     data["station"]["protocols"] = ["iso20"]
     assert parse_config(data).protocols == ("iso20",)
-    data["station"]["protocols"] = ["iso20", "iso2"]  # -2 is implemented
-    assert parse_config(data).protocols == ("iso20", "iso2")
+    data["station"]["protocols"] = ["iso20", "iso2", "din"]  # all three are implemented
+    assert parse_config(data).protocols == ("iso20", "iso2", "din")
     for value, error in [
-        (["iso20", "din"], "station.protocols: protocols not implemented yet: ['din']"),
         (["iso15118"], "station.protocols: unknown protocols ['iso15118']"),
         (["iso20", "iso20"], "station.protocols: protocols listed twice"),
         ([], "station.protocols: at least one protocol"),

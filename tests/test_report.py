@@ -107,7 +107,7 @@ def test_long_sessions_are_thinned_but_keep_their_peaks() -> None:
 def test_empty_and_ac_sessions_render() -> None:
     empty = SessionRecord("e", "st", "2", T0, T0, (), 0.0, 0.0)
     root = ET.fromstring(render_svg(empty))
-    assert sum(1 for t in root.iter(f"{SVG_NS}text") if t.text == "no data") == 5
+    assert sum(1 for t in root.iter(f"{SVG_NS}text") if t.text == "no data") == 6  # money too
     ac = SessionRecord("ac", "st", "2", T0, T0 + 600,
                        tuple(Sample(T0 + i, None, 16.0, 11000.0, None, None)
                              for i in range(0, 600, 60)), 1.8, 0.0)

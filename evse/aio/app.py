@@ -382,6 +382,8 @@ async def run_secc(options: SeccOptions, *, ready: asyncio.Event | None = None,
         tls=tls, tls_iso2=tls_iso2, tls_port=tls_port,
         sdp_port=options.sdp_port if options.sdp else None,
         poll_interval=options.poll_interval, on_session_end=on_end, admission=admission,
+        read_budget=net.read_budget if net else None,
+        paused_session_max_age=net.paused_session_max_age_s if net else 24 * 3600.0,
     )
     from evse.aio.energy_app import EnergyRuntime  # [energy], [tariffs], [mqtt], reports
 
@@ -434,7 +436,7 @@ async def run_secc(options: SeccOptions, *, ready: asyncio.Event | None = None,
             loop.remove_signal_handler(sig)
         await server.close()
         await energy.stop()
-    print(f"evse secc: stopped after {len(server.sessions)} session(s)", flush=True)
+    print(f"evse secc: stopped after {server.sessions_total} session(s)", flush=True)
     return 0
 
 

@@ -52,7 +52,7 @@ class DemoOptions:
     pnc: bool = False  # Plug & Charge over TLS 1.3 (implies tls)
     algorithm: str = "secp521r1"  # PnC PKI: secp521r1 or ed448
     install_certificate: bool = False  # PnC: the EV gets its contract via the local CPS
-    protocol: str = "iso20"  # iso2: the simulated -2 EV (demo_iso2.py)
+    protocol: str = "iso20"  # the EV's standard: iso20, iso2 (demo_iso2.py), din (demo_din.py)
 
 
 def discharge_window(loops: int, loop_interval: float) -> tuple[int, int]:
@@ -87,6 +87,10 @@ async def run_demo(options: DemoOptions, out: TextIO | None = None) -> int:
     from simulators.ev.client import make_ssl_context, run_session
 
     out = out or sys.stdout
+    if options.protocol == "din":
+        from evse.aio.demo_din import run_din_demo
+
+        return await run_din_demo(options, out)
     scenario = get_scenario(options.scenario)
     loops = options.loops
     if loops is None and scenario.expect_discharge:
@@ -148,6 +152,10 @@ async def run_demo(options: DemoOptions, out: TextIO | None = None) -> int:
         assert port is not None
         transport = "TLS 1.3" if use_tls else "TCP"
         print(f"evse demo: scenario {scenario.name} ({scenario.description})", file=out)
+        peak = demo_prices().slots[0]
+        print(f"  prices: no tariff configured, so the bundled day's evening peak "
+              f"(BE day-ahead 2024-06-14 20:00 + retail adders): buy {peak.buy:.4f}, "
+              f"sell {peak.sell:.4f} EUR/kWh", file=out)
         print(f"  SECC on 127.0.0.1:{port} ({transport}), sim HAL at {options.speedup:g}x, "
               f"{n_loops} charge loops"
               + (f", schedule discharges {window[0]}-{window[1]} s after ScheduleExchange"
@@ -276,7 +284,11 @@ def main_demo(options: DemoOptions) -> int:
 
     if options.protocol == "iso2":
         return _main_iso2(options)
-    if options.scenario not in scenario_names():
+    if options.protocol == "din" and (options.tls or options.pnc):
+        print("evse demo: DIN SPEC 70121 runs over plain TCP with external payment (no --tls, "
+              "--pnc)", file=sys.stderr)
+        return 2
+    if options.protocol != "din" and options.scenario not in scenario_names():
         print(f"evse demo: unknown scenario {options.scenario!r}; one of "
               f"{', '.join(scenario_names())}", file=sys.stderr)
         return 2
@@ -311,7 +323,19 @@ def _energy_port(server: Any, options: DemoOptions) -> Any:
 
     directory = options.reports or Path(tempfile.gettempdir()) / "evse-demo-reports"
     return SeccStationPort(server, station_id=server.config.evse_id, plan_schedules=False,
-                           reports_dir=directory)
+                           reports_dir=directory, prices=demo_prices())
+
+
+def demo_prices() -> Any:
+    """The quick demo has no tariff: it prices its session with the bundled day's evening
+    peak (2024-06-14 20:00, Belgian day-ahead + the default retail adders), so the energy it
+    sells is paid what a V2G export at the peak earns, never zero."""
+    from evse.energy.data.be_2024 import DAYS
+    from evse.energy.prices import PriceCurve
+    from evse.energy.tariff import RetailTariff
+
+    tariff, wholesale = RetailTariff(), DAYS["2024-06-14"][20]
+    return PriceCurve.flat(tariff.buy(wholesale), tariff.sell(wholesale))
 
 
 def _print_reports(out: TextIO, energy: Any) -> None:
@@ -323,4 +347,10 @@ def _print_reports(out: TextIO, energy: Any) -> None:
         m = record.money
         print(f"  money ({m.currency}): bought {m.cost_bought:.4f}, sold {m.revenue_sold:.4f}, "
               f"degradation {m.degradation:.4f}, net {m.net:.4f}", file=out)
+    v = record.value if record is not None else None
+    if v is not None:
+        print(f"  value ({v.currency}): wear {v.wear_cost:.4f} (charging at full power on "
+              f"arrival: {v.baseline_wear_cost:.4f}), so discharging caused "
+              f"{max(0.0, v.wear_cost - v.baseline_wear_cost):.4f} of wear for "
+              f"{v.revenue_sold:.4f} of revenue; net benefit {v.net_benefit:+.4f}", file=out)
     out.flush()

@@ -22,9 +22,11 @@ handshakes and connections without a session are capped per listener and in tota
 oldest over a cap closed. Every connection logs once, at INFO with the peer address, why it
 closed. Per connection the adapter:
 
-- feeds received bytes to `SeccConnection.receive_data` and writes `SendData` at once (the
-  time from the request's last byte to the response's first write is the turnaround,
-  measured with `perf_counter_ns` and kept in `TurnaroundStats`);
+- feeds received bytes to `SeccConnection.receive_data` within the connection's read budget
+  (`evse.aio.read_budget`: 1 KiB slices per loop turn, bytes per time window, closed after
+  too many bytes without a valid message, so junk on one connection cannot starve another)
+  and writes `SendData` at once (the time from the request's last byte to the response's
+  first write is the turnaround, measured with `perf_counter_ns`, kept in `TurnaroundStats`);
 - drives the SECC's timers with one `loop.call_at` on `next_deadline()`;
 - hands hardware effects to the connector's controller, and the controller's inputs
   (measurements every poll, cable check results, emergency stops) back to the SECC;
@@ -54,22 +56,30 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evse.aio.admission import HANDSHAKE, Admission, AdmissionConfig, Ticket
+from evse.aio.latency import LatencyHistogram
 from evse.aio.netif import link_local_address, scope_id
+from evse.aio.read_budget import ReadBudget, ReadMeter
 from evse.aio.tls_iso2 import context_for
 from evse.aio.tls_server import TlsLayer
 from evse.control.controller import ChargerController, ControllerConfig
 from evse.protocol import events as ev
 from evse.protocol.config import SeccConfig
+from evse.protocol.din.states import State as DinState
 from evse.protocol.iso20.states import State
 from evse.protocol.secc import SeccConnection
 from evse.protocol.session import SessionStore
+from evse.protocol.standards import DIN
 from hal.interfaces import HalBackend
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TLS_PORT = 64109
 DEFAULT_TCP_PORT = 64110
-LOOP_STATES = frozenset({State.DC_CHARGE_LOOP, State.AC_CHARGE_LOOP})
+# the charge-loop states of every standard (turnaround statistics, MQTT "charging")
+_PROTOCOL_NAMES = {DIN: "DIN SPEC 70121"}  # report names by namespace; -20 otherwise
+LOOP_STATES: frozenset[str] = frozenset({
+    State.DC_CHARGE_LOOP, State.AC_CHARGE_LOOP, DinState.CURRENT_DEMAND,
+})
 
 Authorizer = Callable[[ev.RequestAuthorization, str], "bool | Awaitable[bool]"]
 
@@ -78,19 +88,24 @@ Authorizer = Callable[[ev.RequestAuthorization, str], "bool | Awaitable[bool]"]
 
 
 class TurnaroundStats:
-    """SECC turnaround samples (ns): request's last byte in -> response's first byte out."""
+    """SECC turnaround samples (ns): request's last byte in -> response's first byte out.
 
-    def __init__(self, maxlen: int = 200_000) -> None:
+    `all` and `loop` hold the latest `maxlen` samples (percentiles are over them; a charger
+    runs for months, so never every sample); `len()` counts every sample ever added."""
+
+    def __init__(self, maxlen: int = 1024) -> None:
         self.all: deque[int] = deque(maxlen=maxlen)
         self.loop: deque[int] = deque(maxlen=maxlen)  # charge-loop requests only
+        self.count = 0
 
     def add(self, ns: int, *, charge_loop: bool) -> None:
+        self.count += 1
         self.all.append(ns)
         if charge_loop:
             self.loop.append(ns)
 
     def __len__(self) -> int:
-        return len(self.all)
+        return self.count
 
     @staticmethod
     def percentile_of(samples: Iterable[int], p: float) -> float | None:
@@ -105,9 +120,16 @@ class TurnaroundStats:
         return self.percentile_of(self.loop if charge_loop else self.all, p)
 
 
+MAX_SAMPLES = 720  # per session; beyond: every other one dropped, the interval doubled
+
+
 @dataclass
 class SessionSummary:
-    """What one session on one connector did (kept in `SeccServer.sessions`)."""
+    """What one session on one connector did (kept in `SeccServer.sessions`).
+
+    Bounded whatever the session's length: turnaround in a `LatencyHistogram`, at most
+    `MAX_SAMPLES` measurement samples (decimated). Once the session-end hooks have run (the
+    report is written), all but the latest few summaries are `compact()`ed."""
 
     connector: str
     session_id: str  # hex
@@ -127,8 +149,10 @@ class SessionSummary:
     energy_in_wh: float = 0.0  # to the EV, measured at the connector
     energy_out_wh: float = 0.0  # from the EV
     requests: int = 0  # requests answered on this connection during the session
-    turnaround_ns: list[int] = field(default_factory=list)
+    turnaround_hist: LatencyHistogram = field(default_factory=LatencyHistogram)
     samples: list[tuple[float, float, float, float]] = field(default_factory=list)  # t V A W
+    sample_interval: float = 1.0  # s between samples (doubles with each decimation)
+    compacted: bool = False  # samples and metering confirmations dropped (see `compact`)
     # TLS: negotiated version and suite, the vehicle certificate's subject CN (mutual TLS)
     tls_version: str | None = None
     tls_cipher: str | None = None
@@ -144,7 +168,20 @@ class SessionSummary:
     _energy_start: tuple[float, float] = (0.0, 0.0)
 
     def turnaround(self, p: float) -> float | None:
-        return TurnaroundStats.percentile_of(self.turnaround_ns, p)
+        return self.turnaround_hist.percentile(p)
+
+    def add_sample(self, sample: tuple[float, float, float, float]) -> None:
+        """Keep a measurement sample; at `MAX_SAMPLES` halve them and the sampling rate."""
+        if len(self.samples) >= MAX_SAMPLES:
+            del self.samples[1::2]
+            self.sample_interval *= 2
+        self.samples.append(sample)
+
+    def compact(self) -> None:
+        """Drop the per-sample detail (in the session report by now), keep the summary."""
+        self.samples = []
+        self.metering_confirmations = []
+        self.compacted = True
 
     def to_dict(self) -> dict[str, Any]:
         p50, p99 = self.turnaround(50), self.turnaround(99)
@@ -156,7 +193,7 @@ class SessionSummary:
             "paused": self.paused, "service_id": self.service_id,
             "control_mode": self.control_mode, "bidirectional": self.bidirectional,
             "energy_in_wh": self.energy_in_wh, "energy_out_wh": self.energy_out_wh,
-            "requests": self.requests,
+            "requests": self.requests, "compacted": self.compacted,
             "tls_version": self.tls_version, "tls_cipher": self.tls_cipher,
             "vehicle_certificate": self.vehicle_certificate,
             "authorization": self.authorization, "emaid": self.emaid,
@@ -173,7 +210,7 @@ class SessionSummary:
         from evse.report import Sample, SessionRecord
 
         services = {1: "AC", 2: "DC", 5: "AC_BPT", 6: "DC_BPT"}
-        protocol = "ISO15118-20"
+        protocol = _PROTOCOL_NAMES.get(self.protocol, "ISO15118-20")
         if self.service_id in services:
             protocol += " " + services[self.service_id]
         modes = {1: "Scheduled", 2: "Dynamic"}
@@ -299,6 +336,12 @@ class _Connection(asyncio.Protocol):
         self._first_write_ns: int | None = None
         self._last_sample = -math.inf
         self._tasks: set[asyncio.Task[Any]] = set()
+        # read budget (evse.aio.read_budget): bytes received but not yet fed to the SECC
+        self._meter = ReadMeter(server.read_budget)
+        self._backlog = bytearray()
+        self._backlog_at = 0
+        self._pump_handle: asyncio.Handle | None = None
+        self._reading_paused = False
 
     # -- asyncio callbacks ---------------------------------------------------------------
 
@@ -395,6 +438,60 @@ class _Connection(asyncio.Protocol):
             self.vehicle_subject = str(subject.get("commonName", "(no CN)"))
 
     def data_received(self, data: bytes) -> None:
+        if self.dead:
+            return
+        if self.conn is None and not self._bind():  # the EV spoke: take a connector
+            return
+        if self._backlog:
+            self._backlog += data
+        else:
+            self._backlog = bytearray(data)
+            self._backlog_at = 0
+        if self._pump_handle is None:
+            self._pump()
+
+    def _pump(self) -> None:
+        """Feed the backlog to the SECC within the connection's read budget (read_budget)."""
+        self._pump_handle = None
+        transport = self.transport
+        if self.conn is None or self.dead or transport is None:
+            return
+        now = self.loop.time()
+        n = min(self._meter.allowance(now), len(self._backlog) - self._backlog_at)
+        if n > 0:
+            at = self._backlog_at
+            self._backlog_at += n
+            self._feed(bytes(self._backlog[at:at + n]))
+            if self.dead:
+                return
+            if self._meter.fed(n, answered=self._first_write_ns is not None):
+                self._close_junk()
+                return
+        if self._backlog_at < len(self._backlog):
+            if not self._reading_paused:  # at most one read buffered per connection
+                self._reading_paused = True
+                transport.pause_reading()
+            if n > 0:  # next chunk in the next loop iteration, after the other connections
+                self._pump_handle = self.loop.call_soon(self._pump)
+            else:  # over its bytes for this window: wait for the next one
+                self._pump_handle = self.loop.call_at(self._meter.window_end(), self._pump)
+            return
+        self._backlog, self._backlog_at = bytearray(), 0
+        if self._reading_paused and not transport.is_closing():
+            self._reading_paused = False
+            transport.resume_reading()
+
+    def _close_junk(self) -> None:
+        """Over the limit of bytes without a valid message: end the session, close."""
+        connector = self.connector.id if self.connector is not None else "?"
+        limit = self.server.read_budget.max_bytes_without_message
+        log.info("connector %s: closing the connection from %s: more than %d bytes without "
+                 "a valid message", connector, self.peer, limit)
+        self.server.closed_for_junk += 1
+        self._backlog, self._backlog_at = bytearray(), 0
+        self.shutdown(f"more than {limit} bytes without a valid message")
+
+    def _feed(self, data: bytes) -> None:
         t0 = time.perf_counter_ns()
         if self.conn is None and not self.dead and not self._bind():
             return
@@ -417,8 +514,7 @@ class _Connection(asyncio.Protocol):
                     summary = self.summary
                 if summary is not None:
                     summary.requests += 1
-                    if len(summary.turnaround_ns) < 100_000:
-                        summary.turnaround_ns.append(ns)
+                    summary.turnaround_hist.add(ns)
             self._rearm()
         except Exception as exc:
             self._crash(exc)
@@ -427,10 +523,11 @@ class _Connection(asyncio.Protocol):
         return False  # close our side too; connection_lost follows
 
     def connection_lost(self, exc: Exception | None) -> None:
-        for handle in (self._timer, self._close_handle):
+        self._backlog, self._backlog_at = bytearray(), 0
+        for handle in (self._timer, self._close_handle, self._pump_handle):
             if handle is not None:
                 handle.cancel()
-        self._timer = self._close_handle = None
+        self._timer = self._close_handle = self._pump_handle = None
         for task in self._tasks:
             task.cancel()
         if exc is not None:
@@ -683,6 +780,7 @@ class _Connection(asyncio.Protocol):
             tls_version=self.tls_version,
             tls_cipher=self.tls_cipher,
             vehicle_certificate=self.vehicle_subject,
+            sample_interval=self.server.sample_interval,
             _energy_start=(ctl.energy_in_wh, ctl.energy_out_wh),
         )
 
@@ -710,13 +808,12 @@ class _Connection(asyncio.Protocol):
         if summary is None or summary.ended_at is not None:
             return
         now = self.loop.time()
-        if now - self._last_sample < self.server.sample_interval:
+        if now - self._last_sample < summary.sample_interval:
             return
         self._last_sample = now
         power = m.present_power if m.present_power is not None else (
             m.present_voltage * m.present_current)
-        if len(summary.samples) < 100_000:
-            summary.samples.append((time.time(), m.present_voltage, m.present_current, power))
+        summary.add_sample((time.time(), m.present_voltage, m.present_current, power))
 
 
 # -- the server ------------------------------------------------------------------------------
@@ -749,7 +846,9 @@ class SeccServer:
     (None: no plain server; plain -20 also needs `SeccConfig.allow_plain_tcp_iso20`), 0 = any
     free port. `tls`/`tls_port`: the TLS 1.3 server (-20); `tls_iso2`: the -2 TLS 1.2 context
     on the same port, chosen per connection from the ClientHello (tls_iso2.py). `sdp_port`:
-    answer SDP there (None: no SDP; needs an IPv6 address to announce).
+    answer SDP there (None: no SDP; needs an IPv6 address to announce), IPv6 only, on ff02::1
+    of the interface or, without one, on the listening address (`sdp_bind` overrides; see
+    `evse.aio.sdp_server`).
     """
 
     def __init__(
@@ -764,7 +863,7 @@ class SeccServer:
         tls_iso2: ssl.SSLContext | None = None,
         tls_port: int = 0,
         sdp_port: int | None = None,
-        sdp_bind: str = "::",
+        sdp_bind: str | None = None,
         poll_interval: float = 0.025,
         session_store: SessionStore | None = None,
         authorize: Authorizer | None = None,
@@ -772,7 +871,10 @@ class SeccServer:
         admission: AdmissionConfig | None = None,
         write_buffer_limit: int = 1 << 20,
         sample_interval: float = 1.0,
-        max_sessions_kept: int = 1000,
+        max_sessions_kept: int = 100,
+        detailed_sessions_kept: int = 4,
+        read_budget: ReadBudget | None = None,
+        paused_session_max_age: float = 24 * 3600.0,
         connection_config: Callable[[str], SeccConfig] | None = None,
         on_metering_confirmation: Callable[[SessionSummary | None, ev.MeteringConfirmed],
                                            None] | None = None,
@@ -795,6 +897,9 @@ class SeccServer:
         self._sdp_bind = sdp_bind
         self.poll_interval = poll_interval
         self.store = session_store if session_store is not None else SessionStore()
+        if self.store.max_age is None:  # paused sessions: resumable for a day, not forever
+            self.store.max_age = paused_session_max_age
+        self._next_expiry = -math.inf
         self.authorize = authorize
         self.on_session_end = on_session_end
         # per connection: the SeccConfig for a new connection on a connector (an energy
@@ -807,8 +912,14 @@ class SeccServer:
         self.admission = Admission(self.admission_config, time.monotonic())
         self.write_buffer_limit = write_buffer_limit
         self.sample_interval = sample_interval
+        self.read_budget = read_budget if read_budget is not None else ReadBudget()
+        self.closed_for_junk = 0  # connections closed over the bytes-without-a-message limit
         self.turnaround = TurnaroundStats()
+        # the latest summaries (bounded: reports on disk keep the rest); the newest
+        # `detailed_sessions_kept` with their samples, older ones compacted
         self.sessions: deque[SessionSummary] = deque(maxlen=max_sessions_kept)
+        self.detailed_sessions_kept = detailed_sessions_kept
+        self.sessions_total = 0  # every session ever recorded
         self.active: set[_Connection] = set()
         self.errors = 0  # connections closed by an internal error
         self.late_responses = 0  # responses sent after the SECC's performance time
@@ -978,8 +1089,15 @@ class SeccServer:
             announce, primary, tls_available=tls_port is not None,
             plain_allowed=plain_port is not None, plain_port=plain_port,
         )
+        # Only on the charging link: ff02::1 on the interface, else the listening address.
+        interface = self.interface
+        if interface is None and "%" in host and not host.split("%", 1)[1].isdigit():
+            interface = host.split("%", 1)[1]
+        bind = self._sdp_bind
+        if bind is None and interface is None:
+            bind = host
         self._sdp, _ = await start_sdp_server(
-            sdp_config, interface=self.interface, port=self._sdp_port or 0, bind=self._sdp_bind
+            sdp_config, interface=interface, port=self._sdp_port or 0, bind=bind
         )
 
     async def close(self, reason: str = "server shutdown", timeout: float = 2.0) -> None:
@@ -1052,6 +1170,10 @@ class SeccServer:
     def poll_once(self) -> None:
         """Poll every connector once (the poll task does this every `poll_interval`)."""
         now = asyncio.get_running_loop().time()
+        if now >= self._next_expiry:
+            self._next_expiry = now + 1.0
+            for sid in self.store.expire(now):
+                log.info("paused session %s expired", sid.hex().upper())
         hal_now = self.station.hal_time(now)
         for c in self.station.connectors:
             try:
@@ -1090,11 +1212,17 @@ class SeccServer:
 
     def record_session(self, summary: SessionSummary) -> None:
         self.sessions.append(summary)
+        self.sessions_total += 1
         if self.on_session_end is not None:
             try:
                 self.on_session_end(summary)
             except Exception:
                 log.exception("on_session_end hook failed")
+        keep = self.detailed_sessions_kept
+        if len(self.sessions) > keep:
+            older = self.sessions[-keep - 1] if keep > 0 else summary
+            if not older.compacted:
+                older.compact()
 
     # -- addresses -----------------------------------------------------------------------
 

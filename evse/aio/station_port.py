@@ -60,9 +60,11 @@ from evse.energy.guard import GuardedScheduleProvider, check_schedules
 from evse.energy.optimizer import Plan, setpoint_at
 from evse.energy.prices import PriceCurve
 from evse.energy.provider import EnergyPolicy, PlanningScheduleProvider, estimate_soc
+from evse.energy.value import session_value
 from evse.mqtt_api import CommandRejected, ConnectorLimits, ConnectorState, LimitsUpdate
 from evse.protocol import events as ev
 from evse.protocol.config import BPT_SERVICES, ControlMode, SeccConfig
+from evse.protocol.din.states import State as DinState
 from evse.protocol.iso20.states import State
 from evse.protocol.limits import EvseLimits
 
@@ -72,8 +74,10 @@ log = logging.getLogger(__name__)
 
 SERVICE_NAMES = {1: "AC", 2: "DC", 5: "AC_BPT", 6: "DC_BPT"}
 MODE_NAMES = {1: "Scheduled", 2: "Dynamic"}
-_STOPPING = frozenset({State.DC_POWER_OFF, State.DC_WELDING_DETECTION, State.AC_POWER_OFF,
-                       State.ENDED})
+_STOPPING: frozenset[str] = frozenset({
+    State.DC_POWER_OFF, State.DC_WELDING_DETECTION, State.AC_POWER_OFF, State.ENDED,
+    DinState.POWER_OFF, DinState.WELDING_DETECTION,
+})
 FLOW_W = 50.0  # |power| below this in the charge loop: "suspended", not charging/discharging
 MAX_SOC_SAMPLES = 100_000
 
@@ -155,11 +159,12 @@ class SeccStationPort:
         self.v2h = V2hRunner(reserve_soc=self.policy.reserve_soc,
                              discharge_efficiency=self.policy.discharge_efficiency)
         self.v2h.home_load_w = home_load_w
-        self.events: deque[tuple[str, str, dict[str, Any]]] = deque(maxlen=1000)
-        self.report_paths: list[Any] = []
+        self.events: deque[tuple[str, str, dict[str, Any]]] = deque(maxlen=256)
+        self.report_paths: deque[Any] = deque(maxlen=100)  # the latest; the files stay
         self.last_record: Any = None  # the latest session's report record
         self._reports: set[asyncio.Future[Any]] = set()
         self._rated = server.config.limits
+        self._outages: list[list[float]] = []  # [start, end] of grid outages (self.clock())
         self._connectors: dict[str, _Connector] = {}
         for c in server.station.connectors:
             planner = PlanningScheduleProvider(self._curve(clock()), self.policy)
@@ -732,6 +737,11 @@ class SeccStationPort:
             raise CommandRejected(f"home load must be >= 0 W, got {home_load_w!r}")
         if not self.v2h.set_outage(active, home_load_w):
             return
+        if active:
+            self._outages.append([self.clock(), math.inf])
+        elif self._outages:
+            self._outages[-1][1] = self.clock()
+        del self._outages[:-100]  # the reports need only the recent ones
         log.warning("grid %s%s", "outage: V2H" if active else "back",
                     f", home load {self.v2h.home_load_w / 1000.0:g} kW" if active else "")
         for rt in self._connectors.values():
@@ -761,7 +771,13 @@ class SeccStationPort:
                        plan: Plan | None = None) -> Any:
         """The session's report record: samples with SOC and prices, the money summary."""
         record = summary.to_report_record(self.station_id)
-        lookup = self._price_lookup(rt)
+        grid = self._price_lookup(rt)
+        outages = [tuple(o) for o in self._outages]
+
+        def lookup(t: float) -> tuple[float, float]:
+            buy, sell = grid(t)  # energy the house drew from the car in an outage: not sold
+            return (buy, 0.0) if any(a <= t < b for a, b in outages) else (buy, sell)
+
         socs = rt.soc_log
 
         def soc_at(t: float) -> float | None:
@@ -781,13 +797,36 @@ class SeccStationPort:
         money = session_money([(s.t, s.power) for s in record.samples if s.power is not None],
                               energy_in_kwh=record.energy_in_kwh,
                               energy_out_kwh=record.energy_out_kwh, prices=lookup,
-                              currency=currency, degradation_cost=self.policy.degradation_cost,
+                              currency=currency,
+                              degradation_cost=self.policy.flat_degradation_cost,
                               discharge_efficiency=self.policy.discharge_efficiency,
                               started_at=record.started_at, ended_at=record.ended_at)
         metadata = dict(record.metadata)
         metadata.update(id_token=rt.id_token, soc_start=socs[0][1] if socs else None,
                         soc_end=socs[-1][1] if socs else None,
                         degradation_cost_per_kwh=self.policy.degradation_cost)
+        capacity = self.policy.capacity_kwh
+        wear = self.policy.wear_model(capacity)
+        if wear is not None and socs:
+            # the same wear model as the planner: cycles and calendar ageing of the SOC seen
+            # the C-rate from the metered power, not from SOC over time: the SIL's battery
+            # runs faster than the wall clock the SOC samples are stamped with
+            moving = [abs(s.power) for s in record.samples if s.power]
+            crate = sum(moving) / len(moving) / 1000.0 / capacity if moving else 0.0
+            cost = wear.trajectory_cost([t for t, _ in socs], [v for _, v in socs],
+                                        crate=crate)
+            money = dataclasses.replace(money, degradation=cost.total)
+            metadata["wear"] = {"chemistry": wear.chemistry, "model": wear.tables.MODEL,
+                                "cycle_cost": cost.cycle_cost,
+                                "calendar_cost": cost.calendar_cost, "crate": cost.crate}
+            value = session_value(
+                currency=currency, prices=lookup, samples=[(s.t, s.power) for s in
+                                                           record.samples if s.power is not None],
+                soc_log=socs, start=record.started_at, end=record.ended_at,
+                energy_in_kwh=record.energy_in_kwh, energy_out_kwh=record.energy_out_kwh,
+                wear=wear, max_charge_w=float(self._rated.max_charge_power or 0.0),
+                charge_efficiency=self.policy.charge_efficiency, crate=crate)
+            record = dataclasses.replace(record, value=value)
         if plan is not None:
             metadata["plan"] = {"target_soc": plan.target_soc, "reserve_soc": plan.reserve_soc,
                                 "target_feasible": plan.target_feasible,
@@ -804,7 +843,14 @@ class SeccStationPort:
         assert directory is not None
 
         def write() -> Any:
-            return write_report(record, directory, svg=svg)
+            paths = write_report(record, directory, svg=svg)
+            try:  # the owner's statements follow every report (best effort, like reports)
+                from evse.statement import update_statements
+
+                update_statements(directory)
+            except Exception:
+                log.exception("could not update the owner statements")
+            return paths
 
         future = asyncio.get_running_loop().run_in_executor(None, write)
         self._reports.add(future)

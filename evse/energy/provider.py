@@ -22,7 +22,10 @@ What the plan is made of, and where each input comes from:
 - capacity: `EnergyPolicy.capacity_kwh` (the EV's BatteryEnergyCapacity for replans);
 - power limits: the EV's and the charger's (the smaller in each direction); discharging only
   with BPT and `v2g`;
-- degradation: `EnergyPolicy.degradation_cost` per kWh discharged.
+- wear: the chemistry's table model (`EnergyPolicy.wear_model`), the same one the reports
+  use; `degradation_cost` (flat per kWh discharged) overrides it when set;
+- owner policy: reserve SOC (plus `outage_reserve_soc` while `outage_possible`), V2G on/off,
+  `max_discharge_kwh_per_day` (per started day of the plan), departure and target.
 
 Scheduled mode: the plan becomes the ChargingSchedule (charge power per interval, 0 where it
 idles or discharges), the DischargingSchedule (BPT: discharge power, 0 elsewhere), the buy
@@ -49,8 +52,9 @@ from evse.energy.exchange import (
     scheduled_content,
     to_protocol_schedules,
 )
-from evse.energy.optimizer import Plan, PowerLimits, money_summary, plan
+from evse.energy.optimizer import Plan, PowerLimits, money_summary, plan, plan_wear
 from evse.energy.prices import PriceCurve, PriceSlot
+from evse.energy.wear import DEFAULT_REPLACEMENT_COST_PER_KWH, WearModel
 from evse.protocol.limits import EvLimits, EvseLimits
 from evse.protocol.schedules import PriceRule, PriceSchedule, ScheduleRequest, Schedules
 
@@ -66,7 +70,16 @@ class EnergyPolicy:
     max_soc: float = 100.0
     default_departure_s: float = 8 * 3600.0
     capacity_kwh: float = 60.0  # battery capacity estimate when the EV does not tell
-    degradation_cost: float = 0.05  # currency per kWh discharged (at the battery)
+    # Wear: the chemistry's BLAST-Lite tables (evse.energy.wear) price every cycle as lost
+    # capacity x `replacement_cost` per kWh; `degradation_cost` (a flat price per kWh
+    # discharged, the old model) overrides them when set.
+    chemistry: str = "nmc"
+    replacement_cost: float = DEFAULT_REPLACEMENT_COST_PER_KWH  # currency per kWh of battery
+    battery_temperature_c: float = 20.0
+    degradation_cost: float | None = None  # deprecated override: flat per kWh discharged
+    max_discharge_kwh_per_day: float | None = None  # owner's cap on V2G energy (at the meter)
+    outage_reserve_soc: float = 0.0  # never planned below this while an outage is possible
+    outage_possible: bool = False  # e.g. a storm warning: keep `outage_reserve_soc` for V2H
     charge_efficiency: float = 0.95
     discharge_efficiency: float = 0.95
     v2g: bool = True  # False: smart charging only
@@ -82,9 +95,31 @@ class EnergyPolicy:
                    default_departure_s=energy.default_departure_h * 3600.0,
                    capacity_kwh=energy.battery_capacity_kwh,
                    degradation_cost=energy.degradation_cost,
+                   chemistry=energy.chemistry, replacement_cost=energy.replacement_cost,
+                   battery_temperature_c=energy.battery_temperature_c,
+                   max_discharge_kwh_per_day=energy.max_discharge_kwh_per_day,
+                   outage_reserve_soc=energy.outage_reserve_soc,
+                   outage_possible=energy.outage_possible,
                    charge_efficiency=energy.charge_efficiency,
                    discharge_efficiency=energy.discharge_efficiency, v2g=energy.v2g,
                    slot_s=energy.slot_minutes * 60.0)
+
+    def wear_model(self, capacity_kwh: float | None = None) -> WearModel | None:
+        """The wear model planner and reports share; None with the flat override."""
+        if self.degradation_cost is not None:
+            return None
+        return WearModel.for_chemistry(self.chemistry,
+                                       capacity_kwh=capacity_kwh or self.capacity_kwh,
+                                       replacement_cost_per_kwh=self.replacement_cost,
+                                       temperature_c=self.battery_temperature_c)
+
+    @property
+    def flat_degradation_cost(self) -> float:
+        return self.degradation_cost or 0.0
+
+    def planning_reserve(self, reserve: float) -> float:
+        """The reserve the planner keeps: the outage reserve too while one is possible."""
+        return max(reserve, self.outage_reserve_soc) if self.outage_possible else reserve
 
 
 def _clamp(x: float, lo: float = 0.0, hi: float = 100.0) -> float:
@@ -183,25 +218,33 @@ class PlanningScheduleProvider:
         pol = self.policy
         target = _clamp(pol.target_soc if target_soc is None else float(target_soc),
                         0.0, pol.max_soc)
-        reserve = _clamp(max(pol.reserve_soc, float(minimum_soc or 0.0)), 0.0, pol.max_soc)
+        reserve = _clamp(pol.planning_reserve(max(pol.reserve_soc, float(minimum_soc or 0.0))),
+                         0.0, pol.max_soc)
         ev_pl, evse_pl = _power_limits(ev_limits, evse_limits, bpt)
         allow = bpt and pol.v2g and min(ev_pl.max_discharge_w, evse_pl.max_discharge_w) > 0
         curve = _biased(self._prices, now, departure, pol.slot_s, pol.early_bias)
+        cap = capacity_kwh or pol.capacity_kwh
+        wear = pol.wear_model(cap)
+        cap_kwh = None
+        if pol.max_discharge_kwh_per_day is not None:  # per started day of the plan
+            cap_kwh = pol.max_discharge_kwh_per_day * max(1, math.ceil((departure - now)
+                                                                        / 86400.0))
         result = plan(curve, now=now, departure=departure, soc=_clamp(soc), target_soc=target,
-                      capacity_kwh=capacity_kwh or pol.capacity_kwh, ev_limits=ev_pl,
+                      capacity_kwh=cap, ev_limits=ev_pl,
                       evse_limits=evse_pl, reserve_soc=reserve, max_soc=pol.max_soc,
                       charge_efficiency=pol.charge_efficiency,
                       discharge_efficiency=pol.discharge_efficiency,
-                      degradation_cost=pol.degradation_cost, allow_discharge=allow,
-                      slot_s=pol.slot_s)
+                      degradation_cost=pol.flat_degradation_cost, allow_discharge=allow,
+                      slot_s=pol.slot_s, wear=wear, max_discharge_kwh=cap_kwh)
         if curve is self._prices:
             return result
         true_slots = tuple(dataclasses.replace(s, buy=self._prices.buy_at(s.start),
                                                sell=self._prices.sell_at(s.start))
                            for s in result.slots)
         money = money_summary(true_slots, currency=self._prices.currency,
-                              degradation_cost=pol.degradation_cost,
-                              discharge_efficiency=pol.discharge_efficiency)
+                              degradation_cost=pol.flat_degradation_cost,
+                              discharge_efficiency=pol.discharge_efficiency,
+                              wear=None if wear is None else plan_wear(true_slots, wear))
         return dataclasses.replace(result, slots=true_slots, money=money)
 
     def plan_for(self, req: ScheduleRequest) -> Plan:

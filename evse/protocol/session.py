@@ -206,15 +206,34 @@ class ChargerState:
 
 @dataclass
 class SessionStore:
-    """Paused sessions by SessionID, oldest dropped beyond `max_sessions`.
+    """Paused sessions by SessionID, oldest dropped beyond `max_sessions`, and dropped
+    `max_age` after they were first seen by `expire(now)` (which the I/O layer calls
+    periodically; None: never).
 
     Share one store between all connections of a charge point.
     """
 
     max_sessions: int = 16
+    max_age: float | None = None  # s on the `now` clock of `expire`
     _paused: OrderedDict[bytes, Session] = field(default_factory=OrderedDict)
+    _seen: dict[bytes, float] = field(default_factory=dict)
+
+    def expire(self, now: float) -> list[bytes]:
+        """Drop paused sessions older than `max_age`; return their SessionIDs."""
+        for sid in list(self._seen):
+            if sid not in self._paused:
+                del self._seen[sid]  # resumed or dropped meanwhile
+        for sid in self._paused:
+            self._seen.setdefault(sid, now)
+        if self.max_age is None:
+            return []
+        old = [sid for sid, at in self._seen.items() if now - at > self.max_age]
+        for sid in old:
+            del self._paused[sid], self._seen[sid]
+        return old
 
     def pause(self, session: Session) -> None:
+        self._seen.pop(session.session_id, None)  # paused again: its age starts anew
         self._paused[session.session_id] = copy.deepcopy(session)
         self._paused.move_to_end(session.session_id)
         while len(self._paused) > self.max_sessions:

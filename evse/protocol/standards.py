@@ -60,6 +60,12 @@ def _iso20_machine(ctx: MachineContext) -> StandardMachine:
     return Iso20Machine(ctx)
 
 
+def _din_machine(ctx: MachineContext) -> StandardMachine:
+    from evse.protocol.din.machine import DinMachine
+
+    return DinMachine(ctx)
+
+
 def _iso2_machine(ctx: MachineContext) -> StandardMachine:
     from evse.protocol.iso2.machine import Iso2Machine
 
@@ -76,7 +82,7 @@ STANDARDS: dict[str, Standard] = {
         tls_versions=("TLSv1.3",),  # -20 is TLS 1.3 only: refused on a TLS 1.2 connection
     ),
     "iso2": Standard("iso2", (ISO2,), (2, 0), _iso2_machine, Tls.OPTIONAL),
-    "din": Standard("din", (DIN,), (2, 0), None, Tls.NEVER),
+    "din": Standard("din", (DIN,), (2, 0), _din_machine, Tls.NEVER),
 }
 
 

@@ -338,16 +338,19 @@ async def run_session(
 def add_ev_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Options of `evse ev` (the simulated EV)."""
     parser.add_argument("--interface", "-i", help="network interface for SDP (link-local IPv6)")
+    from simulators.ev.din_evcc import DIN_SCENARIOS
     from simulators.ev.iso2_evcc import ISO2_SCENARIOS
 
-    parser.add_argument("--protocol", default="iso20", choices=("iso20", "iso2"),
-                        help="the standard the EV speaks (default: iso20); iso2: scenarios "
-                        "iso2_*, EIM over plain TCP, Plug & Charge (iso2_*pnc*) over TLS 1.2 "
-                        "with --ca and --oem-prov-cert/--oem-prov-key (and --contract-cert/"
-                        "--contract-key for an installed contract)")
+    parser.add_argument("--protocol", default="iso20", choices=("iso20", "iso2", "din"),
+                        help="the standard the EV offers at supportedAppProtocol (default "
+                        "iso20; iso2: scenarios iso2_*, EIM over plain TCP, Plug & Charge "
+                        "(iso2_*pnc*) over TLS 1.2 with --ca and --oem-prov-cert/--oem-prov-key "
+                        "(and --contract-cert/--contract-key for an installed contract); din: "
+                        "DIN SPEC 70121 DC over plain TCP, scenarios din_*)")
     parser.add_argument("--scenario", "-s", default="dc",
-                        choices=(*scenario_names(), *ISO2_SCENARIOS),
-                        help="EV scenario (default: dc; with --protocol iso2: iso2_dc)")
+                        choices=[*scenario_names(), *ISO2_SCENARIOS, *DIN_SCENARIOS],
+                        help="EV scenario (default: dc; with --protocol iso2: iso2_dc, with "
+                        "--protocol din: din_dc)")
     parser.add_argument("--host", help="SECC address: skip SDP (needs --port)")
     parser.add_argument("--port", type=int, help="SECC TCP port: skip SDP (needs --host)")
     tls = parser.add_mutually_exclusive_group()
@@ -472,6 +475,10 @@ async def main_ev(ns: argparse.Namespace) -> int:
 
         for name, cfg in SCENARIOS.items():
             print(f"{name:18} {cfg.description}")
+        from simulators.ev.din_evcc import DIN_SCENARIOS
+
+        for name in DIN_SCENARIOS:
+            print(f"{name:18} DIN SPEC 70121 DC (--protocol din)")
         return 0
     if (ns.host is None) != (ns.port is None):
         print("evse ev: --host and --port go together", file=sys.stderr)
@@ -479,6 +486,10 @@ async def main_ev(ns: argparse.Namespace) -> int:
     if ns.host is None and not ns.interface:
         print("evse ev: give --interface for SDP, or --host and --port", file=sys.stderr)
         return 2
+    if getattr(ns, "protocol", "iso20") == "din":
+        from simulators.ev.din_client import main_din_ev
+
+        return await main_din_ev(ns)
     try:
         scenario = scenario_from_args(ns)
     except (ValueError, OSError) as exc:

@@ -20,6 +20,7 @@ def test_session_bench_quick_prints_its_table() -> None:
     header = next(i for i, line in enumerate(lines) if line.startswith("metric"))
     body = "\n".join(lines[header:])
     for row in ("SECC turnaround, DC charge loop, p50", "SECC turnaround, DC charge loop, p99",
+                "SECC turnaround, DIN CurrentDemand, p99", "DIN SIL session",
                 "20 EVs at once: EV-seen response time p99",
                 "20 EVs at once: EV-seen response time max", "SECC process RSS after",
                 "evse --help wall time"):

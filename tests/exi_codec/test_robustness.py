@@ -626,3 +626,30 @@ def test_from_json_errors_name_the_field(codec: ModuleType) -> None:
         with pytest.raises(codec.ExiEncodeError) as info:
             codec.from_json(obj, "iso20")
         assert info.value.path == path, (obj, str(info.value))
+
+
+def test_lenient_decode_accepts_nbit_values_beyond_the_range_facet(codec: ModuleType) -> None:
+    """A bounded integer is sent in n bits that can carry more than its facet allows (DIN
+    EVRESSSOC 0..100 in 7 bits): real cars send such values, so the lenient decode returns
+    them (the handler decides) while strict decoding refuses them; encode(strict=False)
+    re-creates the stream, strict encoding refuses the value, and what n bits cannot carry
+    is refused always."""
+    from exi_codec.schemas import din
+
+    def msg(soc: int) -> Any:
+        status = din.DC_EVStatusType(ev_ready=True, ev_error_code="NO_ERROR", evresssoc=soc)
+        return din.V2G_Message(header=din.MessageHeaderType(session_id=b"\x01" * 8),
+                               body=din.BodyType(cable_check_req=din.CableCheckReqType(
+                                   dc_ev_status=status)))
+
+    data = codec.encode(msg(120), strict=False)
+    # the 7 bits of 100 (0b1100100) replaced by those of 120 (0b1111000)
+    assert data == codec.encode(msg(100))[:-2] + b"\x1e\x00"
+    assert codec.decode(data, "din") == msg(120)
+    assert codec.decode(data, "din", max_lengths=True) == msg(120)
+    with pytest.raises(exi_codec.ExiDecodeError, match="above maximum 100"):
+        codec.decode(data, "din", strict=True)
+    with pytest.raises(exi_codec.ExiEncodeError):
+        codec.encode(msg(120))
+    with pytest.raises(exi_codec.ExiEncodeError):
+        codec.encode(msg(128), strict=False)

@@ -161,10 +161,17 @@ async def test_session_report_written_with_money(broker: Any, tmp_path: Path) ->
             m.cost_bought - 0.40 * m.energy_bought_kwh) < 1e-9
         assert abs(m.revenue_sold - 0.25 * m.energy_sold_kwh) < 1e-9
         assert m.energy_sold_kwh > 0
-        assert abs(m.degradation - 0.05 * m.energy_sold_kwh / 0.95) < 1e-9
+        # wear: the NMC tables over the SOC seen, the same in the money and the value
+        assert m.degradation > 0 and record.value is not None
+        assert m.degradation == record.value.wear_cost
+        assert record.metadata["wear"]["model"] == "Nmc622_Gr_DENSO50Ah_Battery"
         import json
 
         data = json.loads(paths[-1].json.read_text())
         assert data["money"]["net"] == m.net
         assert any(x is not None for x in data["samples"]["soc"])
         assert paths[-1].svg is not None and "<svg" in paths[-1].svg.read_text()
+        # the owner's statements follow the report, with this session's value in them
+        day = json.loads((tmp_path / "statement_day.json").read_text())
+        assert day["total"]["net_benefit"] == data["value"]["net_benefit"]
+        assert (tmp_path / "statement_month.svg").exists()

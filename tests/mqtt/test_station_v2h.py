@@ -3,8 +3,10 @@ the home load, stops at the reserve SOC, and charges again once the grid is back
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from evse.energy.prices import PriceCurve
 from evse.energy.provider import EnergyPolicy
 from simulators.battery import EvBattery
 from tests.mqtt.helpers import aggregator
@@ -14,9 +16,10 @@ RESERVE = 30.0
 HOME_KW = 20.0
 
 
-async def test_outage_supplies_the_home_down_to_the_reserve(broker: Any) -> None:
+async def test_outage_supplies_the_home_down_to_the_reserve(broker: Any, tmp_path: Path) -> None:
     battery = EvBattery(capacity_kwh=2.0, soc=0.36)  # small: the test drains it in ~2 s
-    async with station_rig(broker, battery=battery, speedup=20.0,
+    async with station_rig(broker, battery=battery, speedup=20.0, tmp_path=tmp_path,
+                           prices=PriceCurve.flat(0.30, 0.20),
                            policy=EnergyPolicy(reserve_soc=RESERVE)) as rig, aggregator(
             broker.host, broker.port, f"{TOPICS.base}/#") as agg:
         evcc, ev_task = rig.start_ev(**dynamic_scenario(min_soc=10.0))
@@ -57,3 +60,8 @@ async def test_outage_supplies_the_home_down_to_the_reserve(broker: Any) -> None
         assert (await agg.request(TOPICS.command("1", "stop"), {"request_id": "x"}))["ok"]
         report = await ev_task
         assert report.success and report.energy_discharged_wh > 0
+        # the house's energy in the outage is supplied, not sold: no revenue in the report
+        await until(lambda: bool(rig.server.sessions), 2, "session record")
+        await rig.port.flush_reports()
+        money = rig.port.last_record.money
+        assert money.energy_sold_kwh > 0 and money.revenue_sold == 0.0, money

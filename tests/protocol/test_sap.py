@@ -89,6 +89,7 @@ def test_unimplemented_protocols_cannot_be_configured() -> None:
     for name in [n for n, s in STANDARDS.items() if s.factory is None]:
         with pytest.raises(ValueError, match="not implemented yet"):
             SeccConfig(protocols=("iso20", name))
+    assert STANDARDS["din"].factory is not None  # DIN SPEC 70121 is implemented
     with pytest.raises(ValueError, match="unknown protocols"):
         SeccConfig(protocols=(ISO20_DC,))  # names, not namespaces
     with pytest.raises(ValueError, match="at least one"):

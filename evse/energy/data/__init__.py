@@ -1,0 +1,1 @@
+"""Facts bundled with the charger (no network at run time)."""

@@ -1,0 +1,1 @@
+"""Generated wear tables (tools/weartables), one module per chemistry."""
