@@ -223,3 +223,57 @@ def test_negotiate_knows_the_tls_version() -> None:
     assert negotiate(req, cfg, tls=True, tls_version="TLSv1.3")[1] == ISO20_DC
     assert negotiate(req, cfg, tls=True, tls_version="TLSv1.2")[1] == ISO2
     assert negotiate(req, cfg, tls=True)[1] == ISO20_DC  # version not known: not refused
+
+
+async def _handshake_in_pieces(port: int, client: ssl.SSLContext, cut: int) -> str:
+    """A TLS handshake over a raw socket whose ClientHello is sent in two TCP segments
+    (`cut` bytes first, the rest 50 ms later); the negotiated version."""
+    reader, writer = await asyncio.open_connection(HOST, port)
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = client.wrap_bio(incoming, outgoing, server_hostname=None)
+    with contextlib.suppress(ssl.SSLWantReadError):
+        obj.do_handshake()
+    hello = outgoing.read()
+    writer.write(hello[:cut])
+    await writer.drain()
+    await asyncio.sleep(0.05)
+    writer.write(hello[cut:])
+    try:
+        for _ in range(10):
+            data = await asyncio.wait_for(reader.read(65536), 10)
+            if not data:
+                raise ConnectionError("closed by the SECC")
+            incoming.write(data)
+            try:
+                obj.do_handshake()
+            except ssl.SSLWantReadError:
+                pass
+            else:
+                return str(obj.version())
+            finally:
+                if outgoing.pending:
+                    writer.write(outgoing.read())
+        raise AssertionError("handshake did not finish")
+    finally:
+        writer.close()
+
+
+async def test_client_hello_split_over_segments_and_garbage(
+        iso20_files: PkiFiles, iso2_files: dict[str, Path]) -> None:
+    async with _server(*_contexts(iso20_files, iso2_files)) as server:
+        port = server.tls_port
+        assert port is not None
+        for cut in (3, 40):  # inside the record header, inside the ClientHello
+            assert await _handshake_in_pieces(
+                port, iso2_ev_context(iso2_files["v2g_root"]), cut) == "TLSv1.2"
+            assert await _handshake_in_pieces(
+                port, ev_context(iso20_files.root_cert).context, cut) == "TLSv1.3"
+        # Not TLS at all: a TLS alert (or nothing) and the connection closed; the port keeps
+        # serving.
+        reader, writer = await asyncio.open_connection(HOST, port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = await asyncio.wait_for(reader.read(-1), 10)  # until the SECC closes
+        assert answer == b"" or answer[0] == 0x15, answer[:16]
+        writer.close()
+        assert await _handshake_in_pieces(
+            port, iso2_ev_context(iso2_files["v2g_root"]), 10) == "TLSv1.2"
