@@ -198,9 +198,13 @@ class SeccStationPort:
 
     async def flush_reports(self, timeout: float = 10.0) -> list[Any]:
         """Wait for the reports being written; returns every ReportPaths written so far."""
-        pending = [f for f in self._reports if not f.done()]
-        if pending:
-            await asyncio.wait(pending, timeout=timeout)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        # A future leaves `_reports` in its done callback, which runs a loop turn after the
+        # writer thread finished: wait for the callbacks too, not only for the futures.
+        while self._reports and loop.time() < deadline:
+            await asyncio.wait(list(self._reports), timeout=max(0.0, deadline - loop.time()))
+            await asyncio.sleep(0)
         return list(self.report_paths)
 
     async def _run(self) -> None:
