@@ -7,6 +7,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import pytest
+
 import exi_codec
 from evse.protocol import events as sev
 from evse.protocol.config import ServiceId
@@ -85,9 +87,8 @@ def test_out_of_sequence_in_the_loop_is_safe_and_the_next_connection_serves() ->
 
 def test_values_outside_the_xsd_ranges_are_capped_not_failed() -> None:
     """Multiplier 4 (the XSD allows -3..3; its 3-bit field carries up to 4) in the EV's power
-    limit and FullSOC 101: the handler caps to our limits instead of failing. (The request
-    object is built directly: whether the decoder lets such a value through is the codec's
-    part of issue 9 item 6.)"""
+    limit and FullSOC 101: the handler caps to our limits instead of failing (the same values
+    on the wire: the next test)."""
     from evse.protocol.iso2.handlers import HANDLERS
     from tests.protocol.iso2.test_vectors import inputs
 
@@ -107,6 +108,33 @@ def test_values_outside_the_xsd_ranges_are_capped_not_failed() -> None:
                                       body=iso2.BodyType(charge_parameter_discovery_res=res)))
     pmax = res.sa_schedule_list.sa_schedule_tuple[0].p_max_schedule.p_max_schedule_entry[0].p_max
     assert float(pmax.value) * 10 ** pmax.multiplier == 50_000.0  # ours, not 300 MW
+    assert m.session.ev is not None and m.session.ev.max_charge_power == 300e6
+
+
+def test_a_value_beyond_its_facet_on_the_wire_is_decoded_and_capped() -> None:
+    """Issue 9 item 6 end to end: the EV's EXI stream carries multiplier 4 (facet -3..3, the
+    3-bit field holds up to 4) and FullSOC 101; the SECC's lenient decode lets them through
+    and the handler caps them - no FAILED."""
+    from evse.protocol.iso2.messages import REQUESTS
+
+    base = sample("ChargeParameterDiscoveryReq", ac=False)
+    p = base.dc_ev_charge_parameter
+    req = iso2.ChargeParameterDiscoveryReqType(
+        requested_energy_transfer_mode=base.requested_energy_transfer_mode,
+        dc_ev_charge_parameter=iso2.DC_EVChargeParameterType(
+            dc_ev_status=p.dc_ev_status, ev_maximum_current_limit=p.ev_maximum_current_limit,
+            ev_maximum_power_limit=iso2.PhysicalValueType(
+                multiplier=4, unit=iso2.unitSymbolType.W, value=30000),
+            ev_maximum_voltage_limit=p.ev_maximum_voltage_limit, full_soc=101))
+    msg = iso2.V2G_Message(header=iso2.MessageHeaderType(session_id=SID),
+                           body=iso2.BodyType(**{REQUESTS["ChargeParameterDiscoveryReq"]: req}))
+    with pytest.raises(exi_codec.ExiError):
+        exi_codec.encode(msg)  # strict: the facet is enforced
+    payload = exi_codec.encode(msg, strict=False)
+    m = machine_in(State.CHARGE_PARAMETER_DISCOVERY)
+    effects = m.receive_payload(PayloadType.SAP, payload, 1)
+    res = _res(effects).body.charge_parameter_discovery_res
+    assert str(res.response_code) == "OK"
     assert m.session.ev is not None and m.session.ev.max_charge_power == 300e6
 
 
