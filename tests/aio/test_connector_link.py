@@ -1,0 +1,187 @@
+"""The pilot lifecycle and SLAC wired into the SECC (evse/aio/connector_link.py), in process:
+a real SeccServer on loopback, the sim board's pilot, SLAC with the simulated car and modem
+over an in-process medium, the simulated EV's -20 session over TCP."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from evse.aio.connector_link import ConnectorWiring, LinkSpec
+from evse.aio.slac_link import InProcessMedium
+from evse.link import pilot as pl
+from hal.interfaces import PilotState
+from simulators.ev import Evcc
+from simulators.slac_ev import EvSlacBehaviour, ev_slac
+from tests.aio.helpers import (
+    HOST,
+    Rig,
+    assert_safe_sequence,
+    ev_until_loop,
+    fast_scenario,
+    read_until_eof,
+    running,
+)
+
+EVSE_MAC = bytes.fromhex("020000000e5e")
+CAR_MAC = bytes.fromhex("0a0000000ca1")
+LOOSE = dict(match_response=1.0, match_sequence=2.0, time_out_units=30)
+EV_LOOSE = EvSlacBehaviour().scaled(5.0)
+WAIT = 20.0
+# the sim board's budget from an unplug to open contactors, generous for a loaded machine
+SAFE_BUDGET = 3.0
+
+
+@dataclass
+class LinkRig:
+    rig: Rig
+    wiring: ConnectorWiring
+    medium: InProcessMedium
+
+    @property
+    def board(self) -> object:
+        return self.rig.connector().backend.board
+
+    def pilot(self, state: PilotState) -> None:
+        self.rig.connector().backend.board.set_ev_pilot_state(state)
+
+
+async def until(predicate: object, timeout: float = WAIT, what: str = "") -> None:
+    assert callable(predicate)
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or predicate}")
+        await asyncio.sleep(0.01)
+
+
+@contextlib.asynccontextmanager
+async def linked(**pilot: object) -> AsyncIterator[LinkRig]:
+    medium = InProcessMedium()
+    async with running(1) as rig:
+        spec = LinkSpec(modem="simulated", pilot=pl.PilotConfig(**pilot),  # type: ignore[arg-type]
+                        slac=LOOSE, poll_interval=0.02)
+        wiring = ConnectorWiring(rig.connector(), rig.server, spec,
+                                 transport=medium.port(EVSE_MAC))
+        await wiring.start()
+        try:
+            yield LinkRig(rig, wiring, medium)
+        finally:
+            await wiring.close()
+
+
+async def plug_and_match(r: LinkRig) -> None:
+    board = r.rig.connector().backend.board
+    r.pilot(PilotState.B)
+    await until(lambda: board.pwm_duty == 5.0, what="5 % duty")
+    await ev_slac(r.medium.port(CAR_MAC), EV_LOOSE)
+    await until(lambda: r.wiring.session_allowed, what="session allowed")
+
+
+async def test_no_v2g_connection_before_the_slac_match() -> None:
+    async with linked() as r:
+        r.pilot(PilotState.B)
+        reader, writer = await asyncio.open_connection(HOST, r.rig.port)
+        writer.write(Evcc(fast_scenario("dc")).start(asyncio.get_running_loop().time()))
+        await read_until_eof(reader, timeout=WAIT)  # refused: the link allows no session
+        writer.close()
+        assert r.rig.server.refused == 1
+        assert not r.rig.connector().busy
+
+
+async def test_plug_slac_session_unplug_is_one_story() -> None:
+    async with linked() as r:
+        await plug_and_match(r)
+        r.pilot(PilotState.C)
+        await until(lambda: r.wiring.energy_permitted(), what="energy allowed in C")
+        scenario = fast_scenario("dc_bpt_scheduled")
+        evcc, reader, writer, _ = await ev_until_loop(r.rig, scenario, 3, r.rig.link())
+        ctl = r.rig.connector().controller
+        assert ctl.hal.power_supply.setpoint[1] != 0.0  # energy flows in C
+        unplugged = time.monotonic()
+        r.pilot(PilotState.A)
+        await r.rig.wait_safe(timeout=SAFE_BUDGET)
+        took = time.monotonic() - unplugged
+        assert took < SAFE_BUDGET
+        await read_until_eof(reader)  # the connection ends with the unplug
+        writer.close()
+        assert_safe_sequence(r.rig)
+        summary = r.rig.server.sessions[-1]
+        times = r.wiring.times
+        assert summary.plugged_at == times.plugged_at is not None
+        assert summary.slac_matched_at == times.slac_matched_at is not None
+        assert summary.unplugged_at == times.unplugged_at is not None
+        assert summary.plugged_at < summary.slac_matched_at < summary.unplugged_at
+        record = summary.to_dict()
+        assert record["unplugged_at"] == times.unplugged_at
+        assert "unplugged" in (summary.reason or "")
+        assert r.rig.connector().backend.board.pwm_duty == 100.0  # no PWM after the unplug
+        names = [e.name for e in r.wiring.events]
+        assert names[:3] == ["plugged", "slac_started", "slac_matched"]
+        assert names[-1] == "unplugged"
+
+
+async def test_energy_only_in_c_or_d() -> None:
+    async with linked() as r:
+        await plug_and_match(r)  # the car stays in B: no energy whatever it asks over V2G
+        scenario = fast_scenario("dc")
+        _, _, writer, _ = await ev_until_loop(r.rig, scenario, 3, r.rig.link())
+        ctl = r.rig.connector().controller
+        assert ctl.hal.power_supply.setpoint[1] == 0.0
+        assert any(a.name == "clamp" and "pilot" in a.detail for a in ctl.actions)
+        writer.close()
+
+
+async def test_back_to_b_while_charging_takes_the_current_to_zero_first() -> None:
+    async with linked() as r:
+        await plug_and_match(r)
+        r.pilot(PilotState.C)
+        await until(lambda: r.wiring.energy_permitted())
+        _, reader, writer, pending = await ev_until_loop(r.rig, fast_scenario("dc"), 3,
+                                                         r.rig.link())
+        r.pilot(PilotState.B)  # the car paused or stopped
+        ctl = r.rig.connector().controller
+        await until(lambda: ctl.safe_state_reached, timeout=SAFE_BUDGET, what="safe state")
+        assert_safe_sequence(r.rig)
+        writer.write(pending)  # the car's next request: current stays at zero
+        await asyncio.sleep(0.2)
+        assert ctl.hal.power_supply.setpoint[1] == 0.0
+        writer.close()
+
+
+async def test_pilot_fault_mid_session_gives_the_safe_state() -> None:
+    for fault in (PilotState.E, "invalid"):
+        async with linked() as r:
+            await plug_and_match(r)
+            r.pilot(PilotState.C)
+            await until(lambda: r.wiring.energy_permitted())
+            _, reader, writer, _ = await ev_until_loop(r.rig, fast_scenario("dc"), 3,
+                                                       r.rig.link())
+            board = r.rig.connector().backend.board
+            if fault == "invalid":
+                board._ev_pilot = "X"  # a reading between the bands
+            else:
+                r.pilot(fault)  # type: ignore[arg-type]
+            await r.rig.wait_safe(timeout=SAFE_BUDGET)
+            assert_safe_sequence(r.rig)
+            await read_until_eof(reader)
+            writer.close()
+            assert not r.wiring.session_allowed
+            assert "pilot_fault" in [e.name for e in r.wiring.events]
+
+
+async def test_basic_charging_without_digital_communication_follows_the_limit() -> None:
+    async with linked(digital_communication=False, max_current=16.0) as r:
+        board = r.rig.connector().backend.board
+        r.pilot(PilotState.B)
+        await until(lambda: board.pwm_duty == pl.duty_for_current(16.0), what="16 A duty")
+        r.pilot(PilotState.C)
+        await until(lambda: r.wiring.energy_permitted(), what="energy in C")
+        r.wiring.set_current_limit(40.0)  # the energy policy raised the limit
+        await until(lambda: board.pwm_duty == pl.duty_for_current(40.0), what="40 A duty")
+        assert not r.wiring.session_allowed  # basic charging: no V2G connection
+        r.pilot(PilotState.A)
+        await until(lambda: board.pwm_duty == 100.0, what="no PWM after unplug")
