@@ -70,9 +70,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--ca", default=None, help="V2G root CA (PEM) for TLS")
     p.add_argument("--loop-interval", type=float, default=0.05)
     p.add_argument("--max-loops", type=int, default=20)
+    p.add_argument("--speedup", type=float, default=1.0, help="the charger's sim HAL speedup")
+    p.add_argument("--slack", type=float, default=1.0, help="scale the EV's timeouts")
     ns = p.parse_args(argv)
-    scenario = get_scenario(ns.scenario).replace(loop_interval=ns.loop_interval,
-                                                 max_loops=ns.max_loops)
+    from simulators.ev import EvTimeouts
+
+    scenario = get_scenario(ns.scenario).replace(
+        loop_interval=ns.loop_interval, max_loops=ns.max_loops, speedup=ns.speedup,
+        timeouts=EvTimeouts().scaled(ns.slack))
     t0 = time.time()
     out = asyncio.run(plug_in_and_charge(ns.interface, scenario,
                                          tls=False if ns.plain else None, ca_file=ns.ca))

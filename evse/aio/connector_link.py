@@ -181,8 +181,21 @@ class ConnectorWiring:
                     summary.unplugged_at = self.times.unplugged_at
                 self._safe_state(effect.reason)
                 handler.shutdown(f"pilot: {effect.reason}")
+            else:  # the session ended before the unplug: its summary gets the unplug time
+                self._stamp_unplug()
         elif isinstance(effect, pl.SafeState):
             self._safe_state(effect.reason)
+
+    def _stamp_unplug(self) -> None:
+        times = self.times
+        if times.unplugged_at is None or times.plugged_at is None:
+            return
+        for summary in reversed(self.server.sessions):
+            if summary.connector != self.connector.id:
+                continue
+            if summary.unplugged_at is None and summary.plugged_at == times.plugged_at:
+                summary.unplugged_at = times.unplugged_at
+            return
 
     def _safe_state(self, reason: str) -> None:
         loop_now = asyncio.get_running_loop().time()
