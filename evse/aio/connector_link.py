@@ -201,3 +201,67 @@ class ConnectorWiring:
         loop_now = asyncio.get_running_loop().time()
         self.connector.controller.safe_state(f"pilot: {reason}",
                                              self.server.station.hal_time(loop_now))
+
+
+# -- `evse secc`: which connectors get a link --------------------------------------------------
+
+
+def link_specs(station: Any, station_cfg: Any, interface: str | None) -> list[LinkSpec | None]:
+    """Per connector, its link (None: none, the V2G session is not gated by the pilot).
+
+    A `[[connectors]]` entry with `interface` gets a link on it (`modem`, pilot options from
+    the entry; `plugged = true` plugs the sim board's car in). Without one, a sim board
+    started with a car plugged in (`--hal sim:plugged`) gets a link on `interface` with a
+    simulated modem, so a car on that link pairs by SLAC before its session. Sets
+    `Connector.interface` (the server opens listeners and SDP per interface)."""
+    entries = {c.id: c for c in station_cfg.connectors} if station_cfg is not None else {}
+    out: list[LinkSpec | None] = []
+    for connector in station.connectors:
+        entry = entries.get(connector.id)
+        board = connector.backend.board
+        if entry is not None and entry.plugged:
+            plug = getattr(board, "plug_car", None)
+            if plug is None:
+                raise ValueError(f"connector {connector.id}: plugged = true needs the sim board")
+            plug()
+        spec: LinkSpec | None = None
+        if entry is not None and entry.interface is not None:
+            spec = LinkSpec(entry.interface, entry.modem, pl.PilotConfig(
+                digital_communication=entry.digital_communication,
+                basic_charging_fallback=entry.basic_charging_fallback))
+        elif getattr(board, "car_plugged", False) and interface is not None:
+            if len(station.connectors) > 1:
+                raise ValueError("sim:plugged without [[connectors]] interface: one connector "
+                                 "only (each link needs its own interface)")
+            spec = LinkSpec(interface, "simulated")
+        if spec is not None:
+            connector.interface = spec.interface
+        out.append(spec)
+    return out
+
+
+async def start_links(server: SeccServer, specs: list[LinkSpec | None]) -> list[ConnectorWiring]:
+    wirings: list[ConnectorWiring] = []
+    try:
+        for connector, spec in zip(server.station.connectors, specs, strict=True):
+            if spec is None:
+                continue
+            wiring = ConnectorWiring(connector, server, spec)
+            await wiring.start()
+            wirings.append(wiring)
+    except BaseException:
+        await close_links(wirings)
+        raise
+    return wirings
+
+
+async def close_links(wirings: list[ConnectorWiring]) -> None:
+    for wiring in wirings:
+        with contextlib.suppress(Exception):
+            await wiring.close()
+
+
+def describe_links(wirings: list[ConnectorWiring]) -> str:
+    return "; ".join(f"connector {w.connector.id} on {w.spec.interface} (modem {w.spec.modem}, "
+                     f"{'SLAC' if w.spec.pilot.digital_communication else 'basic charging'})"
+                     for w in wirings)

@@ -236,3 +236,31 @@ async def test_idle_flood_on_one_link_never_blocks_the_other_connector() -> None
             finally:
                 for s in idle:
                     s.close()
+
+
+async def test_evse_secc_sim_plugged_pairs_with_a_car_in_another_namespace() -> None:
+    """`evse secc --hal sim:plugged` (a process in the charger's namespace): pilot B at
+    start, SLAC waits for the car's CM_SLAC_PARM.REQ on the interface, SDP, session."""
+    require_root()
+    with charger_with_cars(1) as topo:
+        (car_ns, evse_if), = topo.cars
+        secc = await asyncio.create_subprocess_exec(
+            "ip", "netns", "exec", topo.evse_ns, sys.executable, "-m", "evse", "secc",
+            "--hal", "sim:plugged", "--interface", evse_if, "--allow-plain-tcp-iso20",
+            "--sim-speedup", str(SPEEDUP), "--discharge-window", "1,2",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        try:
+            assert secc.stdout is not None
+            banner = b""
+            while b"evse secc: pilot and SLAC" not in banner:
+                line = await asyncio.wait_for(secc.stdout.readline(), 30)
+                assert line, banner.decode()
+                banner += line
+            assert f"connector 1 on {evse_if} (modem simulated, SLAC)".encode() in banner
+            result = await car(car_ns)
+            assert result["success"] and result["service_id"] == 6, result
+        finally:
+            secc.terminate()
+            out, _ = await asyncio.wait_for(secc.communicate(), 30)
+        assert secc.returncode == 0, out.decode()[-3000:]
+        assert "stopped after 1 session(s)" in out.decode()
