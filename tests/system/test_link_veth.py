@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from evse.aio.admission import AdmissionConfig
 from evse.aio.connector_link import ConnectorWiring, LinkSpec
@@ -264,3 +265,97 @@ async def test_evse_secc_sim_plugged_pairs_with_a_car_in_another_namespace() -> 
             out, _ = await asyncio.wait_for(secc.communicate(), 30)
         assert secc.returncode == 0, out.decode()[-3000:]
         assert "stopped after 1 session(s)" in out.decode()
+
+
+STATION_TOML = """
+[station]
+id = "DE*EVS*E0000010"
+
+[[connectors]]
+id = 1
+type = "DC"
+services = ["DC", "DC_BPT"]
+interface = "{interface}"
+modem = "simulated"
+
+[limits]
+max_voltage = 500
+max_charge_current = 100
+max_charge_power = 50000
+max_discharge_current = 100
+max_discharge_power = 50000
+
+[network]
+interface = "{interface}"
+
+[tls]
+allow_plain_tcp_iso20 = true
+"""
+
+
+async def test_sim_hw_pilot_slac_sdp_session_unplug_across_processes(tmp_path: Path) -> None:
+    """`evse sim-hw` (the MCU on a pty; the car's side of the pilot on its stdin),
+    `evse secc --hal serial:...` with [[connectors]] interface in the charger's namespace,
+    the car's SLAC + SDP + session in the car's namespace: four processes, one story."""
+    require_root()
+    link = tmp_path / "mcu"
+    log = tmp_path / "secc.log"
+    with charger_with_cars(1) as topo:
+        (car_ns, evse_if), = topo.cars
+        cfg = tmp_path / "station.toml"
+        cfg.write_text(STATION_TOML.format(interface=evse_if))
+        hw = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "evse", "sim-hw", "--pty-link", str(link), "--can", "none",
+            "--ev-pilot", "A", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT)
+        secc = None
+        assert hw.stdin is not None and hw.stdout is not None
+
+        async def command(text: str, expect: str) -> str:
+            assert hw.stdin is not None and hw.stdout is not None
+            hw.stdin.write(text.encode() + b"\n")
+            await hw.stdin.drain()
+            while True:
+                line = (await asyncio.wait_for(hw.stdout.readline(), 10)).decode()
+                assert line, "sim-hw ended"
+                if line.startswith(text.split()[0]) or expect in line:
+                    return line
+
+        async def duty(percent: str) -> None:
+            deadline = time.monotonic() + 10
+            while f"duty {percent} %" not in await command("status", "duty"):
+                assert time.monotonic() < deadline, f"duty never {percent} %"
+                await asyncio.sleep(0.05)
+
+        try:
+            while not link.is_symlink():
+                await asyncio.sleep(0.05)
+            with open(log, "w") as out:
+                secc = await asyncio.create_subprocess_exec(
+                    "ip", "netns", "exec", topo.evse_ns, sys.executable, "-m", "evse", "secc",
+                    "--config", str(cfg), "--hal", f"serial:{link},can:virtual+sim,sim",
+                    "--allow-simulated-parts", "--allow-plain-tcp-iso20",
+                    "--discharge-window", "1,2", stdout=out, stderr=asyncio.subprocess.STDOUT)
+            deadline = time.monotonic() + 30
+            while "evse secc: pilot and SLAC" not in log.read_text():
+                assert secc.returncode is None and time.monotonic() < deadline, log.read_text()
+                await asyncio.sleep(0.05)
+            await duty("100")  # no car: no PWM
+            await command("plug", "plug")  # B: the charger answers with 5 %
+            await duty("5")
+            await command("ready", "ready")  # C: the car will ask for energy
+            result = await car(car_ns)
+            assert result["success"] and result["service_id"] == 6, result
+            await command("unplug", "unplug")
+            await duty("100")
+            text = log.read_text()
+            for event in ("pilot plugged", "pilot slac_matched", "pilot unplugged"):
+                assert event in text, text
+            assert text.index("pilot slac_matched") < text.index("pilot unplugged")
+        finally:
+            for proc in (secc, hw):
+                if proc is not None and proc.returncode is None:
+                    proc.terminate()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(proc.wait(), 10)
+        assert secc is not None and secc.returncode == 0, log.read_text()[-3000:]
