@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+
+import pytest
 
 from evse.aio.connector_link import ConnectorWiring, LinkSpec
 from evse.aio.slac_link import InProcessMedium
@@ -185,3 +188,41 @@ async def test_basic_charging_without_digital_communication_follows_the_limit() 
         assert not r.wiring.session_allowed  # basic charging: no V2G connection
         r.pilot(PilotState.A)
         await until(lambda: board.pwm_duty == 100.0, what="no PWM after unplug")
+
+
+async def test_the_cars_new_connection_replaces_a_stale_one_without_a_session() -> None:
+    async with linked() as r:
+        await plug_and_match(r)
+        r.pilot(PilotState.C)
+        loop = asyncio.get_running_loop()
+        # a first connection negotiates supportedAppProtocol, then goes silent: it holds
+        # the connector without a session
+        reader, stale = await asyncio.open_connection(HOST, r.rig.port)
+        stale.write(Evcc(fast_scenario("dc")).start(loop.time()))
+        assert await asyncio.wait_for(reader.read(65536), WAIT)
+        await until(lambda: r.rig.connector().busy, what="the stale connection bound")
+        server = r.rig.server  # after its grace time, a newcomer may push it out
+        server.admission_config = dataclasses.replace(server.admission_config, evict_grace=0.2)
+        await asyncio.sleep(0.3)
+        # the car reconnects on the same link and charges
+        _, _, writer, _ = await ev_until_loop(r.rig, fast_scenario("dc"), 2, r.rig.link())
+        assert r.rig.server.evicted == 1
+        assert await read_until_eof(reader) == b""  # the stale one was closed
+        writer.close()
+        stale.close()
+
+
+def test_sim_hw_drives_the_cars_side_of_the_pilot() -> None:
+    from hal.backends.serial.protocol import PilotCode
+    from simulators.hw import SimulatedHardware, run_command
+
+    with SimulatedHardware(can=None, ev_pilot=PilotCode.A) as hw:
+        seen = []
+        for command in ("plug", "ready", "ventilation", "pause", "diode", "unplug"):
+            assert run_command(hw, command).startswith(f"{command}: done")
+            seen.append(hw.mcu.ev_pilot)
+        assert seen == [PilotCode.B, PilotCode.C, PilotCode.D, PilotCode.B, PilotCode.E,
+                        PilotCode.A]
+        assert "pilot " in run_command(hw, "status") and "duty" in run_command(hw, "status")
+        with pytest.raises(ValueError):
+            hw.set_ev_pilot(PilotCode.F)  # F is the charger's own (duty 0 %)
