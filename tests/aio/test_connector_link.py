@@ -109,6 +109,14 @@ async def test_plug_slac_session_unplug_is_one_story() -> None:
         await r.rig.wait_safe(timeout=SAFE_BUDGET)
         took = time.monotonic() - unplugged
         assert took < SAFE_BUDGET
+        # in the board's own (HAL) time: from the pilot's safe state to open contactors at
+        # zero current within the controller's open_timeout (+ the contactor's switch time)
+        actions = list(ctl.actions)
+        start = next(a for a in actions if a.name == "safe_state" and "unplugged" in a.detail)
+        opened = next(a for a in actions if a.time >= start.time
+                      and a.name.startswith("contactors_open"))
+        assert opened.name == "contactors_open"  # at ~0 A, not forced
+        assert opened.time - start.time <= ctl.config.open_timeout
         await read_until_eof(reader)  # the connection ends with the unplug
         writer.close()
         assert_safe_sequence(r.rig)
