@@ -203,6 +203,14 @@ class ConnectorWiring:
                                              self.server.station.hal_time(loop_now))
 
 
+def notify_current_limit(server: SeccServer, connector_id: str, amps: float) -> None:
+    """The energy policy changed a connector's charge current limit: in basic AC charging the
+    pilot's nominal duty follows it (a connector without a link: nothing to do)."""
+    wiring = server.station.connector(connector_id).link
+    if isinstance(wiring, ConnectorWiring):
+        wiring.set_current_limit(amps)
+
+
 # -- `evse secc`: which connectors get a link --------------------------------------------------
 
 

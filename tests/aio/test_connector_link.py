@@ -234,3 +234,18 @@ def test_sim_hw_drives_the_cars_side_of_the_pilot() -> None:
         assert "pilot " in run_command(hw, "status") and "duty" in run_command(hw, "status")
         with pytest.raises(ValueError):
             hw.set_ev_pilot(PilotCode.F)  # F is the charger's own (duty 0 %)
+
+
+async def test_the_energy_policys_limit_moves_the_basic_charging_duty() -> None:
+    from evse.aio.station_port import SeccStationPort
+    from evse.mqtt_api import LimitsUpdate
+
+    async with linked(digital_communication=False, max_current=32.0) as r:
+        board = r.rig.connector().backend.board
+        port = SeccStationPort(r.rig.server, station_id="ST", plan_schedules=False,
+                               report_svg=False)
+        r.pilot(PilotState.C)
+        await until(lambda: board.pwm_duty == pl.duty_for_current(32.0), what="32 A duty")
+        port.set_limits("1", LimitsUpdate(max_charge_current_a=10.0))
+        await until(lambda: board.pwm_duty == pl.duty_for_current(10.0), what="10 A duty")
+        assert board.pwm_duty == pytest.approx(16.7)
