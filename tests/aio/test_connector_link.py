@@ -164,7 +164,7 @@ async def test_back_to_b_while_charging_takes_the_current_to_zero_first() -> Non
 
 
 async def test_pilot_fault_mid_session_gives_the_safe_state() -> None:
-    for fault in (PilotState.E, "invalid"):
+    for fault in (PilotState.E, PilotState.F, "invalid"):
         async with linked() as r:
             await plug_and_match(r)
             r.pilot(PilotState.C)
@@ -174,6 +174,8 @@ async def test_pilot_fault_mid_session_gives_the_safe_state() -> None:
             board = r.rig.connector().backend.board
             if fault == "invalid":
                 board._ev_pilot = "X"  # a reading between the bands
+            elif fault is PilotState.F:
+                board._ev_pilot = PilotState.F  # -12 V read back while we drive PWM
             else:
                 r.pilot(fault)  # type: ignore[arg-type]
             await r.rig.wait_safe(timeout=SAFE_BUDGET)

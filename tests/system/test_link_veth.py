@@ -126,7 +126,12 @@ async def car(ns: str, *extra: str) -> dict[str, object]:
         "--loop-interval", "0.05", "--max-loops", "44", "--speedup", str(SPEEDUP),
         "--slack", "4", *extra,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(proc.communicate(), EV_TIMEOUT)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), EV_TIMEOUT)
+    finally:  # never leave the car process behind (timeout, cancellation)
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
     assert proc.returncode == 0, (proc.returncode, out.decode(), err.decode()[-3000:])
     result: dict[str, object] = json.loads(out.decode().strip().splitlines()[-1])
     return result
@@ -200,6 +205,30 @@ async def test_plug_in_slac_sdp_dc_bpt_session_unplug() -> None:
             await until(lambda: summary.unplugged_at is not None, 2, "unplug in the summary")
             assert summary.plugged_at is not None and summary.slac_matched_at is not None
             assert summary.plugged_at < summary.slac_matched_at < summary.unplugged_at  # type: ignore[operator]
+
+
+async def test_unplug_mid_session_over_veth_gives_the_safe_state_within_budget() -> None:
+    require_root()
+    with charger_with_cars(1) as topo:
+        async with charger(topo) as ch:
+            board = ch.board(0)
+            board.plug_car()  # type: ignore[attr-defined]
+            ctl = ch.station.connectors[0].controller
+            session = asyncio.create_task(car(topo.cars[0][0], "--max-loops", "2000"))
+            try:
+                await until(lambda: ch.station.connectors[0].busy
+                            and abs(ctl.hal.power_supply.setpoint[1]) > 0, 60, "charging")
+                board.set_ev_pilot_state(PilotState.A)  # type: ignore[attr-defined]
+                unplugged = time.monotonic()
+                await until(lambda: ctl.safe_state_reached, SAFE_BUDGET, "safe state")
+                assert time.monotonic() - unplugged < SAFE_BUDGET
+                await until(lambda: not ch.station.connectors[0].busy, 5, "connection closed")
+                summary = ch.server.sessions[-1]
+                assert summary.unplugged_at is not None and "unplugged" in (summary.reason or "")
+            finally:
+                with contextlib.suppress(AssertionError, TimeoutError):
+                    await asyncio.wait_for(session, 30)  # the car sees its session cut
+                session.cancel()
 
 
 async def test_idle_flood_on_one_link_never_blocks_the_other_connector() -> None:
