@@ -39,6 +39,11 @@ def link_interfaces(station: Station) -> list[str]:
     return out
 
 
+def link_hosts(station: Station) -> str:
+    """Where the per-link listeners are, for logs: "fe80::1%plc1, fe80::2%plc2"."""
+    return ", ".join(f"{link_local_address(i)}%{i}" for i in link_interfaces(station))
+
+
 def listener_name(kind: str, interface: str | None) -> str:
     return kind if interface is None else f"{kind}@{interface}"
 

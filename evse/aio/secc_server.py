@@ -60,6 +60,7 @@ from evse.aio.latency import LatencyHistogram
 from evse.aio.listeners import (
     connector_for_listener,
     holders_on,
+    link_hosts,
     link_interfaces,
     listener_kind,
     start_link_listeners,
@@ -959,7 +960,7 @@ class SeccServer:
 
     async def start(self) -> None:
         linked = bool(link_interfaces(self.station))  # one listener set per connector link
-        host, scope = ("per connector link", 0) if linked else self._resolve_address()
+        host, scope = (link_hosts(self.station), 0) if linked else self._resolve_address()
         self.bound_address = host
         self.admission = Admission(self.admission_config, asyncio.get_running_loop().time())
         try:
