@@ -582,6 +582,9 @@ def _connectors(root: _Table) -> tuple[ConnectorConfig, ...]:
     for cid in sorted({x for x in ids if ids.count(x) > 1}):
         root.error("connectors", f"connector id {cid!r} used more than once")
     names = [c.interface for c in out if c.interface]
+    if names and len(names) != len(out):
+        # the SECC then listens per connector link only: a connector without one is unreachable
+        root.error("connectors", "either every connector has an interface or none")
     for name in sorted({x for x in names if names.count(x) > 1}):
         # one link per connector: two connectors on one modem would share its SLAC and SDP
         root.error("connectors", f"interface {name!r} bound to more than one connector")

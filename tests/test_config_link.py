@@ -60,3 +60,9 @@ def test_one_interface_one_connector() -> None:
         loads_config(BASE.format(connectors=connector(1, 'interface = "plc1"')
                                  + connector(2, 'interface = "plc1"')))
     assert "connectors: interface 'plc1' bound to more than one connector" in info.value.errors
+
+
+def test_every_connector_or_none_on_a_link() -> None:
+    with pytest.raises(ConfigError) as info:
+        loads_config(BASE.format(connectors=connector(1, 'interface = "plc1"') + connector(2)))
+    assert "connectors: either every connector has an interface or none" in info.value.errors
