@@ -251,3 +251,13 @@ async def test_the_energy_policys_limit_moves_the_basic_charging_duty() -> None:
         port.set_limits("1", LimitsUpdate(max_charge_current_a=10.0))
         await until(lambda: board.pwm_duty == pl.duty_for_current(10.0), what="10 A duty")
         assert board.pwm_duty == pytest.approx(16.7)
+
+
+async def test_a_board_that_lost_its_duty_is_told_again() -> None:
+    """A serial MCU back from a link loss drives 0 % (state F) until told a duty: the link
+    sets the lifecycle's duty again, so the next plug-in is seen."""
+    async with linked() as r:
+        board = r.rig.connector().backend.board
+        board.set_pwm_duty(0.0)  # what the serial backend does on a link loss
+        await until(lambda: board.pwm_duty == 100.0, what="the duty set again")
+        await plug_and_match(r)  # a plug-in works again
