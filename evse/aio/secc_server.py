@@ -14,6 +14,8 @@ a connection without a session (no SessionSetup yet) is taken back (evicted): th
 that has not even negotiated supportedAppProtocol (idle after a byte, or sending junk),
 else the oldest that has had `AdmissionConfig.evict_grace` s to send SessionSetup. A
 connection with a session is never evicted; without a victim the newcomer is refused.
+With connectors bound to interfaces (one link each), a connection may take only the
+connector of the interface it arrived on, once SLAC matched there (evse/aio/listeners.py).
 
 Admission (`evse/aio/admission.py`): the server accepts plain TCP itself, paced by a token
 bucket, and runs TLS itself (`evse/aio/tls_server.py`: a short handshake timeout, a small
