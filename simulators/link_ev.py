@@ -22,7 +22,7 @@ from typing import Any
 
 from evse.aio.slac_link import FrameTransport, RawSocketTransport
 from evse.link.slac_messages import mac_text
-from simulators.slac_ev import EvSlacBehaviour, EvSlacResult, ev_slac
+from simulators.slac_ev import EvSlacBehaviour, EvSlacFailed, EvSlacResult, ev_slac
 
 
 @dataclass
@@ -39,7 +39,6 @@ async def plug_in_and_charge(interface: str, scenario: Any, *, tls: bool | None 
     """SLAC (repeated while the charger does not answer: it may not be listening yet), SDP
     on `interface`, session."""
     from simulators.ev.client import run_session
-    from simulators.slac_ev import EvSlacFailed
 
     loop = asyncio.get_running_loop()
     port = transport if transport is not None else RawSocketTransport(interface)
@@ -70,6 +69,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--ca", default=None, help="V2G root CA (PEM) for TLS")
     p.add_argument("--loop-interval", type=float, default=0.05)
     p.add_argument("--max-loops", type=int, default=20)
+    p.add_argument("--no-atten-rsp", action="store_true",
+                   help="misbehave: never answer CM_ATTEN_CHAR.IND")
+    p.add_argument("--wrong-run-id", action="store_true",
+                   help="misbehave: another RunID after the parameter exchange")
+    p.add_argument("--slac-tries", type=int, default=10, help="SLAC attempts (default 10)")
     p.add_argument("--speedup", type=float, default=1.0, help="the charger's sim HAL speedup")
     p.add_argument("--slack", type=float, default=1.0, help="scale the EV's timeouts")
     ns = p.parse_args(argv)
@@ -78,9 +82,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     scenario = get_scenario(ns.scenario).replace(
         loop_interval=ns.loop_interval, max_loops=ns.max_loops, speedup=ns.speedup,
         timeouts=EvTimeouts().scaled(ns.slack))
+    slac = EvSlacBehaviour(answer_atten_char=not ns.no_atten_rsp,
+                           wrong_run_id=ns.wrong_run_id).scaled(5.0)
     t0 = time.time()
-    out = asyncio.run(plug_in_and_charge(ns.interface, scenario,
-                                         tls=False if ns.plain else None, ca_file=ns.ca))
+    try:
+        out = asyncio.run(plug_in_and_charge(ns.interface, scenario,
+                                             tls=False if ns.plain else None, ca_file=ns.ca,
+                                             slac=slac, slac_tries=ns.slac_tries))
+    except EvSlacFailed as exc:
+        print(json.dumps({"success": False, "reason": f"SLAC: {exc}"}), flush=True)
+        return 3
     report = out.report
     print(json.dumps({
         "evse_mac": mac_text(out.slac.evse_mac), "nid": out.slac.nid.hex(),

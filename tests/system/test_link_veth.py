@@ -118,7 +118,7 @@ async def charger(topo: Topology, **server: object) -> AsyncIterator[Charger]:
         await srv.close()
 
 
-async def car(ns: str, *extra: str) -> dict[str, object]:
+async def car(ns: str, *extra: str, code: int = 0) -> dict[str, object]:
     """The car process in its namespace: SLAC, SDP, -20 DC_BPT over plain TCP."""
     proc = await asyncio.create_subprocess_exec(
         "ip", "netns", "exec", ns, sys.executable, "-m", "simulators.link_ev",
@@ -132,7 +132,7 @@ async def car(ns: str, *extra: str) -> dict[str, object]:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
-    assert proc.returncode == 0, (proc.returncode, out.decode(), err.decode()[-3000:])
+    assert proc.returncode == code, (proc.returncode, out.decode(), err.decode()[-3000:])
     result: dict[str, object] = json.loads(out.decode().strip().splitlines()[-1])
     return result
 
@@ -229,6 +229,27 @@ async def test_unplug_mid_session_over_veth_gives_the_safe_state_within_budget()
                 with contextlib.suppress(AssertionError, TimeoutError):
                     await asyncio.wait_for(session, 30)  # the car sees its session cut
                 session.cancel()
+
+
+async def test_misbehaving_cars_then_a_good_one_charges() -> None:
+    """A car that never answers CM_ATTEN_CHAR.IND, then one with a wrong RunID: no match,
+    no V2G connection; the third attempt (a good car) matches and charges."""
+    require_root()
+    with charger_with_cars(1) as topo:
+        async with charger(topo) as ch:
+            ch.board(0).plug_car()  # type: ignore[attr-defined]
+            car_ns = topo.cars[0][0]
+            for flag in ("--no-atten-rsp", "--wrong-run-id"):
+                bad = await car(car_ns, flag, "--slac-tries", "1", code=3)
+                assert not bad["success"] and "SLAC" in str(bad["reason"]), bad
+                assert not ch.wirings[0].session_allowed
+            wiring = ch.wirings[0]
+            await until(lambda: [e.name for e in wiring.events].count("slac_attempt_failed")
+                        == 2, 15, "two failed SLAC attempts")
+            assert ch.server.sessions_total == 0
+            good = await car(car_ns)
+            assert good["success"], good
+            assert ch.server.sessions[-1].connector == "1"
 
 
 async def test_idle_flood_on_one_link_never_blocks_the_other_connector() -> None:
