@@ -12,9 +12,11 @@ Rows:
   network namespaces (root only).
 - "core CPU per match": process CPU time of `SlacEvse` alone (start, PARM, START_ATTEN x3,
   10 sounds + 10 profiles, ATTEN_CHAR.RSP, MATCH) on pre-built frames, no I/O.
-
-The first V2G message is not reached here: SDP and the session are not wired to the link yet
-(that comes with the `evse secc`/`evse demo` wiring).
+- "B -> first V2G message (...)": the charger as `evse secc` wires it (a SeccServer on the sim
+  HAL, `ConnectorWiring`: pilot, SLAC, the simulated modem), the car's pilot set to B, the
+  car's SLAC, then (veth) SDP on the car's interface, TCP, supportedAppProtocolReq; wall time
+  from B until the car has the supportedAppProtocolRes (SLAC budget included). In process the
+  car connects over loopback without SDP (no IPv6 link there).
 """
 
 from __future__ import annotations
@@ -94,6 +96,96 @@ def over_veth(repeats: int) -> list[float] | None:
     return [asyncio.run(one()) for _ in range(repeats)]
 
 
+async def _charger(linked_if: str | None, wire: FrameTransport) -> tuple[object, object]:
+    from evse.aio.connector_link import ConnectorWiring, LinkSpec
+    from evse.aio.secc_server import SeccServer, Station
+    from tests.aio.helpers import secc_config
+
+    station = Station.from_backends([SimBackend(ev_contactor_closed=True)])
+    station.connectors[0].interface = linked_if
+    server = SeccServer(secc_config(), station, address=None if linked_if else "127.0.0.1",
+                        port=0, sdp_port=15118 if linked_if else None, poll_interval=0.01)
+    await server.start()
+    wiring = ConnectorWiring(station.connectors[0], server,
+                             LinkSpec(linked_if, "simulated", poll_interval=0.02),
+                             transport=wire)
+    await wiring.start()
+    return server, wiring
+
+
+async def _sap_exchange(host: str, port: int) -> None:
+    from simulators.ev import Evcc, get_scenario
+
+    loop = asyncio.get_running_loop()
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(Evcc(get_scenario("dc")).start(loop.time()))
+    data = await asyncio.wait_for(reader.read(65536), 10)
+    assert data, "no supportedAppProtocolRes"
+    writer.close()
+
+
+async def _plug_to_first(server: object, wiring: object, car: FrameTransport,
+                         endpoint: object) -> float:
+    backend = wiring.connector.backend  # type: ignore[attr-defined]
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    backend.board.set_ev_pilot_state(PilotState.B)
+    while backend.board.pwm_duty != 5.0:
+        await asyncio.sleep(0.002)
+    await ev_slac(car)
+    host, port = await endpoint()  # type: ignore[operator]
+    await _sap_exchange(host, port)
+    t1 = loop.time()
+    car.close()
+    await wiring.close()  # type: ignore[attr-defined]
+    await server.close()  # type: ignore[attr-defined]
+    return t1 - t0
+
+
+def first_message_in_process(repeats: int) -> list[float]:
+    async def one() -> float:
+        medium = InProcessMedium()
+        server, wiring = await _charger(None, medium.port(EVSE_MAC))
+
+        async def endpoint() -> tuple[str, int]:
+            return "127.0.0.1", server.port  # type: ignore[attr-defined]
+        return await _plug_to_first(server, wiring, medium.port(CAR_MAC), endpoint)
+    return [asyncio.run(one()) for _ in range(repeats)]
+
+
+def first_message_over_veth(repeats: int) -> list[float] | None:
+    if os.geteuid() != 0:
+        return None
+    import subprocess
+
+    from evse.protocol.sdp import Security
+    from simulators.ev.client import discover_secc
+    from tests.aio.netns import in_netns, veth_pair
+
+    async def one() -> float:
+        with veth_pair() as pair:
+            for ns, name in ((pair.evse_ns, pair.evse_if), (pair.ev_ns, pair.ev_if)):
+                subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-qw",
+                                f"net.ipv6.conf.{name}.accept_dad=0"], check=True)
+                subprocess.run(["ip", "-n", ns, "link", "set", name, "down"], check=True)
+                subprocess.run(["ip", "-n", ns, "link", "set", name, "up"], check=True)
+            await asyncio.sleep(0.2)
+            with in_netns(pair.evse_ns):
+                server, wiring = await _charger(pair.evse_if,
+                                                RawSocketTransport(pair.evse_if))
+
+            async def endpoint() -> tuple[str, int]:
+                res = await discover_secc(pair.ev_if, security=Security.NONE)
+                return f"{res.address}%{pair.ev_if}", res.port
+
+            # the car's sockets (raw, SDP, TCP) are created in its namespace: this thread
+            # stays there until the exchange is over (the charger's sockets exist already)
+            with in_netns(pair.ev_ns):
+                return await _plug_to_first(server, wiring, RawSocketTransport(pair.ev_if),
+                                            endpoint)
+    return [asyncio.run(one()) for _ in range(repeats)]
+
+
 def core_frames() -> list[bytes]:
     run = b"\x42" * 8
     ev = lambda dst, msg: m.encode_frame(dst, CAR_MAC, msg)  # noqa: E731
@@ -137,6 +229,8 @@ def main() -> None:
     cpu = [core_cpu(20 if args.quick else 200) for _ in range(3)]
     inproc = in_process(repeats)
     veth = None if args.quick else over_veth(repeats)
+    first = first_message_in_process(repeats)
+    first_veth = None if args.quick else first_message_over_veth(repeats)
     print(f"SLAC benchmark ({'quick' if args.quick else 'full'}; python "
           f"{sys.version.split()[0]}; {os.cpu_count()} cpus; "
           f"load {os.getloadavg()[0]:.1f}; root={os.geteuid() == 0})")
@@ -144,6 +238,8 @@ def main() -> None:
     print(row("B -> match (in-process)", inproc, "ms", 1e3))
     print(row("B -> match (veth, raw sockets)", veth, "ms", 1e3))
     print(row("core CPU per match", cpu, "us", 1e6))
+    print(row("B -> first V2G message (in-process)", first, "ms", 1e3))
+    print(row("B -> first V2G msg (veth, SDP)", first_veth, "ms", 1e3))
 
 
 if __name__ == "__main__":

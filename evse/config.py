@@ -63,6 +63,13 @@ class ConnectorConfig:
     id: str
     type: ConnectorType
     services: tuple[str, ...]  # subset of DC, DC_BPT (DC) or AC, AC_BPT (AC)
+    # the connector's own PLC link (docs/link.md): its modem's network interface (None: the
+    # station's [network] interface, no pilot/SLAC wiring), and which modem sits on it
+    interface: str | None = None
+    modem: str = "qca7000"  # "qca7000" | "simulated"
+    digital_communication: bool = True  # False: basic AC charging only (no SLAC)
+    basic_charging_fallback: bool = True  # basic AC charging when SLAC does not match
+    plugged: bool = False  # sim board: a car is plugged in at start (pilot B)
 
     @property
     def bidirectional(self) -> bool:
@@ -569,11 +576,25 @@ def _connectors(root: _Table) -> tuple[ConnectorConfig, ...]:
                                         f"(allowed: {', '.join(allowed)})")
             if len(set(services)) != len(services):
                 c.error("services", "a service is listed twice")
+        interface = c.string("interface", None, pattern=re.compile(r"^[^\s/]{1,15}$"),
+                             rule="must be a network interface name (1-15 characters, no '/')")
+        modem = c.string("modem", "qca7000", choices=("qca7000", "simulated"))
+        digital = c.boolean("digital_communication", True)
+        fallback = c.boolean("basic_charging_fallback", True)
+        plugged = c.boolean("plugged", False)
         c.finish()
-        out.append(ConnectorConfig(cid, ctype, services))
+        out.append(ConnectorConfig(cid, ctype, services, interface, modem, digital, fallback,
+                                   plugged))
     ids = [c.id for c in out if c.id]
     for cid in sorted({x for x in ids if ids.count(x) > 1}):
         root.error("connectors", f"connector id {cid!r} used more than once")
+    names = [c.interface for c in out if c.interface]
+    if names and len(names) != len(out):
+        # the SECC then listens per connector link only: a connector without one is unreachable
+        root.error("connectors", "either every connector has an interface or none")
+    for name in sorted({x for x in names if names.count(x) > 1}):
+        # one link per connector: two connectors on one modem would share its SLAC and SDP
+        root.error("connectors", f"interface {name!r} bound to more than one connector")
     return tuple(out)
 
 

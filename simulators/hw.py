@@ -26,6 +26,14 @@ emergency stop pressed / released, MCU silent / talking again, CRC errors and ga
 the serial line, a welded contactor (and its repair), the MCU's STATUS frames stopping
 (everything else still sent), an unsolicited HELLO_REPLY announcing another protocol
 version, a power module dropping out (and back), module outputs going stale.
+
+The car's side of the control pilot (IEC 61851-1), on the same stdin: `plug` (B: plugged
+in, the charger answers with 5 % and SLAC), `ready` (C: the car asks for energy),
+`ventilation` (D), `pause` (back to B), `unplug` (A), `diode` (a shorted diode: the MCU
+reads E). `--ev-pilot A` starts without a car (default C: plugged in and ready, as before).
+The MCU reports the reading and generates the duty the charger asks for
+(docs/serial_protocol.md), so pilot -> SLAC (veth) -> SDP -> session -> unplug runs across
+processes.
 """
 
 from __future__ import annotations
@@ -134,11 +142,12 @@ class SimulatedHardware:
         mcu_options: dict[str, Any] | None = None,
         rack_options: dict[str, Any] | None = None,
         trace: PowerTrace | None = None,
+        ev_pilot: PilotCode = PilotCode.C,
     ) -> None:
         self.pty = PtyPair()
         self.pty_link = Path(pty_link) if pty_link is not None else None
         self.mcu = SimulatedMcu(self.pty.master_fd, **(mcu_options or {}))
-        self.mcu.ev_pilot = PilotCode.C  # an EV is plugged in and ready
+        self.mcu.ev_pilot = ev_pilot  # default C: an EV is plugged in and ready
         self.ev_contactor_closed = True
         self.trace = trace if trace is not None else PowerTrace()
         self.can_target = can
@@ -219,6 +228,27 @@ class SimulatedHardware:
     def press_emergency_stop(self) -> None:
         self.mcu.press_emergency_stop()
 
+    # ---- the car's side of the pilot -------------------------------------------------------
+
+    def set_ev_pilot(self, state: PilotCode) -> None:
+        """What the car does to the pilot (A-E; F is the charger's own, duty 0 %)."""
+        if state is PilotCode.F:
+            raise ValueError("state F is driven by the charger, not by the car")
+        self.mcu.ev_pilot = state
+
+    def plug(self) -> None:
+        self.set_ev_pilot(PilotCode.B)
+
+    def ready(self) -> None:
+        self.set_ev_pilot(PilotCode.C)
+
+    def unplug(self) -> None:
+        self.set_ev_pilot(PilotCode.A)
+
+    def diode_fault(self) -> None:
+        """The car's pilot diode is shorted: no negative half-wave, read as E (fault)."""
+        self.set_ev_pilot(PilotCode.E)
+
     def release_emergency_stop(self) -> None:
         self.mcu.release_emergency_stop()
 
@@ -270,7 +300,9 @@ class SimulatedHardware:
             f"MCU {mcu.state.name} contactors {'closed' if mcu.contactors_closed else 'open'}"
             f"{' (welded)' if mcu.welded else ''} e-stop "
             f"{'LATCHED' if mcu.estop_latched else 'clear'}"
-            f"{' (pressed)' if mcu.estop_button else ''}{' SILENT' if mcu.silent else ''}"
+            f"{' (pressed)' if mcu.estop_button else ''}{' SILENT' if mcu.silent else ''}",
+            f"pilot {mcu.pilot_measured.name} (car {mcu.ev_pilot.name}) duty "
+            f"{mcu.pwm_output / 10:g} %",
         ]
         rack = self.rack
         if rack is not None:
@@ -314,6 +346,12 @@ COMMANDS: dict[str, str] = {
     "restore ADDR": "power module ADDR comes back",
     "stale": "modules stop answering READ_OUTPUT (stale measurements)",
     "fresh": "modules answer READ_OUTPUT again",
+    "plug": "the car is plugged in (pilot B)",
+    "ready": "the car asks for energy (pilot C)",
+    "ventilation": "the car asks for energy with ventilation (pilot D)",
+    "pause": "the car pauses or stops (back to B)",
+    "unplug": "the car is unplugged (pilot A)",
+    "diode": "the car's pilot diode is shorted (read as E, a fault)",
     "status": "print the state",
 }
 
@@ -340,6 +378,12 @@ def run_command(hw: SimulatedHardware, line: str) -> str:
         "restore": lambda: hw.restore_module(int(args[0], 0)),
         "stale": lambda: hw.mute_outputs(True),
         "fresh": lambda: hw.mute_outputs(False),
+        "plug": hw.plug,
+        "ready": hw.ready,
+        "ventilation": lambda: hw.set_ev_pilot(PilotCode.D),
+        "pause": hw.plug,
+        "unplug": hw.unplug,
+        "diode": hw.diode_fault,
     }
     if cmd == "status":
         return hw.status()
@@ -378,6 +422,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="MCU: host silence before its safe state (s, default 0.5)")
     p.add_argument("--status-interval", type=float, default=0.1,
                    help="MCU: STATUS period (s, default 0.1)")
+    p.add_argument("--ev-pilot", choices=("A", "B", "C"), default="C",
+                   help="the car's pilot at start: A no car, B plugged, C plugged and ready "
+                   "(default C); then plug/ready/unplug/diode on stdin")
     p.add_argument("--no-stdin", action="store_true",
                    help="do not read fault-injection commands from stdin")
 
@@ -396,6 +443,7 @@ def main(argv: Sequence[str] | None = None, ns: argparse.Namespace | None = None
             module_addresses=addresses,
             soc=ns.soc / 100.0,
             mcu_options={"host_timeout": ns.host_timeout, "status_interval": ns.status_interval},
+            ev_pilot=PilotCode[ns.ev_pilot],
         )
     except Exception as exc:  # a bad option, no multicast here, an occupied path
         print(f"evse sim-hw: {exc}", file=sys.stderr)

@@ -110,3 +110,10 @@ class SimulatedModemTransport:
 
     def close(self) -> None:
         self.wire.close()
+
+
+def simulated_modem(host: FrameTransport) -> SimulatedModemTransport:
+    """The `simulated` modem of a connector (`[[connectors]] modem = "simulated"`), loaded
+    by the charger through the `evse.plc_modems` entry point: a `PlcModemSim` between the
+    charger's SLAC link and `host` (its raw socket or in-process port)."""
+    return SimulatedModemTransport(host, PlcModemSim(host_mac=host.mac))

@@ -168,7 +168,7 @@ def build_station(options: SeccOptions, station_cfg: Any = None) -> tuple[Any, A
     from hal.parts import log_parts
 
     log_parts(backends[0], log)
-    if options.sim_speedup != 1.0 and spec != "sim":
+    if options.sim_speedup != 1.0 and spec not in ("sim", "sim:plugged"):
         raise SetupError("--sim-speedup is for the simulated HAL only")
     configured = station_cfg.limits.to_evse_limits() if station_cfg is not None else None
     limits = supply_limits(backends[0], configured)
@@ -184,7 +184,7 @@ def build_station(options: SeccOptions, station_cfg: Any = None) -> tuple[Any, A
     elif station_cfg is not None and station_cfg.connectors:
         services = tuple(dict.fromkeys(s for c in station_cfg.connectors for s in c.services))
     else:
-        services = ALL_SERVICES if spec == "sim" else ("DC", "DC_BPT")
+        services = ALL_SERVICES if spec in ("sim", "sim:plugged") else ("DC", "DC_BPT")
     if not limits.bidirectional:
         services = tuple(s for s in services if not s.endswith("_BPT"))
     try:
@@ -351,9 +351,16 @@ async def run_secc(options: SeccOptions, *, ready: asyncio.Event | None = None,
     address = options.address
     if address is None and station_cfg is not None and station_cfg.network.address is not None:
         address = str(station_cfg.network.address)
-    if interface is None and address is None:
+    linked = station_cfg is not None and any(c.interface for c in station_cfg.connectors)
+    if interface is None and address is None and not linked:
         raise SetupError("give --interface (the PLC modem's) or --address")
     station, config = build_station(options, station_cfg)
+    from evse.aio.connector_link import close_links, describe_links, link_specs, start_links
+
+    try:  # pilot + SLAC per connector, one link each (docs/link.md)
+        specs = link_specs(station, station_cfg, interface)
+    except ValueError as exc:
+        raise SetupError(str(exc)) from exc
     # allow_plain: TLS is not the only way to serve (a plain-TCP standard or test bench)
     tls_info = _tls_context(options, station_cfg, not _needs_tls(config))
     tls = tls_info.context if tls_info is not None else None
@@ -395,6 +402,11 @@ async def run_secc(options: SeccOptions, *, ready: asyncio.Event | None = None,
             with contextlib.suppress(Exception):
                 c.backend.close()
         raise SetupError(f"cannot listen: {exc}") from exc
+    try:
+        wirings = await start_links(server, specs)
+    except (OSError, ValueError) as exc:
+        await server.close()
+        raise SetupError(f"cannot start the connector links: {exc}") from exc
     await energy.start()
     where = server.bound_address
     ports = []
@@ -419,6 +431,8 @@ async def run_secc(options: SeccOptions, *, ready: asyncio.Event | None = None,
 
     print("evse secc: HAL " + "; ".join(map(str, describe(station.connectors[0].backend))),
           flush=True)
+    if wirings:
+        print("evse secc: pilot and SLAC: " + describe_links(wirings), flush=True)
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
     installed = []
@@ -434,6 +448,7 @@ async def run_secc(options: SeccOptions, *, ready: asyncio.Event | None = None,
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
+        await close_links(wirings)
         await server.close()
         await energy.stop()
     print(f"evse secc: stopped after {server.sessions_total} session(s)", flush=True)

@@ -165,6 +165,9 @@ async def run_demo(options: DemoOptions, out: TextIO | None = None) -> int:
                   + ("EV without a contract: CertificateInstallation via the local CPS"
                      if options.install_certificate else f"contract {pnc.pki.emaid}")
                   + ", no fallback to EIM", file=out, flush=True)
+        from simulators.demo_link import plug_in  # plug-in, 5 %, SLAC before the session
+
+        plugged = await plug_in(server, station.connectors[0], out)
         loop = asyncio.get_running_loop()
         started = loop.time()
         progress = asyncio.create_task(_progress(server, station, link, options, out, started,
@@ -180,11 +183,13 @@ async def run_demo(options: DemoOptions, out: TextIO | None = None) -> int:
                 if not server.active:
                     break
                 await asyncio.sleep(0.025)
+            await plugged.unplug()
             await server.close()
             await energy.close()
     duration = loop.time() - started
     sessions = list(server.sessions)
     extra = pnc.summary_rows(report, sessions) if pnc is not None else []
+    extra = plugged.summary_rows() + extra
     _summary(out, report, server, options, transport, duration, scenario, extra)
     _print_reports(out, energy)
     if pnc is not None and not pnc.used_pnc(report, sessions):

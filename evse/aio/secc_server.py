@@ -14,6 +14,8 @@ a connection without a session (no SessionSetup yet) is taken back (evicted): th
 that has not even negotiated supportedAppProtocol (idle after a byte, or sending junk),
 else the oldest that has had `AdmissionConfig.evict_grace` s to send SessionSetup. A
 connection with a session is never evicted; without a victim the newcomer is refused.
+With connectors bound to interfaces (one link each), a connection may take only the
+connector of the interface it arrived on, once SLAC matched there (evse/aio/listeners.py).
 
 Admission (`evse/aio/admission.py`): the server accepts plain TCP itself, paced by a token
 bucket, and runs TLS itself (`evse/aio/tls_server.py`: a short handshake timeout, a small
@@ -57,6 +59,15 @@ from typing import Any
 
 from evse.aio.admission import HANDSHAKE, Admission, AdmissionConfig, Ticket
 from evse.aio.latency import LatencyHistogram
+from evse.aio.listeners import (
+    connector_for_listener,
+    holders_on,
+    link_hosts,
+    link_interfaces,
+    listener_kind,
+    start_link_listeners,
+    ticket_listener,
+)
 from evse.aio.netif import link_local_address, scope_id
 from evse.aio.read_budget import ReadBudget, ReadMeter
 from evse.aio.tls_iso2 import context_for
@@ -165,6 +176,10 @@ class SessionSummary:
     # Safety supervisor trips during the session (evse.control.supervision.TripRecord),
     # including one found in its shutdown after `ended_at` (a contactor welded on opening)
     safety_trips: list[Any] = field(default_factory=list)
+    # the pilot lifecycle around the session (evse/aio/connector_link.py; loop clock, s)
+    plugged_at: float | None = None
+    slac_matched_at: float | None = None
+    unplugged_at: float | None = None
     _energy_start: tuple[float, float] = (0.0, 0.0)
 
     def turnaround(self, p: float) -> float | None:
@@ -201,6 +216,8 @@ class SessionSummary:
                 c.signed_metering_data.meter_info.charged_energy_reading_wh
                 for c in self.metering_confirmations],
             "safety_trips": [str(t) for t in self.safety_trips],
+            "plugged_at": self.plugged_at, "slac_matched_at": self.slac_matched_at,
+            "unplugged_at": self.unplugged_at,
             "turnaround_p50_ms": None if p50 is None else p50 * 1e3,
             "turnaround_p99_ms": None if p99 is None else p99 * 1e3,
         }
@@ -229,7 +246,9 @@ class SessionSummary:
             ev_id=self.evcc_id or None,
             metadata={"failed": self.failed, "paused": self.paused, "tls": self.tls,
                       "requests": self.requests,
-                      "safety_trips": [str(t) for t in self.safety_trips]},
+                      "safety_trips": [str(t) for t in self.safety_trips],
+                      "plugged_at": self.plugged_at, "slac_matched_at": self.slac_matched_at,
+                      "unplugged_at": self.unplugged_at},
         )
 
 
@@ -244,6 +263,8 @@ class Connector:
         self.backend = backend
         self.controller = controller
         self.handler: _Connection | None = None
+        self.interface: str | None = None  # its modem's NIC (one link per connector)
+        self.link: Any = None  # its evse.aio.connector_link.ConnectorWiring, if wired
 
     @property
     def busy(self) -> bool:
@@ -393,7 +414,7 @@ class _Connection(asyncio.Protocol):
         """The EV spoke: take a connector (evicting a connection without a session when
         none is free) and start the SECC; False when refused."""
         server = self.server
-        connector = None if server.closing else server.take_connector()
+        connector = None if server.closing else server.take_connector(self.ticket.listener)
         if connector is None:
             self._refuse("refused: shutting down" if server.closing else
                          "refused: every connector is held by a session")
@@ -783,6 +804,10 @@ class _Connection(asyncio.Protocol):
             sample_interval=self.server.sample_interval,
             _energy_start=(ctl.energy_in_wh, ctl.energy_out_wh),
         )
+        if self.connector.link is not None:  # one story: plug-in, SLAC, session, unplug
+            times = self.connector.link.times
+            self.summary.plugged_at = times.plugged_at
+            self.summary.slac_matched_at = times.slac_matched_at
 
     def _finish_summary(self, reason: str, failed: bool, paused: bool) -> None:
         summary = self.summary
@@ -881,8 +906,8 @@ class SeccServer:
     ) -> None:
         if port is None and tls is None and tls_iso2 is None:
             raise ValueError("nothing to serve: give a plain TCP port or a TLS context")
-        if address is None and interface is None:
-            raise ValueError("give an address or an interface")
+        if address is None and interface is None and not link_interfaces(station):
+            raise ValueError("give an address or an interface (or connectors with one)")
         self.config = config
         self.station = station
         self.address = address
@@ -932,6 +957,7 @@ class SeccServer:
         self._accept_tasks: list[asyncio.Task[None]] = []
         self._connecting: set[asyncio.Task[None]] = set()
         self._sdp: Any = None
+        self.link_sdp: list[Any] = []  # SDP per connector link (evse/aio/listeners.py)
         self._poll_task: asyncio.Task[None] | None = None
 
     def config_for(self, connector_id: str) -> SeccConfig:
@@ -942,15 +968,22 @@ class SeccServer:
     # -- life cycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
-        host, scope = self._resolve_address()
+        linked = bool(link_interfaces(self.station))  # one listener set per connector link
+        host, scope = (link_hosts(self.station), 0) if linked else self._resolve_address()
         self.bound_address = host
         self.admission = Admission(self.admission_config, asyncio.get_running_loop().time())
         try:
-            if self._port is not None:
+            if linked:
+                servers, self.link_sdp = await start_link_listeners(
+                    self.station, _listen_socket, port=self._port,
+                    tls=self._tls is not None or self._tls_iso2 is not None,
+                    tls_port=self._tls_port, sdp_port=self._sdp_port)
+                self._servers += servers
+            elif self._port is not None:
                 self._servers.append(("tcp", _listen_socket(host, self._port, scope)))
-            if self._tls is not None or self._tls_iso2 is not None:
+            if (self._tls is not None or self._tls_iso2 is not None) and not linked:
                 self._servers.append(("tls", _listen_socket(host, self._tls_port, scope)))
-            if self._sdp_port is not None:
+            if self._sdp_port is not None and not linked:
                 await self._start_sdp(host)
         except BaseException:
             for _, sock in self._servers:
@@ -1002,8 +1035,8 @@ class SeccServer:
                 conn.close()
                 break
             conn.setblocking(False)
-            ticket = Ticket(kind.upper(), f"[{addr[0]}]:{addr[1]}", loop.time(),
-                            tls=kind == "tls")
+            ticket = Ticket(ticket_listener(kind), f"[{addr[0]}]:{addr[1]}", loop.time(),
+                            tls=listener_kind(kind) == "tls")
             task = loop.create_task(self._connect(kind, ticket, conn))
             self._connecting.add(task)
             task.add_done_callback(self._connecting.discard)
@@ -1017,7 +1050,7 @@ class SeccServer:
             self.admission.release(ticket, f"connection lost: {exc!r}")
 
     def _protocol_for(self, kind: str, ticket: Ticket) -> asyncio.Protocol:
-        if kind == "tcp":
+        if listener_kind(kind) == "tcp":
             return _Connection(self, tls=False, ticket=ticket)
         default = self._tls or self._tls_iso2
         assert default is not None
@@ -1042,27 +1075,31 @@ class SeccServer:
                                                       "handshake"),
         )
 
-    def take_connector(self) -> Connector | None:
+    def take_connector(self, listener: str | None = None) -> Connector | None:
         """A free connector for a new connection; when none is free, the one held by a
         connection without a session (evicted, see `_eviction_victim`). None: no connector
-        can be had (a connection with a session is never evicted)."""
-        connector = self.station.free_connector()
+        can be had (a connection with a session is never evicted). Only the connectors of
+        the listener's link (evse/aio/listeners.py)."""
+        candidates = connector_for_listener(self.station, listener)
+        connector = next((c for c in candidates if not c.busy), None)
         if connector is not None:
             return connector
-        victim = self._eviction_victim(asyncio.get_running_loop().time())
+        victim = self._eviction_victim(asyncio.get_running_loop().time(), candidates)
         if victim is None:
             return None
         victim.evict("evicted: a new connection needs the connector and this one has no "
                      "session")
-        return self.station.free_connector()
+        return next((c for c in candidates if not c.busy), None)
 
-    def _eviction_victim(self, now: float) -> _Connection | None:
+    def _eviction_victim(self, now: float,
+                         candidates: Sequence[Connector] | None = None) -> _Connection | None:
         """The oldest connection that has not even negotiated supportedAppProtocol (idle or
         sending junk); else the oldest one without a session (no SessionSetup) that has
         had `evict_grace` s to send it. A car sends supportedAppProtocol and SessionSetup
         right after connecting, so a stream of idle newcomers cannot push it out."""
-        holders = sorted((h for h in self.active
-                          if h.summary is None and not h.dead and h.connector is not None),
+        ids = holders_on(candidates if candidates is not None else self.station.connectors)
+        holders = sorted((h for h in self.active if h.summary is None and not h.dead
+                          and h.connector is not None and h.connector.id in ids),
                          key=lambda h: h.ticket.accepted_at)
         for h in holders:
             if h.conn is None or h.conn.session is None:
@@ -1117,6 +1154,8 @@ class SeccServer:
             sock.close()
         if self._sdp is not None:
             self._sdp.close()
+        for sdp in self.link_sdp:
+            sdp.close()
         for handler in list(self.active):
             handler.shutdown(reason)
         for ticket in self.admission.pending(phase=HANDSHAKE):
@@ -1232,7 +1271,7 @@ class SeccServer:
 
     def _port_of(self, kind: str) -> int | None:
         for k, sock in self._servers:
-            if k == kind and sock.fileno() >= 0:
+            if listener_kind(k) == kind and sock.fileno() >= 0:
                 return self._bound_port(sock)
         return None
 

@@ -333,9 +333,23 @@ class ConnectorLink:
             log.error("pilot: reading failed: %s", exc)
             return None
 
+    def _reassert_duty(self) -> None:
+        """The board must generate the lifecycle's duty: a board that lost it (a serial MCU
+        back from a link loss drives F, 0 %, until told again) is told again, else its F
+        would hold the connector in the fault state for good."""
+        try:
+            actual = getattr(self.board, "pwm_duty", self.pilot.duty)
+            if actual != self.pilot.duty:
+                log.warning("pilot: the board generates %s %%, not %s %%: set again", actual,
+                            self.pilot.duty)
+                self.board.set_pwm_duty(self.pilot.duty)
+        except Exception as exc:  # the link is still down: try again at the next poll
+            log.debug("pilot: duty not re-asserted: %s", exc)
+
     async def _run(self) -> None:
         while True:
             now = self._loop.time()
             self._apply(self.pilot.pilot_measured(self._read(), now))
             self._apply(self.pilot.handle_timeout(now))
+            self._reassert_duty()
             await asyncio.sleep(self.poll_interval)

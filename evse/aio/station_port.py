@@ -53,6 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from evse.aio.connector_link import notify_current_limit
 from evse.aio.secc_server import LOOP_STATES, SeccServer, SessionSummary
 from evse.aio.v2h_runner import V2hRunner
 from evse.energy.accounting import PriceLookup, session_money
@@ -655,6 +656,8 @@ class SeccStationPort:
             value = getattr(limits, name)
             if value is not None:
                 setattr(caps, name, value)
+        if limits.max_charge_current_a is not None:  # basic AC charging: the duty follows
+            notify_current_limit(self.server, connector, limits.max_charge_current_a)
         if self._live_summary(self._handler(connector)) is not None:
             self._apply_limits(rt)
 

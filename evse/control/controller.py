@@ -43,7 +43,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,6 +143,9 @@ class ChargerController:
         self._log = _Prefixed(log, {"prefix": f"connector {name}: "})
         self.fault: str | None = None  # the latest HAL fault that forced the safe state
         self.safe_reason: str | None = None
+        # the connector's pilot lifecycle (evse/aio/connector_link.py): False while the car
+        # is not in C (or D with ventilation); None: no pilot wiring (energy as the SECC says)
+        self.energy_permitted: Callable[[], bool] | None = None
         self._reset_session()
         # sequences that outlive a session
         self._zero_since: float | None = None  # StopPower: waiting for |I| ~ 0, then OFF
@@ -327,12 +330,19 @@ class ChargerController:
 
     def _set_power_target(self, effect: ev.SetPowerTarget, now: float) -> None:
         if self.kind == "ac":
+            if self.energy_permitted is not None and not self.energy_permitted():
+                self._record(now, "clamp", "AC target refused: pilot not in C/D")
+                effect = ev.SetPowerTarget(effect.voltage, 0.0, 0.0)
             self._ac_target = (effect.voltage, effect.current, effect.power)
             self._phase = "energy"
             return
         psu = self.hal.power_supply
         caps = self.caps
         amps = effect.current
+        if amps != 0.0 and self.energy_permitted is not None and not self.energy_permitted():
+            # IEC 61851-1: energy flows only in C/D, whatever the EV asks over the link
+            self._record(now, "clamp", f"{amps:.1f} A refused: pilot not in C/D")
+            amps = 0.0
         # the power limit applies at the voltage the current flows at (the measured one)
         v_ref = self._voltage if self._voltage > 1.0 else max(effect.voltage, caps.min_voltage)
         if amps < 0 and not (caps.bidirectional and self.bidirectional):

@@ -187,6 +187,7 @@ class PilotLifecycle:
     _deadline: float | None = None
     _failures: int = 0
     _ef_left: int = 0
+    _car_at_fault: bool = False  # the fault came with a car plugged in
 
     def __post_init__(self) -> None:
         self.current_limit = self.config.max_current
@@ -199,6 +200,11 @@ class PilotLifecycle:
             return []
         out: list[PilotEffect] = []
         if state == Pilot.A:
+            if self.phase == Phase.FAULT and not self._car_at_fault:
+                # a fault without a car (a board reading F before its first duty, a glitch):
+                # nothing was plugged, so nothing is unplugged
+                self.phase = Phase.IDLE
+                return [LinkEvent("fault_cleared", now)]
             if self.phase != Phase.IDLE:
                 out += self._unplug(now)
             return out
@@ -338,6 +344,7 @@ class PilotLifecycle:
 
     def _fault(self, state: Pilot, now: float) -> list[PilotEffect]:
         why = f"pilot {state}"
+        self._car_at_fault = self.phase != Phase.IDLE
         out: list[PilotEffect] = [*self._withdraw_energy(why, now), SafeState(why)]
         if self.phase != Phase.IDLE:
             out += [StopSlac(), EndSession(why)]

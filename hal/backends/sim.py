@@ -103,6 +103,14 @@ class SimBoard(Board):
         self._ev_pilot = PilotState.A
         self._estop_latched = False
         self.emergency_stop_button_pressed = False
+        # a simulated car that stays plugged in (`sim:plugged`): B, and C when the charger
+        # closes the contactors for it (the car asks for energy), never unplugged by itself
+        self.car_plugged = False
+
+    def plug_car(self) -> None:
+        """A car is plugged in and drives the pilot itself: B now, C when energy comes."""
+        self.car_plugged = True
+        self._ev_pilot = PilotState.B
 
     @property
     def pilot_state(self) -> PilotState:
@@ -139,6 +147,8 @@ class SimBoard(Board):
         pass  # the pilot state reads pwm_duty directly
 
     def _apply_contactors(self, closed: bool) -> None:
+        if closed and self.car_plugged and self._ev_pilot is PilotState.B:
+            self._ev_pilot = PilotState.C  # the plugged car is ready for energy
         self._contactor.command(closed)
 
     def _apply_emergency_stop(self) -> None:
@@ -238,7 +248,12 @@ class SimBackend(HalBackend):
         meter_id: str = "SIM-METER-0001",
         meter_signing_key: Ed25519PrivateKey | None = None,
         ev_contactor_closed: bool = False,
+        plugged: bool = False,
+        target: str | None = None,
     ) -> None:
+        if target not in (None, "plugged"):
+            raise ValueError(f"sim backend: unknown target {target!r} (only 'plugged')")
+        plugged = plugged or target == "plugged"
         for name, value in (
             ("voltage_ramp", voltage_ramp),
             ("current_ramp", current_ramp),
@@ -264,6 +279,8 @@ class SimBackend(HalBackend):
             self_test_time=imd_self_test_time,
         )
         self._board = SimBoard(self.contactor, self._on_emergency_stop)
+        if plugged:  # `--hal sim:plugged`: a car on the cable from the start
+            self._board.plug_car()
         self._power_supply = SimPowerSupply(self.stage, lambda: self._board.emergency_stop_active)
         self._imd = SimIsolationMonitor(self.isolation)
         self._meter = SimMeter(self.stage, meter_id, meter_signing_key)

@@ -17,3 +17,6 @@ def test_slac_bench_quick_prints_its_table() -> None:
     inproc = lines[2].split()
     assert inproc[:4] == ["B", "->", "match", "(in-process)"] and float(inproc[4]) > 0
     assert lines[4].startswith("core CPU per match") and lines[4].endswith("us")
+    first = lines[5].split()  # plug-in to the first V2G exchange through the wired charger
+    assert first[:6] == ["B", "->", "first", "V2G", "message", "(in-process)"]
+    assert float(first[6]) > 0

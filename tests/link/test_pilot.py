@@ -197,6 +197,20 @@ def test_fault_with_no_car_is_still_a_safe_state() -> None:
     assert duties(pilot.pilot_measured("B", 2.0)) == [5.0]
 
 
+def test_a_fault_without_a_car_clears_on_a_without_an_unplug() -> None:
+    """A serial board reads F until it generates its first duty: then A, no car. Nothing
+    was plugged in, so there is no unplug (no EndSession, no "unplugged" event)."""
+    pilot = PilotLifecycle()
+    pilot.pilot_measured("F", 1.0)
+    out = pilot.pilot_measured("A", 2.0)
+    assert out == [LinkEvent("fault_cleared", 2.0)] and pilot.phase == Phase.IDLE
+    assert pilot.times.unplugged_at is None
+    # with a car at the fault, A is its unplug
+    car = plugged()
+    car.pilot_measured("E", 3.0)
+    assert EndSession("unplugged") in car.pilot_measured("A", 4.0)
+
+
 # -- invariants over any sequence of inputs (h2 test_state_machines style) --------------------
 
 INPUTS = st.lists(st.one_of(
@@ -221,11 +235,14 @@ def test_safety_invariants_hold_for_any_sequence(
         now += 0.01
         if kind == "read":
             before = pilot.phase
+            carless_fault = before == Phase.FAULT and not pilot._car_at_fault
             out = pilot.pilot_measured(arg, now)
             if arg == "A":
                 assert pilot.phase == Phase.IDLE and pilot.duty == 100.0 and not pilot.energy
-                if before != Phase.IDLE:
+                if before != Phase.IDLE and not carless_fault:
                     assert EndSession("unplugged") in out and SafeState("unplugged") in out
+                if carless_fault:  # nothing was plugged: nothing to end
+                    assert not any(isinstance(e, EndSession) for e in out)
             elif arg in ("X", "E") or (arg == "F" and before != Phase.EF_STEP):
                 assert not pilot.energy and pilot.duty == 100.0
                 assert pilot.phase == Phase.FAULT or before == Phase.EF_STEP
