@@ -136,7 +136,7 @@ def test_din_is_refused_over_tls() -> None:
 async def test_demo_runs_a_din_session_end_to_end(tmp_path: Any) -> None:
     import io
 
-    from evse.aio.demo import DemoOptions, run_demo
+    from simulators.demo import DemoOptions, run_demo
 
     out = io.StringIO()
     code = await asyncio.wait_for(run_demo(DemoOptions(
