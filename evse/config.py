@@ -60,6 +60,8 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class ConnectorConfig:
+    """One `[[connectors]]` entry: its id, type (DC or AC) and offered services."""
+
     id: str
     type: ConnectorType
     services: tuple[str, ...]  # subset of DC, DC_BPT (DC) or AC, AC_BPT (AC)
@@ -71,6 +73,8 @@ class ConnectorConfig:
 
 @dataclass(frozen=True, slots=True)
 class HalBackendConfig:
+    """One HAL backend of `[hal]` (`backend` / `backends`): its name, target and options."""
+
     name: str  # a name in hal.registry ("sim", "serial", "can", plugins)
     target: str | None = None  # what follows the colon: "/dev/ttyUSB0", "can0"
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
@@ -107,6 +111,8 @@ class SupervisorConfig:
 
 @dataclass(frozen=True, slots=True)
 class HalConfig:
+    """`[hal]`: the backends or the named parts of every connector's HAL, and the supervisor."""
+
     backends: tuple[HalBackendConfig, ...] = (HalBackendConfig("sim"),)
     supervisor: SupervisorConfig = field(default_factory=SupervisorConfig)
     parts: tuple[HalPartConfig, ...] = ()  # [hal.parts]: instead of `backends`
@@ -116,6 +122,8 @@ class HalConfig:
 
 @dataclass(frozen=True, slots=True)
 class LimitsConfig:
+    """`[limits]`: the station's electrical limits (never above the power supply's)."""
+
     max_voltage: float  # V
     max_charge_current: float  # A
     max_charge_power: float  # W
@@ -133,6 +141,8 @@ class LimitsConfig:
 
 @dataclass(frozen=True, slots=True)
 class TlsConfig:
+    """`[tls]`: SECC certificate chain and key, trust roots, Plug & Charge roots, TLS profile."""
+
     cert_chain: Path | None = None  # PEM: SECC leaf + Sub-CA 2 + Sub-CA 1
     private_key: Path | None = None
     private_key_password_file: Path | None = None
@@ -146,6 +156,8 @@ class TlsConfig:
 
 @dataclass(frozen=True, slots=True)
 class NetworkConfig:
+    """`[network]`: interface, address, ports, admission and read budget of the SECC."""
+
     interface: str
     address: ipaddress.IPv6Address | None = None  # None: the interface's link-local address
     tls_port: int = 64109
@@ -159,6 +171,8 @@ class NetworkConfig:
 
 @dataclass(frozen=True, slots=True)
 class MqttConfig:
+    """`[mqtt]`: the broker and topic prefix of the local energy manager API (docs/mqtt.md)."""
+
     host: str = "localhost"
     port: int = 1883
     tls: bool = False
@@ -203,6 +217,8 @@ class TariffConfig:
 
 @dataclass(frozen=True, slots=True)
 class EnergyConfig:
+    """`[energy]`: reserve and target SOC, planning and V2G policy of the energy manager."""
+
     reserve_soc: float = 20.0  # percent: never discharge below
     target_soc: float = 80.0  # percent at departure, when the EV does not say
     max_soc: float = 100.0
@@ -217,12 +233,16 @@ class EnergyConfig:
 
 @dataclass(frozen=True, slots=True)
 class ReportsConfig:
+    """`[reports]`: where session reports (JSON, optional SVG) are written."""
+
     dir: Path
     svg: bool = True
 
 
 @dataclass(frozen=True, slots=True)
 class StationConfig:
+    """A whole station configuration file (docs/config.md), validated: see `load_config`."""
+
     station_id: str
     connectors: tuple[ConnectorConfig, ...]
     hal: HalConfig
@@ -854,6 +874,7 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path | str = ".",
 
 def loads_config(text: str, *, base_dir: Path | str = ".", check_files: bool = False
                  ) -> StationConfig:
+    """Parse and validate the TOML text of a station configuration (see `load_config`)."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

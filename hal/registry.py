@@ -79,6 +79,7 @@ def register_backend(name: str, target: str | type[HalBackend], *, replace: bool
 
 
 def unregister_backend(name: str) -> None:
+    """Remove a backend registered under `name` (no error if there is none)."""
     _registered.pop(name, None)
 
 
@@ -137,6 +138,7 @@ def register_part(name: str, target: str | type, *, replace: bool = False) -> No
 
 
 def unregister_part(name: str) -> None:
+    """Remove a part registered under `name` (no error if there is none)."""
     _registered_parts.pop(name, None)
 
 

@@ -33,6 +33,8 @@ ALL_SERVICES = ("DC", "DC_BPT", "AC", "AC_BPT")
 
 @dataclass
 class SeccOptions:
+    """Options of `evse secc` / `run_secc` (the command line's); None: from the config file."""
+
     interface: str | None = None
     address: str | None = None
     hal: str | None = None  # backend spec; None: from the config file or "sim"

@@ -108,6 +108,9 @@ class CertificateInstallationBackend(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class SeccConfig:
+    """What the SECC offers and how it behaves: services, control modes, limits, standards,
+    authorization and Plug & Charge hooks, timeouts."""
+
     evse_id: str = "ZZ00000"
     services: tuple[ServiceId, ...] = (ServiceId.DC,)
     control_modes: tuple[ControlMode, ...] = (ControlMode.SCHEDULED, ControlMode.DYNAMIC)
