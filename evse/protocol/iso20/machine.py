@@ -15,6 +15,7 @@ import exi_codec
 from evse.protocol import events as ev
 from evse.protocol.errors import Failed, ProtocolError, SequenceError, UnknownSession
 from evse.protocol.iso20.handlers import HANDLERS, Inputs
+from evse.protocol.iso20.handlers.common import response_code
 from evse.protocol.iso20.messages import (
     PAYLOAD_SCHEMAS,
     REQUESTS,
@@ -161,8 +162,9 @@ class Iso20Machine:
             return self._fail(spec, exc, now, msg)
         except Exception as exc:  # a bug must still leave the charger safe
             return self._fail(spec, Failed(f"internal error: {exc!r}"), now, msg)
-        if str(res.response_code).startswith("FAILED"):
-            return self._fail(spec, ProtocolError(str(res.response_code)), now, msg)
+        code = response_code(res)
+        if code.startswith("FAILED"):
+            return self._fail(spec, ProtocolError(code), now, msg)
         session.state = next_state
         processing = getattr(res, "evse_processing", None)
         if processing is None or processing == "Finished":

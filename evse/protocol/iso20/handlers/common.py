@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol, TypeVar, cast
 
 from evse.protocol.config import SeccConfig
 from evse.protocol.errors import Failed
@@ -19,6 +19,7 @@ from evse.protocol.iso20.messages import header
 from evse.protocol.limits import EvLimits
 from evse.protocol.session import ZERO_SESSION_ID, ChargerState, Session, SessionStore
 from evse.protocol.units import from_rational, to_rational
+from exi_codec import Message
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,8 +35,43 @@ class Inputs:
     vehicle_certificate: bytes | None = None  # DER of the TLS client certificate, if any
 
 
-HandlerResult = tuple[Any, list[Effect]]
-Handler = Callable[[Any, Session, Inputs], HandlerResult]
+class Response(Protocol):
+    """What the machine reads of every -20 response (all of them carry a ResponseCode)."""
+
+    @property
+    def response_code(self) -> object: ...
+
+
+def response_code(res: Message) -> str:
+    """The ResponseCode of a -20 response (every handler returns one)."""
+    return str(cast(Response, res).response_code)
+
+
+ReqT = TypeVar("ReqT", bound=Message)
+ResT = TypeVar("ResT", bound=Message)
+# What a handler returns, typed by its response class: HandlerResult[DC_ChargeLoopRes].
+HandlerResult = tuple[ResT, list[Effect]]
+# A table entry: any request in, a response out (see `entry`).
+Handler = Callable[[Message, Session, Inputs], tuple[Message, list[Effect]]]
+
+
+def entry(request: type[ReqT],
+          handle: Callable[[ReqT, Session, Inputs], tuple[ResT, list[Effect]]]) -> Handler:
+    """The table entry of `handle` for requests of class `request`.
+
+    The machine looks handlers up by the request's element name; the entry checks that the
+    request is of the handler's class, so the table needs no `Any`."""
+
+    def checked(req: Message, session: Session, inputs: Inputs) -> tuple[Message, list[Effect]]:
+        if not isinstance(req, request):
+            raise TypeError(f"{handle.__name__} takes {request.__name__}, got "
+                            f"{type(req).__name__}")
+        return handle(req, session, inputs)
+
+    checked.__name__ = checked.__qualname__ = handle.__name__
+    checked.__doc__ = handle.__doc__
+    checked.__wrapped__ = handle  # type: ignore[attr-defined]
+    return checked
 
 
 def res_header(module: ModuleType, session: Session, inputs: Inputs) -> Any:
