@@ -61,6 +61,14 @@ from evse.aio.netif import link_local_address, scope_id
 from evse.aio.read_budget import ReadBudget, ReadMeter
 from evse.aio.tls_server import TlsLayer
 from evse.control.controller import ChargerController, ControllerConfig
+from evse.events import (
+    DEFAULT_LIFECYCLE_MAX,
+    DEFAULT_MEASUREMENTS_MAX,
+    Callback,
+    EventBus,
+    EventHandle,
+    Subscription,
+)
 from evse.protocol import events as ev
 from evse.protocol.config import SeccConfig
 from evse.protocol.din.states import State as DinState
@@ -260,6 +268,20 @@ class Station:
         self.connectors = list(connectors)
         self.speedup = speedup
         self._origin: float | None = None
+        # the session event stream of every connector (evse.events); the server publishes
+        self.bus = EventBus()
+
+    def events(self, connector_id: str | None = None, *,
+               measurements_max: int = DEFAULT_MEASUREMENTS_MAX,
+               lifecycle_max: int = DEFAULT_LIFECYCLE_MAX) -> Subscription:
+        """`async for event in station.events(): ...` (every connector, or one): see
+        `evse.events` for the event types and the back-pressure rules."""
+        return self.bus.subscribe(connector_id, measurements_max=measurements_max,
+                                  lifecycle_max=lifecycle_max)
+
+    def on_event(self, callback: Callback, connector_id: str | None = None) -> EventHandle:
+        """Call `callback` (plain or async) with each session event, from its own task."""
+        return self.bus.on_event(callback, connector_id)
 
     @classmethod
     def from_backends(
