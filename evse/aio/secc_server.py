@@ -55,6 +55,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from evse import events as se
 from evse.aio.admission import HANDSHAKE, Admission, AdmissionConfig, Ticket
 from evse.aio.latency import LatencyHistogram
 from evse.aio.netif import link_local_address, scope_id
@@ -569,7 +570,7 @@ class _Connection(asyncio.Protocol):
             except Exception as err:
                 self._crash(err)
         try:  # whatever the SECC did: no power on a connector without a connection
-            connector.controller.safe_state("connection closed", hal_now)
+            self._safe_state(connector, "connection closed", hal_now)
         except Exception:
             log.exception("connector %s: safe state after the connection failed", connector.id)
         if self.summary is not None and self.summary.ended_at is None:
@@ -590,7 +591,7 @@ class _Connection(asyncio.Protocol):
                 conn.handle_event(ev.ConnectionLost(reason), now)
         self.dead = True
         try:
-            connector.controller.safe_state(reason, self.server.station.hal_time(now))
+            self._safe_state(connector, reason, self.server.station.hal_time(now))
         except Exception:
             log.exception("connector %s: safe state failed", connector.id)
         connector.handler = None
@@ -598,6 +599,51 @@ class _Connection(asyncio.Protocol):
         self.server.active.discard(self)
         if self.transport is not None:
             self.transport.abort()
+
+    # -- session events (evse.events) ----------------------------------------------------
+
+    @property
+    def session_id(self) -> str | None:
+        summary = self.summary
+        return summary.session_id if summary is not None and summary.ended_at is None else None
+
+    def _publish(self, event: se.SessionEvent) -> None:
+        """Hand a session event to the station's bus: O(1), never blocks (evse.events)."""
+        self.server.station.bus.publish(event)
+
+    def _publish_effect(self, effect: ev.Effect) -> None:
+        """The session event an SECC effect stands for, if any."""
+        assert self.connector is not None
+        cid, at, sid = self.connector.id, time.time(), self.session_id
+        if isinstance(effect, ev.SessionStarted):
+            assert self.summary is not None
+            self._publish(se.SessionStarted(
+                cid, at, self.summary.session_id, effect.protocol, effect.evcc_id,
+                resumed=effect.resumed, tls=self.tls, peer=self.peer))
+            if effect.resumed:
+                self._publish(se.SessionResumed(cid, at, self.summary.session_id))
+        elif isinstance(effect, ev.RequestAuthorization):
+            self._publish(se.AuthorizationRequested(cid, at, sid, effect.method,
+                                                    effect.evcc_id, effect.emaid))
+        elif isinstance(effect, ev.EnergyServiceSelected):
+            self._publish(se.ServiceSelected(cid, at, sid, effect.service_id,
+                                             effect.control_mode, effect.bidirectional))
+        elif isinstance(effect, ev.ReportWarning):
+            self._publish(se.SessionWarning(cid, at, sid, effect.code, effect.message))
+
+    def _publish_decision(self, event: ev.Event) -> None:
+        if self.connector is None:
+            return
+        granted = isinstance(event, ev.AuthorizationGranted)
+        reason = event.reason if isinstance(event, ev.AuthorizationDenied) else ""
+        self._publish(se.AuthorizationDecided(self.connector.id, time.time(), self.session_id,
+                                              granted, reason))
+
+    def _safe_state(self, connector: Connector, reason: str, hal_now: float) -> None:
+        """Put `connector` in the safe state and say so on the event stream."""
+        sid = self.session_id
+        connector.controller.safe_state(reason, hal_now)
+        self._publish(se.SafeState(connector.id, time.time(), sid, reason))
 
     # -- effects -------------------------------------------------------------------------
 
@@ -617,19 +663,23 @@ class _Connection(asyncio.Protocol):
             elif isinstance(effect, ev.CloseConnection):
                 self._schedule_close(effect.after_s, effect.reason)
             elif isinstance(effect, ev.RequestAuthorization):
+                self._publish_effect(effect)
                 pending += self._authorize(effect)
             elif isinstance(effect, ev.MeteringConfirmed):
                 self._metering_confirmed(effect)
             elif isinstance(effect, ev.ReportWarning):
                 log.warning("connector %s: %s: %s", connector.id, effect.code, effect.message)
+                self._publish_effect(effect)
             else:
                 if isinstance(effect, ev.SessionStarted):
                     self._start_summary(effect)
                     self.server.admission.session_started(self.ticket)
+                    self._publish_effect(effect)
                 elif isinstance(effect, ev.EnergyServiceSelected) and self.summary is not None:
                     self.summary.service_id = effect.service_id
                     self.summary.control_mode = effect.control_mode
                     self.summary.bidirectional = effect.bidirectional
+                    self._publish_effect(effect)
                 elif isinstance(effect, ev.SessionEnded):
                     self._close_reason = self._close_reason or effect.reason
                     log.log(logging.WARNING if effect.failed else logging.INFO,
@@ -662,6 +712,8 @@ class _Connection(asyncio.Protocol):
         now = self.loop.time()
         if isinstance(event, ev.MeasurementsUpdated):
             self._sample(event)
+        elif isinstance(event, (ev.AuthorizationGranted, ev.AuthorizationDenied)):
+            self._publish_decision(event)
         self._dispatch(conn.handle_event(event, now))
         self._rearm()
 
@@ -764,9 +816,11 @@ class _Connection(asyncio.Protocol):
         log.error("connector %s: internal error, connection closed: %r", name, exc,
                   exc_info=exc)
         if connector is not None:
+            self._publish(se.Fault(connector.id, time.time(), self.session_id,
+                                   f"internal error: {exc!r}"))
             try:
                 hal_now = self.server.station.hal_time(self.loop.time())
-                connector.controller.safe_state(f"internal error: {exc!r}", hal_now)
+                self._safe_state(connector, f"internal error: {exc!r}", hal_now)
             except Exception:
                 log.exception("connector %s: safe state failed", name)
         if self.summary is not None and self.summary.ended_at is None:
@@ -822,12 +876,28 @@ class _Connection(asyncio.Protocol):
         if session is not None and session.authorized:
             summary.authorization = session.authorization_method
             summary.emaid = session.emaid
+        cid, at, sid = summary.connector, summary.ended_at, summary.session_id
+        if paused:
+            self._publish(se.SessionPaused(cid, at, sid, reason))
+        elif failed:
+            self._publish(se.Fault(cid, at, sid, reason))
         self.server.record_session(summary)
+        self._publish(se.SessionEnded(cid, at, sid, reason, failed, paused, summary))
 
     def _sample(self, m: ev.MeasurementsUpdated) -> None:
         summary = self.summary
         if summary is None or summary.ended_at is not None:
             return
+        bus = self.server.station.bus
+        if bus.wants_measurement(summary.connector, at := time.time()):  # else: costs nothing
+            ctl = self.connector.controller if self.connector is not None else None
+            power = m.present_power if m.present_power is not None else (
+                m.present_voltage * m.present_current)
+            bus.publish(se.Measurement(
+                summary.connector, at, summary.session_id, m.present_voltage,
+                m.present_current, power,
+                None if ctl is None else ctl.energy_in_wh - summary._energy_start[0],
+                None if ctl is None else ctl.energy_out_wh - summary._energy_start[1]))
         now = self.loop.time()
         if now - self._last_sample < summary.sample_interval:
             return
@@ -948,6 +1018,16 @@ class SeccServer:
         self._connecting: set[asyncio.Task[None]] = set()
         self._sdp: Any = None
         self._poll_task: asyncio.Task[None] | None = None
+
+    def events(self, connector_id: str | None = None, *,
+               measurements_max: int = DEFAULT_MEASUREMENTS_MAX,
+               lifecycle_max: int = DEFAULT_LIFECYCLE_MAX) -> Subscription:
+        """The station's session event stream (`Station.events`)."""
+        return self.station.events(connector_id, measurements_max=measurements_max,
+                                   lifecycle_max=lifecycle_max)
+
+    def on_event(self, callback: Callback, connector_id: str | None = None) -> EventHandle:
+        return self.station.on_event(callback, connector_id)
 
     def config_for(self, connector_id: str) -> SeccConfig:
         """The SECC configuration for a new connection on `connector_id`."""
@@ -1137,6 +1217,7 @@ class SeccServer:
         for c in self.station.connectors:
             try:
                 c.controller.safe_state(reason, hal_now)
+                self.station.bus.publish(se.SafeState(c.id, time.time(), None, reason))
             except Exception:
                 log.exception("connector %s: safe state failed", c.id)
         deadline = loop.time() + timeout
@@ -1195,6 +1276,11 @@ class SeccServer:
                 log.exception("connector %s: controller poll failed", c.id)
                 continue
             handler = c.handler
+            for e in events:
+                if isinstance(e, ev.EmergencyStop):
+                    self.station.bus.publish(se.Fault(
+                        c.id, time.time(), None if handler is None else handler.session_id,
+                        e.reason))
             if handler is not None:
                 handler.deliver_events(events)
 
