@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import ipaddress
 import logging
@@ -57,6 +58,7 @@ from typing import Any
 
 from evse import events as se
 from evse.aio.admission import HANDSHAKE, Admission, AdmissionConfig, Ticket
+from evse.aio.hook_runner import AsyncCertificates, AsyncSchedules, MeterPoller, decide
 from evse.aio.latency import LatencyHistogram
 from evse.aio.netif import link_local_address, scope_id
 from evse.aio.read_budget import ReadBudget, ReadMeter
@@ -70,6 +72,7 @@ from evse.events import (
     EventHandle,
     Subscription,
 )
+from evse.hooks import AuthorizationRequest, Hooks
 from evse.protocol import events as ev
 from evse.protocol.config import SeccConfig
 from evse.protocol.din.states import State as DinState
@@ -430,7 +433,8 @@ class _Connection(asyncio.Protocol):
         try:
             connector.controller.begin_session(server.station.hal_time(self.loop.time()))
             self.conn = SeccConnection(
-                server.config_for(connector.id), tls=self.tls, now=start,
+                server.config_with_hooks(connector.id, time.time() - start), tls=self.tls,
+                now=start,
                 session_store=server.store, epoch_offset=time.time() - start,
                 peer_certificate=self.peer_certificate,
             )
@@ -754,6 +758,12 @@ class _Connection(asyncio.Protocol):
 
     def _authorize(self, request: ev.RequestAuthorization) -> list[ev.Event]:
         assert self.connector is not None
+        authorizer = self.server.hooks.authorizer
+        if authorizer is not None:  # evse.hooks.Authorizer: awaited here, never in the SECC
+            self._await_event(decide(authorizer, AuthorizationRequest(
+                self.connector.id, self.session_id, request.method, request.evcc_id,
+                request.emaid, request.certificate_chain)))
+            return []
         hook = self.server.authorize
         if hook is None:
             log.info("connector %s: authorized %s (%s%s) without a backend", self.connector.id,
@@ -764,17 +774,24 @@ class _Connection(asyncio.Protocol):
         if isinstance(answer, bool):
             return [ev.AuthorizationGranted("") if answer else ev.AuthorizationDenied("denied")]
 
-        async def wait(pending: Awaitable[bool]) -> None:
+        async def wait(pending: Awaitable[bool]) -> ev.Event:
             granted = await pending
+            return ev.AuthorizationGranted("") if granted else ev.AuthorizationDenied("denied")
+
+        self._await_event(wait(answer))
+        return []
+
+    def _await_event(self, answer: Awaitable[ev.Event]) -> None:
+        """Await a hook's answer in a task of this connection; deliver it as an event."""
+
+        async def wait() -> None:
+            event = await answer
             if not self.dead and self.transport is not None and not self.transport.is_closing():
-                event: ev.Event = (ev.AuthorizationGranted("") if granted
-                                   else ev.AuthorizationDenied("denied"))
                 self.deliver_events([event])
 
-        task = asyncio.ensure_future(wait(answer))
+        task = asyncio.ensure_future(wait())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return []
 
     # -- timers --------------------------------------------------------------------------
 
@@ -966,6 +983,7 @@ class SeccServer:
         connection_config: Callable[[str], SeccConfig] | None = None,
         on_metering_confirmation: Callable[[SessionSummary | None, ev.MeteringConfirmed],
                                            None] | None = None,
+        hooks: Hooks | None = None,
     ) -> None:
         if port is None and tls is None:
             raise ValueError("nothing to serve: give a plain TCP port or a TLS context")
@@ -986,6 +1004,10 @@ class SeccServer:
             self.store.max_age = paused_session_max_age
         self._next_expiry = -math.inf
         self.authorize = authorize
+        # integration hooks (evse.hooks); `hooks.authorizer` takes precedence over `authorize`
+        self.hooks = hooks if hooks is not None else Hooks()
+        self._meter = (None if self.hooks.meter is None else MeterPoller(
+            self.hooks.meter, [c.id for c in station.connectors], poll_interval))
         self.on_session_end = on_session_end
         # per connection: the SeccConfig for a new connection on a connector (an energy
         # manager's limits, schedule provider, authorization mode); None: `config`
@@ -1034,6 +1056,19 @@ class SeccServer:
         hook = self.connection_config
         return self.config if hook is None else hook(connector_id)
 
+    def config_with_hooks(self, connector_id: str, epoch_offset: float) -> SeccConfig:
+        """`config_for`, with the schedule and certificate hooks (evse.hooks) in front of
+        the configured providers (a hook's own adapter per connection)."""
+        config = self.config_for(connector_id)
+        hooks, changes = self.hooks, dict[str, Any]()
+        if hooks.schedules is not None:
+            changes["schedule_provider"] = AsyncSchedules(
+                hooks.schedules, connector_id, config.schedule_provider, epoch_offset)
+        if hooks.certificates is not None:
+            changes["certificate_installation"] = AsyncCertificates(hooks.certificates,
+                                                                    connector_id)
+        return dataclasses.replace(config, **changes) if changes else config
+
     # -- life cycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -1056,6 +1091,8 @@ class SeccServer:
             self._accept_tasks.append(asyncio.create_task(
                 self._accept_loop(kind, sock), name=f"secc-accept-{kind}"))
         self._poll_task = asyncio.create_task(self._poll_loop(), name="hal-poll")
+        if self._meter is not None:
+            self._meter.start()
         log.info("SECC listening on %s: %s (%d connector(s))", host,
                  ", ".join(f"{kind} port {self._bound_port(sock)}" for kind, sock in self._servers),
                  len(self.station.connectors))
@@ -1229,6 +1266,8 @@ class SeccServer:
             self._poll_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poll_task
+        if self._meter is not None:
+            await self._meter.close()
         for c in self.station.connectors:
             try:
                 c.backend.close()
@@ -1275,6 +1314,8 @@ class SeccServer:
                 self.poll_errors += 1
                 log.exception("connector %s: controller poll failed", c.id)
                 continue
+            if self._meter is not None:
+                events = [self._meter.apply(c.id, e) for e in events]
             handler = c.handler
             for e in events:
                 if isinstance(e, ev.EmergencyStop):
