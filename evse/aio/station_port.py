@@ -25,11 +25,14 @@ the EV or the hardware) and installs itself on the server (before `start()`):
   EVSEProcessing=Ongoing_WaitingForCustomerInteraction until the `authorize` command
   resolves it (or the -20 Ongoing limit ends the session). Otherwise the hook that was
   installed before (Plug & Charge backends) or a plain grant answers;
-- `on_session_end`: the `session_stopped` event and the session report (JSON + SVG with the
-  money summary: evse.energy.accounting), written in a worker thread.
+- the session event stream (`evse.events`, `Station.events()`): `SessionStarted` becomes
+  the `session_started` event, `SessionEnded` the `session_stopped` event and the session
+  report (JSON + SVG with the money summary: evse.energy.accounting), written in a worker
+  thread. A task started by `start()` consumes the stream; `drain_events()` handles what is
+  queued at once (the authorization hook and `flush_reports` call it, so the MQTT events
+  keep their order: session_started before authorization_requested).
 
-A control task (`start()`, every `control_interval`) announces sessions (`session_started`),
-reports faults (`fault`), samples the EV's SOC for the reports, and steers Dynamic-mode
+A control task (`start()`, every `control_interval`) reports faults (`fault`), samples the EV's SOC for the reports, and steers Dynamic-mode
 sessions: a grid outage (`set_outage`, the MQTT `outage` command) hands them to the V2H runner
 (the EV supplies the house down to the reserve SOC, then 0 W), else an MQTT setpoint wins,
 else a plan re-made after a mid-session `prices` command, else the ScheduleExchange plan the
@@ -53,6 +56,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from evse import events as se
 from evse.aio.secc_server import LOOP_STATES, SeccServer, SessionSummary
 from evse.aio.v2h_runner import V2hRunner
 from evse.energy.accounting import PriceLookup, session_money
@@ -79,6 +83,7 @@ _STOPPING: frozenset[str] = frozenset({
 })
 FLOW_W = 50.0  # |power| below this in the charge loop: "suspended", not charging/discharging
 MAX_SOC_SAMPLES = 100_000
+EVENT_QUEUE_MAX = 100_000  # lifecycle events queued for the port (a few per session)
 
 
 def _kw(w: float) -> str:
@@ -106,7 +111,7 @@ class _Connector:
     prices_from_mqtt: bool = False
     # per connection / session
     handler: Any = None  # the server's connection object this state belongs to
-    announced: SessionSummary | None = None
+    announced: se.SessionStarted | None = None  # the session announced over MQTT
     sent_limits: EvseLimits | None = None
     override_w: float | None = None  # MQTT setpoint (Dynamic mode)
     applied_w: float | None = None  # last SetpointUpdated we sent (None: the schedule)
@@ -173,16 +178,22 @@ class SeccStationPort:
         self._last_hal: float | None = None
         # install on the server (before it accepts connections)
         self._previous_authorize = server.authorize
-        self._previous_on_end = server.on_session_end
         server.connection_config = self.config_for
         server.authorize = self._authorize_hook
-        server.on_session_end = self._on_session_end
+        # sessions starting and ending: from the session event stream (evse.events), never by
+        # looking at connections; measurements are not needed here (one slot, drops ignored)
+        self._events = server.station.events(measurements_max=1,
+                                             lifecycle_max=EVENT_QUEUE_MAX)
+        self._consumer: asyncio.Task[None] | None = None
 
     # -- life cycle ----------------------------------------------------------------------------
 
     def start(self) -> asyncio.Task[None]:
+        loop = asyncio.get_running_loop()
+        if self._consumer is None or self._consumer.done():
+            self._consumer = loop.create_task(self._consume(), name="station-port-events")
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="energy")
+            self._task = loop.create_task(self._run(), name="energy")
         return self._task
 
     async def close(self) -> None:
@@ -193,13 +204,44 @@ class SeccStationPort:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.flush_reports()
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await consumer
 
     async def flush_reports(self, timeout: float = 10.0) -> list[Any]:
         """Wait for the reports being written; returns every ReportPaths written so far."""
+        self.drain_events()  # sessions that ended but whose event is still queued
         pending = [f for f in self._reports if not f.done()]
         if pending:
             await asyncio.wait(pending, timeout=timeout)
         return list(self.report_paths)
+
+    # -- the session event stream --------------------------------------------------------------
+
+    async def _consume(self) -> None:
+        async for event in self._events:
+            self._on_event(event)
+
+    def drain_events(self) -> None:
+        """Handle every session event queued so far, now (the consumer task does it too)."""
+        while (event := self._events.get_nowait()) is not None:
+            self._on_event(event)
+
+    def _on_event(self, event: se.SessionEvent) -> None:
+        try:
+            rt = self._connectors.get(event.connector_id)
+            if rt is None:
+                return
+            if isinstance(event, se.SessionStarted):
+                self._announce(rt, event)
+            elif isinstance(event, se.SessionEnded) and event.summary is not None:
+                self._session_ended(rt, event.summary)
+            elif isinstance(event, se.ConsumerOverflow):  # cannot happen at its size: say so
+                log.error("the station port lost %d session events", event.lost)
+        except Exception:
+            log.exception("connector %s: session event bookkeeping failed", event.connector_id)
 
     async def _run(self) -> None:
         while True:
@@ -345,7 +387,7 @@ class SeccStationPort:
             previous = self._previous_authorize
             return True if previous is None else previous(request, connector)
         handler = self._handler(connector)
-        self._announce(rt, handler)
+        self.drain_events()  # its SessionStarted is queued: announce it first
         self._cancel_auth(rt)
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         rt.pending_auth, rt.auth_method, rt.handler = future, request.method, handler
@@ -364,21 +406,8 @@ class SeccStationPort:
             rt.pending_auth.cancel()
         rt.pending_auth = None
 
-    def _on_session_end(self, summary: SessionSummary) -> None:
-        rt = self._connectors.get(summary.connector)
-        try:
-            if rt is not None:
-                self._session_ended(rt, summary)
-        except Exception:
-            log.exception("connector %s: session end bookkeeping failed", summary.connector)
-        previous = self._previous_on_end
-        if previous is not None:
-            previous(summary)
-
     def _session_ended(self, rt: _Connector, summary: SessionSummary) -> None:
         handler = self._handler(rt.id)
-        if rt.announced is not summary:  # too short for the control step to see it
-            self._post(rt.id, "session_started", self._started_data(summary))
         self._cancel_auth(rt)
         rt.paused = summary.paused
         plan = rt.provider.last_plan if rt.provider.last_plan is not rt.plan_before else None
@@ -420,9 +449,6 @@ class SeccStationPort:
             summary = self._live_summary(handler)
             if summary is None or handler is None:
                 continue
-            if rt.announced is not summary:
-                self._announce(rt, handler)
-                changed = True
             conn = handler.conn
             if conn is None or conn.session is None or conn.closed:
                 continue
@@ -440,24 +466,21 @@ class SeccStationPort:
         if changed:
             self._notify()
 
-    def _announce(self, rt: _Connector, handler: Any) -> None:
-        summary = self._live_summary(handler)
-        if summary is None or rt.announced is summary:
+    def _announce(self, rt: _Connector, started: se.SessionStarted) -> None:
+        if rt.announced is started:
             return
-        rt.announced = summary
-        rt.handler = handler
+        rt.announced = started
+        rt.handler = self._handler(rt.id)
         rt.override_w = rt.applied_w = rt.replan = None
         rt.id_token = None
         rt.soc_log = []
         rt.last_soc_sample = -math.inf
-        rt.price_history = [(summary.started_at, rt.provider.prices)]
+        rt.price_history = [(started.at, rt.provider.prices)]
         self.v2h.forget(rt.id)
-        self._post(rt.id, "session_started", self._started_data(summary))
-
-    @staticmethod
-    def _started_data(summary: SessionSummary) -> dict[str, Any]:
-        return {"session_id": summary.session_id, "evcc_id": summary.evcc_id,
-                "protocol": "ISO15118-20", "resumed": summary.resumed}
+        self._post(rt.id, "session_started", {
+            "session_id": started.session_id, "evcc_id": started.evcc_id,
+            "protocol": "ISO15118-20", "resumed": started.resumed})
+        self._notify()
 
     def _sample_soc(self, rt: _Connector, conn: Any, force: bool = False) -> None:
         now = self.clock()
