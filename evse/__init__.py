@@ -10,8 +10,11 @@ Embedding the charger in an asyncio application::
 
     cfg = evse.load_config("/etc/evse/evse.toml")           # or evse.StationConfig(...)
     station, config = evse.build_station(evse.SeccOptions(), cfg)
-    server = evse.SeccServer(config, station, interface="eth1", tls=...)
+    server = evse.SeccServer(config, station, interface="eth1", tls=...,
+                             hooks=evse.Hooks(authorizer=my_backend))
     await server.start()
+    async for event in station.events():                   # evse.SessionStarted, ...
+        ...
 
 or everything `evse secc` does: `await evse.run_secc(evse.SeccOptions(config=path))`.
 Hardware: the part interfaces, `hal.compose` and `hal.register_backend` are in `hal`.
@@ -53,7 +56,7 @@ _EXPORTS: dict[str, str] = {
     "SetupError": "evse.aio.app",
     "build_station": "evse.aio.app",
     "run_secc": "evse.aio.app",
-    "Authorizer": "evse.aio.secc_server",
+    "supply_limits": "evse.aio.app",
     "Connector": "evse.aio.secc_server",
     "SeccServer": "evse.aio.secc_server",
     "SessionSummary": "evse.aio.secc_server",
@@ -63,48 +66,106 @@ _EXPORTS: dict[str, str] = {
     "ControlMode": "evse.protocol.config",
     "EvseLimits": "evse.protocol.limits",
     "PncVerifier": "evse.protocol.config",
-    "RequestAuthorization": "evse.protocol.events",
     "SeccConfig": "evse.protocol.config",
     "ServiceId": "evse.protocol.config",
-    # TODO(coordinator): export the session event types and hooks of `evse.events` and
-    # `evse.hooks` here once branch h/events is merged (issue 12 items 2 and 3).
+    # session events (evse.events): Station.events() / on_event()
+    "AuthorizationDecided": "evse.events",
+    "AuthorizationRequested": "evse.events",
+    "ConsumerOverflow": "evse.events",
+    "EventBus": "evse.events",
+    "EventHandle": "evse.events",
+    "EventsDropped": "evse.events",
+    "Fault": "evse.events",
+    "Measurement": "evse.events",
+    "Plugged": "evse.events",
+    "SafeState": "evse.events",
+    "ScheduleSent": "evse.events",
+    "ServiceSelected": "evse.events",
+    "SessionEnded": "evse.events",
+    "SessionEvent": "evse.events",
+    "SessionPaused": "evse.events",
+    "SessionResumed": "evse.events",
+    "SessionStarted": "evse.events",
+    "SessionWarning": "evse.events",
+    "Subscription": "evse.events",
+    "Unplugged": "evse.events",
+    # hooks (evse.hooks): SeccServer(hooks=Hooks(...))
+    "AuthorizationRequest": "evse.hooks",
+    "Authorizer": "evse.hooks",
+    "CertificateRequest": "evse.hooks",
+    "CertificateSource": "evse.hooks",
+    "Decision": "evse.hooks",
+    "Hooks": "evse.hooks",
+    "MeterReading": "evse.hooks",
+    "MeterSource": "evse.hooks",
+    "SchedulePolicy": "evse.hooks",
+    "ScheduleRequest": "evse.hooks",
 }
 
 __all__ = [
+    "AuthorizationDecided",
+    "AuthorizationRequest",
+    "AuthorizationRequested",
     "Authorizer",
     "CertificateInstallationBackend",
+    "CertificateRequest",
+    "CertificateSource",
     "ConfigError",
     "Connector",
     "ConnectorConfig",
+    "ConsumerOverflow",
     "ControlMode",
+    "Decision",
     "EnergyConfig",
+    "EventBus",
+    "EventHandle",
+    "EventsDropped",
     "EvseLimits",
+    "Fault",
     "HalBackendConfig",
     "HalConfig",
     "HalPartConfig",
+    "Hooks",
     "LimitsConfig",
+    "Measurement",
+    "MeterReading",
+    "MeterSource",
     "MqttConfig",
     "NetworkConfig",
+    "Plugged",
     "PncVerifier",
     "ReportsConfig",
-    "RequestAuthorization",
+    "SafeState",
+    "SchedulePolicy",
+    "ScheduleRequest",
+    "ScheduleSent",
     "SeccConfig",
     "SeccOptions",
     "SeccServer",
     "ServiceId",
+    "ServiceSelected",
+    "SessionEnded",
+    "SessionEvent",
+    "SessionPaused",
+    "SessionResumed",
+    "SessionStarted",
     "SessionSummary",
+    "SessionWarning",
     "SetupError",
     "Station",
     "StationConfig",
+    "Subscription",
     "SupervisorConfig",
     "TariffConfig",
     "TlsConfig",
+    "Unplugged",
     "build_station",
     "check_config",
     "load_config",
     "loads_config",
     "parse_config",
     "run_secc",
+    "supply_limits",
 ]
 
 
@@ -122,8 +183,8 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from evse.aio.app import SeccOptions, SetupError, build_station, run_secc
-    from evse.aio.secc_server import Authorizer, Connector, SeccServer, SessionSummary, Station
+    from evse.aio.app import SeccOptions, SetupError, build_station, run_secc, supply_limits
+    from evse.aio.secc_server import Connector, SeccServer, SessionSummary, Station
     from evse.config import (
         ConfigError,
         ConnectorConfig,
@@ -144,6 +205,40 @@ if TYPE_CHECKING:
         loads_config,
         parse_config,
     )
+    from evse.events import (
+        AuthorizationDecided,
+        AuthorizationRequested,
+        ConsumerOverflow,
+        EventBus,
+        EventHandle,
+        EventsDropped,
+        Fault,
+        Measurement,
+        Plugged,
+        SafeState,
+        ScheduleSent,
+        ServiceSelected,
+        SessionEnded,
+        SessionEvent,
+        SessionPaused,
+        SessionResumed,
+        SessionStarted,
+        SessionWarning,
+        Subscription,
+        Unplugged,
+    )
+    from evse.hooks import (
+        AuthorizationRequest,
+        Authorizer,
+        CertificateRequest,
+        CertificateSource,
+        Decision,
+        Hooks,
+        MeterReading,
+        MeterSource,
+        SchedulePolicy,
+        ScheduleRequest,
+    )
     from evse.protocol.config import (
         CertificateInstallationBackend,
         ControlMode,
@@ -151,5 +246,4 @@ if TYPE_CHECKING:
         SeccConfig,
         ServiceId,
     )
-    from evse.protocol.events import RequestAuthorization
     from evse.protocol.limits import EvseLimits

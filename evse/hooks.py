@@ -60,6 +60,8 @@ class AuthorizationRequest:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
+    """An authorizer's answer: granted or not, why not, and the token it accepted."""
+
     granted: bool
     reason: str = ""  # why not (in the SessionEnded reason when denied)
     id_token: str = ""  # the token the backend accepted (for the session record)

@@ -16,11 +16,9 @@ import asyncio
 import sys
 
 import hal
+from evse import SeccConfig, SeccServer, ServiceId, Station, supply_limits
 from evse import events as se
-from evse.aio.app import supply_limits
-from evse.aio.secc_server import SeccServer, Station
 from evse.hooks import AuthorizationRequest, Decision, Hooks
-from evse.protocol.config import SeccConfig, ServiceId
 from hal.backends.sim import SimBackend
 
 # -- 1. a HAL part of one's own: the meter ------------------------------------------------------
