@@ -32,12 +32,13 @@ the EV or the hardware) and installs itself on the server (before `start()`):
   queued at once (the authorization hook and `flush_reports` call it, so the MQTT events
   keep their order: session_started before authorization_requested).
 
-A control task (`start()`, every `control_interval`) reports faults (`fault`), samples the EV's SOC for the reports, and steers Dynamic-mode
-sessions: a grid outage (`set_outage`, the MQTT `outage` command) hands them to the V2H runner
-(the EV supplies the house down to the reserve SOC, then 0 W), else an MQTT setpoint wins,
-else a plan re-made after a mid-session `prices` command, else the ScheduleExchange plan the
-SECC follows by itself. Without a broker nothing waits: limits stay as they were, an MQTT
-setpoint expires after `setpoint_fallback_s` offline and the local energy policy takes over.
+A control task (`start()`, every `control_interval`) reports faults (`fault`), samples the
+EV's SOC for the reports, and steers Dynamic-mode sessions: a grid outage (`set_outage`, the
+MQTT `outage` command) hands them to the V2H runner (the EV supplies the house down to the
+reserve SOC, then 0 W), else an MQTT setpoint wins, else a plan re-made after a mid-session
+`prices` command, else the ScheduleExchange plan the SECC follows by itself. Without a
+broker nothing waits: limits stay as they were, an MQTT setpoint expires after
+`setpoint_fallback_s` offline and the local energy policy takes over.
 
 Sign convention (DESIGN 5): power and current are negative while the EV discharges.
 """
