@@ -57,10 +57,10 @@ _EXPORTS: dict[str, str] = {
     "build_station": "evse.aio.app",
     "run_secc": "evse.aio.app",
     "supply_limits": "evse.aio.app",
-    "Connector": "evse.aio.secc_server",
+    "Connector": "evse.aio.station",
     "SeccServer": "evse.aio.secc_server",
-    "SessionSummary": "evse.aio.secc_server",
-    "Station": "evse.aio.secc_server",
+    "SessionSummary": "evse.aio.session_records",
+    "Station": "evse.aio.station",
     # the SECC's protocol configuration and its hooks
     "CertificateInstallationBackend": "evse.protocol.config",
     "ControlMode": "evse.protocol.config",
@@ -184,7 +184,9 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from evse.aio.app import SeccOptions, SetupError, build_station, run_secc, supply_limits
-    from evse.aio.secc_server import Connector, SeccServer, SessionSummary, Station
+    from evse.aio.secc_server import SeccServer
+    from evse.aio.session_records import SessionSummary
+    from evse.aio.station import Connector, Station
     from evse.config import (
         ConfigError,
         ConnectorConfig,
