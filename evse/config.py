@@ -541,6 +541,39 @@ def _supervisor(hal: _Table) -> SupervisorConfig:
     return cfg
 
 
+def _connector_id(c: _Table) -> str:
+    """An integer >= 0 (as text) or a short name; "" when missing or invalid (reported)."""
+    cid = c.raw("id", _MISSING)
+    if isinstance(cid, int) and not isinstance(cid, bool) and cid >= 0:
+        return str(cid)
+    if isinstance(cid, str) and _CONNECTOR_ID.match(cid):
+        return cid
+    if cid is not _MISSING:
+        c.error("id", "must be an integer >= 0 or a string of letters, digits, '_', '.', "
+                      f"'-' (at most 32), got {_fmt(cid)}")
+    return ""
+
+
+def _connector_services(c: _Table, ctype: str) -> tuple[str, ...]:
+    """The listed services (default: the type's first), each one of the type's."""
+    services_raw = c.raw("services", None)
+    allowed = SERVICES_BY_TYPE.get(ctype, ())
+    if services_raw is None:
+        return allowed[:1]
+    if (not isinstance(services_raw, list) or not services_raw
+            or not all(isinstance(s, str) for s in services_raw)):
+        c.error("services", f"must be a non-empty list of strings, got {_fmt(services_raw)}")
+        return ()
+    services = tuple(services_raw)
+    for s in services:
+        if allowed and s not in allowed:
+            c.error("services", f"{s!r} is not a service of {ctype} connectors "
+                                f"(allowed: {', '.join(allowed)})")
+    if len(set(services)) != len(services):
+        c.error("services", "a service is listed twice")
+    return services
+
+
 def _connectors(root: _Table) -> tuple[ConnectorConfig, ...]:
     raw = root.raw("connectors", _MISSING)
     if raw is _MISSING:
@@ -554,34 +587,9 @@ def _connectors(root: _Table) -> tuple[ConnectorConfig, ...]:
             root.error(f"connectors[{i}]", f"must be a table, got {_fmt(item)}")
             continue
         c = _Table(item, f"connectors[{i}]", root.errors, root.base_dir)
-        cid = c.raw("id", _MISSING)
-        if isinstance(cid, int) and not isinstance(cid, bool) and cid >= 0:
-            cid = str(cid)
-        elif isinstance(cid, str) and _CONNECTOR_ID.match(cid):
-            pass
-        elif cid is not _MISSING:
-            c.error("id", "must be an integer >= 0 or a string of letters, digits, '_', '.', "
-                          f"'-' (at most 32), got {_fmt(cid)}")
-            cid = ""
-        else:
-            cid = ""
+        cid = _connector_id(c)
         ctype = c.string("type", _MISSING, choices=("DC", "AC"))
-        services_raw = c.raw("services", None)
-        allowed = SERVICES_BY_TYPE.get(ctype, ())
-        if services_raw is None:
-            services: tuple[str, ...] = allowed[:1]
-        elif (not isinstance(services_raw, list) or not services_raw
-              or not all(isinstance(s, str) for s in services_raw)):
-            c.error("services", f"must be a non-empty list of strings, got {_fmt(services_raw)}")
-            services = ()
-        else:
-            services = tuple(services_raw)
-            for s in services:
-                if allowed and s not in allowed:
-                    c.error("services", f"{s!r} is not a service of {ctype} connectors "
-                                        f"(allowed: {', '.join(allowed)})")
-            if len(set(services)) != len(services):
-                c.error("services", "a service is listed twice")
+        services = _connector_services(c, ctype)
         c.finish()
         out.append(ConnectorConfig(cid, ctype, services))
     ids = [c.id for c in out if c.id]
