@@ -32,3 +32,16 @@ def test_an_entry_refuses_a_request_of_another_class() -> None:
     with pytest.raises(TypeError, match="handle_session_setup takes SessionSetupReq, got "
                                         "SessionStopReq"):
         HANDLERS["SessionSetupReq"](other, session, inputs)
+
+
+def test_din_entries_are_typed_by_their_response_class() -> None:
+    from evse.protocol.din.handlers import HANDLERS as DIN_HANDLERS
+
+    for name, entry in DIN_HANDLERS.items():
+        annotation = entry.__wrapped__.__annotations__["return"]  # type: ignore[attr-defined]
+        assert annotation.startswith("HandlerResult[din.") and "Res" in annotation, name
+    other = iso20.SessionStopReq(
+        header=iso20.MessageHeaderType(session_id=bytes(8), time_stamp=0),
+        charging_session="Terminate")
+    with pytest.raises(TypeError, match="takes SessionSetupReqType, got SessionStopReq"):
+        DIN_HANDLERS["SessionSetupReq"](other, None, None)  # type: ignore[arg-type]

@@ -7,14 +7,15 @@ request and the charger's latest facts) and raises a `ProtocolError` to fail the
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, Protocol, cast
 
 from evse.protocol.config import SeccConfig
 from evse.protocol.errors import Failed
-from evse.protocol.events import Effect
+from evse.protocol.handler_table import Handler as TableHandler
+from evse.protocol.handler_table import HandlerResult as HandlerResult
+from evse.protocol.handler_table import entry as entry
 from evse.protocol.iso20.messages import header
 from evse.protocol.limits import EvLimits
 from evse.protocol.session import ZERO_SESSION_ID, ChargerState, Session, SessionStore
@@ -47,31 +48,7 @@ def response_code(res: Message) -> str:
     return str(cast(Response, res).response_code)
 
 
-ReqT = TypeVar("ReqT", bound=Message)
-ResT = TypeVar("ResT", bound=Message)
-# What a handler returns, typed by its response class: HandlerResult[DC_ChargeLoopRes].
-HandlerResult = tuple[ResT, list[Effect]]
-# A table entry: any request in, a response out (see `entry`).
-Handler = Callable[[Message, Session, Inputs], tuple[Message, list[Effect]]]
-
-
-def entry(request: type[ReqT],
-          handle: Callable[[ReqT, Session, Inputs], tuple[ResT, list[Effect]]]) -> Handler:
-    """The table entry of `handle` for requests of class `request`.
-
-    The machine looks handlers up by the request's element name; the entry checks that the
-    request is of the handler's class, so the table needs no `Any`."""
-
-    def checked(req: Message, session: Session, inputs: Inputs) -> tuple[Message, list[Effect]]:
-        if not isinstance(req, request):
-            raise TypeError(f"{handle.__name__} takes {request.__name__}, got "
-                            f"{type(req).__name__}")
-        return handle(req, session, inputs)
-
-    checked.__name__ = checked.__qualname__ = handle.__name__
-    checked.__doc__ = handle.__doc__
-    checked.__wrapped__ = handle  # type: ignore[attr-defined]
-    return checked
+Handler = TableHandler[Session, Inputs]  # a table entry (`entry(RequestClass, handle)`)
 
 
 def res_header(module: ModuleType, session: Session, inputs: Inputs) -> Any:
