@@ -600,7 +600,7 @@ class SeccStationPort:
             if summary.service_id in SERVICE_NAMES:
                 protocol += " " + SERVICE_NAMES[summary.service_id]
             control_mode = MODE_NAMES.get(summary.control_mode or 0)
-            start_in, start_out = summary._energy_start
+            start_in, start_out = summary.energy_start
             energy_in = round((c.controller.energy_in_wh - start_in) / 1000.0, 6)
             energy_out = round((c.controller.energy_out_wh - start_out) / 1000.0, 6)
             if conn is not None:
