@@ -59,8 +59,8 @@ from typing import Any
 
 from evse import events as se
 from evse.aio.secc_server import LOOP_STATES, SeccServer, SessionSummary
+from evse.aio.session_reports import ReportWriter, session_record
 from evse.aio.v2h_runner import V2hRunner
-from evse.energy.accounting import PriceLookup, session_money
 from evse.energy.guard import GuardedScheduleProvider, check_schedules
 from evse.energy.optimizer import Plan, setpoint_at
 from evse.energy.prices import PriceCurve
@@ -71,6 +71,7 @@ from evse.protocol.config import BPT_SERVICES, ControlMode, SeccConfig
 from evse.protocol.din.states import State as DinState
 from evse.protocol.iso20.states import State
 from evse.protocol.limits import EvseLimits
+from evse.report import ReportPaths, SessionRecord
 
 __all__ = ["SeccStationPort"]
 
@@ -155,8 +156,8 @@ class SeccStationPort:
         self.plan_schedules = plan_schedules
         self.mqtt_authorization = mqtt_authorization
         self.reports_dir = Path(reports_dir) if reports_dir is not None else None
-        self.report_svg = report_svg
-        self.on_report = on_report
+        # session reports (JSON + SVG), written in a worker thread
+        self.reports = ReportWriter(self.reports_dir, svg=report_svg, on_report=on_report)
         self.control_interval = control_interval
         self.setpoint_fallback_s = setpoint_fallback_s
         self.clock = clock
@@ -165,9 +166,6 @@ class SeccStationPort:
                              discharge_efficiency=self.policy.discharge_efficiency)
         self.v2h.home_load_w = home_load_w
         self.events: deque[tuple[str, str, dict[str, Any]]] = deque(maxlen=256)
-        self.report_paths: deque[Any] = deque(maxlen=100)  # the latest; the files stay
-        self.last_record: Any = None  # the latest session's report record
-        self._reports: set[asyncio.Future[Any]] = set()
         self._rated = server.config.limits
         self._connectors: dict[str, _Connector] = {}
         for c in server.station.connectors:
@@ -214,10 +212,7 @@ class SeccStationPort:
     async def flush_reports(self, timeout: float = 10.0) -> list[Any]:
         """Wait for the reports being written; returns every ReportPaths written so far."""
         self.drain_events()  # sessions that ended but whose event is still queued
-        pending = [f for f in self._reports if not f.done()]
-        if pending:
-            await asyncio.wait(pending, timeout=timeout)
-        return list(self.report_paths)
+        return await self.reports.flush(timeout)
 
     # -- the session event stream --------------------------------------------------------------
 
@@ -769,87 +764,25 @@ class SeccStationPort:
             self.tick()
         self._notify()
 
-    # -- reports -------------------------------------------------------------------------------
+    # -- reports (evse.aio.session_reports) ----------------------------------------------------
 
-    @staticmethod
-    def _price_lookup(rt: _Connector) -> PriceLookup:
-        history = rt.price_history or [(-math.inf, rt.provider.prices)]
+    @property
+    def report_paths(self) -> deque[ReportPaths]:
+        """The latest reports written (the files stay)."""
+        return self.reports.paths
 
-        def lookup(t: float) -> tuple[float, float]:
-            curve = history[0][1]
-            for since, c in history:
-                if since <= t:
-                    curve = c
-            return curve.buy_at(t), curve.sell_at(t)
-
-        return lookup
+    @property
+    def last_record(self) -> SessionRecord | None:
+        """The latest session's report record."""
+        return self.reports.last_record
 
     def session_record(self, rt: _Connector, summary: SessionSummary,
-                       plan: Plan | None = None) -> Any:
+                       plan: Plan | None = None) -> SessionRecord:
         """The session's report record: samples with SOC and prices, the money summary."""
-        record = summary.to_report_record(self.station_id)
-        lookup = self._price_lookup(rt)
-        socs = rt.soc_log
-
-        def soc_at(t: float) -> float | None:
-            value = None
-            for ts, soc in socs:
-                if ts > t + 0.5:
-                    break
-                value = soc
-            return value
-
-        samples = []
-        for s in record.samples:
-            buy, sell = lookup(s.t)
-            samples.append(dataclasses.replace(s, soc=soc_at(s.t), price=buy, sell_price=sell))
-        currency = rt.price_history[-1][1].currency if rt.price_history else (
-            rt.provider.prices.currency)
-        money = session_money([(s.t, s.power) for s in record.samples if s.power is not None],
-                              energy_in_kwh=record.energy_in_kwh,
-                              energy_out_kwh=record.energy_out_kwh, prices=lookup,
-                              currency=currency, degradation_cost=self.policy.degradation_cost,
-                              discharge_efficiency=self.policy.discharge_efficiency,
-                              started_at=record.started_at, ended_at=record.ended_at)
-        metadata = dict(record.metadata)
-        metadata.update(id_token=rt.id_token, soc_start=socs[0][1] if socs else None,
-                        soc_end=socs[-1][1] if socs else None,
-                        degradation_cost_per_kwh=self.policy.degradation_cost)
-        if plan is not None:
-            metadata["plan"] = {"target_soc": plan.target_soc, "reserve_soc": plan.reserve_soc,
-                                "target_feasible": plan.target_feasible,
-                                "forecast_net": plan.money.net,
-                                "departure": plan.departure}
-        return dataclasses.replace(record, samples=tuple(samples), money=money,
-                                   metadata=metadata)
+        return session_record(
+            summary, self.station_id, soc_log=rt.soc_log,
+            price_history=rt.price_history or [(-math.inf, rt.provider.prices)],
+            policy=self.policy, id_token=rt.id_token, plan=plan)
 
     def _write_report(self, rt: _Connector, summary: SessionSummary, plan: Plan | None) -> None:
-        from evse.report import write_report
-
-        record = self.last_record = self.session_record(rt, summary, plan)
-        directory, svg = self.reports_dir, self.report_svg
-        assert directory is not None
-
-        def write() -> Any:
-            return write_report(record, directory, svg=svg)
-
-        future = asyncio.get_running_loop().run_in_executor(None, write)
-        self._reports.add(future)
-        future.add_done_callback(self._report_done)
-
-    def _report_done(self, future: asyncio.Future[Any]) -> None:
-        self._reports.discard(future)
-        if future.cancelled():
-            return
-        exc = future.exception()
-        if exc is not None:  # reports are best effort: never stop the charger
-            log.error("could not write the session report: %s", exc)
-            return
-        paths = future.result()
-        self.report_paths.append(paths)
-        log.info("session report: %s", paths.json)
-        if self.on_report is not None:
-            try:
-                self.on_report(paths)
-            except Exception:
-                log.exception("on_report hook failed")
+        self.reports.write(self.session_record(rt, summary, plan))
