@@ -1134,8 +1134,15 @@ class SeccServer:
         return self.send_event(connector_id, ev.SetpointUpdated(power_w))
 
     def connection(self, connector_id: str) -> SeccConnection | None:
+        """The sans-IO connection on `connector_id` (None: no EV connected there)."""
         handler = self._handler(connector_id)
         return None if handler is None else handler.conn
+
+    def live_summary(self, connector_id: str) -> SessionSummary | None:
+        """The record of the session running on `connector_id` (None: no session runs)."""
+        handler = self._handler(connector_id)
+        summary = handler.summary if handler is not None else None
+        return summary if summary is not None and summary.ended_at is None else None
 
     def record_session(self, summary: SessionSummary) -> None:
         self.sessions.append(summary)

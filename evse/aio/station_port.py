@@ -112,7 +112,7 @@ class _Connector:
     caps: _Caps = field(default_factory=_Caps)
     prices_from_mqtt: bool = False
     # per connection / session
-    handler: Any = None  # the server's connection object this state belongs to
+    conn: Any = None  # the SeccConnection (server.connection) a pending authorization is for
     announced: se.SessionStarted | None = None  # the session announced over MQTT
     sent_limits: EvseLimits | None = None
     override_w: float | None = None  # MQTT setpoint (Dynamic mode)
@@ -259,21 +259,17 @@ class SeccStationPort:
         except KeyError:
             raise CommandRejected(f"unknown connector {connector!r}") from None
 
-    def _handler(self, connector: str) -> Any:
-        return self.server.station.connector(connector).handler
+    def _live(self, connector: str) -> tuple[Any, SessionSummary | None]:
+        """(SeccConnection or None, the running session's summary or None), through the
+        server's public accessors."""
+        return self.server.connection(connector), self.server.live_summary(connector)
 
-    @staticmethod
-    def _live_summary(handler: Any) -> SessionSummary | None:
-        s = handler.summary if handler is not None else None
-        return s if s is not None and s.ended_at is None else None
-
-    def _session(self, connector: str) -> tuple[Any, Any, SessionSummary]:
-        """(handler, SeccConnection, summary) of the running session, else CommandRejected."""
-        handler = self._handler(connector)
-        summary = self._live_summary(handler)
-        if summary is None or handler.conn is None or handler.conn.session is None:
+    def _session(self, connector: str) -> tuple[Any, SessionSummary]:
+        """(SeccConnection, summary) of the running session, else CommandRejected."""
+        conn, summary = self._live(connector)
+        if summary is None or conn is None or conn.session is None:
             raise CommandRejected(f"no session on connector {connector}")
-        return handler, handler.conn, summary
+        return conn, summary
 
     def _post(self, connector: str, kind: str, data: dict[str, Any] | None = None) -> None:
         payload = dict(data or {})
@@ -382,12 +378,11 @@ class SeccStationPort:
         if not self.mqtt_authorization or request.method != "EIM" or rt is None:
             previous = self._previous_authorize
             return True if previous is None else previous(request, connector)
-        handler = self._handler(connector)
+        conn, summary = self._live(connector)
         self.drain_events()  # its SessionStarted is queued: announce it first
         self._cancel_auth(rt)
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        rt.pending_auth, rt.auth_method, rt.handler = future, request.method, handler
-        summary = self._live_summary(handler)
+        rt.pending_auth, rt.auth_method, rt.conn = future, request.method, conn
         self._post(connector, "authorization_requested", {
             "method": request.method, "evcc_id": request.evcc_id,
             "session_id": summary.session_id if summary else None})
@@ -403,7 +398,7 @@ class SeccStationPort:
         rt.pending_auth = None
 
     def _session_ended(self, rt: _Connector, summary: SessionSummary) -> None:
-        handler = self._handler(rt.id)
+        conn = self.server.connection(rt.id)
         self._cancel_auth(rt)
         rt.paused = summary.paused
         plan = rt.provider.last_plan if rt.provider.last_plan is not rt.plan_before else None
@@ -412,7 +407,7 @@ class SeccStationPort:
             "failed": summary.failed, "paused": summary.paused,
             "energy_in_kwh": round(summary.energy_in_wh / 1000.0, 6),
             "energy_out_kwh": round(summary.energy_out_wh / 1000.0, 6)})
-        self._sample_soc(rt, handler.conn if handler is not None else None, force=True)
+        self._sample_soc(rt, conn, force=True)
         if self.reports_dir is not None:
             self._write_report(rt, summary, plan)
         rt.announced = None
@@ -432,8 +427,8 @@ class SeccStationPort:
         changed = False
         for connector in self.server.station.connectors:
             rt = self._connectors[connector.id]
-            handler = connector.handler
-            if rt.pending_auth is not None and handler is not rt.handler:
+            conn, summary = self._live(connector.id)
+            if rt.pending_auth is not None and conn is not rt.conn:
                 self._cancel_auth(rt)  # that connection is gone
                 changed = True
             fault = connector.controller.fault
@@ -442,11 +437,7 @@ class SeccStationPort:
                 if fault:
                     self._post(rt.id, "fault", {"code": "hal", "message": fault})
                 changed = True
-            summary = self._live_summary(handler)
-            if summary is None or handler is None:
-                continue
-            conn = handler.conn
-            if conn is None or conn.session is None or conn.closed:
+            if summary is None or conn is None or conn.session is None or conn.closed:
                 continue
             self._sample_soc(rt, conn)
             self._apply_limits(rt)
@@ -466,7 +457,7 @@ class SeccStationPort:
         if rt.announced is started:
             return
         rt.announced = started
-        rt.handler = self._handler(rt.id)
+        rt.conn = self.server.connection(rt.id)
         rt.override_w = rt.applied_w = rt.replan = None
         rt.id_token = None
         rt.soc_log = []
@@ -515,7 +506,7 @@ class SeccStationPort:
     def _v2h_share(self) -> int:
         n = 0
         for connector in self.server.station.connectors:
-            conn = connector.handler.conn if connector.handler is not None else None
+            conn = self.server.connection(connector.id)
             s = conn.session if conn is not None else None
             if (conn is not None and s is not None and s.bpt
                     and s.control_mode == ControlMode.DYNAMIC and conn.state in LOOP_STATES):
@@ -566,16 +557,14 @@ class SeccStationPort:
     def state(self, connector: str) -> ConnectorState:
         rt = self._rt(connector)
         c = self.server.station.connector(connector)
-        handler = c.handler
-        conn = handler.conn if handler is not None else None
-        summary = self._live_summary(handler)
+        conn, summary = self._live(connector)
         st = c.controller.status()
         lim = self.limits(connector)
         if st.fault:
             session_state = "fault"
         elif summary is None or conn is None:
             session_state = "paused" if rt.paused else (
-                "connected" if handler is not None and conn is not None and not conn.closed
+                "connected" if conn is not None and not conn.closed
                 else "idle")
         elif rt.pending_auth is not None:
             session_state = "authorizing"
@@ -623,7 +612,7 @@ class SeccStationPort:
 
     def set_setpoint(self, connector: str, watts: float | None) -> None:
         rt = self._rt(connector)
-        _, conn, _ = self._session(connector)
+        conn, _ = self._session(connector)
         session = conn.session
         if session.control_mode != ControlMode.DYNAMIC:
             mode = MODE_NAMES.get(int(session.control_mode or 0), "not selected yet")
@@ -668,16 +657,16 @@ class SeccStationPort:
             value = getattr(limits, name)
             if value is not None:
                 setattr(caps, name, value)
-        if self._live_summary(self._handler(connector)) is not None:
+        if self.server.live_summary(connector) is not None:
             self._apply_limits(rt)
 
     def set_prices(self, connector: str, prices: PriceCurve) -> None:
         """Plan with `prices` on a copy of the connector's planner first; store them only when
         that plan succeeds (else CommandRejected, and nothing changes)."""
         rt = self._rt(connector)
-        handler = self._handler(connector)
-        live = self._live_summary(handler) is not None and handler.conn is not None
-        conn = handler.conn if live else None
+        conn, summary = self._live(connector)
+        live = summary is not None and conn is not None
+        conn = conn if live else None
         session = conn.session if conn is not None else None
         dynamic = (conn is not None and session is not None and self.plan_schedules
                    and session.control_mode == ControlMode.DYNAMIC
@@ -741,7 +730,7 @@ class SeccStationPort:
 
     def pause(self, connector: str) -> None:
         self._rt(connector)
-        _, conn, _ = self._session(connector)
+        conn, _ = self._session(connector)
         if conn.state not in LOOP_STATES:
             raise CommandRejected(f"pause: only in the charge loop (the session is in "
                                   f"{conn.state})")
