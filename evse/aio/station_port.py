@@ -40,6 +40,10 @@ reserve SOC, then 0 W), else an MQTT setpoint wins, else a plan re-made after a 
 broker nothing waits: limits stay as they were, an MQTT setpoint expires after
 `setpoint_fallback_s` offline and the local energy policy takes over.
 
+By concern: the MQTT port is this module; setpoint arbitration (limits and which setpoint
+wins) is `evse.aio.setpoint_arbiter`, V2H `evse.aio.v2h_runner`, the session reports
+`evse.aio.session_reports`.
+
 Sign convention (DESIGN 5): power and current are negative while the EV discharges.
 """
 
@@ -60,6 +64,7 @@ from typing import Any
 from evse import events as se
 from evse.aio.secc_server import LOOP_STATES, SeccServer, SessionSummary
 from evse.aio.session_reports import ReportWriter, session_record
+from evse.aio.setpoint_arbiter import Caps, capped_limits
 from evse.aio.v2h_runner import V2hRunner
 from evse.energy.guard import GuardedScheduleProvider, check_schedules
 from evse.energy.optimizer import Plan, setpoint_at
@@ -93,23 +98,13 @@ def _kw(w: float) -> str:
 
 
 @dataclass
-class _Caps:
-    """The aggregator's caps on one connector (None: the rated value)."""
-
-    max_charge_power_w: float | None = None
-    max_discharge_power_w: float | None = None
-    max_charge_current_a: float | None = None
-    max_discharge_current_a: float | None = None
-
-
-@dataclass
 class _Connector:
     """What the port keeps per connector, across and within sessions."""
 
     id: str
     provider: PlanningScheduleProvider
     guarded: GuardedScheduleProvider  # `provider` as the SECC calls it in ScheduleExchange
-    caps: _Caps = field(default_factory=_Caps)
+    caps: Caps = field(default_factory=Caps)
     prices_from_mqtt: bool = False
     # per connection / session
     conn: Any = None  # the SeccConnection (server.connection) a pending authorization is for
@@ -303,24 +298,7 @@ class SeccStationPort:
     def limits(self, connector: str) -> EvseLimits:
         """What applies on the connector now: rated, capped by `limits` commands; no charging
         during a grid outage (there is no grid to charge from)."""
-        r, caps = self._rated, self._rt(connector).caps
-
-        def cap(rated: float, value: float | None) -> float:
-            return rated if value is None else min(rated, value)
-
-        lim = dataclasses.replace(
-            r, max_charge_power=cap(r.max_charge_power, caps.max_charge_power_w),
-            max_discharge_power=cap(r.max_discharge_power, caps.max_discharge_power_w),
-            max_charge_current=cap(r.max_charge_current, caps.max_charge_current_a),
-            max_discharge_current=cap(r.max_discharge_current, caps.max_discharge_current_a))
-        if self.v2h.active:
-            lim = dataclasses.replace(lim, max_charge_power=0.0, max_charge_current=0.0,
-                                      min_charge_power=0.0, min_charge_current=0.0)
-        if lim.min_charge_power > lim.max_charge_power:
-            lim = dataclasses.replace(lim, min_charge_power=lim.max_charge_power)
-        if lim.min_discharge_power > lim.max_discharge_power:
-            lim = dataclasses.replace(lim, min_discharge_power=lim.max_discharge_power)
-        return lim
+        return capped_limits(self._rated, self._rt(connector).caps, outage=self.v2h.active)
 
     @staticmethod
     def _connector_limits(lim: EvseLimits) -> ConnectorLimits:
@@ -539,7 +517,7 @@ class SeccStationPort:
                 if newly:
                     log.info("connector %s: V2H reserve SOC reached at %.1f %%", rt.id, soc)
                     self._post(rt.id, "v2h_reserve_reached", {"soc_percent": round(soc, 2)})
-        elif rt.override_w is not None:
+        elif rt.override_w is not None:  # precedence: evse.aio.setpoint_arbiter docstring
             want = rt.override_w
         elif rt.replan is not None:
             want = setpoint_at(rt.replan, self.clock())
