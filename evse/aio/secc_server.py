@@ -65,7 +65,13 @@ from typing import Any
 
 from evse import events as se
 from evse.aio.admission import HANDSHAKE, Admission, AdmissionConfig, Ticket
-from evse.aio.hook_runner import AsyncCertificates, AsyncSchedules, MeterPoller, decide
+from evse.aio.hook_runner import (
+    AsyncCertificates,
+    AsyncSchedules,
+    MeterPoller,
+    ReportingSchedules,
+    decide,
+)
 from evse.aio.netif import link_local_address, scope_id
 from evse.aio.read_budget import ReadBudget, ReadMeter
 from evse.aio.session_records import MAX_SAMPLES, SessionSummary, TurnaroundStats
@@ -83,6 +89,7 @@ from evse.protocol import events as ev
 from evse.protocol.config import SeccConfig
 from evse.protocol.din.states import State as DinState
 from evse.protocol.iso20.states import State
+from evse.protocol.schedules import Schedules
 from evse.protocol.secc import SeccConnection
 from evse.protocol.session import SessionStore
 
@@ -645,7 +652,7 @@ class _Connection(asyncio.Protocol):
             tls_cipher=self.tls_cipher,
             vehicle_certificate=self.vehicle_subject,
             sample_interval=self.server.sample_interval,
-            _energy_start=(ctl.energy_in_wh, ctl.energy_out_wh),
+            energy_start=(ctl.energy_in_wh, ctl.energy_out_wh),
         )
 
     def _finish_summary(self, reason: str, failed: bool, paused: bool) -> None:
@@ -656,8 +663,8 @@ class _Connection(asyncio.Protocol):
         ctl = self.connector.controller
         summary.ended_at = time.time()
         summary.reason, summary.failed, summary.paused = reason, failed, paused
-        summary.energy_in_wh = ctl.energy_in_wh - summary._energy_start[0]
-        summary.energy_out_wh = ctl.energy_out_wh - summary._energy_start[1]
+        summary.energy_in_wh = ctl.energy_in_wh - summary.energy_start[0]
+        summary.energy_out_wh = ctl.energy_out_wh - summary.energy_start[1]
         trips = getattr(ctl, "session_trips", None)  # a SupervisedController's (shared list)
         if trips is not None:
             summary.safety_trips = trips
@@ -685,8 +692,8 @@ class _Connection(asyncio.Protocol):
             bus.publish(se.Measurement(
                 summary.connector, at, summary.session_id, m.present_voltage,
                 m.present_current, power,
-                None if ctl is None else ctl.energy_in_wh - summary._energy_start[0],
-                None if ctl is None else ctl.energy_out_wh - summary._energy_start[1]))
+                None if ctl is None else ctl.energy_in_wh - summary.energy_start[0],
+                None if ctl is None else ctl.energy_out_wh - summary.energy_start[1]))
         now = self.loop.time()
         if now - self._last_sample < summary.sample_interval:
             return
@@ -833,13 +840,22 @@ class SeccServer:
         the configured providers (a hook's own adapter per connection)."""
         config = self.config_for(connector_id)
         hooks, changes = self.hooks, dict[str, Any]()
+        provider: Any = config.schedule_provider
         if hooks.schedules is not None:
-            changes["schedule_provider"] = AsyncSchedules(
-                hooks.schedules, connector_id, config.schedule_provider, epoch_offset)
+            provider = AsyncSchedules(hooks.schedules, connector_id, provider, epoch_offset)
+        bus = self.station.bus
+
+        def sent(schedules: Schedules) -> None:  # the ScheduleSent session event
+            handler = self.station.connector(connector_id).handler
+            bus.publish(se.ScheduleSent(connector_id, time.time(),
+                                        None if handler is None else handler.session_id,
+                                        schedules))
+
+        changes["schedule_provider"] = ReportingSchedules(provider, sent, epoch_offset)
         if hooks.certificates is not None:
             changes["certificate_installation"] = AsyncCertificates(hooks.certificates,
                                                                     connector_id)
-        return dataclasses.replace(config, **changes) if changes else config
+        return dataclasses.replace(config, **changes)
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -1118,8 +1134,15 @@ class SeccServer:
         return self.send_event(connector_id, ev.SetpointUpdated(power_w))
 
     def connection(self, connector_id: str) -> SeccConnection | None:
+        """The sans-IO connection on `connector_id` (None: no EV connected there)."""
         handler = self._handler(connector_id)
         return None if handler is None else handler.conn
+
+    def live_summary(self, connector_id: str) -> SessionSummary | None:
+        """The record of the session running on `connector_id` (None: no session runs)."""
+        handler = self._handler(connector_id)
+        summary = handler.summary if handler is not None else None
+        return summary if summary is not None and summary.ended_at is None else None
 
     def record_session(self, summary: SessionSummary) -> None:
         self.sessions.append(summary)

@@ -95,7 +95,8 @@ class SessionSummary:
     # Safety supervisor trips during the session (evse.control.supervision.TripRecord),
     # including one found in its shutdown after `ended_at` (a contactor welded on opening)
     safety_trips: list[Any] = field(default_factory=list)
-    _energy_start: tuple[float, float] = (0.0, 0.0)
+    # the connector's energy registers (Wh in, out) when the session started
+    energy_start: tuple[float, float] = (0.0, 0.0)
 
     def turnaround(self, p: float) -> float | None:
         return self.turnaround_hist.percentile(p)
