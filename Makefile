@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: setup test demo bench regen clean
+.PHONY: setup test demo bench regen docs clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -25,6 +25,13 @@ demo: setup
 
 bench: setup
 	$(BIN)/python benchmarks/exi_bench.py
+
+# API reference of the public API (what evse, hal and exi_codec export in __all__), generated
+# from the docstrings into docs/api/ (not committed).
+docs: setup
+	rm -rf docs/api
+	$(BIN)/python -m pdoc -o docs/api evse hal exi_codec
+	@echo "API reference: docs/api/index.html"
 
 regen: $(BIN)/python
 	$(BIN)/python -m tools.exigen --schemas ../shared/schemas --out exi_codec/schemas

@@ -159,6 +159,40 @@ def bench_can(samples: int, status_interval: float) -> list[float]:
 # ---- supervisor --------------------------------------------------------------------------
 
 
+def _inject(kind: str, mcu: SimulatedMcu, sup: SafetySupervisor, rack: ModuleRack) -> None:
+    if kind == "e-stop pressed on the MCU":
+        mcu.press_emergency_stop()
+    elif kind == "MCU goes silent":
+        mcu.silent = True
+    elif kind == "over-current (EV limit lowered)":
+        sup.set_limits(500.0, 50.0, 50.0)
+    elif kind == "one power module faults":
+        rack.set_fault(2)  # derates, does not trip: zero current is not expected
+    else:
+        raise ValueError(kind)
+
+
+def _watch_fault(kind: str, mcu: SimulatedMcu, sup: SafetySupervisor, rack: ModuleRack,
+                 t0: float, poll: Callable[[], None]) -> tuple[float, float, float]:
+    """(detect, zero current, contacts open) after `t0`, NaN for what did not happen in 3 s."""
+    detect = zero = opened = float("nan")
+    end = t0 + 3.0
+    while clock() < end:
+        poll()
+        now = clock()
+        if detect != detect and sup.tripped:
+            detect = sup.trips[0].time - t0
+        if zero != zero and abs(rack.total_current) < 0.01:
+            zero = now - t0
+        if opened != opened and not mcu.contactors_closed:
+            opened = now - t0
+        if zero == zero and opened == opened:
+            break
+        if kind == "one power module faults" and now - t0 > 1.0:
+            break
+    return detect, zero, opened
+
+
 def bench_fault(kind: str, poll_period: float) -> tuple[float, float, float]:
     """(detect, zero current, contacts open) in seconds after the injection."""
     channel = f"bench-fault-{os.getpid()}-{kind}"
@@ -198,32 +232,8 @@ def bench_fault(kind: str, poll_period: float) -> tuple[float, float, float]:
                 raise RuntimeError("no current")
             wait_until(lambda: False, poll, 0.2)
             t0 = clock()
-            if kind == "e-stop pressed on the MCU":
-                mcu.press_emergency_stop()
-            elif kind == "MCU goes silent":
-                mcu.silent = True
-            elif kind == "over-current (EV limit lowered)":
-                sup.set_limits(500.0, 50.0, 50.0)
-            elif kind == "one power module faults":
-                rack.set_fault(2)  # derates, does not trip: zero current is not expected
-            else:
-                raise ValueError(kind)
-            detect = zero = opened = float("nan")
-            end = t0 + 3.0
-            while clock() < end:
-                poll()
-                now = clock()
-                if detect != detect and sup.tripped:
-                    detect = sup.trips[0].time - t0
-                if zero != zero and abs(rack.total_current) < 0.01:
-                    zero = now - t0
-                if opened != opened and not mcu.contactors_closed:
-                    opened = now - t0
-                if zero == zero and opened == opened:
-                    break
-                if kind == "one power module faults" and now - t0 > 1.0:
-                    break
-            return detect, zero, opened
+            _inject(kind, mcu, sup, rack)
+            return _watch_fault(kind, mcu, sup, rack, t0, poll)
         finally:
             rack_runner.stop()
             mcu_runner.stop()

@@ -6,8 +6,14 @@
     evse config check FILE                                  # validate a station config
     evse sim-hw --pty-link /tmp/evse-mcu                    # simulated MCU + CAN modules
 
-Only argparse is imported at start (`evse --help` stays fast); each subcommand imports what
-it needs when it runs. Asyncio programs live in evse.aio (app.py, demo.py).
+`secc` and `config` are the charger's own; `ev`, `demo` and `sim-hw` come from the simulators
+(`simulators/commands.py`), plugged in through the `evse.commands` entry point group: any
+installed distribution may add a command there (an object with `help`, `description`,
+`log_level`, `add_arguments(parser)` and `run(namespace) -> int`, see `Command`). The charger
+never imports the simulators.
+
+Only argparse (and importlib.metadata) is imported at start (`evse --help` stays fast); each
+subcommand imports what it needs when it runs. Asyncio programs live in evse.aio (app.py).
 """
 
 from __future__ import annotations
@@ -16,10 +22,42 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from importlib.metadata import entry_points
 from pathlib import Path
+from typing import Protocol
 
-COMMANDS = ("secc", "ev", "demo", "config", "sim-hw")
-DEFAULT_LEVELS = {"secc": logging.INFO, "ev": logging.INFO}  # others: WARNING
+COMMANDS = ("secc", "config")  # the charger's own; the rest are plugged in
+DEFAULT_LEVELS = {"secc": logging.INFO}  # others: WARNING, or what the plugged command says
+ENTRY_POINT_GROUP = "evse.commands"
+# Commands the simulators provide: named in the message when they are not installed.
+SIMULATOR_COMMANDS = ("demo", "ev", "sim-hw", "fleet-sim")
+
+
+class Command(Protocol):
+    """A subcommand plugged in through the `evse.commands` entry point group."""
+
+    @property
+    def help(self) -> str: ...
+
+    @property
+    def description(self) -> str: ...
+
+    @property
+    def log_level(self) -> int: ...  # default logging level without -v/-q
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
+
+    def run(self, ns: argparse.Namespace) -> int: ...
+
+
+def plugged_commands() -> dict[str, Command]:
+    """The installed `evse.commands` entry points by name (loaded: each is a `Command`)."""
+    found: dict[str, Command] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in COMMANDS or ep.name in found:
+            continue  # the charger's own commands cannot be replaced
+        found[ep.name] = ep.load()
+    return found
 
 
 def _verbosity(parser: argparse.ArgumentParser, *, sub: bool) -> None:
@@ -156,43 +194,10 @@ def _secc_arguments(p: argparse.ArgumentParser) -> None:
                      "installation by a local provisioning service")
 
 
-def _demo_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--protocol", choices=("iso20", "iso2", "din"), default="iso20",
-                   help="the standard the simulated EV speaks (default iso20; iso2: EIM over "
-                   "TCP, scenarios iso2_*; din: DIN SPEC 70121 DC over TCP; bidirectional "
-                   "power transfer is -20 only)")
-    p.add_argument("--scenario", "-s",
-                   help="EV scenario (default: dc_bpt_scheduled, charge + discharge; dc_pnc "
-                   "with --pnc); `evse ev --list-scenarios` lists them")
-    p.add_argument("--tls", action="store_true", help="TLS 1.3 with a throw-away test PKI")
-    p.add_argument("--speedup", type=float, default=60.0,
-                   help="simulated (HAL) seconds per real second (default 60)")
-    p.add_argument("--loops", type=int, help="charge-loop rounds (default 100 for BPT)")
-    p.add_argument("--loop-interval", type=float, default=0.1,
-                   help="real seconds between charge-loop requests (default 0.1)")
-    p.add_argument("--progress-hz", type=float, default=4.0, help="progress lines per second")
-    p.add_argument("--no-progress", action="store_true", help="only the summary")
-    p.add_argument("--json", type=Path, help="also write the summary as JSON to this file")
-    p.add_argument("--reports", type=Path, metavar="DIR",
-                   help="write the session report (JSON + SVG, money summary) here "
-                   "(default: evse-demo-reports in the temporary directory)")
-    p.add_argument("--day", action="store_true",
-                   help="an evening-to-morning V2G day with real day-ahead prices (bundled), "
-                   "compressed to about a minute: planner, wear, V2H outage, value report")
-    p.add_argument("--day-seconds", type=float, default=60.0, metavar="S",
-                   help="--day: real seconds for the whole stay (default 60)")
-    p.add_argument("--pnc", action="store_true",
-                   help="Plug & Charge over TLS 1.3 with a throw-away PnC test PKI (mutual TLS; "
-                   "the EV must authorize with its contract, no fallback to EIM)")
-    p.add_argument("--algorithm", choices=("secp521r1", "ed448"), default="secp521r1",
-                   help="--pnc: key and signature algorithm of the test PKI")
-    p.add_argument("--install-certificate", action="store_true",
-                   help="--pnc: the EV has no contract and installs one from a local CPS "
-                   "(CertificateInstallation) first; X448 key transport with ed448")
-
-
-def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The full parser; the `ev` options (from the EV simulator) only when `command` is ev."""
+def build_parser(command: str | None = None,
+                 plugins: dict[str, Command] | None = None) -> argparse.ArgumentParser:
+    """The parser; a plugged command's options only when `command` names it (default plugins:
+    the installed `evse.commands` entry points)."""
     parser = argparse.ArgumentParser(
         prog="evse", description="ISO 15118-20 charging station (SECC) with bidirectional "
         "power transfer, and its simulated EV.")
@@ -204,19 +209,6 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                        "per connector. SIGINT/SIGTERM: safe state, then exit.")
     _verbosity(p, sub=True)
     _secc_arguments(p)
-    p = sub.add_parser("ev", help="run the simulated EV against a charger",
-                       description="The simulated EV: SDP on --interface (or --host/--port), "
-                       "TCP or TLS 1.3, one scenario; prints its session report.")
-    _verbosity(p, sub=True)
-    if command == "ev":
-        from simulators.ev.client import add_ev_arguments
-
-        add_ev_arguments(p)
-    p = sub.add_parser("demo", help="charger + simulated EV in one process over loopback",
-                       description="Charger (sim HAL) and simulated EV in one process over "
-                       "loopback, sharing one battery: live progress, then a summary.")
-    _verbosity(p, sub=True)
-    _demo_arguments(p)
     p = sub.add_parser("config", help="station configuration tools")
     _verbosity(p, sub=True)
     csub = p.add_subparsers(dest="config_command", metavar="ACTION")
@@ -224,17 +216,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     check.add_argument("file", type=Path)
     check.add_argument("--check-files", action="store_true",
                        help="also require the TLS/MQTT files it names to exist")
-    p = sub.add_parser("sim-hw", help="simulated safety MCU (pty) and CAN power modules",
-                       description="Simulated safety MCU on a pty (symlinked to --pty-link) "
-                       "and simulated bidirectional power modules on a python-can bus another "
-                       "process reaches (udp_multicast), for `evse secc --hal serial:...,"
-                       "can:...`; fault injection commands on stdin (`help`). See "
-                       "docs/hardware.md.")
-    _verbosity(p, sub=True)
-    if command == "sim-hw":
-        from simulators.hw import add_arguments
-
-        add_arguments(p)
+    for name, plugin in (plugins if plugins is not None else plugged_commands()).items():
+        p = sub.add_parser(name, help=plugin.help, description=plugin.description)
+        _verbosity(p, sub=True)
+        if name == command:  # only the command that runs: its options may import more
+            plugin.add_arguments(p)
     return parser
 
 
@@ -242,10 +228,12 @@ def _command_of(argv: Sequence[str]) -> str | None:
     return next((a for a in argv if not a.startswith("-")), None)
 
 
-def _setup_logging(command: str | None, verbose: int, quiet: bool) -> None:
-    base = DEFAULT_LEVELS.get(command or "", logging.WARNING)
+def _setup_logging(command: str | None, verbose: int, quiet: bool,
+                   base: int | None = None) -> None:
+    if base is None:
+        base = DEFAULT_LEVELS.get(command or "", logging.WARNING)
     level = logging.WARNING if quiet else max(logging.DEBUG, base - 10 * verbose)
-    if command not in DEFAULT_LEVELS and verbose:
+    if base >= logging.WARNING and verbose:
         level = logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
                         stream=sys.stderr)
@@ -265,15 +253,29 @@ def _config_check(ns: argparse.Namespace) -> int:
     return 1 if errors else 0
 
 
+def _not_installed(command: str) -> int:
+    print(f"evse {command}: this command comes with the simulators, which are not installed "
+          f"here (the charger alone has `evse secc` and `evse config`); install the "
+          f"evse-stack distribution with its simulators package to get it", file=sys.stderr)
+    return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     command = _command_of(args)
-    parser = build_parser(command)
+    plugins = plugged_commands()
+    if command in SIMULATOR_COMMANDS and command not in plugins:
+        return _not_installed(command)
+    parser = build_parser(command, plugins)
     ns = parser.parse_args(args)
     if ns.command is None:
         parser.print_help()
         return 2
-    _setup_logging(ns.command, ns.verbose, ns.quiet)
+    plugged = plugins.get(ns.command)
+    _setup_logging(ns.command, ns.verbose, ns.quiet,
+                   plugged.log_level if plugged is not None else None)
+    if plugged is not None:
+        return plugged.run(ns)
     if ns.command == "secc":
         from evse.aio.app import SeccOptions, main_secc
 
@@ -299,30 +301,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ("max_handshakes", ns.max_pending_handshakes),
                 ("accept_rate", ns.accept_rate)) if v is not None},
         ))
-    if ns.command == "ev":
-        from evse.aio.app import main_ev
-
-        return main_ev(ns)
-    if ns.command == "demo" and getattr(ns, "day", False):
-        from evse.aio.day_demo import DayOptions, main_day
-
-        return main_day(DayOptions(seconds=ns.day_seconds, reports=ns.reports,
-                                   quiet=ns.no_progress))
-    if ns.command == "demo":
-        from evse.aio.demo import DEFAULT_SCENARIO, DemoOptions, main_demo
-
-        return main_demo(DemoOptions(
-            scenario=ns.scenario or ("dc_pnc" if ns.pnc else DEFAULT_SCENARIO), tls=ns.tls,
-            speedup=ns.speedup, loops=ns.loops,
-            loop_interval=ns.loop_interval, progress_hz=ns.progress_hz,
-            quiet=ns.no_progress, json_summary=ns.json, reports=ns.reports,
-            pnc=ns.pnc, algorithm=ns.algorithm, install_certificate=ns.install_certificate,
-            protocol=ns.protocol,
-        ))
-    if ns.command == "sim-hw":
-        from simulators.hw import main as sim_hw_main
-
-        return sim_hw_main(ns=ns)
     return _config_check(ns)
 
 

@@ -60,6 +60,8 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class ConnectorConfig:
+    """One `[[connectors]]` entry: its id, type (DC or AC) and offered services."""
+
     id: str
     type: ConnectorType
     services: tuple[str, ...]  # subset of DC, DC_BPT (DC) or AC, AC_BPT (AC)
@@ -78,6 +80,8 @@ class ConnectorConfig:
 
 @dataclass(frozen=True, slots=True)
 class HalBackendConfig:
+    """One HAL backend of `[hal]` (`backend` / `backends`): its name, target and options."""
+
     name: str  # a name in hal.registry ("sim", "serial", "can", plugins)
     target: str | None = None  # what follows the colon: "/dev/ttyUSB0", "can0"
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
@@ -114,6 +118,8 @@ class SupervisorConfig:
 
 @dataclass(frozen=True, slots=True)
 class HalConfig:
+    """`[hal]`: the backends or the named parts of every connector's HAL, and the supervisor."""
+
     backends: tuple[HalBackendConfig, ...] = (HalBackendConfig("sim"),)
     supervisor: SupervisorConfig = field(default_factory=SupervisorConfig)
     parts: tuple[HalPartConfig, ...] = ()  # [hal.parts]: instead of `backends`
@@ -123,6 +129,8 @@ class HalConfig:
 
 @dataclass(frozen=True, slots=True)
 class LimitsConfig:
+    """`[limits]`: the station's electrical limits (never above the power supply's)."""
+
     max_voltage: float  # V
     max_charge_current: float  # A
     max_charge_power: float  # W
@@ -140,6 +148,8 @@ class LimitsConfig:
 
 @dataclass(frozen=True, slots=True)
 class TlsConfig:
+    """`[tls]`: SECC certificate chain and key, trust roots, Plug & Charge roots, TLS profile."""
+
     cert_chain: Path | None = None  # PEM: SECC leaf + Sub-CA 2 + Sub-CA 1
     private_key: Path | None = None
     private_key_password_file: Path | None = None
@@ -153,6 +163,8 @@ class TlsConfig:
 
 @dataclass(frozen=True, slots=True)
 class NetworkConfig:
+    """`[network]`: interface, address, ports, admission and read budget of the SECC."""
+
     interface: str
     address: ipaddress.IPv6Address | None = None  # None: the interface's link-local address
     tls_port: int = 64109
@@ -166,6 +178,8 @@ class NetworkConfig:
 
 @dataclass(frozen=True, slots=True)
 class MqttConfig:
+    """`[mqtt]`: the broker and topic prefix of the local energy manager API (docs/mqtt.md)."""
+
     host: str = "localhost"
     port: int = 1883
     tls: bool = False
@@ -210,6 +224,8 @@ class TariffConfig:
 
 @dataclass(frozen=True, slots=True)
 class EnergyConfig:
+    """`[energy]`: reserve and target SOC, planning and V2G policy of the energy manager."""
+
     reserve_soc: float = 20.0  # percent: never discharge below
     target_soc: float = 80.0  # percent at departure, when the EV does not say
     max_soc: float = 100.0
@@ -231,12 +247,16 @@ class EnergyConfig:
 
 @dataclass(frozen=True, slots=True)
 class ReportsConfig:
+    """`[reports]`: where session reports (JSON, optional SVG) are written."""
+
     dir: Path
     svg: bool = True
 
 
 @dataclass(frozen=True, slots=True)
 class StationConfig:
+    """A whole station configuration file (docs/config.md), validated: see `load_config`."""
+
     station_id: str
     connectors: tuple[ConnectorConfig, ...]
     hal: HalConfig
@@ -535,6 +555,39 @@ def _supervisor(hal: _Table) -> SupervisorConfig:
     return cfg
 
 
+def _connector_id(c: _Table) -> str:
+    """An integer >= 0 (as text) or a short name; "" when missing or invalid (reported)."""
+    cid = c.raw("id", _MISSING)
+    if isinstance(cid, int) and not isinstance(cid, bool) and cid >= 0:
+        return str(cid)
+    if isinstance(cid, str) and _CONNECTOR_ID.match(cid):
+        return cid
+    if cid is not _MISSING:
+        c.error("id", "must be an integer >= 0 or a string of letters, digits, '_', '.', "
+                      f"'-' (at most 32), got {_fmt(cid)}")
+    return ""
+
+
+def _connector_services(c: _Table, ctype: str) -> tuple[str, ...]:
+    """The listed services (default: the type's first), each one of the type's."""
+    services_raw = c.raw("services", None)
+    allowed = SERVICES_BY_TYPE.get(ctype, ())
+    if services_raw is None:
+        return allowed[:1]
+    if (not isinstance(services_raw, list) or not services_raw
+            or not all(isinstance(s, str) for s in services_raw)):
+        c.error("services", f"must be a non-empty list of strings, got {_fmt(services_raw)}")
+        return ()
+    services = tuple(services_raw)
+    for s in services:
+        if allowed and s not in allowed:
+            c.error("services", f"{s!r} is not a service of {ctype} connectors "
+                                f"(allowed: {', '.join(allowed)})")
+    if len(set(services)) != len(services):
+        c.error("services", "a service is listed twice")
+    return services
+
+
 def _connectors(root: _Table) -> tuple[ConnectorConfig, ...]:
     raw = root.raw("connectors", _MISSING)
     if raw is _MISSING:
@@ -548,34 +601,9 @@ def _connectors(root: _Table) -> tuple[ConnectorConfig, ...]:
             root.error(f"connectors[{i}]", f"must be a table, got {_fmt(item)}")
             continue
         c = _Table(item, f"connectors[{i}]", root.errors, root.base_dir)
-        cid = c.raw("id", _MISSING)
-        if isinstance(cid, int) and not isinstance(cid, bool) and cid >= 0:
-            cid = str(cid)
-        elif isinstance(cid, str) and _CONNECTOR_ID.match(cid):
-            pass
-        elif cid is not _MISSING:
-            c.error("id", "must be an integer >= 0 or a string of letters, digits, '_', '.', "
-                          f"'-' (at most 32), got {_fmt(cid)}")
-            cid = ""
-        else:
-            cid = ""
+        cid = _connector_id(c)
         ctype = c.string("type", _MISSING, choices=("DC", "AC"))
-        services_raw = c.raw("services", None)
-        allowed = SERVICES_BY_TYPE.get(ctype, ())
-        if services_raw is None:
-            services: tuple[str, ...] = allowed[:1]
-        elif (not isinstance(services_raw, list) or not services_raw
-              or not all(isinstance(s, str) for s in services_raw)):
-            c.error("services", f"must be a non-empty list of strings, got {_fmt(services_raw)}")
-            services = ()
-        else:
-            services = tuple(services_raw)
-            for s in services:
-                if allowed and s not in allowed:
-                    c.error("services", f"{s!r} is not a service of {ctype} connectors "
-                                        f"(allowed: {', '.join(allowed)})")
-            if len(set(services)) != len(services):
-                c.error("services", "a service is listed twice")
+        services = _connector_services(c, ctype)
         interface = c.string("interface", None, pattern=re.compile(r"^[^\s/]{1,15}$"),
                              rule="must be a network interface name (1-15 characters, no '/')")
         modem = c.string("modem", "qca7000", choices=("qca7000", "simulated"))
@@ -891,6 +919,7 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path | str = ".",
 
 def loads_config(text: str, *, base_dir: Path | str = ".", check_files: bool = False
                  ) -> StationConfig:
+    """Parse and validate the TOML text of a station configuration (see `load_config`)."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -103,10 +103,12 @@ def encode_fragment(name: str, value: Any, schema: str, grammar: str = "schema",
 
 
 def to_json(msg: Message) -> dict[str, Any]:
+    """`msg` in the JSON convention of the test vectors (docs/exi_codec.md)."""
     return message_to_json(msg)
 
 
 def from_json(obj: Any, schema: str) -> Any:
+    """The message of `schema` that `obj` (the JSON convention) describes."""
     return message_from_json(obj, schema_module(schema))
 
 

@@ -134,6 +134,7 @@ def message_from_json(data: Any, module: Any) -> Any:
 
 
 def fragment_from_json(data: Any, module: Any, table: tuple[Any, ...]) -> tuple[str, Any]:
+    """(element name, value) of a JSON fragment, for `encode_fragment`."""
     if not isinstance(data, dict) or len(data) != 1:
         raise ExiEncodeError("expected an object with exactly one key: the element name")
     [(name, inner)] = data.items()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 
 class ExiError(ValueError):
+    """Base of the codec's errors; `path` names the element where it happened."""
+
     def __init__(self, message: str, path: list[str] | None = None) -> None:
         super().__init__(message)
         self.message = message

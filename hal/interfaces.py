@@ -116,6 +116,8 @@ class Measurement:
 
 @dataclass(frozen=True, slots=True)
 class IsolationReading:
+    """One insulation resistance reading of the isolation monitor (ohm, at `timestamp`)."""
+
     resistance_ohm: float
     timestamp: float
 

@@ -278,23 +278,38 @@ def compose(
             f"no {', '.join(missing)} given: every HAL part is assigned explicitly "
             "(name `sim` for a simulated one)"
         )
-    from hal.registry import create_part_backend
+    options_of = _shared_options(specs)
+    return _build_composite(specs, options_of, allow_simulated_parts)
 
-    # Parts naming one backend share one instance, built with the union of their options.
+
+def _shared_options(specs: Mapping[str, PartSpec | None]) -> dict[str, dict[str, Any]]:
+    """Parts naming one backend share one instance, built with the union of their options;
+    two parts giving one backend different values for an option is an error."""
     options_of: dict[str, dict[str, Any]] = {}
     kinds_of: dict[str, list[str]] = {}
     for kind, spec in specs.items():
-        if isinstance(spec, str | Mapping):
-            name, options = _spec_key(spec, kind)
-            merged = options_of.setdefault(name, {})
-            for key, value in options.items():
-                if key in merged and merged[key] != value:
-                    raise ValueError(
-                        f"{kind}: backend {name!r} is shared with the "
-                        f"{', '.join(kinds_of[name])}, whose {key} is {merged[key]!r}"
-                    )
-                merged[key] = value
-            kinds_of.setdefault(name, []).append(kind)
+        if not isinstance(spec, str | Mapping):
+            continue
+        name, options = _spec_key(spec, kind)
+        merged = options_of.setdefault(name, {})
+        for key, value in options.items():
+            if key in merged and merged[key] != value:
+                raise ValueError(
+                    f"{kind}: backend {name!r} is shared with the "
+                    f"{', '.join(kinds_of[name])}, whose {key} is {merged[key]!r}"
+                )
+            merged[key] = value
+        kinds_of.setdefault(name, []).append(kind)
+    return options_of
+
+
+def _build_composite(specs: Mapping[str, PartSpec | None],
+                     options_of: dict[str, dict[str, Any]],
+                     allow_simulated_parts: bool) -> CompositeBackend:
+    """Create each named backend once, compose, check the simulated parts; on any failure the
+    backends already created are closed."""
+    from hal.registry import create_part_backend
+
     built: dict[str, object] = {}  # backend name -> the one instance
     sources: dict[str, object] = {}
     try:

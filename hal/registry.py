@@ -79,6 +79,7 @@ def register_backend(name: str, target: str | type[HalBackend], *, replace: bool
 
 
 def unregister_backend(name: str) -> None:
+    """Remove a backend registered under `name` (no error if there is none)."""
     _registered.pop(name, None)
 
 
@@ -137,6 +138,7 @@ def register_part(name: str, target: str | type, *, replace: bool = False) -> No
 
 
 def unregister_part(name: str) -> None:
+    """Remove a part registered under `name` (no error if there is none)."""
     _registered_parts.pop(name, None)
 
 
@@ -327,33 +329,35 @@ def parse_backend_spec(spec: str) -> list[tuple[str, dict[str, Any]]]:
     return [(name, opts) for _, name, opts in items]
 
 
-def _build(items: list[SpecItem], allow_simulated_parts: bool) -> HalBackend:
-    """Assign every part: explicit `part=` items first, then each plain item claims the
-    parts its backend provides (the first wins). A part left over is an error."""
-    if not items:
-        raise ValueError("no backend given")
-    if len(items) == 1 and items[0][0] is None:
-        _, name, opts = items[0]
-        cls = resolve_backend(name)
-        lacking = [p for p in PARTS if p not in _provides(cls)]
-        if lacking:
-            raise MissingPart(
-                f"{name!r} provides only {', '.join(_provides(cls))}; no backend for "
-                f"{', '.join(lacking)}: name one per part (e.g. meter=modbus-meter:tcp:HOST) "
-                "or add `sim` to simulate them"
-            )
-        return create_backend(name, **opts)
-    assignment: dict[str, dict[str, Any]] = {}
+def _single(name: str, opts: dict[str, Any]) -> HalBackend:
+    """One plain backend for the whole HAL: it must provide every part itself."""
+    cls = resolve_backend(name)
+    lacking = [p for p in PARTS if p not in _provides(cls)]
+    if lacking:
+        raise MissingPart(
+            f"{name!r} provides only {', '.join(_provides(cls))}; no backend for "
+            f"{', '.join(lacking)}: name one per part (e.g. meter=modbus-meter:tcp:HOST) "
+            "or add `sim` to simulate them"
+        )
+    return create_backend(name, **opts)
+
+
+def _options_by_backend(items: list[SpecItem]) -> dict[str, dict[str, Any]]:
+    """Each backend's options; a backend named twice must be given the same ones."""
     options_of: dict[str, dict[str, Any]] = {}
     for _part, name, opts in items:
         if opts:
             if options_of.get(name, opts) != opts:
                 raise ValueError(f"backend {name!r} given twice with different options")
             options_of[name] = opts
-    for part, name, _ in items:
-        if part is not None:
-            assignment[part] = {"backend": name}
-    used = {name for part, name, _ in items if part is not None}
+    return options_of
+
+
+def _assign(items: list[SpecItem]) -> dict[str, dict[str, Any]]:
+    """part -> {"backend": name}: explicit `part=` items first, then each plain item claims
+    the parts its backend provides that are still free. A part left over is an error."""
+    assignment: dict[str, dict[str, Any]] = {
+        part: {"backend": name} for part, name, _ in items if part is not None}
     for part, name, _ in items:
         if part is not None:
             continue
@@ -362,16 +366,27 @@ def _build(items: list[SpecItem], allow_simulated_parts: bool) -> HalBackend:
             raise ValueError(f"backend {name!r} supplies no part (every part is taken)")
         for p in claimed:
             assignment[p] = {"backend": name}
-        used.add(name)
     missing = [p for p in PARTS if p not in assignment]
     if missing:
         raise MissingPart(
             f"no backend for {', '.join(missing)}: name one per part "
             "(e.g. meter=modbus-meter:tcp:HOST) or add `sim` to simulate them"
         )
+    return assignment
+
+
+def _build(items: list[SpecItem], allow_simulated_parts: bool) -> HalBackend:
+    """Assign every part: explicit `part=` items first, then each plain item claims the
+    parts its backend provides (the first wins). A part left over is an error."""
+    if not items:
+        raise ValueError("no backend given")
+    if len(items) == 1 and items[0][0] is None:
+        _, name, opts = items[0]
+        return _single(name, opts)
+    options_of = _options_by_backend(items)
     specs: dict[str, PartSpec] = {
         part: {**spec, **options_of.get(str(spec["backend"]), {})}
-        for part, spec in assignment.items()
+        for part, spec in _assign(items).items()
     }
     return compose(
         board=specs["board"],

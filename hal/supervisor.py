@@ -375,86 +375,85 @@ class SafetySupervisor(HalBackend):
         self._drive_safe_state(now)
 
     def _checks(self, now: float) -> list[tuple[TripReason, str]]:
+        """Every failing condition now, in a fixed order (the first one names the trip)."""
         found: list[tuple[TripReason, str]] = []
-        psu, board, imd = (
-            self.backend.power_supply,
-            self.backend.board,
-            self.backend.isolation_monitor,
-        )
+        board = self.backend.board
         assert self._started is not None
 
         if board.emergency_stop_active:
             found.append((TripReason.EMERGENCY_STOP, "emergency stop active"))
-
         board_fault = _fault_of(board)
         if board_fault:
             found.append((TripReason.LINK_LOST, board_fault))
-        if psu.fault:
-            found.append((TripReason.POWER_SUPPLY_FAULT, psu.fault))
+        if self.backend.power_supply.fault:
+            found.append((TripReason.POWER_SUPPLY_FAULT, self.backend.power_supply.fault))
+        found += self._measurement_checks(now)
+        found += self._contactor_checks(now, trust_feedback=not board_fault)
+        found += self._isolation_checks()
+        return found
 
+    def _measurement_checks(self, now: float) -> list[tuple[TripReason, str]]:
+        """A stale measurement, or voltage / current beyond the supply's and the limits'."""
+        assert self._started is not None
+        psu = self.backend.power_supply
         m = psu.measurement()
         age = now - m.timestamp
-        stale = age > self.stale_after
-        if stale and now - self._started > self.stale_after:
-            found.append(
-                (TripReason.STALE_MEASUREMENT, f"measurement {age:.3f} s old at {now:.3f}")
-            )
-        if not stale:
-            caps = psu.capabilities
-            limits = self.limits
-            v_max = (
-                caps.max_voltage if limits is None else min(caps.max_voltage, limits.max_voltage)
-            )
-            i_max = caps.max_charge_current
-            d_max = caps.max_discharge_current
-            if limits is not None:
-                i_max = min(i_max, limits.max_charge_current)
-                d_max = min(d_max, limits.max_discharge_current)
-            if m.voltage > v_max + self.voltage_tolerance:
-                found.append((TripReason.OVER_VOLTAGE, f"{m.voltage:.1f} V > {v_max:.1f} V"))
-            if m.current > i_max + self.current_tolerance:
-                found.append((TripReason.OVER_CURRENT, f"{m.current:.1f} A > {i_max:.1f} A"))
-            if -m.current > d_max + self.current_tolerance:
-                found.append(
-                    (
-                        TripReason.OVER_DISCHARGE_CURRENT,
-                        f"discharging {-m.current:.1f} A > {d_max:.1f} A",
-                    )
-                )
+        if age > self.stale_after:
+            if now - self._started > self.stale_after:
+                return [(TripReason.STALE_MEASUREMENT, f"measurement {age:.3f} s old at {now:.3f}")]
+            return []
+        caps = psu.capabilities
+        limits = self.limits
+        v_max = caps.max_voltage if limits is None else min(caps.max_voltage, limits.max_voltage)
+        i_max = caps.max_charge_current
+        d_max = caps.max_discharge_current
+        if limits is not None:
+            i_max = min(i_max, limits.max_charge_current)
+            d_max = min(d_max, limits.max_discharge_current)
+        found: list[tuple[TripReason, str]] = []
+        if m.voltage > v_max + self.voltage_tolerance:
+            found.append((TripReason.OVER_VOLTAGE, f"{m.voltage:.1f} V > {v_max:.1f} V"))
+        if m.current > i_max + self.current_tolerance:
+            found.append((TripReason.OVER_CURRENT, f"{m.current:.1f} A > {i_max:.1f} A"))
+        if -m.current > d_max + self.current_tolerance:
+            found.append((TripReason.OVER_DISCHARGE_CURRENT,
+                          f"discharging {-m.current:.1f} A > {d_max:.1f} A"))
+        return found
 
+    def _contactor_checks(self, now: float, *, trust_feedback: bool
+                          ) -> list[tuple[TripReason, str]]:
+        """Feedback differing from the command for longer than the contactor timeout (only
+        with a trustworthy feedback: not without the link)."""
+        board = self.backend.board
         commanded = board.contactors_commanded_closed
         if commanded != self._cmd_seen:
             self._cmd_seen = commanded
             self._cmd_changed_at = now
         feedback = board.contactors_closed
         if (
-            not board_fault  # no trustworthy feedback without the link
+            trust_feedback
             and feedback != commanded
             and now - self._cmd_changed_at > self.contactor_timeout
         ):
             what = "welded: closed" if feedback else "stuck: open"
-            found.append(
-                (
-                    TripReason.CONTACTOR_MISMATCH,
-                    f"contactor {what} {now - self._cmd_changed_at:.3f} s after the command",
-                )
-            )
+            return [(TripReason.CONTACTOR_MISMATCH,
+                     f"contactor {what} {now - self._cmd_changed_at:.3f} s after the command")]
+        return []
 
+    def _isolation_checks(self) -> list[tuple[TripReason, str]]:
+        """The monitor's own fault, or a resistance below ohm-per-volt x the maximum voltage."""
+        imd = self.backend.isolation_monitor
+        found: list[tuple[TripReason, str]] = []
         if imd.fault:
             found.append((TripReason.ISOLATION_FAULT, f"isolation monitor: {imd.fault}"))
         reading = imd.reading() if imd.measuring else None
         if reading is not None:
-            v_ref = (
-                self.limits.max_voltage if self.limits is not None else psu.capabilities.max_voltage
-            )
+            v_ref = (self.limits.max_voltage if self.limits is not None
+                     else self.backend.power_supply.capabilities.max_voltage)
             threshold = self.isolation_ohm_per_volt * v_ref
             if reading.resistance_ohm < threshold:
-                found.append(
-                    (
-                        TripReason.ISOLATION_FAULT,
-                        f"insulation {reading.resistance_ohm:.0f} ohm < {threshold:.0f} ohm",
-                    )
-                )
+                found.append((TripReason.ISOLATION_FAULT,
+                              f"insulation {reading.resistance_ohm:.0f} ohm < {threshold:.0f} ohm"))
         return found
 
     # ---- trips and the safe state --------------------------------------------------------

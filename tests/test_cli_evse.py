@@ -32,10 +32,12 @@ def test_help_is_fast_and_imports_nothing_heavy() -> None:
         times.append(time.perf_counter() - t0)
         assert p.returncode == 0 and "secc" in p.stdout and "demo" in p.stdout
     assert min(times) < 2.0  # 0.5 s on an idle machine; generous for loaded CI
+    # the plugged commands' light module (simulators.commands) is loaded to list them
     probe = ("import sys; from evse import cli; cli.build_parser('demo'); "
-             "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+             "print(sorted(m for m in sys.modules if (m.split('.')[0] in "
              "('asyncio', 'exi_codec', 'simulators', 'hal', 'ssl', 'cryptography') "
-             "or m.startswith('evse.protocol')))")
+             "or m.startswith('evse.protocol')) and m not in ('simulators', "
+             "'simulators.commands')))")
     p = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT,
                        env=ENV, timeout=30)
     assert p.returncode == 0 and p.stdout.strip() == "[]", p.stdout + p.stderr
@@ -138,3 +140,51 @@ def test_secc_protocols_reach_the_seccconfig(monkeypatch: pytest.MonkeyPatch) ->
     assert _plain_tcp(config) and not _needs_tls(config)
     _, config = build_station(SeccOptions(), None)
     assert config.protocols == ("iso20",) and not _plain_tcp(config) and _needs_tls(config)
+
+
+# -- commands plugged in through the `evse.commands` entry points (issue 12 item 5) ---------------
+def test_simulator_commands_are_installed_entry_points() -> None:
+    from importlib.metadata import entry_points
+
+    names = {ep.name: ep.value for ep in entry_points(group=cli.ENTRY_POINT_GROUP)}
+    assert {"demo", "ev", "sim-hw"} <= set(names), "run `make setup` to install entry points"
+    plugged = cli.plugged_commands()
+    for name in ("demo", "ev", "sim-hw"):
+        assert plugged[name].help and plugged[name].description
+    assert "secc" not in plugged and "config" not in plugged
+
+
+@pytest.mark.parametrize("command", ["demo", "ev", "sim-hw", "fleet-sim"])
+def test_simulator_command_without_simulators_says_so(
+        command: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(cli, "plugged_commands", dict)  # a charger installed without them
+    assert cli.main([command, "--help"]) == 2
+    err = capsys.readouterr().err
+    assert f"evse {command}:" in err and "simulators, which are not installed" in err
+    assert cli.main(["config"]) == 2  # the charger's own commands still work
+
+
+class _Hello:
+    help = "say hello"
+    description = "A command from another distribution."
+    log_level = 20
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def add_arguments(self, parser: object) -> None:
+        parser.add_argument("--name", default="world")  # type: ignore[attr-defined]
+
+    def run(self, ns: object) -> int:
+        self.seen.append(ns.name)  # type: ignore[attr-defined]
+        return 7
+
+
+def test_a_plugged_command_gets_its_options_and_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    hello = _Hello()
+    monkeypatch.setattr(cli, "plugged_commands", lambda: {"hello": hello})
+    assert cli.main(["hello", "--name", "integrator"]) == 7
+    assert hello.seen == ["integrator"]
+    help_text = cli.build_parser(None, {"hello": hello}).format_help()
+    assert "hello" in help_text and "say hello" in help_text

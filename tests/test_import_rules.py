@@ -8,8 +8,8 @@
 4. evse/link (pilot, SLAC) imports only evse.link and pure standard-library modules.
 5. Production code (hal, evse) never imports simulators or certs: a simulated part is
    chosen by name (`sim`, in hal) and never filled in behind the configuration's back.
-   evse still has the demo wiring listed in EVSE_SIMULATOR_USERS (issue 12 item 5 moves
-   it out); no other module may join them.
+   The demo, the PnC demo, the EV client and sim-hw live in simulators and reach the `evse`
+   CLI through the `evse.commands` entry points; simulators may import anything.
 
 Every import counts, including those inside functions, under TYPE_CHECKING, relative ones, and
 importlib.import_module("...") / __import__("...") with a constant name. Cython sources (.pyx)
@@ -180,10 +180,9 @@ def rule_production(module: str) -> str | None:
     return None
 
 
-# The evse modules that still wire the demo and the simulated EV (issue 12 item 5).
-EVSE_SIMULATOR_USERS = {"evse/cli.py", "evse/aio/app.py", "evse/aio/demo.py",
-                        "evse/aio/demo_din.py", "evse/aio/demo_iso2.py", "evse/aio/day_demo.py",
-                        "evse/aio/pnc.py"}
+# No evse module may import simulators or certs (issue 12 moved the demo wiring out): kept as
+# a named, empty exception list so that a new exception is a visible diff.
+EVSE_SIMULATOR_USERS: set[str] = set()
 
 
 def test_hal_never_imports_simulators_or_certs() -> None:
@@ -192,11 +191,27 @@ def test_hal_never_imports_simulators_or_certs() -> None:
     assert not _violations(files, rule_production)
 
 
-def test_evse_imports_simulators_only_in_the_known_demo_wiring() -> None:
+def test_evse_never_imports_simulators_or_certs() -> None:
     files = [p for p in sources("evse")
              if str(p.relative_to(ROOT)) not in EVSE_SIMULATOR_USERS]
     _skip_if_empty(files, "evse")
     assert not _violations(files, rule_production)
+
+
+def test_exi_codec_never_imports_simulators_or_certs() -> None:
+    files = sources("exi_codec")
+    _skip_if_empty(files, "exi_codec")
+    assert not _violations(files, rule_production)
+
+
+def test_simulator_commands_are_entry_points_not_imports() -> None:
+    """The simulators' CLI commands reach `evse` only through the entry point group."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    commands = project["project"]["entry-points"]["evse.commands"]
+    assert {"demo", "ev", "sim-hw"} <= set(commands)
+    assert all(target.startswith("simulators.") for target in commands.values())
 
 
 def test_exi_codec_imports_no_application_layer() -> None:

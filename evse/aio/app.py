@@ -1,4 +1,4 @@
-"""`evse secc` and `evse ev` as asyncio programs (the CLI parses, this module runs).
+"""`evse secc` as an asyncio program (the CLI parses, this module runs).
 
 `run_secc(options)` builds the station (HAL backends, one controller per connector), the
 SECC configuration (limits no higher than what the power supply can do), TLS and SDP,
@@ -7,19 +7,27 @@ serves until SIGINT/SIGTERM, then ends every session with the safe state and clo
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import dataclasses
 import logging
 import signal
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from evse.protocol.config import SeccConfig
+    import ssl
+
+    from evse.aio.connector_link import ConnectorWiring, LinkSpec
+    from evse.aio.secc_server import SeccServer, Station
+    from evse.aio.tls import TlsContext
+    from evse.config import HalPartConfig, StationConfig, TlsConfig
+    from evse.protocol.config import ControlMode, SeccConfig, ServiceId
+    from evse.protocol.limits import EvseLimits
+    from hal.interfaces import HalBackend
 
 log = logging.getLogger("evse.secc")
 
@@ -28,6 +36,8 @@ ALL_SERVICES = ("DC", "DC_BPT", "AC", "AC_BPT")
 
 @dataclass
 class SeccOptions:
+    """Options of `evse secc` / `run_secc` (the command line's); None: from the config file."""
+
     interface: str | None = None
     address: str | None = None
     hal: str | None = None  # backend spec; None: from the config file or "sim"
@@ -75,7 +85,7 @@ class SetupError(Exception):
     """The charger cannot start with these options (printed, exit code 2)."""
 
 
-def supply_limits(backend: Any, configured: Any = None) -> Any:
+def supply_limits(backend: HalBackend, configured: EvseLimits | None = None) -> EvseLimits:
     """EvseLimits no higher than the power supply's capabilities (and the configured ones)."""
     from evse.protocol.limits import EvseLimits
 
@@ -101,8 +111,8 @@ def supply_limits(backend: Any, configured: Any = None) -> Any:
     )
 
 
-def _create_backend(spec: str, options: dict[str, dict[str, Any]], station_cfg: Any,
-                    allow_simulated_parts: bool) -> Any:
+def _create_backend(spec: str, options: dict[str, dict[str, Any]],
+                    station_cfg: StationConfig | None, allow_simulated_parts: bool) -> HalBackend:
     """The HAL of one connector: from [hal.parts] if the config file has it (and --hal does
     not replace it), else from the spec; every part assigned explicitly (hal/parts.py)."""
     from hal import registry
@@ -120,18 +130,16 @@ def _create_backend(spec: str, options: dict[str, dict[str, Any]], station_cfg: 
                                              allow_simulated_parts=allow_simulated_parts)
 
 
-def _parts_spec(parts: Any) -> str:
+def _parts_spec(parts: Sequence[HalPartConfig]) -> str:
     """[hal.parts] in the spec syntax, for the log, the summary and supervision."""
     return ",".join(f"{p.part}={p.backend}" + (f":{p.target}" if p.target else "")
                     for p in parts)
 
 
-def build_station(options: SeccOptions, station_cfg: Any = None) -> tuple[Any, Any]:
-    """(Station, SeccConfig) for `evse secc`."""
-    from evse.aio.supervised import station_for_secc
-    from evse.energy.schedule import DefaultScheduleProvider
-    from evse.protocol.config import ControlMode, SeccConfig, ServiceId
-
+def _hal_spec(options: SeccOptions, station_cfg: StationConfig | None
+              ) -> tuple[str, dict[str, dict[str, Any]]]:
+    """The HAL spec (--hal, else [hal.parts] or [hal] backends, else sim) and the options of
+    each backend by name."""
     spec = options.hal
     backend_options: dict[str, dict[str, Any]] = {}
     if spec is None and station_cfg is not None and station_cfg.hal.parts:
@@ -143,18 +151,30 @@ def build_station(options: SeccOptions, station_cfg: Any = None) -> tuple[Any, A
             if b.options:
                 backend_options[b.name] = dict(b.options)
         spec = ",".join(parts)
-    spec = spec or "sim"
     for name, opts in options.hal_options.items():
         backend_options.setdefault(name, {}).update(opts)
     # An EV simulator elsewhere steps its own battery: the sim's battery model closes its
     # contactors itself, so current flows as soon as ours close.
     backend_options.setdefault("sim", {}).setdefault("ev_contactor_closed", True)
+    return spec or "sim", backend_options
+
+
+def _connector_ids(options: SeccOptions, station_cfg: StationConfig | None
+                   ) -> tuple[int, list[str] | None]:
+    """How many connectors, and their ids from the config file (None: numbered)."""
     n = options.connectors
     ids: list[str] | None = None
     if station_cfg is not None and n is None:
         ids = [c.id for c in station_cfg.connectors] or None
         n = len(ids) if ids else None
-    n = n or 1
+    return n or 1, ids
+
+
+def _create_backends(options: SeccOptions, station_cfg: StationConfig | None
+                     ) -> tuple[str, list[HalBackend], list[str] | None]:
+    """(spec, one HAL backend per connector, connector ids)."""
+    spec, backend_options = _hal_spec(options, station_cfg)
+    n, ids = _connector_ids(options, station_cfg)
     if n > 1 and any(part.split(":")[0].split("=")[-1] != "sim" for part in spec.split(",")):
         raise SetupError("several connectors need one HAL each: only the sim HAL can be "
                          "repeated (--connectors)")
@@ -170,15 +190,15 @@ def build_station(options: SeccOptions, station_cfg: Any = None) -> tuple[Any, A
     log_parts(backends[0], log)
     if options.sim_speedup != 1.0 and spec not in ("sim", "sim:plugged"):
         raise SetupError("--sim-speedup is for the simulated HAL only")
-    configured = station_cfg.limits.to_evse_limits() if station_cfg is not None else None
-    limits = supply_limits(backends[0], configured)
-    try:
-        station = station_for_secc(
-            spec, backends, limits=limits, ids=ids, speedup=options.sim_speedup,
-            supervise_flag=options.supervise, supervisor_options=options.supervisor_options,
-            config=station_cfg.hal.supervisor if station_cfg is not None else None)
-    except (TypeError, ValueError) as exc:
-        raise SetupError(f"cannot set up the safety supervisor: {exc}") from exc
+    return spec, backends, ids
+
+
+def _services(options: SeccOptions, station_cfg: StationConfig | None, spec: str,
+              limits: EvseLimits) -> tuple[ServiceId, ...]:
+    """The offered services: --services, else the connectors', else what the HAL can do;
+    no BPT service without a bidirectional power supply."""
+    from evse.protocol.config import ServiceId
+
     if options.services is not None:
         services = options.services
     elif station_cfg is not None and station_cfg.connectors:
@@ -188,10 +208,15 @@ def build_station(options: SeccOptions, station_cfg: Any = None) -> tuple[Any, A
     if not limits.bidirectional:
         services = tuple(s for s in services if not s.endswith("_BPT"))
     try:
-        service_ids = tuple(ServiceId[s] for s in services)
+        return tuple(ServiceId[s] for s in services)
     except KeyError as exc:
         raise SetupError(f"unknown service {exc.args[0]!r} (use {', '.join(ALL_SERVICES)})") \
             from None
+
+
+def _control_modes(options: SeccOptions) -> tuple[ControlMode, ...]:
+    from evse.protocol.config import ControlMode
+
     try:
         modes = tuple(ControlMode[m] for m in options.control_modes)
     except KeyError as exc:
@@ -199,10 +224,34 @@ def build_station(options: SeccOptions, station_cfg: Any = None) -> tuple[Any, A
             from None
     if not modes:
         raise SetupError("at least one control mode is needed")
+    return modes
+
+
+def build_station(options: SeccOptions, station_cfg: StationConfig | None = None
+                  ) -> tuple[Station, SeccConfig]:
+    """The station (one HAL backend and controller per connector, supervised as configured)
+    and the SECC configuration for these options and, optionally, a loaded config file.
+
+    Raises SetupError when the charger cannot start with them."""
+    from evse.aio.supervised import station_for_secc
+    from evse.energy.schedule import DefaultScheduleProvider
+    from evse.protocol.config import SeccConfig
+
+    spec, backends, ids = _create_backends(options, station_cfg)
+    configured = station_cfg.limits.to_evse_limits() if station_cfg is not None else None
+    limits = supply_limits(backends[0], configured)
+    try:
+        station = station_for_secc(
+            spec, backends, limits=limits, ids=ids, speedup=options.sim_speedup,
+            supervise_flag=options.supervise, supervisor_options=options.supervisor_options,
+            config=station_cfg.hal.supervisor if station_cfg is not None else None)
+    except (TypeError, ValueError) as exc:
+        raise SetupError(f"cannot set up the safety supervisor: {exc}") from exc
+    service_ids = _services(options, station_cfg, spec, limits)
+    modes = _control_modes(options)
     evse_id = options.evse_id or (station_cfg.station_id if station_cfg else "DE*EVS*E0000001")
     allow_plain = options.allow_plain_tcp_iso20 or bool(
         station_cfg is not None and station_cfg.tls.allow_plain_tcp_iso20)
-    window = options.discharge_window
     protocols = options.protocols or (station_cfg.protocols if station_cfg else ("iso20",))
     try:
         config = SeccConfig(
@@ -213,7 +262,7 @@ def build_station(options: SeccOptions, station_cfg: Any = None) -> tuple[Any, A
             protocols=protocols,
             allow_plain_tcp_iso20=allow_plain,
             auto_authorize=True,  # no authorization backend is wired yet: free charging (EIM)
-            schedule_provider=DefaultScheduleProvider(discharge_window=window),
+            schedule_provider=DefaultScheduleProvider(discharge_window=options.discharge_window),
         )
     except ValueError as exc:
         raise SetupError(str(exc)) from None
@@ -236,15 +285,24 @@ def _plain_tcp(config: SeccConfig) -> bool:
         STANDARDS[p].tls != Tls.REQUIRED for p in config.protocols)
 
 
-def _tls_context(options: SeccOptions, station_cfg: Any, allow_plain: bool) -> Any:
-    """The SECC's TlsContext, None without TLS. Fails closed: a -20 profile that cannot be
-    applied completely means no TLS listener (SetupError when TLS was the only way to serve),
-    unless best effort was asked for."""
-    from evse.aio.tls import TlsProfileError, secc_context
+@dataclass(frozen=True)
+class _TlsFiles:
+    """Where the SECC's TLS material comes from: --pki, else [tls]; vehicle roots from the
+    command line over the file."""
 
-    chain = key = roots = None
+    chain: Path | None = None
+    key: Path | None = None
+    roots: Path | None = None
+    require_vehicle_cert: bool = False
+    ocsp: Path | None = None
+    best_effort: bool = False
+
+
+def _tls_files(options: SeccOptions, tls_cfg: TlsConfig | None) -> _TlsFiles:
+    chain: Path | None = None
+    key: Path | None = None
+    roots: Path | None = None
     require = False
-    tls_cfg = station_cfg.tls if station_cfg is not None else None
     if options.pki is not None:
         chain, key = options.pki / "secc_chain.pem", options.pki / "secc.key"
         if not chain.exists() and (options.pki / "secc.pem").exists():
@@ -258,20 +316,33 @@ def _tls_context(options: SeccOptions, station_cfg: Any, allow_plain: bool) -> A
         require = True
     if require and roots is None:
         raise SetupError("--require-vehicle-cert needs --vehicle-roots (or tls.trust_roots)")
-    ocsp = options.ocsp_response or (tls_cfg.ocsp_response if tls_cfg is not None else None)
     best_effort = options.tls_profile_best_effort
     if best_effort is None:
         best_effort = bool(tls_cfg is not None and tls_cfg.profile_best_effort)
+    return _TlsFiles(chain, key, roots, require,
+                     options.ocsp_response or (tls_cfg.ocsp_response if tls_cfg else None),
+                     best_effort)
+
+
+def _tls_context(options: SeccOptions, station_cfg: StationConfig | None,
+                 allow_plain: bool) -> TlsContext | None:
+    """The SECC's TlsContext, None without TLS. Fails closed: a -20 profile that cannot be
+    applied completely means no TLS listener (SetupError when TLS was the only way to serve),
+    unless best effort was asked for."""
+    from evse.aio.tls import TlsProfileError, secc_context
+
+    files = _tls_files(options, station_cfg.tls if station_cfg is not None else None)
+    chain, key = files.chain, files.key
     if chain is None or key is None:
-        if roots is not None and options.vehicle_roots is not None:
+        if files.roots is not None and options.vehicle_roots is not None:
             raise SetupError("--vehicle-roots needs TLS: give --pki DIR")
         if options.ocsp_response is not None:
             raise SetupError("--ocsp-response needs TLS: give --pki DIR")
         return None
     try:
-        tls = secc_context(Path(chain), Path(key), vehicle_roots=roots,
-                           require_vehicle_cert=require, ocsp_response=ocsp,
-                           best_effort=best_effort)
+        tls = secc_context(Path(chain), Path(key), vehicle_roots=files.roots,
+                           require_vehicle_cert=files.require_vehicle_cert,
+                           ocsp_response=files.ocsp, best_effort=files.best_effort)
     except TlsProfileError as exc:
         if not allow_plain:
             raise SetupError(f"refusing to offer ISO 15118-20 over TLS: {exc} "
@@ -289,7 +360,8 @@ def _tls_context(options: SeccOptions, station_cfg: Any, allow_plain: bool) -> A
     return tls
 
 
-def _with_iso2_pnc(config: Any, options: SeccOptions) -> tuple[Any, Any]:
+def _with_iso2_pnc(config: SeccConfig, options: SeccOptions
+                   ) -> tuple[ssl.SSLContext | None, SeccConfig]:
     """(-2 TLS 1.2 context, config with -2 PnC) from --iso2-pki DIR; (None, config) without."""
     if options.iso2_pki is None:
         return None, config
@@ -312,13 +384,14 @@ def _with_iso2_pnc(config: Any, options: SeccOptions) -> tuple[Any, Any]:
     return tls.context, replace_config(config, {"iso2_pnc": service})
 
 
-def _with_pnc(config: Any, options: SeccOptions, station_cfg: Any, tls: bool) -> Any:
+def _with_pnc(config: SeccConfig, options: SeccOptions, station_cfg: StationConfig | None,
+              tls: bool) -> SeccConfig:
     """Offer Plug & Charge with the MO roots of --pnc-mo-roots / [tls] pnc_mo_roots."""
     from evse.aio.pnc import replace_config, secc_pnc_changes
 
     roots = options.pnc_mo_roots
     if roots is None and station_cfg is not None:
-        roots = getattr(station_cfg.tls, "pnc_mo_roots", None)
+        roots = station_cfg.tls.pnc_mo_roots
     if roots is None:
         if options.oem_roots is not None or options.cps_sim is not None:
             raise SetupError("--oem-roots and --cps-sim need --pnc-mo-roots")
@@ -334,19 +407,20 @@ def _with_pnc(config: Any, options: SeccOptions, station_cfg: Any, tls: bool) ->
     return replace_config(config, changes)
 
 
-async def run_secc(options: SeccOptions, *, ready: asyncio.Event | None = None,
-                   stop: asyncio.Event | None = None) -> int:
-    """Serve until SIGINT/SIGTERM (or `stop`); 0 on a clean shutdown, 2 on a setup error."""
-    from evse.aio.secc_server import DEFAULT_TCP_PORT, DEFAULT_TLS_PORT, SeccServer
+def _load_station_config(options: SeccOptions) -> StationConfig | None:
+    if options.config is None:
+        return None
+    from evse.config import ConfigError, load_config
 
-    station_cfg = None
-    if options.config is not None:
-        from evse.config import ConfigError, load_config
+    try:
+        return load_config(options.config)
+    except (ConfigError, OSError) as exc:
+        raise SetupError(str(exc)) from exc
 
-        try:
-            station_cfg = load_config(options.config)
-        except (ConfigError, OSError) as exc:
-            raise SetupError(str(exc)) from exc
+
+def _where(options: SeccOptions, station_cfg: StationConfig | None
+           ) -> tuple[str | None, str | None]:
+    """(interface, address) to serve on: the options, else [network]."""
     interface = options.interface or (station_cfg.network.interface if station_cfg else None)
     address = options.address
     if address is None and station_cfg is not None and station_cfg.network.address is not None:
@@ -354,8 +428,19 @@ async def run_secc(options: SeccOptions, *, ready: asyncio.Event | None = None,
     linked = station_cfg is not None and any(c.interface for c in station_cfg.connectors)
     if interface is None and address is None and not linked:
         raise SetupError("give --interface (the PLC modem's) or --address")
+    return interface, address
+
+
+def _build_server(options: SeccOptions, station_cfg: StationConfig | None
+                  ) -> tuple[SeccServer, TlsContext | None, list[LinkSpec | None]]:
+    """The SeccServer (not started) for these options, the TLS context it serves and the
+    connectors' links to start with it."""
+    from evse.aio.admission import AdmissionConfig
+    from evse.aio.secc_server import DEFAULT_TCP_PORT, DEFAULT_TLS_PORT, SeccServer
+
+    interface, address = _where(options, station_cfg)
     station, config = build_station(options, station_cfg)
-    from evse.aio.connector_link import close_links, describe_links, link_specs, start_links
+    from evse.aio.connector_link import link_specs
 
     try:  # pilot + SLAC per connector, one link each (docs/link.md)
         specs = link_specs(station, station_cfg, interface)
@@ -374,67 +459,60 @@ async def run_secc(options: SeccOptions, *, ready: asyncio.Event | None = None,
         net.tls_port if net else DEFAULT_TLS_PORT)
     tcp_port = options.port if options.port is not None else (
         net.tcp_port if net else DEFAULT_TCP_PORT)
-    reports_dir = options.reports or (station_cfg.reports.dir if station_cfg else None)
-    from evse.aio.admission import AdmissionConfig
-
     admission = net.admission if net else AdmissionConfig()
     try:
         admission = dataclasses.replace(admission, **options.admission)
     except (TypeError, ValueError) as exc:
         raise SetupError(f"admission: {exc}") from exc
-    on_end = None  # session reports (with the money summary): the energy runtime below
     server = SeccServer(
         config, station, address=address, interface=interface,
         port=tcp_port if _plain_tcp(config) else None,
         tls=tls, tls_iso2=tls_iso2, tls_port=tls_port,
         sdp_port=options.sdp_port if options.sdp else None,
-        poll_interval=options.poll_interval, on_session_end=on_end, admission=admission,
+        # session reports (with the money summary): the energy runtime, not on_session_end
+        poll_interval=options.poll_interval, on_session_end=None, admission=admission,
         read_budget=net.read_budget if net else None,
         paused_session_max_age=net.paused_session_max_age_s if net else 24 * 3600.0,
     )
-    from evse.aio.energy_app import EnergyRuntime  # [energy], [tariffs], [mqtt], reports
+    return server, tls_info, specs
 
-    energy = EnergyRuntime.for_secc(server, station_cfg, options, reports_dir)
-    try:
-        await server.start()
-    except OSError as exc:
-        for c in station.connectors:
-            with contextlib.suppress(Exception):
-                c.backend.close()
-        raise SetupError(f"cannot listen: {exc}") from exc
-    try:
-        wirings = await start_links(server, specs)
-    except (OSError, ValueError) as exc:
-        await server.close()
-        raise SetupError(f"cannot start the connector links: {exc}") from exc
-    await energy.start()
-    where = server.bound_address
+
+
+def _announce(server: SeccServer, tls_info: TlsContext | None,
+              wirings: list[ConnectorWiring]) -> None:
+    """The start line: where and how the charger serves, its HAL parts and links."""
+    from evse.aio.connector_link import describe_links
+    from hal.parts import describe
+
+    config, station = server.config, server.station
     ports = []
     if server.tls_port is not None:
-        incomplete = tls_info is not None and tls_info.profile_failures
-        versions = " + ".join(v for v, ctx in (("TLS 1.3", tls), ("TLS 1.2 (-2)", tls_iso2))
-                              if ctx is not None)
+        failures = tls_info.profile_failures if tls_info is not None else ()
+        versions = " + ".join(v for v, on in (("TLS 1.3", tls_info is not None),
+                                              ("TLS 1.2 (-2)", config.iso2_pnc is not None))
+                              if on)
         ports.append(f"{versions} on port {server.tls_port}" + (
             " (TLS profile INCOMPLETE, best effort: "
-            + ", ".join(sorted({f.split(":", 1)[0] for f in tls_info.profile_failures})) + ")"
-            if incomplete else ""))
+            + ", ".join(sorted({f.split(":", 1)[0] for f in failures})) + ")"
+            if failures else ""))
     if server.port is not None:
         ports.append(f"plain TCP on port {server.port}")
     if server.sdp_port is not None:
         ports.append(f"SDP on UDP {server.sdp_port}")
     services = ", ".join(s.name for s in config.services)
-    print(f"evse secc: {config.evse_id} at [{where}]: {'; '.join(ports)}; "
+    print(f"evse secc: {config.evse_id} at [{server.bound_address}]: {'; '.join(ports)}; "
           f"{len(station.connectors)} connector(s), services {services}"
           + ("; Plug & Charge (TLS)" if config.offer_pnc else "")
           + ("; -2 Plug & Charge (TLS 1.2)" if config.iso2_pnc is not None else ""), flush=True)
-    from hal.parts import describe
-
     print("evse secc: HAL " + "; ".join(map(str, describe(station.connectors[0].backend))),
           flush=True)
     if wirings:
         print("evse secc: pilot and SLAC: " + describe_links(wirings), flush=True)
+
+
+async def _serve_until(stop: asyncio.Event, ready: asyncio.Event | None) -> None:
+    """Wait for `stop`, set by SIGINT/SIGTERM too; `ready` is set once the handlers are in."""
     loop = asyncio.get_running_loop()
-    stop = stop or asyncio.Event()
     installed = []
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
@@ -448,6 +526,35 @@ async def run_secc(options: SeccOptions, *, ready: asyncio.Event | None = None,
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
+
+
+async def run_secc(options: SeccOptions, *, ready: asyncio.Event | None = None,
+                   stop: asyncio.Event | None = None) -> int:
+    """Serve until SIGINT/SIGTERM (or `stop`); 0 on a clean shutdown, 2 on a setup error."""
+    from evse.aio.connector_link import close_links, start_links
+    from evse.aio.energy_app import EnergyRuntime  # [energy], [tariffs], [mqtt], reports
+
+    station_cfg = _load_station_config(options)
+    server, tls_info, specs = _build_server(options, station_cfg)
+    reports_dir = options.reports or (station_cfg.reports.dir if station_cfg else None)
+    energy = EnergyRuntime.for_secc(server, station_cfg, options, reports_dir)
+    try:
+        await server.start()
+    except OSError as exc:
+        for c in server.station.connectors:
+            with contextlib.suppress(Exception):
+                c.backend.close()
+        raise SetupError(f"cannot listen: {exc}") from exc
+    try:  # pilot + SLAC per connector, one link each (docs/link.md)
+        wirings = await start_links(server, specs)
+    except (OSError, ValueError) as exc:
+        await server.close()
+        raise SetupError(f"cannot start the connector links: {exc}") from exc
+    await energy.start()
+    _announce(server, tls_info, wirings)
+    try:
+        await _serve_until(stop or asyncio.Event(), ready)
+    finally:
         await close_links(wirings)
         await server.close()
         await energy.stop()
@@ -456,20 +563,11 @@ async def run_secc(options: SeccOptions, *, ready: asyncio.Event | None = None,
 
 
 def main_secc(options: SeccOptions) -> int:
+    """`evse secc`: run_secc in its own event loop; the exit code."""
     try:
         return asyncio.run(run_secc(options))
     except SetupError as exc:
         print(f"evse secc: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # a second Ctrl-C during shutdown
-        return 130
-
-
-def main_ev(ns: argparse.Namespace) -> int:
-    """`evse ev`: the simulated EV (simulators.ev.client.main_ev)."""
-    from simulators.ev.client import main_ev as ev_main
-
-    try:
-        return asyncio.run(ev_main(ns))
-    except KeyboardInterrupt:
         return 130

@@ -26,11 +26,16 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from evse.aio.station_port import SeccStationPort
 from evse.energy.prices import PriceCurve
 from evse.energy.provider import EnergyPolicy
+
+if TYPE_CHECKING:
+    from evse.aio.app import SeccOptions
+    from evse.aio.secc_server import SeccServer
+    from evse.config import StationConfig
 
 __all__ = ["EnergyRuntime", "local_midnight", "tariff_prices"]
 
@@ -70,8 +75,9 @@ class EnergyRuntime:
             port.bridge = bridge
 
     @classmethod
-    def for_secc(cls, server: Any, station_cfg: Any, options: Any,
-                 reports_dir: Path | str | None, out: TextIO | None = None) -> EnergyRuntime:
+    def for_secc(cls, server: SeccServer, station_cfg: StationConfig | None,
+                 options: SeccOptions, reports_dir: Path | str | None,
+                 out: TextIO | None = None) -> EnergyRuntime:
         from evse.config import EnergyConfig, TariffConfig
 
         out = out or sys.stdout
@@ -91,11 +97,11 @@ class EnergyRuntime:
             mqtt_authorization=bool(mqtt is not None and mqtt.authorization == "mqtt"),
             reports_dir=reports_dir, report_svg=svg, on_report=announce)
         bridge = None
-        if mqtt is not None:
+        if mqtt is not None and station_cfg is not None:  # [mqtt] comes from the file
             from evse.aio.mqtt_bridge import MqttBridge
 
             bridge = MqttBridge(port, mqtt, station_cfg.station_id)
-        outage = options.extra.get("grid_outage") if getattr(options, "extra", None) else None
+        outage = options.extra.get("grid_outage")
         return cls(port, bridge=bridge, grid_outage=outage)
 
     async def start(self) -> None:

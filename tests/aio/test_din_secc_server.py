@@ -136,7 +136,7 @@ def test_din_is_refused_over_tls() -> None:
 async def test_demo_runs_a_din_session_end_to_end(tmp_path: Any) -> None:
     import io
 
-    from evse.aio.demo import DemoOptions, run_demo
+    from simulators.demo import DemoOptions, run_demo
 
     out = io.StringIO()
     code = await asyncio.wait_for(run_demo(DemoOptions(
@@ -154,6 +154,9 @@ async def test_evse_ev_protocol_din_against_the_server(capsys: Any) -> None:
 
     async with running(protocols=PROTOCOLS) as rig:
         import argparse
+
+        # the stand-alone EV's side of the cable: current flows, its DC session moves energy
+        rig.connector().backend.ev_contactor_closed = True
 
         ns = add_ev_arguments(argparse.ArgumentParser()).parse_args(
             ["--protocol", "din", "--host", HOST, "--port", str(rig.port), "--loops", "3",

@@ -12,8 +12,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from evse.aio.demo import DemoOptions, main_demo, run_demo
-from evse.aio.pnc import DEMO_INSTALLED_EMAID, PncDemo
+from simulators.demo import DemoOptions, main_demo, run_demo
+from simulators.demo.pnc import DEMO_INSTALLED_EMAID, PncDemo
 
 SIGNATURES = {"secp521r1": "ECDSA secp521r1 + SHA-512 over", "ed448": "Ed448 + SHAKE256 over"}
 

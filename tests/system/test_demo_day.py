@@ -43,7 +43,7 @@ def test_day_on_the_battery_model_alone(tmp_path: Path) -> None:
     import asyncio
     import io
 
-    from evse.aio.day_demo import DayOptions, run_day
+    from simulators.demo.day import DayOptions, run_day
 
     out = io.StringIO()
     code = asyncio.run(run_day(DayOptions(seconds=0.5, quiet=True, reports=tmp_path), out))

@@ -10,6 +10,7 @@ keep one more level-1 code for the escape to level 2, which canonical encoders n
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import cast
 
 from .xsd import (
     UNBOUNDED,
@@ -192,24 +193,6 @@ class GrammarBuilder:
 def _determinise(nfa: _NFA, start: int) -> list[list[tuple[int, int, object, int]]]:
     """Epsilon elimination and duplicate merging (subset construction), keeping event order."""
 
-    def closure(states: tuple[int, ...]) -> list[tuple[int, object, int]]:
-        seen: set[int] = set()
-        out: list[tuple[int, object, int]] = []
-
-        def visit(s: int) -> None:
-            if s in seen:
-                return
-            seen.add(s)
-            for kind, label, dst in nfa.edges[s]:
-                if kind == EPS:
-                    visit(dst)
-                else:
-                    out.append((kind, label, dst))
-
-        for s in states:
-            visit(s)
-        return out
-
     index: dict[frozenset[int], int] = {}
     order: list[tuple[int, ...]] = []
     result: list[list[tuple[int, int, object, int]]] = []
@@ -227,7 +210,7 @@ def _determinise(nfa: _NFA, start: int) -> list[list[tuple[int, int, object, int
     while i < len(order):
         merged: dict[object, list[int]] = {}
         events: list[tuple[int, object]] = []
-        for kind, label, dst in closure(order[i]):
+        for kind, label, dst in _closure(nfa, order[i]):
             key = (kind, _label_key(kind, label))
             if key not in merged:
                 merged[key] = []
@@ -238,17 +221,41 @@ def _determinise(nfa: _NFA, start: int) -> list[list[tuple[int, int, object, int
         for kind, label in events:
             targets = merged[(kind, _label_key(kind, label))]
             nxt = -1 if kind == EE else state_id(tuple(targets))
-            if kind == SE:
-                fidx, decl = label  # type: ignore[misc]
-                prods.append((SE, fidx, decl, nxt))
-            elif kind in (AT, CH):
-                prods.append((kind, label, None, nxt))  # type: ignore[arg-type]
-            else:
-                prods.append((kind, -1, label, nxt))
+            prods.append(_production(kind, label, nxt))
         prods.sort(key=lambda p: _ORDER[p[0]])  # stable: SE keep schema order
         result[i] = prods
         i += 1
     return result
+
+
+def _closure(nfa: _NFA, states: tuple[int, ...]) -> list[tuple[int, object, int]]:
+    """The non-epsilon edges reachable from `states` through epsilon edges, in order."""
+    seen: set[int] = set()
+    out: list[tuple[int, object, int]] = []
+
+    def visit(s: int) -> None:
+        if s in seen:
+            return
+        seen.add(s)
+        for kind, label, dst in nfa.edges[s]:
+            if kind == EPS:
+                visit(dst)
+            else:
+                out.append((kind, label, dst))
+
+    for s in states:
+        visit(s)
+    return out
+
+
+def _production(kind: int, label: object, nxt: int) -> tuple[int, int, object, int]:
+    """One grammar production: (event kind, field index or label, declaration, next state)."""
+    if kind == SE:
+        fidx, decl = cast(tuple[int, object], label)
+        return (SE, fidx, decl, nxt)
+    if kind in (AT, CH):
+        return (kind, label, None, nxt)  # type: ignore[return-value]
+    return (kind, -1, label, nxt)
 
 
 def _label_key(kind: int, label: object) -> object:

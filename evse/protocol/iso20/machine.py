@@ -15,6 +15,7 @@ import exi_codec
 from evse.protocol import events as ev
 from evse.protocol.errors import Failed, ProtocolError, SequenceError, UnknownSession
 from evse.protocol.iso20.handlers import HANDLERS, Inputs
+from evse.protocol.iso20.handlers.common import response_code
 from evse.protocol.iso20.messages import (
     PAYLOAD_SCHEMAS,
     REQUESTS,
@@ -161,9 +162,11 @@ class Iso20Machine:
             return self._fail(spec, exc, now, msg)
         except Exception as exc:  # a bug must still leave the charger safe
             return self._fail(spec, Failed(f"internal error: {exc!r}"), now, msg)
-        if str(res.response_code).startswith("FAILED"):
-            return self._fail(spec, ProtocolError(str(res.response_code)), now, msg)
+        code = response_code(res)
+        if code.startswith("FAILED"):
+            return self._fail(spec, ProtocolError(code), now, msg)
         session.state = next_state
+        # the Ongoing limit runs from the first Ongoing answer (not every response has one)
         processing = getattr(res, "evse_processing", None)
         if processing is None or processing == "Finished":
             session.ongoing_since = None
@@ -172,6 +175,14 @@ class Iso20Machine:
         send = ev.SendData(data, deadline=now + self.config.timeouts.performance_time(name))
         out: list[ev.Effect] = [e for e in effects if not isinstance(e, _TERMINAL)]
         out += [send, *(e for e in effects if isinstance(e, _TERMINAL))]
+        self._after_response(effects, name, key, now)
+        return out
+
+    def _after_response(self, effects: list[ev.Effect], name: str, key: str,
+                        now: float) -> None:
+        """The machine's own bookkeeping once a response is sent: resumed sessions leave the
+        store, a pause enters it, the sequence timer restarts (or stops at the end)."""
+        session = self._session
         for effect in effects:
             if isinstance(effect, ev.SessionStarted):
                 self._started = True
@@ -186,7 +197,6 @@ class Iso20Machine:
             self._sequence_deadline = None
         else:
             self._sequence_deadline = now + self.config.timeouts.sequence_after(name)
-        return out
 
     def _inputs(self, name: str, now: float) -> Inputs:
         new_id, challenge = ZERO_SESSION_ID, None

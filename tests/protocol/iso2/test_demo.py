@@ -6,8 +6,8 @@ import io
 
 import pytest
 
-from evse.aio.demo import DemoOptions
-from evse.aio.demo_iso2 import run_iso2_demo
+from simulators.demo import DemoOptions
+from simulators.demo.iso2 import run_iso2_demo
 
 
 @pytest.mark.parametrize("scenario", ["iso2_dc", "iso2_ac"])
@@ -24,7 +24,7 @@ async def test_iso2_demo_summary(scenario: str) -> None:
 
 
 def test_cli_demo_rejects_a_20_scenario_with_iso2(capsys: pytest.CaptureFixture[str]) -> None:
-    from evse.aio.demo import main_demo
+    from simulators.demo import main_demo
 
     assert main_demo(DemoOptions(scenario="dc_bpt_dynamic", protocol="iso2")) == 2
     assert "iso2_dc" in capsys.readouterr().err

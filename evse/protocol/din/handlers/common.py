@@ -7,7 +7,6 @@ It may update `session`, reads `inputs` and raises a `ProtocolError` to fail the
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +14,9 @@ from evse.protocol.config import SeccConfig
 from evse.protocol.din.messages import dc_evse_status
 from evse.protocol.din.session import DinSession
 from evse.protocol.errors import Failed
-from evse.protocol.events import Effect
+from evse.protocol.handler_table import Handler as TableHandler
+from evse.protocol.handler_table import HandlerResult as HandlerResult
+from evse.protocol.handler_table import entry as entry
 from evse.protocol.limits import EvLimits
 from evse.protocol.session import ZERO_SESSION_ID, ChargerState
 from exi_codec.schemas import din
@@ -30,8 +31,7 @@ class Inputs:
     new_session_id: bytes = ZERO_SESSION_ID  # SessionSetup: the id for the new session
 
 
-HandlerResult = tuple[Any, list[Effect]]
-Handler = Callable[[Any, DinSession, Inputs], HandlerResult]
+Handler = TableHandler[DinSession, Inputs]  # a table entry (`entry(RequestClass, handle)`)
 
 
 def require_ev(session: DinSession) -> EvLimits:

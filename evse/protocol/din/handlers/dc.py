@@ -44,7 +44,7 @@ def _ev_limits(p: Any) -> EvLimits:
 
 def handle_charge_parameter_discovery(
     req: din.ChargeParameterDiscoveryReqType, session: DinSession, inputs: Inputs
-) -> HandlerResult:
+) -> HandlerResult[din.ChargeParameterDiscoveryResType]:
     """The EV's DC limits against ours. Ongoing while the charger has no power to give (the
     energy manager's limit is zero); a repetition after Finished (real cars do it) is
     answered again, but not once the cable check has started."""
@@ -91,7 +91,7 @@ def handle_charge_parameter_discovery(
 
 def handle_cable_check(
     req: din.CableCheckReqType, session: DinSession, inputs: Inputs
-) -> HandlerResult:
+) -> HandlerResult[din.CableCheckResType]:
     """The first request starts the insulation test; Ongoing until CableCheckFinished."""
     note_ev_status(session, req.dc_ev_status)
     effects: list[Effect] = []
@@ -120,7 +120,7 @@ def handle_cable_check(
 
 def handle_pre_charge(
     req: din.PreChargeReqType, session: DinSession, inputs: Inputs
-) -> HandlerResult:
+) -> HandlerResult[din.PreChargeResType]:
     """Regulate to the EV's target voltage (current-limited); report the present voltage.
     Repeated as long as the EV wants (long PreCharge loops are real)."""
     note_ev_status(session, req.dc_ev_status)
@@ -150,7 +150,7 @@ def handle_pre_charge(
 
 def handle_welding_detection(
     req: din.WeldingDetectionReqType, session: DinSession, inputs: Inputs
-) -> HandlerResult:
+) -> HandlerResult[din.WeldingDetectionResType]:
     note_ev_status(session, req.dc_ev_status)
     res = din.WeldingDetectionResType(
         response_code=din.responseCodeType.OK,

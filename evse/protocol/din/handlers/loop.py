@@ -35,7 +35,7 @@ from exi_codec.schemas import din
 
 def handle_power_delivery(
     req: din.PowerDeliveryReqType, session: DinSession, inputs: Inputs
-) -> HandlerResult:
+) -> HandlerResult[din.PowerDeliveryResType]:
     """ReadyToChargeState true closes the contactors (energy may flow), false stops the power
     and opens them. The ChargingProfile is informational (real cars send profiles outside the
     XSD's ranges): the charge loop's limits bind."""
@@ -73,7 +73,7 @@ def _updated(ev: EvLimits, req: din.CurrentDemandReqType) -> EvLimits:
 
 def handle_current_demand(
     req: din.CurrentDemandReqType, session: DinSession, inputs: Inputs
-) -> HandlerResult:
+) -> HandlerResult[din.CurrentDemandResType]:
     note_ev_status(session, req.dc_ev_status)
     ev = session.record.ev = _updated(require_ev(session), req)
     session.remaining_time_to_full_soc_s = seconds(req.remaining_time_to_full_so_c)

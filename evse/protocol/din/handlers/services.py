@@ -18,7 +18,7 @@ class PaymentSelectionInvalid(ProtocolError):
 
 def handle_service_discovery(
     req: din.ServiceDiscoveryReqType, session: DinSession, inputs: Inputs
-) -> HandlerResult:
+) -> HandlerResult[din.ServiceDiscoveryResType]:
     """DC charging (DC_extended, the CCS combo connector) with external payment. A
     ServiceScope/ServiceCategory filter does not hide the charge service: it is mandatory."""
     session.record.offered_services = (ServiceId.DC,)
@@ -41,7 +41,7 @@ def handle_service_discovery(
 
 def handle_service_payment_selection(
     req: din.ServicePaymentSelectionReqType, session: DinSession, inputs: Inputs
-) -> HandlerResult:
+) -> HandlerResult[din.ServicePaymentSelectionResType]:
     if str(req.selected_payment_option) != "ExternalPayment":
         raise PaymentSelectionInvalid(f"payment {req.selected_payment_option} not offered")
     selected = req.selected_service_list.selected_service if req.selected_service_list else ()
@@ -61,7 +61,7 @@ def handle_service_payment_selection(
 
 def handle_contract_authentication(
     req: din.ContractAuthenticationReqType, session: DinSession, inputs: Inputs
-) -> HandlerResult:
+) -> HandlerResult[din.ContractAuthenticationResType]:
     """EIM: Ongoing until the charger answers RequestAuthorization (or auto-authorize). DIN
     has no WARNING codes: a denial is FAILED and ends the session."""
     record, charger = session.record, inputs.charger

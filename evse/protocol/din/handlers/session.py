@@ -17,7 +17,7 @@ from exi_codec.schemas import din
 
 def handle_session_setup(
     req: din.SessionSetupReqType, session: DinSession, inputs: Inputs
-) -> HandlerResult:
+) -> HandlerResult[din.SessionSetupResType]:
     """Always a new session (DIN has no pause/resume). The EV's SessionID is not checked:
     real cars send zero, a single 0x00 or an empty SessionID for a new session."""
     record = session.record
@@ -37,7 +37,7 @@ def handle_session_setup(
 
 def handle_session_stop(
     req: din.SessionStopType, session: DinSession, inputs: Inputs
-) -> HandlerResult:
+) -> HandlerResult[din.SessionStopResType]:
     """OK at any point after SessionSetup (real cars stop after CableCheck or PreCharge too):
     power goes to a safe state first (a no-op when already off)."""
     session.energy_flowing = False

@@ -51,7 +51,7 @@ def _total(p: Any, name: str, magnitude: bool = False) -> float:
 
 def handle_ac_charge_parameter_discovery(
     req: AC_ChargeParameterDiscoveryReq, session: Session, inputs: Inputs
-) -> HandlerResult:
+) -> HandlerResult[AC_ChargeParameterDiscoveryRes]:
     bpt = session.bpt
     params = req.bpt_ac_cpd_req_energy_transfer_mode if bpt else req.ac_cpd_req_energy_transfer_mode
     if params is None:
@@ -101,7 +101,9 @@ def _mode(req: AC_ChargeLoopReq, scheduled: bool) -> Any:
     return req.bpt_dynamic_ac_cl_req_control_mode or req.dynamic_ac_cl_req_control_mode
 
 
-def handle_ac_charge_loop(req: AC_ChargeLoopReq, session: Session, inputs: Inputs) -> HandlerResult:
+def handle_ac_charge_loop(
+    req: AC_ChargeLoopReq, session: Session, inputs: Inputs
+) -> HandlerResult[AC_ChargeLoopRes]:
     scheduled = session.control_mode == ControlMode.SCHEDULED
     mode = _mode(req, scheduled)
     if mode is None:

@@ -94,7 +94,7 @@ def certificate_installation_offered(inputs: Inputs) -> bool:
 
 def handle_authorization_setup(
     req: AuthorizationSetupReq, session: Session, inputs: Inputs
-) -> HandlerResult:
+) -> HandlerResult[AuthorizationSetupRes]:
     """Offer EIM; PnC too when configured and only over TLS (with a fresh GenChallenge)."""
     pnc = pnc_offered(inputs)
     session.offered_auth = ("EIM", "PnC") if pnc else ("EIM",)
@@ -163,7 +163,9 @@ def _verify_pnc(req: AuthorizationReq, session: Session, inputs: Inputs) -> PncV
 MAX_AUTHORIZATION_RETRIES = 8
 
 
-def handle_authorization(req: AuthorizationReq, session: Session, inputs: Inputs) -> HandlerResult:
+def handle_authorization(
+    req: AuthorizationReq, session: Session, inputs: Inputs
+) -> HandlerResult[AuthorizationRes]:
     """Ongoing until the charger answers RequestAuthorization (or auto-authorize applies).
 
     Refusals are WARNING codes with EVSEProcessing=Finished; the EV then stops the session
@@ -177,7 +179,9 @@ def handle_authorization(req: AuthorizationReq, session: Session, inputs: Inputs
     return res, effects
 
 
-def _authorize(req: AuthorizationReq, session: Session, inputs: Inputs) -> HandlerResult:
+def _authorize(
+    req: AuthorizationReq, session: Session, inputs: Inputs
+) -> HandlerResult[AuthorizationRes]:
     method = str(req.selected_authorization_service)
     if method not in session.offered_auth:
         return _respond(session, inputs, "WARNING_AuthorizationSelectionInvalid", "Finished"), []

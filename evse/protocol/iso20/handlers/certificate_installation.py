@@ -81,7 +81,7 @@ def _respond(
 
 def handle_certificate_installation(
     req: CertificateInstallationReq, session: Session, inputs: Inputs
-) -> HandlerResult:
+) -> HandlerResult[CertificateInstallationRes]:
     cfg = inputs.config
     verifier, backend = cfg.pnc_verifier, cfg.certificate_installation
     offered = "PnC" in session.offered_auth and certificate_installation_offered(inputs)

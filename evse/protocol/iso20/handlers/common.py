@@ -7,18 +7,20 @@ request and the charger's latest facts) and raises a `ProtocolError` to fail the
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol, cast
 
 from evse.protocol.config import SeccConfig
 from evse.protocol.errors import Failed
-from evse.protocol.events import Effect
+from evse.protocol.handler_table import Handler as TableHandler
+from evse.protocol.handler_table import HandlerResult as HandlerResult
+from evse.protocol.handler_table import entry as entry
 from evse.protocol.iso20.messages import header
 from evse.protocol.limits import EvLimits
 from evse.protocol.session import ZERO_SESSION_ID, ChargerState, Session, SessionStore
 from evse.protocol.units import from_rational, to_rational
+from exi_codec import Message
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,8 +36,19 @@ class Inputs:
     vehicle_certificate: bytes | None = None  # DER of the TLS client certificate, if any
 
 
-HandlerResult = tuple[Any, list[Effect]]
-Handler = Callable[[Any, Session, Inputs], HandlerResult]
+class Response(Protocol):
+    """What the machine reads of every -20 response (all of them carry a ResponseCode)."""
+
+    @property
+    def response_code(self) -> object: ...
+
+
+def response_code(res: Message) -> str:
+    """The ResponseCode of a -20 response (every handler returns one)."""
+    return str(cast(Response, res).response_code)
+
+
+Handler = TableHandler[Session, Inputs]  # a table entry (`entry(RequestClass, handle)`)
 
 
 def res_header(module: ModuleType, session: Session, inputs: Inputs) -> Any:

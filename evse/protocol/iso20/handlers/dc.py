@@ -63,7 +63,7 @@ def _check(ev: EvLimits, limits: EvseLimits) -> None:
 
 def handle_dc_charge_parameter_discovery(
     req: DC_ChargeParameterDiscoveryReq, session: Session, inputs: Inputs
-) -> HandlerResult:
+) -> HandlerResult[DC_ChargeParameterDiscoveryRes]:
     params = (
         req.bpt_dc_cpd_req_energy_transfer_mode
         if session.bpt
@@ -110,7 +110,9 @@ def handle_dc_charge_parameter_discovery(
     return res, [EvLimitsReported(ev)]
 
 
-def handle_dc_cable_check(req: DC_CableCheckReq, session: Session, inputs: Inputs) -> HandlerResult:
+def handle_dc_cable_check(
+    req: DC_CableCheckReq, session: Session, inputs: Inputs
+) -> HandlerResult[DC_CableCheckRes]:
     """The first request starts the insulation test; Ongoing until CableCheckFinished."""
     effects: list[Effect] = []
     result = inputs.charger.isolation_ok
@@ -131,7 +133,9 @@ def handle_dc_cable_check(req: DC_CableCheckReq, session: Session, inputs: Input
     return res, effects
 
 
-def handle_dc_pre_charge(req: DC_PreChargeReq, session: Session, inputs: Inputs) -> HandlerResult:
+def handle_dc_pre_charge(
+    req: DC_PreChargeReq, session: Session, inputs: Inputs
+) -> HandlerResult[DC_PreChargeRes]:
     """Regulate to the EV's target voltage (current-limited); report the present voltage."""
     ev = require_ev(session)
     limits = inputs.charger.limits
@@ -160,7 +164,7 @@ def handle_dc_pre_charge(req: DC_PreChargeReq, session: Session, inputs: Inputs)
 
 def handle_dc_welding_detection(
     req: DC_WeldingDetectionReq, session: Session, inputs: Inputs
-) -> HandlerResult:
+) -> HandlerResult[DC_WeldingDetectionRes]:
     res = DC_WeldingDetectionRes(
         header=res_header(dc, session, inputs),
         response_code=dc.responseCodeType.OK,

@@ -100,7 +100,9 @@ def _res_mode(session: Session, inputs: Inputs, bpt: bool, scheduled: bool) -> d
     }
 
 
-def handle_dc_charge_loop(req: DC_ChargeLoopReq, session: Session, inputs: Inputs) -> HandlerResult:
+def handle_dc_charge_loop(
+    req: DC_ChargeLoopReq, session: Session, inputs: Inputs
+) -> HandlerResult[DC_ChargeLoopRes]:
     scheduled = session.control_mode == ControlMode.SCHEDULED
     mode = _mode(req, scheduled)
     if mode is None:

@@ -24,7 +24,7 @@ from exi_codec.schemas.iso20 import MeteringConfirmationReq, MeteringConfirmatio
 
 def handle_metering_confirmation(
     req: MeteringConfirmationReq, session: Session, inputs: Inputs
-) -> HandlerResult:
+) -> HandlerResult[MeteringConfirmationRes]:
     verifier = inputs.config.pnc_verifier
     if verifier is None or "PnC" not in session.offered_auth or not session.authorized:
         raise MeteringSignatureNotValid("no PnC contract to verify the signature with")

@@ -34,7 +34,9 @@ def _start(req: PowerDeliveryReq, session: Session, inputs: Inputs) -> list[Effe
     return [CloseContactors()]
 
 
-def handle_power_delivery(req: PowerDeliveryReq, session: Session, inputs: Inputs) -> HandlerResult:
+def handle_power_delivery(
+    req: PowerDeliveryReq, session: Session, inputs: Inputs
+) -> HandlerResult[PowerDeliveryRes]:
     progress = str(req.charge_progress)
     code = "OK"
     status = None

@@ -182,7 +182,7 @@ def _mode(schedules: Schedules, req: ScheduleExchangeReq, session: Session,
 
 def handle_schedule_exchange(
     req: ScheduleExchangeReq, session: Session, inputs: Inputs
-) -> HandlerResult:
+) -> HandlerResult[ScheduleExchangeRes]:
     scheduled = session.control_mode == ControlMode.SCHEDULED
     ev_mode = req.scheduled_se_req_control_mode if scheduled else req.dynamic_se_req_control_mode
     if ev_mode is None:

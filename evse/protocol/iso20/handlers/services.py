@@ -57,7 +57,7 @@ def parameter_sets(config: SeccConfig, service: ServiceId) -> dict[int, dict[str
 
 def handle_service_discovery(
     req: ServiceDiscoveryReq, session: Session, inputs: Inputs
-) -> HandlerResult:
+) -> HandlerResult[ServiceDiscoveryRes]:
     offered = list(inputs.config.services_for(session.protocol))
     if req.supported_service_i_ds is not None:
         wanted = set(req.supported_service_i_ds.service_id)
@@ -78,7 +78,9 @@ def handle_service_discovery(
     return res, []
 
 
-def handle_service_detail(req: ServiceDetailReq, session: Session, inputs: Inputs) -> HandlerResult:
+def handle_service_detail(
+    req: ServiceDetailReq, session: Session, inputs: Inputs
+) -> HandlerResult[ServiceDetailRes]:
     if req.service_id not in session.offered_services:
         raise ServiceIDInvalid(f"service {req.service_id} was not offered")
     service = ServiceId(req.service_id)
@@ -104,7 +106,7 @@ def handle_service_detail(req: ServiceDetailReq, session: Session, inputs: Input
 
 def handle_service_selection(
     req: ServiceSelectionReq, session: Session, inputs: Inputs
-) -> HandlerResult:
+) -> HandlerResult[ServiceSelectionRes]:
     selected = req.selected_energy_transfer_service
     if selected.service_id not in session.offered_services:
         raise ServiceSelectionInvalid(f"service {selected.service_id} was not offered")

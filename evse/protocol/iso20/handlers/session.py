@@ -19,7 +19,9 @@ from exi_codec.schemas import iso20
 from exi_codec.schemas.iso20 import SessionSetupReq, SessionSetupRes, SessionStopReq, SessionStopRes
 
 
-def handle_session_setup(req: SessionSetupReq, session: Session, inputs: Inputs) -> HandlerResult:
+def handle_session_setup(
+    req: SessionSetupReq, session: Session, inputs: Inputs
+) -> HandlerResult[SessionSetupRes]:
     """A paused session's id (same EVCCID) resumes it; anything else starts a new session.
 
     The EV sends an all-zero SessionID for a new session; an unknown non-zero id is treated
@@ -61,7 +63,9 @@ def handle_session_setup(req: SessionSetupReq, session: Session, inputs: Inputs)
     return res, effects
 
 
-def handle_session_stop(req: SessionStopReq, session: Session, inputs: Inputs) -> HandlerResult:
+def handle_session_stop(
+    req: SessionStopReq, session: Session, inputs: Inputs
+) -> HandlerResult[SessionStopRes]:
     """Terminate ends the session; Pause ends it too but keeps it resumable (the connection
     stores it). Power goes to a safe state in both cases (a no-op when already off)."""
     choice = req.charging_session

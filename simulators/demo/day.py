@@ -35,7 +35,7 @@ from evse.energy.tariff import RetailTariff, bundled_day_curve
 from evse.energy.value import session_value
 from evse.protocol.limits import EvseLimits
 from evse.report import Sample, SessionRecord, write_report
-from evse.statement import write_statement
+from evse._statement import write_statement
 
 BRUSSELS_SUMMER = timezone(timedelta(hours=2), "CEST")
 DAYS = ("2024-06-14", "2024-06-15")

@@ -11,7 +11,7 @@ While it runs it prints progress lines (state, SOC, V, A, kW) a few times a seco
 summary with the energy both ways, the duration, the message count and the SECC's
 turnaround (request's last byte in -> response's first byte out) p50/p99.
 
-`--pnc` (Plug & Charge, evse/aio/pnc.py): a throw-away PnC test PKI (certs.pnc_pki, secp521r1
+`--pnc` (Plug & Charge, simulators/demo/pnc.py): a throw-away PnC test PKI (certs.pnc_pki, secp521r1
 or Ed448) in a temporary directory, TLS 1.3 with the SECC chain and the vehicle certificate
 (mutual authentication), PnC offered with the MO root installed, and the EV authorizing with
 its contract in strict mode (no fallback to EIM; the demo's backend grants PnC only). With
@@ -88,7 +88,7 @@ async def run_demo(options: DemoOptions, out: TextIO | None = None) -> int:
 
     out = out or sys.stdout
     if options.protocol == "din":
-        from evse.aio.demo_din import run_din_demo
+        from simulators.demo.din import run_din_demo
 
         return await run_din_demo(options, out)
     scenario = get_scenario(options.scenario)
@@ -127,7 +127,7 @@ async def run_demo(options: DemoOptions, out: TextIO | None = None) -> int:
     with contextlib.ExitStack() as stack:
         tls_ctx = ev_ctx = None
         if options.pnc:
-            from evse.aio.pnc import PncDemo
+            from simulators.demo.pnc import PncDemo
 
             pki_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="evse-demo-pnc-"))
             pnc = PncDemo.create(pki_dir, options.algorithm,
@@ -307,7 +307,7 @@ def main_demo(options: DemoOptions) -> int:
 
 
 def _main_iso2(options: DemoOptions) -> int:
-    from evse.aio.demo_iso2 import DEFAULT_ISO2_SCENARIO, run_iso2_demo
+    from simulators.demo.iso2 import DEFAULT_ISO2_SCENARIO, run_iso2_demo
     from simulators.ev.iso2_evcc import ISO2_SCENARIOS
 
     if options.scenario == DEFAULT_SCENARIO:

@@ -15,18 +15,18 @@ import contextlib
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
-    from evse.aio.demo import DemoOptions
+    from simulators.demo import DemoOptions
 
 DIN_SCENARIO = "din_dc"
 
 
 async def run_din_demo(options: DemoOptions, out: TextIO) -> int:
     from evse.aio.app import supply_limits
-    from evse.aio.demo import _energy_port, _fmt_ms, _percentile, _print_reports, _progress
     from evse.aio.secc_server import SeccServer, Station
     from evse.protocol.config import SeccConfig
     from evse.protocol.standards import STANDARDS
     from hal.registry import create_backend
+    from simulators.demo import _energy_port, _fmt_ms, _percentile, _print_reports, _progress
     from simulators.ev import BatteryLink
     from simulators.ev.client import run_session
     from simulators.ev.din_evcc import DinEvcc, get_din_scenario

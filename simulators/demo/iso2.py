@@ -14,7 +14,7 @@ import contextlib
 import dataclasses
 from typing import Any, TextIO
 
-from evse.aio.demo import DemoOptions, _energy_port, _fmt_ms, _percentile, _print_reports
+from simulators.demo import DemoOptions, _energy_port, _fmt_ms, _percentile, _print_reports
 
 DEFAULT_ISO2_SCENARIO = "iso2_dc"
 
