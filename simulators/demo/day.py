@@ -27,6 +27,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
+from evse._statement import write_statement
 from evse.aio.v2h_runner import V2hRunner
 from evse.energy.accounting import curve_lookup
 from evse.energy.optimizer import MoneySummary, setpoint_at
@@ -35,7 +36,6 @@ from evse.energy.tariff import RetailTariff, bundled_day_curve
 from evse.energy.value import session_value
 from evse.protocol.limits import EvseLimits
 from evse.report import Sample, SessionRecord, write_report
-from evse._statement import write_statement
 
 BRUSSELS_SUMMER = timezone(timedelta(hours=2), "CEST")
 DAYS = ("2024-06-14", "2024-06-15")
