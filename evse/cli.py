@@ -209,6 +209,17 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         from simulators.hw import add_arguments
 
         add_arguments(p)
+    p = sub.add_parser("fleet-sim", help="N simulated stations behind one MQTT broker, "
+                       "driven by an example aggregator",
+                       description="N simulated stations (charger + simulated car each) "
+                       "behind one MQTT broker, spread over worker processes, and the example "
+                       "aggregator making the fleet follow a grid power request. See "
+                       "docs/fleet.md.")
+    _verbosity(p, sub=True)
+    if command == "fleet-sim":
+        from simulators.fleet.cli import add_arguments as fleet_arguments
+
+        fleet_arguments(p)
     return parser
 
 
@@ -290,6 +301,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from simulators.hw import main as sim_hw_main
 
         return sim_hw_main(ns=ns)
+    if ns.command == "fleet-sim":
+        from simulators.fleet.cli import main as fleet_main
+
+        return fleet_main(ns)
     return _config_check(ns)
 
 
