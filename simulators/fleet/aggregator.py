@@ -373,9 +373,9 @@ class Aggregator:
             car.sent_kw, car.sent_at = kw, now
             body = json.dumps({"request_id": f"a{next(self._ids)}", "power_kw": kw})
             sends.append(client.publish(f"{self.prefix}/{key}/cmd/setpoint", body, qos=1))
-        if sends:
-            self.setpoints_sent += len(sends)
-            await asyncio.gather(*sends)
+        self.setpoints_sent += len(sends)
+        for i in range(0, len(sends), 25):  # bounded: the client queues no more than this
+            await asyncio.gather(*sends[i:i + 25])
 
     # -- the report ----------------------------------------------------------------------------
 

@@ -44,6 +44,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="each station's rating, both directions (default 11)")
     p.add_argument("--loop-interval", type=float, default=0.25,
                    help="real seconds between a car's ChargeLoopReqs (default 0.25)")
+    p.add_argument("--charge-loop-timeout", type=float, default=2.0, metavar="S",
+                   help="the chargers' wait for the next ChargeLoopReq (default 2 s: many "
+                   "chargers share a core here; 0.5 = ISO 15118-20)")
     p.add_argument("--no-aggregator", dest="aggregator", action="store_false",
                    help="only run the fleet (an external aggregator may drive it)")
     p.add_argument("--profile", default=DEFAULT_PROFILE,
@@ -95,7 +98,8 @@ def run(ns: argparse.Namespace) -> int:
             (d / f"options{i}.json").write_text(json.dumps({
                 "t0": t0, "broker_host": host, "broker_port": port, "speedup": ns.speedup,
                 "power_kw": ns.power_kw, "loop_interval": ns.loop_interval,
-                "log_level": "ERROR"}))
+                "charge_loop_timeout": ns.charge_loop_timeout,
+                "log_level": "WARNING" if getattr(ns, "verbose", 0) else "ERROR"}))
             workers.append(subprocess.Popen(
                 [sys.executable, "-m", "simulators.fleet.worker", str(d / f"plans{i}.json"),
                  str(d / f"options{i}.json"), str(d / f"stats{i}.json")],
@@ -154,6 +158,8 @@ def resources(stats: list[dict[str, Any]], n: int, broker_cpu: float | None
         "wall_s": wall, "cpu_s": cpu, "cpu_share_per_station": cpu / wall / n if wall else None,
         "rss_mib": rss, "rss_mib_per_station": rss / n,
         "broker_cpu_s": broker_cpu,
+        "max_loop_lag_s": max((s.get("max_loop_lag_s", 0.0) for s in stats), default=None),
+        "late_wakeups": sum(s.get("late_wakeups", 0) for s in stats),
     }
 
 
@@ -175,7 +181,9 @@ def print_resources(f: dict[str, Any]) -> None:
           f"peak RSS {f['rss_mib']:.0f} MiB = {f['rss_mib_per_station']:.2f} MiB per station"
           + ("" if f["broker_cpu_s"] is None else f"; mosquitto CPU {f['broker_cpu_s']:.1f} s"),
           flush=True)
-    print(f"  session ends: {f['session_ends']}", flush=True)
+    print(f"  session ends: {f['session_ends']}; worst event-loop lag "
+          f"{1000 * (f['max_loop_lag_s'] or 0.0):.0f} ms ({f['late_wakeups']} wake-ups > 250 ms "
+          "late)", flush=True)
 
 
 def main(ns: argparse.Namespace) -> int:
