@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 STEERABLE = frozenset({"charging", "discharging", "suspended"})
 DEFAULT_PROFILE = "-200:30@0.35,150:30@0.05"
 DEFAULT_PRICE = 0.25  # per kWh outside the profile's priced segments
+# A car winds down this many dispatch intervals before its departure (only what it still
+# needs), so that the others have taken over its share when it leaves.
+LEAD_INTERVALS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,8 +180,12 @@ class Aggregator:
         """Follow the profile (or stop after `duration_s` real seconds)."""
         duration = duration_s if duration_s is not None else self.duration_min * 60.0 / (
             self.speedup)
+        # its own logger: paho warns about every queued publish beyond a few, and a fleet's
+        # dispatch queues dozens on purpose
+        quiet = logging.getLogger(f"{__name__}.mqtt")
+        quiet.setLevel(logging.ERROR)
         client = aiomqtt.Client(self.host, self.port, identifier=f"aggregator-{id(self)}",
-                                timeout=10, max_inflight_messages=1000)
+                                timeout=10, max_inflight_messages=1000, logger=quiet)
         async with client:
             for what in ("+/+/state", "+/+/events", "+/+/reply/setpoint"):
                 await client.subscribe(f"{self.prefix}/{what}", qos=1)
@@ -335,6 +342,7 @@ class Aggregator:
 
     async def _control(self, client: aiomqtt.Client, duration: float) -> None:
         dt_h = self.interval_s * self.speedup / 3600.0
+        lead_h = LEAD_INTERVALS * dt_h
         next_tick = self.clock()
         end = self.t0 + duration
         while True:
@@ -344,8 +352,8 @@ class Aggregator:
             seg = segment_at(self.profile, self.minute(now))
             request = seg.kw if seg is not None else 0.0
             views, fixed = self.views(now)
-            shares = split(views, request - fixed, dt_h)
-            lo, hi = fleet_range(views, dt_h) if views else (0.0, 0.0)
+            shares = split(views, request - fixed, dt_h, lead_h=lead_h)
+            lo, hi = fleet_range(views, dt_h, lead_h=lead_h) if views else (0.0, 0.0)
             if now >= next_tick:  # one sample per interval
                 self.samples.append(Sample(
                     t_s=now - self.t0, minute=self.minute(now), request_kw=request,

@@ -12,7 +12,9 @@ Each car gets bounds for the next dispatch interval `dt_h`:
   must stay reachable at `margin` x its charge power in the time left after this interval
   (so `lo` rises to that floor, up to full charge power when the time is short);
 - `pref`: the even rate that reaches the target exactly at departure (what it would get
-  with nobody asking anything of the fleet).
+  with nobody asking anything of the fleet);
+- with `lead_h`, the car is meant to be done that long before departure, and in that last
+  stretch takes only what it still needs: its leaving is then no step for the fleet.
 
 The request is met by moving every car from `pref` by `lambda x weight` clipped to its
 bounds, with the one `lambda` (found by bisection) that makes the sum equal the request, or
@@ -73,8 +75,11 @@ class Bounds:
     pref: float
 
 
-def bounds(car: CarView, dt_h: float, *, margin: float = 0.85) -> Bounds:
-    """The car's power range for the next `dt_h` hours and its preferred power (kW)."""
+def bounds(car: CarView, dt_h: float, *, margin: float = 0.85, lead_h: float = 0.0) -> Bounds:
+    """The car's power range for the next `dt_h` hours and its preferred power (kW).
+
+    `lead_h`: the car should be done that long before its departure; in that last stretch
+    it only takes what it still needs, so that its leaving is no step for the fleet."""
     if dt_h <= 0:
         raise ValueError("dt_h must be > 0")
     to_full = max(0.0, (100.0 - car.soc) / 100.0 * car.capacity_kwh)
@@ -82,20 +87,29 @@ def bounds(car: CarView, dt_h: float, *, margin: float = 0.85) -> Bounds:
     hi = max(0.0, min(car.max_charge_kw, to_full / dt_h))
     lo = -max(0.0, min(car.max_discharge_kw, above_min / dt_h))
     need = car.need_kwh
-    after = max(0.0, car.time_left_h - dt_h)
+    left = car.time_left_h - lead_h
+    if left <= 0:  # winding down before departure
+        p = min(hi, need / dt_h)
+        return Bounds(p, p, p)
+    after = max(0.0, left - dt_h)
     floor = (need - margin * hi * after) / dt_h  # what must go in now to stay feasible
     lo = max(lo, min(floor, hi))
-    pref = need / car.time_left_h if car.time_left_h > 0 else hi
+    pref = need / left
     return Bounds(lo, hi, min(hi, max(lo, pref)))
 
 
+def _bounds_all(cars: Sequence[CarView], dt_h: float, margin: float, lead_h: float
+                ) -> dict[str, Bounds]:
+    return {c.key: bounds(c, dt_h, margin=margin, lead_h=lead_h) for c in cars}
+
+
 def split(cars: Sequence[CarView], request_kw: float, dt_h: float, *,
-          margin: float = 0.85) -> dict[str, float]:
+          margin: float = 0.85, lead_h: float = 0.0) -> dict[str, float]:
     """Power per car (kW, signed) whose sum is `request_kw`, or as close as the fleet's
     bounds allow; see the module docstring."""
     if not cars:
         return {}
-    b = {c.key: bounds(c, dt_h, margin=margin) for c in cars}
+    b = _bounds_all(cars, dt_h, margin, lead_h)
     lo_sum = sum(x.lo for x in b.values())
     hi_sum = sum(x.hi for x in b.values())
     target = min(hi_sum, max(lo_sum, request_kw))
@@ -127,8 +141,8 @@ def split(cars: Sequence[CarView], request_kw: float, dt_h: float, *,
     return {k: (0.0 if math.isclose(v, 0.0, abs_tol=1e-9) else v) for k, v in result.items()}
 
 
-def fleet_range(cars: Sequence[CarView], dt_h: float, *, margin: float = 0.85
-                ) -> tuple[float, float]:
+def fleet_range(cars: Sequence[CarView], dt_h: float, *, margin: float = 0.85,
+                lead_h: float = 0.0) -> tuple[float, float]:
     """(lowest, highest) total power the fleet can follow now (kW)."""
-    bs = [bounds(c, dt_h, margin=margin) for c in cars]
+    bs = _bounds_all(cars, dt_h, margin, lead_h).values()
     return sum(x.lo for x in bs), sum(x.hi for x in bs)

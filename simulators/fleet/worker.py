@@ -19,6 +19,7 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from simulators.fleet.cars import load_plans
 from simulators.fleet.station import StationOptions, run_station
@@ -62,8 +63,10 @@ async def run_worker(plans_file: Path, options: StationOptions, t0: float) -> di
     tasks = [asyncio.create_task(run_station(p, options, t0=t0, stop=stop), name=p.station_id)
              for p in plans]
     everything = asyncio.gather(*tasks, return_exceptions=True)
-    await asyncio.wait({everything, asyncio.create_task(stop.wait())},
-                       return_when=asyncio.FIRST_COMPLETED)
+    stopping = asyncio.create_task(stop.wait())
+    waits: list[asyncio.Future[Any]] = [everything, stopping]
+    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
     stuck: list[str] = []
     if not everything.done():  # stopping: the stations get a grace period, then are cancelled
         done, pending = await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE_S)

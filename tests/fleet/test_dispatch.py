@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulators.fleet.dispatch import CarView, bounds, fleet_range, marginal_wear, split
+from simulators.fleet.dispatch import Bounds, CarView, bounds, fleet_range, marginal_wear, split
 
 DT = 1.0 / 60  # a one-minute dispatch interval (simulated hours)
 
@@ -18,7 +18,7 @@ def car(key: str, **kw: float) -> CarView:
                                   minimum_soc=20.0, time_left_h=10.0, max_charge_kw=11.0,
                                   max_discharge_kw=11.0, wear_per_kwh=0.05)
     base.update(kw)
-    return CarView(key=key, **base)  # type: ignore[arg-type]
+    return CarView(key=key, **base)
 
 
 def test_meets_a_feasible_request_within_every_bound() -> None:
@@ -101,3 +101,17 @@ def test_split_properties(specs: list[tuple[float, ...]], request: float) -> Non
     for c in cars:
         b = bounds(c, DT)
         assert b.lo - 1e-9 <= shares[c.key] <= b.hi + 1e-9
+
+
+def test_a_car_winds_down_before_departure() -> None:
+    # done, two intervals before it leaves: it is kept at 0 whatever the fleet is asked,
+    # so that the others already carry its share when it unplugs
+    leaving = car("leaving", soc=80.0, target_soc=80.0, time_left_h=2 * DT)
+    assert bounds(leaving, DT, lead_h=3 * DT) == Bounds(0.0, 0.0, 0.0)
+    shares = split([leaving, car("x"), car("y")], -20.0, DT, lead_h=3 * DT)
+    assert shares["leaving"] == 0.0 and math.isclose(shares["x"] + shares["y"], -20.0)
+    # without the lead it would still be dispatched
+    assert split([leaving, car("x"), car("y")], -20.0, DT)["leaving"] < 0
+    # one still short of its target only takes what it needs in the wind-down
+    short = car("short", soc=79.9, target_soc=80.0, capacity_kwh=60.0, time_left_h=DT)
+    assert math.isclose(bounds(short, DT, lead_h=3 * DT).lo, 0.06 / DT)
