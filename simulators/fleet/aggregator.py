@@ -221,16 +221,19 @@ class Aggregator:
 
     def _on_state(self, key: str, station: str, body: dict[str, Any]) -> None:
         car = self.cars.setdefault(key, Car(key))
-        before = car.state.get("session_state") in STEERABLE
+        old = car.state
         car.state = body
+        if steerable(old) != steerable(body):
+            self._changed.set()  # a car came or left: re-dispatch now
+        elif (not steerable(body) and body.get("session_id") is not None and abs(
+                (body.get("power_kw") or 0.0) - (old.get("power_kw") or 0.0)) > 0.5):
+            self._changed.set()  # a car we cannot steer (yet) moved: the others make up
         sid = body.get("session_id")
         if sid is not None and (car.ledger is None or car.ledger.session_id != sid):
             self._open(car, station, sid, self._evcc_of.get(sid))
         led = car.ledger
         if led is not None and not led.ended and led.session_id == sid:
             self._account(led, body)
-        if (body.get("session_state") in STEERABLE) != before:
-            self._changed.set()  # a car came or left the loop: re-dispatch now
 
     def _on_event(self, key: str, station: str, body: dict[str, Any]) -> None:
         car = self.cars.setdefault(key, Car(key))
@@ -314,19 +317,18 @@ class Aggregator:
             power = s.get("power_kw") or 0.0
             ev = s.get("ev") or {}
             lim = s.get("limits") or {}
-            soc, cap = s.get("soc_percent"), ev.get("capacity_kwh")
-            if (s.get("session_state") not in STEERABLE or s.get("control_mode") != "Dynamic"
-                    or soc is None or not cap or s.get("grid_outage")):
+            if not steerable(s):
                 fixed += power if s.get("session_id") is not None else 0.0
                 continue
+            soc, cap = float(s["soc_percent"]), float(ev["capacity_kwh"])
             departure = ev.get("departure_ts")
             left_h = (max(0.0, departure - now) * self.speedup / 3600.0
                       if departure is not None else 24.0)
             target = ev.get("target_soc_percent")
             chemistry = car.ledger.chemistry if car.ledger is not None else None
             views.append(CarView(
-                key=car.key, soc=float(soc), capacity_kwh=float(cap),
-                target_soc=float(target) if target is not None else float(soc),
+                key=car.key, soc=soc, capacity_kwh=cap,
+                target_soc=float(target) if target is not None else soc,
                 minimum_soc=float(ev.get("minimum_soc_percent") or 0.0),
                 time_left_h=left_h,
                 max_charge_kw=_min(lim.get("max_charge_power_kw"), ev.get("max_charge_power_kw")),
@@ -412,6 +414,15 @@ class Aggregator:
                         if k not in ("last_in", "last_out")} | {"net": led.net}
                        for led in self.ledgers],
         }
+
+
+def steerable(state: Mapping[str, Any]) -> bool:
+    """A connector the aggregator can dispatch: a Dynamic session in the charge loop whose
+    EV told its SOC and capacity, and no grid outage (then the station runs V2H itself)."""
+    ev = state.get("ev") or {}
+    return (state.get("session_state") in STEERABLE and state.get("control_mode") == "Dynamic"
+            and state.get("soc_percent") is not None and bool(ev.get("capacity_kwh"))
+            and not state.get("grid_outage"))
 
 
 def _min(*values: Any) -> float:

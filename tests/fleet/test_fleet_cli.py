@@ -39,8 +39,13 @@ def test_fleet_sim_command(tmp_path: Path) -> None:
     cars = json.loads(manifest.read_text())["cars"]
     owners = report["owners"]
     assert owners and all(o["evcc_id"] in cars for o in owners)
-    # the fleet followed both directions (24 simulated minutes = 24 s real)
-    t = report["tracking"]
-    assert t["intervals_after_settle"] >= 12 and t["mean_error"] < 0.1, t
+    # both directions (24 simulated minutes = 24 s real). Four cars, some leaving within
+    # minutes, cannot deliver 20 kW while keeping their departure promises (the report says
+    # so: feasible_kw); absorbing 20 kW they can, and the fleet follows within 5 %
+    samples = report["samples"]
+    assert any(s["feasible_kw"] > s["request_kw"] for s in samples if s["request_kw"] < 0)
+    absorb = [s for s in samples if s["minute"] >= 13.5]
+    assert len(absorb) >= 6
+    assert sum(s["error"] < 0.05 for s in absorb) >= 0.8 * len(absorb), absorb
     assert sum(o["energy_out_kwh"] for o in owners) > 0.5
     assert sum(o["energy_in_kwh"] for o in owners) > 0.5
