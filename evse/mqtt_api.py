@@ -32,8 +32,8 @@ from typing import Any, Protocol, TypeAlias
 from evse.energy.prices import PriceCurve, PriceError, PriceSlot
 
 __all__ = ["API_VERSION", "COMMANDS", "CommandRejected", "ConnectorLimits", "ConnectorState",
-           "LimitsUpdate", "OutagePort", "Reply", "StationPort", "Topics", "event_payload",
-           "handle_command", "state_payload", "telemetry_payload"]
+           "EvNeeds", "LimitsUpdate", "OutagePort", "Reply", "StationPort", "Topics",
+           "event_payload", "handle_command", "state_payload", "telemetry_payload"]
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,21 @@ class ConnectorLimits:
 
 
 @dataclass(frozen=True, slots=True)
+class EvNeeds:
+    """What the EV of the running session announced: its departure, SOC window, battery and
+    power limits (the `ev` object of the state topic). An aggregator needs them to split a
+    fleet request by headroom and departure needs. None: the EV did not say."""
+
+    departure: float | None = None  # Unix seconds
+    target_soc: float | None = None  # percent
+    minimum_soc: float | None = None  # percent
+    capacity_kwh: float | None = None
+    energy_to_target_kwh: float | None = None  # the EV's EVTargetEnergyRequest
+    max_charge_power_w: float | None = None  # the EV's own limits (now, from the charge loop)
+    max_discharge_power_w: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ConnectorState:
     """What the charger reports for one connector (the `state` topic, and the bounds that
     commands are checked against). `rated`: what the hardware can do (bounds of a `limits`
@@ -84,6 +99,7 @@ class ConnectorState:
     setpoint_w: float | None = None  # the active Dynamic-mode setpoint
     fault: str | None = None
     grid_outage: bool = False  # the station runs islanded (V2H), see the `outage` command
+    ev: EvNeeds | None = None  # None without a session
 
     @property
     def effective_limits(self) -> ConnectorLimits:
@@ -236,7 +252,16 @@ def state_payload(state: ConnectorState, now: float) -> bytes:
         "energy_in_kwh": s.energy_in_kwh, "energy_out_kwh": s.energy_out_kwh,
         "setpoint_kw": _kw(s.setpoint_w), "limits": _limits_json(s.effective_limits),
         "rated": _limits_json(s.rated), "fault": s.fault, "grid_outage": s.grid_outage,
+        "ev": None if s.ev is None else _ev_json(s.ev),
     })
+
+
+def _ev_json(e: EvNeeds) -> dict[str, Any]:
+    return {"departure_ts": e.departure, "target_soc_percent": e.target_soc,
+            "minimum_soc_percent": e.minimum_soc, "capacity_kwh": e.capacity_kwh,
+            "energy_to_target_kwh": e.energy_to_target_kwh,
+            "max_charge_power_kw": _kw(e.max_charge_power_w),
+            "max_discharge_power_kw": _kw(e.max_discharge_power_w)}
 
 
 def telemetry_payload(state: ConnectorState, now: float) -> bytes:

@@ -1,5 +1,6 @@
 """The simulators' `evse` subcommands, plugged into the `evse` CLI through the
-`evse.commands` entry point group (pyproject.toml): `evse demo`, `evse ev`, `evse sim-hw`.
+`evse.commands` entry point group (pyproject.toml): `evse demo`, `evse ev`, `evse sim-hw`,
+`evse fleet-sim`.
 
 The charger itself (`evse.cli`) never imports this package; it finds these commands with
 importlib.metadata. This module imports only argparse and logging at load time (`evse --help`
@@ -126,6 +127,28 @@ class SimHwCommand:
         return main(ns=ns)
 
 
+@dataclass(frozen=True)
+class FleetSimCommand:
+    """`evse fleet-sim N`: simulated stations behind one broker and the example aggregator."""
+
+    help: str = "N simulated stations behind one MQTT broker, driven by an example aggregator"
+    description: str = ("N simulated stations (charger + simulated car each) behind one MQTT "
+                        "broker, spread over worker processes, and the example aggregator "
+                        "making the fleet follow a grid power request. See docs/fleet.md.")
+    log_level: int = logging.WARNING
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> None:
+        from simulators.fleet.cli import add_arguments
+
+        add_arguments(p)
+
+    def run(self, ns: argparse.Namespace) -> int:
+        from simulators.fleet.cli import main
+
+        return main(ns)
+
+
 demo = DemoCommand()
 ev = EvCommand()
 sim_hw = SimHwCommand()
+fleet_sim = FleetSimCommand()

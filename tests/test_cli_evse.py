@@ -48,6 +48,7 @@ def test_help_is_fast_and_imports_nothing_heavy() -> None:
               "--tls-port", "--address", "--pki"]),
     ("ev", ["--interface", "--scenario", "--host", "--port", "--tls", "--ca"]),
     ("demo", ["--scenario", "--tls", "--speedup", "--loops"]),
+    ("fleet-sim", ["--processes", "--broker", "--speedup", "--profile", "--no-aggregator"]),
 ])
 def test_subcommand_help(command: str, options: list[str]) -> None:
     p = _evse(command, "--help")

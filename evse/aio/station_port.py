@@ -71,7 +71,13 @@ from evse.energy.guard import GuardedScheduleProvider, check_schedules
 from evse.energy.optimizer import Plan, setpoint_at
 from evse.energy.prices import PriceCurve
 from evse.energy.provider import EnergyPolicy, PlanningScheduleProvider, estimate_soc
-from evse.mqtt_api import CommandRejected, ConnectorLimits, ConnectorState, LimitsUpdate
+from evse.mqtt_api import (
+    CommandRejected,
+    ConnectorLimits,
+    ConnectorState,
+    EvNeeds,
+    LimitsUpdate,
+)
 from evse.protocol import events as ev
 from evse.protocol.config import BPT_SERVICES, ControlMode, SeccConfig
 from evse.protocol.din.states import State as DinState
@@ -575,7 +581,33 @@ class SeccStationPort:
             session_id=session_id, soc=self.soc(conn) if summary is not None else None,
             voltage=st.voltage, current=st.current, power=st.power, energy_in_kwh=energy_in,
             energy_out_kwh=energy_out, setpoint_w=setpoint, fault=st.fault,
-            grid_outage=self.v2h.active)
+            grid_outage=self.v2h.active,
+            ev=self._ev_needs(conn) if summary is not None else None)
+
+    def _ev_needs(self, conn: Any) -> EvNeeds | None:
+        """The EV's departure, SOC window, battery and limits, for the `ev` state object
+        (rounded: the state is re-published on every change)."""
+        session = conn.session if conn is not None else None
+        if session is None:
+            return None
+        lim = session.ev
+        target = session.target_soc
+        if target is None and lim is not None:
+            target = lim.target_soc
+        departure = (round(session.departure_at + self._epoch_offset(), 1)
+                     if session.departure_at is not None else None)
+
+        def r(x: float | None, digits: int) -> float | None:
+            return None if x is None else round(x, digits)
+
+        return EvNeeds(
+            departure=departure, target_soc=r(target, 1), minimum_soc=r(session.minimum_soc, 1),
+            capacity_kwh=r(session.battery_capacity_wh / 1000.0
+                           if session.battery_capacity_wh else None, 3),
+            energy_to_target_kwh=r(session.ev_target_energy_wh / 1000.0
+                                   if session.ev_target_energy_wh is not None else None, 3),
+            max_charge_power_w=r(lim.max_charge_power, 0) if lim is not None else None,
+            max_discharge_power_w=r(lim.max_discharge_power, 0) if lim is not None else None)
 
     def authorize(self, connector: str, id_token: str, granted: bool) -> None:
         rt = self._rt(connector)

@@ -66,3 +66,28 @@ async def test_aggregator_steers_charge_discharge_charge(broker: Any, tmp_path: 
         assert money.energy_bought_kwh > 0 and money.energy_sold_kwh > 0
         assert money.net == pytest.approx(money.cost_bought - money.revenue_sold
                                           + money.degradation)
+
+
+async def test_state_carries_the_evs_departure_needs_and_limits(broker: Any,
+                                                                tmp_path: Path) -> None:
+    """The `ev` object of the state topic: what an aggregator needs to split a fleet request
+    (departure, SOC window, capacity, energy to target, the EV's own power limits)."""
+    async with station_rig(broker, tmp_path=tmp_path) as rig, aggregator(
+            broker.host, broker.port, f"{TOPICS.base}/#") as agg:
+        idle = await agg.wait_for(TOPICS.state("1"), timeout=5)
+        assert idle.json()["ev"] is None  # no session: no EV
+        evcc, _ = rig.start_ev(**dynamic_scenario(departure_time=3600, target_soc=85.0,
+                                                  min_soc=25.0))
+        state = await agg.wait_for(TOPICS.state("1"), lambda r: (
+            r.json()["session_state"] in ("charging", "suspended")
+            and (r.json()["ev"] or {}).get("max_discharge_power_kw") is not None), timeout=10)
+        body = state.json()
+        ev = body["ev"]
+        # the departure the EV announced in ScheduleExchange, as Unix time
+        assert abs(ev["departure_ts"] - (body["ts"] + 3600)) < 30, ev
+        assert ev["target_soc_percent"] == 85 and ev["minimum_soc_percent"] == 25
+        battery = evcc.battery.battery
+        assert ev["capacity_kwh"] == pytest.approx(battery.capacity_kwh)
+        to_target = (85.0 - body["soc_percent"]) / 100.0 * battery.capacity_kwh
+        assert ev["energy_to_target_kwh"] == pytest.approx(to_target, abs=0.5)
+        assert ev["max_charge_power_kw"] > 0 and ev["max_discharge_power_kw"] > 0

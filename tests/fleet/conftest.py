@@ -1,0 +1,1 @@
+from tests.mqtt.conftest import broker  # noqa: F401  (the real mosquitto fixture)
