@@ -118,13 +118,15 @@ class OcppClient:
         self._task: asyncio.Task[None] | None = None
         self._message_log = message_log
         self._call_errors: dict[int, int] = {}
+        self._outbox: list[SendCall] = []  # status changes for the driver to send
         self.subprotocol: str | None = None
         self.connections = 0  # successful WebSocket connections so far (for tests, demo)
         self.accepted = asyncio.Event()  # set while the CSMS has accepted the station
 
     # -- station-facing API: returns at once -----------------------------------------------
     def connector_status(self, evse_id: int, connector_id: int, status: str) -> None:
-        self.station.connector_status(evse_id, connector_id, status, self._clock())
+        self._outbox.extend(self.station.connector_status(evse_id, connector_id, status,
+                                                          self._clock()))
         self._wake.set()
 
     def transaction_started(self, tx_id: str, evse_id: int, connector_id: int, trigger: str,
@@ -187,6 +189,7 @@ class OcppClient:
         return f"{self.config.url.rstrip('/')}/{self.config.station_id}"
 
     async def _connection(self) -> None:
+        self._outbox.clear()  # a new connection reports every status after its boot
         offered = SUBPROTOCOLS[self.config.version]
         async with connect(
                 self._url(), subprotocols=list(offered),  # type: ignore[arg-type]
@@ -240,6 +243,8 @@ class OcppClient:
         while True:
             now = self._clock()
             await self._send_all(cp, st.handle_timeout(now))
+            while self._outbox:
+                await self._send(cp, self._outbox.pop(0))
             if st.accepted:
                 self._backoff.reset()
                 self.tracker.online = True
