@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import ipaddress
 import logging
@@ -55,12 +56,23 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from evse import events as se
 from evse.aio.admission import HANDSHAKE, Admission, AdmissionConfig, Ticket
+from evse.aio.hook_runner import AsyncCertificates, AsyncSchedules, MeterPoller, decide
 from evse.aio.latency import LatencyHistogram
 from evse.aio.netif import link_local_address, scope_id
 from evse.aio.read_budget import ReadBudget, ReadMeter
 from evse.aio.tls_server import TlsLayer
 from evse.control.controller import ChargerController, ControllerConfig
+from evse.events import (
+    DEFAULT_LIFECYCLE_MAX,
+    DEFAULT_MEASUREMENTS_MAX,
+    Callback,
+    EventBus,
+    EventHandle,
+    Subscription,
+)
+from evse.hooks import AuthorizationRequest, Hooks
 from evse.protocol import events as ev
 from evse.protocol.config import SeccConfig
 from evse.protocol.din.states import State as DinState
@@ -260,6 +272,20 @@ class Station:
         self.connectors = list(connectors)
         self.speedup = speedup
         self._origin: float | None = None
+        # the session event stream of every connector (evse.events); the server publishes
+        self.bus = EventBus()
+
+    def events(self, connector_id: str | None = None, *,
+               measurements_max: int = DEFAULT_MEASUREMENTS_MAX,
+               lifecycle_max: int = DEFAULT_LIFECYCLE_MAX) -> Subscription:
+        """`async for event in station.events(): ...` (every connector, or one): see
+        `evse.events` for the event types and the back-pressure rules."""
+        return self.bus.subscribe(connector_id, measurements_max=measurements_max,
+                                  lifecycle_max=lifecycle_max)
+
+    def on_event(self, callback: Callback, connector_id: str | None = None) -> EventHandle:
+        """Call `callback` (plain or async) with each session event, from its own task."""
+        return self.bus.on_event(callback, connector_id)
 
     @classmethod
     def from_backends(
@@ -407,7 +433,8 @@ class _Connection(asyncio.Protocol):
         try:
             connector.controller.begin_session(server.station.hal_time(self.loop.time()))
             self.conn = SeccConnection(
-                server.config_for(connector.id), tls=self.tls, now=start,
+                server.config_with_hooks(connector.id, time.time() - start), tls=self.tls,
+                now=start,
                 session_store=server.store, epoch_offset=time.time() - start,
                 peer_certificate=self.peer_certificate,
             )
@@ -547,7 +574,7 @@ class _Connection(asyncio.Protocol):
             except Exception as err:
                 self._crash(err)
         try:  # whatever the SECC did: no power on a connector without a connection
-            connector.controller.safe_state("connection closed", hal_now)
+            self._safe_state(connector, "connection closed", hal_now)
         except Exception:
             log.exception("connector %s: safe state after the connection failed", connector.id)
         if self.summary is not None and self.summary.ended_at is None:
@@ -568,7 +595,7 @@ class _Connection(asyncio.Protocol):
                 conn.handle_event(ev.ConnectionLost(reason), now)
         self.dead = True
         try:
-            connector.controller.safe_state(reason, self.server.station.hal_time(now))
+            self._safe_state(connector, reason, self.server.station.hal_time(now))
         except Exception:
             log.exception("connector %s: safe state failed", connector.id)
         connector.handler = None
@@ -576,6 +603,51 @@ class _Connection(asyncio.Protocol):
         self.server.active.discard(self)
         if self.transport is not None:
             self.transport.abort()
+
+    # -- session events (evse.events) ----------------------------------------------------
+
+    @property
+    def session_id(self) -> str | None:
+        summary = self.summary
+        return summary.session_id if summary is not None and summary.ended_at is None else None
+
+    def _publish(self, event: se.SessionEvent) -> None:
+        """Hand a session event to the station's bus: O(1), never blocks (evse.events)."""
+        self.server.station.bus.publish(event)
+
+    def _publish_effect(self, effect: ev.Effect) -> None:
+        """The session event an SECC effect stands for, if any."""
+        assert self.connector is not None
+        cid, at, sid = self.connector.id, time.time(), self.session_id
+        if isinstance(effect, ev.SessionStarted):
+            assert self.summary is not None
+            self._publish(se.SessionStarted(
+                cid, at, self.summary.session_id, effect.protocol, effect.evcc_id,
+                resumed=effect.resumed, tls=self.tls, peer=self.peer))
+            if effect.resumed:
+                self._publish(se.SessionResumed(cid, at, self.summary.session_id))
+        elif isinstance(effect, ev.RequestAuthorization):
+            self._publish(se.AuthorizationRequested(cid, at, sid, effect.method,
+                                                    effect.evcc_id, effect.emaid))
+        elif isinstance(effect, ev.EnergyServiceSelected):
+            self._publish(se.ServiceSelected(cid, at, sid, effect.service_id,
+                                             effect.control_mode, effect.bidirectional))
+        elif isinstance(effect, ev.ReportWarning):
+            self._publish(se.SessionWarning(cid, at, sid, effect.code, effect.message))
+
+    def _publish_decision(self, event: ev.Event) -> None:
+        if self.connector is None:
+            return
+        granted = isinstance(event, ev.AuthorizationGranted)
+        reason = event.reason if isinstance(event, ev.AuthorizationDenied) else ""
+        self._publish(se.AuthorizationDecided(self.connector.id, time.time(), self.session_id,
+                                              granted, reason))
+
+    def _safe_state(self, connector: Connector, reason: str, hal_now: float) -> None:
+        """Put `connector` in the safe state and say so on the event stream."""
+        sid = self.session_id
+        connector.controller.safe_state(reason, hal_now)
+        self._publish(se.SafeState(connector.id, time.time(), sid, reason))
 
     # -- effects -------------------------------------------------------------------------
 
@@ -595,19 +667,23 @@ class _Connection(asyncio.Protocol):
             elif isinstance(effect, ev.CloseConnection):
                 self._schedule_close(effect.after_s, effect.reason)
             elif isinstance(effect, ev.RequestAuthorization):
+                self._publish_effect(effect)
                 pending += self._authorize(effect)
             elif isinstance(effect, ev.MeteringConfirmed):
                 self._metering_confirmed(effect)
             elif isinstance(effect, ev.ReportWarning):
                 log.warning("connector %s: %s: %s", connector.id, effect.code, effect.message)
+                self._publish_effect(effect)
             else:
                 if isinstance(effect, ev.SessionStarted):
                     self._start_summary(effect)
                     self.server.admission.session_started(self.ticket)
+                    self._publish_effect(effect)
                 elif isinstance(effect, ev.EnergyServiceSelected) and self.summary is not None:
                     self.summary.service_id = effect.service_id
                     self.summary.control_mode = effect.control_mode
                     self.summary.bidirectional = effect.bidirectional
+                    self._publish_effect(effect)
                 elif isinstance(effect, ev.SessionEnded):
                     self._close_reason = self._close_reason or effect.reason
                     log.log(logging.WARNING if effect.failed else logging.INFO,
@@ -640,6 +716,8 @@ class _Connection(asyncio.Protocol):
         now = self.loop.time()
         if isinstance(event, ev.MeasurementsUpdated):
             self._sample(event)
+        elif isinstance(event, (ev.AuthorizationGranted, ev.AuthorizationDenied)):
+            self._publish_decision(event)
         self._dispatch(conn.handle_event(event, now))
         self._rearm()
 
@@ -680,6 +758,12 @@ class _Connection(asyncio.Protocol):
 
     def _authorize(self, request: ev.RequestAuthorization) -> list[ev.Event]:
         assert self.connector is not None
+        authorizer = self.server.hooks.authorizer
+        if authorizer is not None:  # evse.hooks.Authorizer: awaited here, never in the SECC
+            self._await_event(decide(authorizer, AuthorizationRequest(
+                self.connector.id, self.session_id, request.method, request.evcc_id,
+                request.emaid, request.certificate_chain)))
+            return []
         hook = self.server.authorize
         if hook is None:
             log.info("connector %s: authorized %s (%s%s) without a backend", self.connector.id,
@@ -690,17 +774,24 @@ class _Connection(asyncio.Protocol):
         if isinstance(answer, bool):
             return [ev.AuthorizationGranted("") if answer else ev.AuthorizationDenied("denied")]
 
-        async def wait(pending: Awaitable[bool]) -> None:
+        async def wait(pending: Awaitable[bool]) -> ev.Event:
             granted = await pending
+            return ev.AuthorizationGranted("") if granted else ev.AuthorizationDenied("denied")
+
+        self._await_event(wait(answer))
+        return []
+
+    def _await_event(self, answer: Awaitable[ev.Event]) -> None:
+        """Await a hook's answer in a task of this connection; deliver it as an event."""
+
+        async def wait() -> None:
+            event = await answer
             if not self.dead and self.transport is not None and not self.transport.is_closing():
-                event: ev.Event = (ev.AuthorizationGranted("") if granted
-                                   else ev.AuthorizationDenied("denied"))
                 self.deliver_events([event])
 
-        task = asyncio.ensure_future(wait(answer))
+        task = asyncio.ensure_future(wait())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return []
 
     # -- timers --------------------------------------------------------------------------
 
@@ -742,9 +833,11 @@ class _Connection(asyncio.Protocol):
         log.error("connector %s: internal error, connection closed: %r", name, exc,
                   exc_info=exc)
         if connector is not None:
+            self._publish(se.Fault(connector.id, time.time(), self.session_id,
+                                   f"internal error: {exc!r}"))
             try:
                 hal_now = self.server.station.hal_time(self.loop.time())
-                connector.controller.safe_state(f"internal error: {exc!r}", hal_now)
+                self._safe_state(connector, f"internal error: {exc!r}", hal_now)
             except Exception:
                 log.exception("connector %s: safe state failed", name)
         if self.summary is not None and self.summary.ended_at is None:
@@ -800,12 +893,28 @@ class _Connection(asyncio.Protocol):
         if session is not None and session.authorized:
             summary.authorization = session.authorization_method
             summary.emaid = session.emaid
+        cid, at, sid = summary.connector, summary.ended_at, summary.session_id
+        if paused:
+            self._publish(se.SessionPaused(cid, at, sid, reason))
+        elif failed:
+            self._publish(se.Fault(cid, at, sid, reason))
         self.server.record_session(summary)
+        self._publish(se.SessionEnded(cid, at, sid, reason, failed, paused, summary))
 
     def _sample(self, m: ev.MeasurementsUpdated) -> None:
         summary = self.summary
         if summary is None or summary.ended_at is not None:
             return
+        bus = self.server.station.bus
+        if bus.wants_measurement(summary.connector, at := time.time()):  # else: costs nothing
+            ctl = self.connector.controller if self.connector is not None else None
+            power = m.present_power if m.present_power is not None else (
+                m.present_voltage * m.present_current)
+            bus.publish(se.Measurement(
+                summary.connector, at, summary.session_id, m.present_voltage,
+                m.present_current, power,
+                None if ctl is None else ctl.energy_in_wh - summary._energy_start[0],
+                None if ctl is None else ctl.energy_out_wh - summary._energy_start[1]))
         now = self.loop.time()
         if now - self._last_sample < summary.sample_interval:
             return
@@ -874,6 +983,7 @@ class SeccServer:
         connection_config: Callable[[str], SeccConfig] | None = None,
         on_metering_confirmation: Callable[[SessionSummary | None, ev.MeteringConfirmed],
                                            None] | None = None,
+        hooks: Hooks | None = None,
     ) -> None:
         if port is None and tls is None:
             raise ValueError("nothing to serve: give a plain TCP port or a TLS context")
@@ -894,6 +1004,10 @@ class SeccServer:
             self.store.max_age = paused_session_max_age
         self._next_expiry = -math.inf
         self.authorize = authorize
+        # integration hooks (evse.hooks); `hooks.authorizer` takes precedence over `authorize`
+        self.hooks = hooks if hooks is not None else Hooks()
+        self._meter = (None if self.hooks.meter is None else MeterPoller(
+            self.hooks.meter, [c.id for c in station.connectors], poll_interval))
         self.on_session_end = on_session_end
         # per connection: the SeccConfig for a new connection on a connector (an energy
         # manager's limits, schedule provider, authorization mode); None: `config`
@@ -927,10 +1041,33 @@ class SeccServer:
         self._sdp: Any = None
         self._poll_task: asyncio.Task[None] | None = None
 
+    def events(self, connector_id: str | None = None, *,
+               measurements_max: int = DEFAULT_MEASUREMENTS_MAX,
+               lifecycle_max: int = DEFAULT_LIFECYCLE_MAX) -> Subscription:
+        """The station's session event stream (`Station.events`)."""
+        return self.station.events(connector_id, measurements_max=measurements_max,
+                                   lifecycle_max=lifecycle_max)
+
+    def on_event(self, callback: Callback, connector_id: str | None = None) -> EventHandle:
+        return self.station.on_event(callback, connector_id)
+
     def config_for(self, connector_id: str) -> SeccConfig:
         """The SECC configuration for a new connection on `connector_id`."""
         hook = self.connection_config
         return self.config if hook is None else hook(connector_id)
+
+    def config_with_hooks(self, connector_id: str, epoch_offset: float) -> SeccConfig:
+        """`config_for`, with the schedule and certificate hooks (evse.hooks) in front of
+        the configured providers (a hook's own adapter per connection)."""
+        config = self.config_for(connector_id)
+        hooks, changes = self.hooks, dict[str, Any]()
+        if hooks.schedules is not None:
+            changes["schedule_provider"] = AsyncSchedules(
+                hooks.schedules, connector_id, config.schedule_provider, epoch_offset)
+        if hooks.certificates is not None:
+            changes["certificate_installation"] = AsyncCertificates(hooks.certificates,
+                                                                    connector_id)
+        return dataclasses.replace(config, **changes) if changes else config
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -954,6 +1091,8 @@ class SeccServer:
             self._accept_tasks.append(asyncio.create_task(
                 self._accept_loop(kind, sock), name=f"secc-accept-{kind}"))
         self._poll_task = asyncio.create_task(self._poll_loop(), name="hal-poll")
+        if self._meter is not None:
+            self._meter.start()
         log.info("SECC listening on %s: %s (%d connector(s))", host,
                  ", ".join(f"{kind} port {self._bound_port(sock)}" for kind, sock in self._servers),
                  len(self.station.connectors))
@@ -1115,6 +1254,7 @@ class SeccServer:
         for c in self.station.connectors:
             try:
                 c.controller.safe_state(reason, hal_now)
+                self.station.bus.publish(se.SafeState(c.id, time.time(), None, reason))
             except Exception:
                 log.exception("connector %s: safe state failed", c.id)
         deadline = loop.time() + timeout
@@ -1126,6 +1266,8 @@ class SeccServer:
             self._poll_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poll_task
+        if self._meter is not None:
+            await self._meter.close()
         for c in self.station.connectors:
             try:
                 c.backend.close()
@@ -1172,7 +1314,14 @@ class SeccServer:
                 self.poll_errors += 1
                 log.exception("connector %s: controller poll failed", c.id)
                 continue
+            if self._meter is not None:
+                events = [self._meter.apply(c.id, e) for e in events]
             handler = c.handler
+            for e in events:
+                if isinstance(e, ev.EmergencyStop):
+                    self.station.bus.publish(se.Fault(
+                        c.id, time.time(), None if handler is None else handler.session_id,
+                        e.reason))
             if handler is not None:
                 handler.deliver_events(events)
 

@@ -30,7 +30,12 @@ from exi_codec.errors import ExiError
 from exi_codec.schemas import din, sap
 from simulators.ev.battery_link import BatteryLink
 from simulators.ev.evcc import Failed, Finished, SendData
-from simulators.ev.report import MessageRecord, SessionReport, TimingViolation
+from simulators.ev.report import (
+    MessageRecord,
+    SessionReport,
+    TimingViolation,
+    judged_on_energy,
+)
 from simulators.ev.scenarios import BatteryParams
 
 DIN_NAMESPACE = "urn:din:70121:2012:MsgDef"
@@ -206,7 +211,7 @@ class DinEvcc:
         end = self._ended_at if self._ended_at is not None else now
         start = self._started_at
         success = self.state == "Finished"
-        return SessionReport(
+        return judged_on_energy(SessionReport(
             scenario=self.scenario.name,
             success=success,
             reason=(self.stop_reason or "finished") if success else (self.failure or self.state),
@@ -227,7 +232,7 @@ class DinEvcc:
             warnings=tuple(self.warnings),
             timing_violations=tuple(self.timing_violations),
             extra={"standard": "din"},
-        )
+        ), dc=True)  # DIN SPEC 70121 is DC only
 
     # == plumbing ============================================================================
 

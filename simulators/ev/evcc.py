@@ -61,7 +61,12 @@ from simulators.ev.messages import (
     value_of,
 )
 from simulators.ev.pnc import PncCredentials, PncState
-from simulators.ev.report import MessageRecord, SessionReport, TimingViolation
+from simulators.ev.report import (
+    MessageRecord,
+    SessionReport,
+    TimingViolation,
+    judged_on_energy,
+)
 from simulators.ev.requests import EvRequests, EvseLimits, Schedule, _entries, _first
 from simulators.ev.scenarios import ControlMode, EnergyService, ScenarioConfig
 
@@ -376,7 +381,7 @@ class Evcc(EvRequests):
         if self.meter_info is not None:
             extra["meter_charged_wh"] = self.meter_info.charged_energy_reading_wh
             extra["meter_discharged_wh"] = self.meter_info.bpt_discharged_energy_reading_wh
-        return SessionReport(
+        return judged_on_energy(SessionReport(
             scenario=self.scenario.name,
             success=success,
             reason=str(reason),
@@ -399,7 +404,7 @@ class Evcc(EvRequests):
             warnings=tuple(self.warnings),
             timing_violations=tuple(self.timing_violations),
             extra=extra,
-        )
+        ), dc=self.scenario.service.is_dc)
 
     # == plumbing ============================================================================
 

@@ -97,3 +97,16 @@ class SessionReport:
             )
         lines.extend(f"  warning: {w}" for w in self.warnings)
         return "\n".join(lines)
+
+
+def judged_on_energy(report: SessionReport, *, dc: bool) -> SessionReport:
+    """A DC session that ended normally but moved no energy either way is a failure: the
+    power stage never delivered (a charger that answers every message and never closes its
+    contactors must not pass a conformance run)."""
+    if not (report.success and dc):
+        return report
+    if report.energy_charged_wh > 0 or report.energy_discharged_wh > 0:
+        return report
+    return dataclasses.replace(
+        report, success=False,
+        reason=f"no energy moved in a DC session (it ended: {report.reason})")

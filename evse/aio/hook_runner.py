@@ -1,0 +1,179 @@
+"""Await the integration hooks (evse.hooks) for the sans-IO SECC, which never awaits.
+
+The SECC's synchronous seams ask "is the answer here?": `ScheduleProvider.schedules` and
+`CertificateInstallationBackend.installation_data` return None while it is not, and the SECC
+answers the EV EVSEProcessing=Ongoing and asks again at the EV's next request. The adapters
+below start the hook's coroutine in a task at the first question and hand its result over at
+a later one. Authorization is asked through the `RequestAuthorization` effect; the server
+awaits `Authorizer.authorize` (`decide`) and delivers AuthorizationGranted/Denied. The meter
+source is read by `MeterPoller` in a task; the poll loop uses its latest reading.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar
+
+from evse.hooks import (
+    AuthorizationRequest,
+    Authorizer,
+    CertificateRequest,
+    CertificateSource,
+    Decision,
+    MeterReading,
+    MeterSource,
+    SchedulePolicy,
+    ScheduleRequest,
+)
+from evse.protocol import events as ev
+from evse.protocol.config import InstallationAnswer
+from evse.protocol.limits import EvLimits, EvseLimits
+from evse.protocol.schedules import ScheduleProvider, Schedules, flat_schedules
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class _Pending(Generic[T]):
+    """One hook call in flight: started at the first `poll`, its result taken at a later one."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.task: asyncio.Task[T] | None = None
+
+    def poll(self, start: Callable[[], Awaitable[T]]) -> tuple[bool, T | None]:
+        """(done, result): not done -> the caller answers "not ready"; a hook that raised
+        gives (True, None)."""
+        task = self.task
+        if task is None:
+            async def call() -> T:
+                return await start()
+
+            self.task = asyncio.get_running_loop().create_task(call(), name=self.what)
+            return False, None
+        if not task.done():
+            return False, None
+        self.task = None  # the next question (renegotiation, a new request) asks again
+        if task.cancelled():
+            return True, None
+        exc = task.exception()
+        if exc is not None:
+            log.error("%s hook failed: %r", self.what, exc)
+            return True, None
+        return True, task.result()
+
+    def cancel(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            self.task = None
+
+
+class AsyncSchedules:
+    """A `ScheduleProvider` backed by an async `SchedulePolicy` (one per connection).
+
+    Until the policy answers, None (the SECC: Ongoing). A policy that fails or answers None
+    leaves the choice to `fallback` (the configured provider; without one the flat default
+    schedule)."""
+
+    def __init__(self, policy: SchedulePolicy, connector_id: str,
+                 fallback: ScheduleProvider | None, epoch_offset: float) -> None:
+        self.policy = policy
+        self.connector_id = connector_id
+        self.fallback = fallback
+        self.epoch_offset = epoch_offset
+        self._pending: _Pending[Schedules | None] = _Pending("schedule policy")
+
+    def schedules(self, now: float, departure_time: int | None, ev_limits: EvLimits | None,
+                  evse_limits: EvseLimits, bpt: bool) -> Schedules | None:
+        request = ScheduleRequest(self.connector_id, now + self.epoch_offset, departure_time,
+                                  ev_limits, evse_limits, bpt)
+        done, result = self._pending.poll(lambda: self.policy.schedules(request))
+        if not done:
+            return None
+        if result is not None:
+            return dataclasses.replace(result, start=now)  # on the SECC's clock
+        if self.fallback is not None:
+            return self.fallback.schedules(now, departure_time, ev_limits, evse_limits, bpt)
+        return flat_schedules(now, departure_time, ev_limits, evse_limits, bpt)
+
+
+class AsyncCertificates:
+    """A `CertificateInstallationBackend` backed by an async `CertificateSource`."""
+
+    def __init__(self, source: CertificateSource, connector_id: str) -> None:
+        self.source = source
+        self.connector_id = connector_id
+        self._pending: _Pending[InstallationAnswer] = _Pending("certificate source")
+
+    def installation_data(self, req: Any, *, timestamp: int, session_id: bytes
+                          ) -> InstallationAnswer | None:
+        request = CertificateRequest(self.connector_id, session_id, timestamp, req)
+        done, answer = self._pending.poll(lambda: self.source.installation(request))
+        if not done:
+            return None
+        if answer is None:  # the source failed: the EV is told, the session goes on
+            return InstallationAnswer(response_code="WARNING_NoCertificateAvailable",
+                                      reason="certificate source failed")
+        return answer
+
+
+async def decide(authorizer: Authorizer, request: AuthorizationRequest) -> ev.Event:
+    """The authorizer's answer as the SECC's input; a failing authorizer denies."""
+    try:
+        decision: Decision = await authorizer.authorize(request)
+    except Exception as exc:
+        log.error("connector %s: authorizer failed, authorization denied: %r",
+                  request.connector_id, exc)
+        return ev.AuthorizationDenied(f"authorizer failed: {exc!r}")
+    if decision.granted:
+        return ev.AuthorizationGranted(decision.id_token)
+    return ev.AuthorizationDenied(decision.reason or "denied")
+
+
+class MeterPoller:
+    """Reads a `MeterSource` for each connector in a task, every `interval` s; `latest` holds
+    the last good reading (a failing or slow meter never blocks the poll loop)."""
+
+    def __init__(self, source: MeterSource, connector_ids: list[str], interval: float) -> None:
+        self.source = source
+        self.connector_ids = connector_ids
+        self.interval = interval
+        self.latest: dict[str, MeterReading] = {}
+        self.errors = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="meter-source")
+
+    async def _run(self) -> None:
+        while True:
+            started = time.monotonic()
+            for cid in self.connector_ids:
+                try:
+                    self.latest[cid] = await self.source.read(cid)
+                except Exception as exc:
+                    self.errors += 1
+                    log.warning("connector %s: meter source failed: %r", cid, exc)
+            await asyncio.sleep(max(0.0, self.interval - (time.monotonic() - started)))
+
+    def apply(self, connector_id: str, event: ev.Event) -> ev.Event:
+        """A MeasurementsUpdated with the meter source's registers (others unchanged)."""
+        reading = self.latest.get(connector_id)
+        if reading is None or not isinstance(event, ev.MeasurementsUpdated):
+            return event
+        return dataclasses.replace(event, imported_wh=reading.imported_wh,
+                                   exported_wh=reading.exported_wh,
+                                   meter_signature=reading.signature)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

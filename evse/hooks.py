@@ -1,0 +1,138 @@
+"""Integration hooks: small typed Protocols, one async method each.
+
+    class MyBackend:
+        async def authorize(self, request: AuthorizationRequest) -> Decision:
+            ok = await my_csms.check(request.evcc_id, request.emaid)
+            return Decision(granted=ok, reason="" if ok else "unknown vehicle")
+
+    server = SeccServer(config, station, address="::1", hooks=Hooks(authorizer=MyBackend()))
+
+The sans-IO SECC never awaits a hook: it asks through an effect (or, for schedules and
+certificate installation, gets "not ready yet" and answers the EV EVSEProcessing=Ongoing),
+the asyncio layer (`evse.aio.hook_runner`) awaits the hook in a task and delivers the answer
+as an event. A hook that raises counts as "no" (denied, no schedule from it, no certificate);
+the session goes on where the standard allows it.
+
+Defaults (a hook left None) are today's behaviour:
+
+- `authorizer`: `SeccServer(authorize=...)` if given, else every request is granted (and
+  logged), unless `SeccConfig.auto_authorize` already decided inside the SECC;
+- `schedules`: the connection's `SeccConfig.schedule_provider` (the energy policy);
+- `certificates`: `SeccConfig.certificate_installation` (e.g. the local CPS of `--cps-sim`);
+- `meter`: the readings of the connector's HAL meter (`hal` `Meter`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from evse.protocol.config import InstallationAnswer
+    from evse.protocol.limits import EvLimits, EvseLimits
+    from evse.protocol.schedules import Schedules
+
+__all__ = [
+    "AuthorizationRequest",
+    "Authorizer",
+    "CertificateRequest",
+    "CertificateSource",
+    "Decision",
+    "Hooks",
+    "MeterReading",
+    "MeterSource",
+    "SchedulePolicy",
+    "ScheduleRequest",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationRequest:
+    """What the EV presented: EIM (external identification) or PnC (a verified contract)."""
+
+    connector_id: str
+    session_id: str | None  # hex
+    method: str  # "EIM" or "PnC"
+    evcc_id: str
+    emaid: str | None = None  # PnC: the contract's eMAID
+    certificate_chain: tuple[bytes, ...] = ()  # PnC: contract leaf first (DER), then sub-CAs
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    granted: bool
+    reason: str = ""  # why not (in the SessionEnded reason when denied)
+    id_token: str = ""  # the token the backend accepted (for the session record)
+
+
+@runtime_checkable
+class Authorizer(Protocol):
+    """Authorization of EIM and PnC sessions (a CSMS, an RFID reader, a user's app)."""
+
+    async def authorize(self, request: AuthorizationRequest) -> Decision: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleRequest:
+    """ScheduleExchange: what the schedules must fit (times in Unix seconds)."""
+
+    connector_id: str
+    now: float
+    departure_time: int | None  # s from now (the EV's), None: not given
+    ev_limits: EvLimits | None
+    evse_limits: EvseLimits
+    bpt: bool
+
+
+@runtime_checkable
+class SchedulePolicy(Protocol):
+    """The energy policy's schedules for ScheduleExchange (Scheduled and Dynamic mode; in
+    Dynamic mode setpoints then come from `SeccServer.set_setpoint`). None: no schedule from
+    this policy (the SECC then uses the configured schedule provider's)."""
+
+    async def schedules(self, request: ScheduleRequest) -> Schedules | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateRequest:
+    """A CertificateInstallationReq (PnC) as received; `request` is the protocol object."""
+
+    connector_id: str
+    session_id: bytes
+    timestamp: int
+    request: Any
+
+
+@runtime_checkable
+class CertificateSource(Protocol):
+    """Certificate provisioning: the CertificateInstallation answer (a CPS / the CSMS)."""
+
+    async def installation(self, request: CertificateRequest) -> InstallationAnswer: ...
+
+
+@dataclass(frozen=True, slots=True)
+class MeterReading:
+    """Registers of the connector's meter (Wh since the meter's origin), optionally signed."""
+
+    imported_wh: float
+    exported_wh: float
+    signature: bytes | None = None
+
+
+@runtime_checkable
+class MeterSource(Protocol):
+    """The meter reading source for MeterInfo and receipts (e.g. a calibrated meter that
+    the HAL does not know). Read at most every `SeccServer.poll_interval`, in a task; the
+    latest reading is used, so a slow meter never delays the charge loop."""
+
+    async def read(self, connector_id: str) -> MeterReading: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Hooks:
+    """Every hook at once (`SeccServer(..., hooks=Hooks(...))`); None: the default."""
+
+    authorizer: Authorizer | None = None
+    schedules: SchedulePolicy | None = None
+    certificates: CertificateSource | None = None
+    meter: MeterSource | None = None
