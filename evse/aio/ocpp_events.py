@@ -1,0 +1,137 @@
+"""Session events (evse.events) -> OCPP: the station's public event stream drives the OCPP
+client, never the SECC's private state.
+
+    bridge = OcppEventBridge(client, station.events(), evse_ids={"1": 1, "2": 2})
+    task = bridge.start()
+
+Mapping (docs/ocpp.md):
+- Plugged / Unplugged -> StatusNotification Occupied / Available (also at a session's start
+  and end, for servers that do not publish plug events);
+- SessionStarted -> TransactionEvent Started (EVDetected), transactionId = the session id; a
+  resumed session continues its transaction (Updated, EVDetected);
+- AuthorizationDecided(granted) -> Updated (Authorized) with the idToken (eMAID for PnC, the
+  EVCCID as MacAddress for EIM);
+- Measurement -> the latest sample, sent as Updated (MeterValuePeriodic) at the sampled
+  interval; the registers are the session's own energy in/out (Wh, from 0 at Started) and
+  power/current keep their sign (negative: discharge -> Export measurands);
+- SessionPaused -> Updated (ChargingStateChanged, SuspendedEV); Fault / SafeState -> Updated
+  (AbnormalCondition);
+- SessionEnded -> Ended: StoppedByEV (ChargingStateChanged), or Other (AbnormalCondition) when
+  the session failed; a paused session keeps its transaction open.
+
+The bridge consumes the stream in its own task, so the charge loop never waits for OCPP; a
+lost lifecycle event (ConsumerOverflow) is logged and the bridge subscribes again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+
+from evse import events as se
+from evse.aio.ocpp_client import OcppClient
+from evse.ocpp.transactions import MeterSample
+
+__all__ = ["OcppEventBridge"]
+
+log = logging.getLogger(__name__)
+
+
+class OcppEventBridge:
+    def __init__(self, client: OcppClient, subscribe: Callable[[], se.Subscription],
+                 evse_ids: Mapping[str, int]) -> None:
+        self.client = client
+        self._subscribe = subscribe
+        self.evse_ids = dict(evse_ids)
+        self._tx: dict[str, str] = {}  # connector -> open transaction id
+        self._requested: dict[str, se.AuthorizationRequested] = {}
+        self._last: dict[str, MeterSample] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> asyncio.Task[None]:
+        self._task = asyncio.create_task(self.run(), name="ocpp-events")
+        return self._task
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def run(self) -> None:
+        while True:
+            stream = self._subscribe()
+            try:
+                async for event in stream:
+                    try:
+                        self.handle(event)
+                    except Exception:  # one odd event must not end OCPP reporting
+                        log.exception("OCPP: cannot map %r", event)
+            finally:
+                stream.close()
+
+    def handle(self, event: se.SessionEvent) -> None:
+        c = self.client
+        cid = event.connector_id
+        evse_id = self.evse_ids.get(cid)
+        if evse_id is None and not isinstance(event, se.ConsumerOverflow):
+            return
+        tx = self._tx.get(cid)
+        match event:
+            case se.Plugged():
+                c.connector_status(evse_id, 1, "Occupied")  # type: ignore[arg-type]
+            case se.Unplugged():
+                c.connector_status(evse_id, 1, "Available")  # type: ignore[arg-type]
+            case se.SessionStarted(session_id=sid, resumed=resumed):
+                if resumed and tx == sid:
+                    c.transaction_updated(sid, "EVDetected", charging_state="EVConnected")
+                    return
+                if tx is not None:  # a session we never saw end (overflow): close it
+                    c.transaction_ended(tx, "AbnormalCondition", "Other",
+                                        self._last.get(cid, MeterSample(0.0)))
+                c.connector_status(evse_id, 1, "Occupied")  # type: ignore[arg-type]
+                self._tx[cid] = sid
+                self._last[cid] = MeterSample(0.0, 0.0)
+                c.transaction_started(sid, evse_id, 1, "EVDetected",  # type: ignore[arg-type]
+                                      self._last[cid])
+            case se.AuthorizationRequested():
+                self._requested[cid] = event
+            case se.AuthorizationDecided(granted=True) if tx is not None:
+                req = self._requested.pop(cid, None)
+                token = None
+                if req is not None:
+                    token = ({"idToken": req.emaid, "type": "eMAID"}
+                             if req.method == "PnC" and req.emaid
+                             else {"idToken": req.evcc_id, "type": "MacAddress"})
+                c.transaction_updated(tx, "Authorized", id_token=token)
+            case se.Measurement() if tx is not None:
+                sample = MeterSample(event.energy_in_wh or 0.0, event.energy_out_wh or 0.0,
+                                     power_w=event.power_w, current_a=event.current_a,
+                                     voltage_v=event.voltage_v)
+                self._last[cid] = sample
+                c.meter_sample(tx, sample)
+            case se.SessionPaused() if tx is not None:
+                c.transaction_updated(tx, "ChargingStateChanged", charging_state="SuspendedEV")
+            case se.Fault() | se.SafeState() if tx is not None:
+                c.transaction_updated(tx, "AbnormalCondition", with_meter=True)
+            case se.SessionEnded(paused=False, failed=failed) if tx is not None:
+                summary = event.summary
+                last = self._last.pop(cid, MeterSample(0.0))
+                if summary is not None:  # the session's own totals are the final word
+                    last = MeterSample(float(getattr(summary, "energy_in_wh", 0.0)),
+                                       float(getattr(summary, "energy_out_wh", 0.0)),
+                                       power_w=0.0)
+                del self._tx[cid]
+                if failed:
+                    c.transaction_ended(tx, "AbnormalCondition", "Other", last)
+                else:
+                    c.transaction_ended(tx, "ChargingStateChanged", "StoppedByEV", last)
+                c.connector_status(evse_id, 1, "Available")  # type: ignore[arg-type]
+            case se.ConsumerOverflow(lost=lost):
+                log.error("OCPP: %d session events lost (consumer overflow); resubscribing",
+                          lost)
+            case _:
+                pass
