@@ -201,7 +201,8 @@ class OcppConfig:
     boot_retry_s: float = 30.0
     call_timeout_s: float = 30.0
     sampled_interval_s: float = 60.0  # TransactionEvent meter values; 0 = none
-    queue_file: Path | None = None  # durable TransactionEvent queue (SQLite)
+    # durable TransactionEvent queue (SQLite); default beside the config file
+    queue_file: Path = Path("ocpp_queue.sqlite3")
 
 
 @dataclass(frozen=True, slots=True)
@@ -791,7 +792,7 @@ def _ocpp(root: _Table, station_id: str) -> OcppConfig | None:
         boot_retry_s=t.number("boot_retry_s", 30.0, gt=0),
         call_timeout_s=t.number("call_timeout_s", 30.0, gt=0),
         sampled_interval_s=t.number("sampled_interval_s", 60.0),
-        queue_file=t.path_("queue_file"))
+        queue_file=t.path_("queue_file", "ocpp_queue.sqlite3") or Path("ocpp_queue.sqlite3"))
     if cfg.sampled_interval_s < 0:
         t.error("sampled_interval_s", "must be >= 0 (0: no periodic meter values)")
     if cfg.reconnect_max_s < cfg.reconnect_min_s:

@@ -362,6 +362,12 @@ async def run_secc(options: SeccOptions, *, ready: asyncio.Event | None = None,
     from evse.aio.energy_app import EnergyRuntime  # [energy], [tariffs], [mqtt], reports
 
     energy = EnergyRuntime.for_secc(server, station_cfg, options, reports_dir)
+    ocpp = None
+    if station_cfg is not None and station_cfg.ocpp is not None:
+        from evse.aio.ocpp_events import OcppRuntime  # [ocpp]: needs the `ocpp` extra
+
+        ocpp = OcppRuntime(station_cfg.ocpp, station.events,
+                           [c.id for c in station.connectors])
     try:
         await server.start()
     except OSError as exc:
@@ -370,6 +376,11 @@ async def run_secc(options: SeccOptions, *, ready: asyncio.Event | None = None,
                 c.backend.close()
         raise SetupError(f"cannot listen: {exc}") from exc
     await energy.start()
+    if ocpp is not None:
+        await ocpp.start()
+        oc = ocpp.client.config
+        print(f"evse secc: OCPP {oc.version} to {oc.url} as {oc.station_id}, "
+              f"security profile {oc.security_profile}", flush=True)
     where = server.bound_address
     ports = []
     if server.tls_port is not None:
@@ -407,6 +418,8 @@ async def run_secc(options: SeccOptions, *, ready: asyncio.Event | None = None,
             loop.remove_signal_handler(sig)
         await server.close()
         await energy.stop()
+        if ocpp is not None:
+            await ocpp.stop()
     print(f"evse secc: stopped after {server.sessions_total} session(s)", flush=True)
     return 0
 

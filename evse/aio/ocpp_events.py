@@ -29,12 +29,16 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from evse import events as se
 from evse.aio.ocpp_client import OcppClient
+from evse.config import OcppConfig
+from evse.ocpp.queue import DurableQueue
+from evse.ocpp.station import OcppStation
 from evse.ocpp.transactions import MeterSample
 
-__all__ = ["OcppEventBridge"]
+__all__ = ["OcppEventBridge", "OcppRuntime"]
 
 log = logging.getLogger(__name__)
 
@@ -135,3 +139,30 @@ class OcppEventBridge:
                           lost)
             case _:
                 pass
+
+
+class OcppRuntime:
+    """`evse secc` with an [ocpp] section: the client, its queue and the event bridge for a
+    station's connectors (OCPP EVSE ids 1..N in the station's connector order)."""
+
+    def __init__(self, config: OcppConfig, subscribe: Callable[[], se.Subscription],
+                 connector_ids: list[str], *, vendor: str = "EvseStack",
+                 model: str = "evse-stack", firmware_version: str | None = None,
+                 message_log: Any = None) -> None:
+        config.queue_file.parent.mkdir(parents=True, exist_ok=True)
+        self.queue = DurableQueue(config.queue_file)
+        station = OcppStation(vendor=vendor, model=model, firmware_version=firmware_version)
+        evse_ids = {cid: i + 1 for i, cid in enumerate(connector_ids)}
+        for evse_id in evse_ids.values():
+            station.add_connector(evse_id, 1)
+        self.client = OcppClient(config, station, queue=self.queue, message_log=message_log)
+        self.bridge = OcppEventBridge(self.client, subscribe, evse_ids)
+
+    async def start(self) -> None:
+        self.bridge.start()
+        self.client.start()
+
+    async def stop(self) -> None:
+        await self.bridge.stop()
+        await self.client.stop()
+        self.queue.close()
