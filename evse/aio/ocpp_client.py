@@ -157,6 +157,17 @@ class OcppClient:
         return stored
 
     # -- lifecycle ---------------------------------------------------------------------------
+    def recover(self) -> list[dict[str, Any]]:
+        """After a restart: end every transaction the queue still has open (a crash or power
+        loss cut it off; its session is gone). Their earlier events stay queued, in order."""
+        ended = []
+        for tx_id, evse_id, connector_id in self.queue.open_transactions():
+            if tx_id in self.tracker.open_transactions:
+                continue
+            ended.append(self._queue_tx(self.tracker.ended_after_restart(
+                tx_id, evse_id, connector_id, self._clock())))
+        return ended
+
     def start(self) -> asyncio.Task[None]:
         self._task = asyncio.create_task(self.run(), name="ocpp-client")
         return self._task

@@ -159,6 +159,7 @@ class OcppRuntime:
         self.bridge = OcppEventBridge(self.client, subscribe, evse_ids)
 
     async def start(self) -> None:
+        self.client.recover()  # transactions a crash cut off: Ended (PowerLoss), queued
         self.bridge.start()
         self.client.start()
 

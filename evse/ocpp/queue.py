@@ -30,7 +30,10 @@ CREATE TABLE IF NOT EXISTS calls (
 );
 CREATE TABLE IF NOT EXISTS seq_no (
     transaction_id TEXT PRIMARY KEY,
-    next INTEGER NOT NULL
+    next INTEGER NOT NULL,
+    open INTEGER NOT NULL DEFAULT 1,  -- Started and not yet Ended
+    evse_id INTEGER,
+    connector_id INTEGER
 );
 """
 
@@ -64,7 +67,12 @@ class DurableQueue:
                 row = db.execute("SELECT next FROM seq_no WHERE transaction_id = ?",
                                  (tx_id,)).fetchone()
                 seq = row[0] if row else 0
-                db.execute("INSERT OR REPLACE INTO seq_no VALUES (?, ?)", (tx_id, seq + 1))
+                evse = payload.get("evse", {})
+                db.execute("INSERT INTO seq_no VALUES (?, 1, 1, ?, ?) "
+                           "ON CONFLICT(transaction_id) DO UPDATE SET next = next + 1",
+                           (tx_id, evse.get("id"), evse.get("connectorId")))
+                if payload["eventType"] == "Ended":
+                    db.execute("UPDATE seq_no SET open = 0 WHERE transaction_id = ?", (tx_id,))
                 payload = {**payload, "seqNo": seq}
             db.execute("INSERT INTO calls (action, payload) VALUES (?, ?)",
                        (action, json.dumps(payload, separators=(",", ":"))))
@@ -73,6 +81,13 @@ class DurableQueue:
             db.execute("ROLLBACK")
             raise
         return payload
+
+    def open_transactions(self) -> list[tuple[str, int | None, int | None]]:
+        """(transaction id, EVSE id, connector id) of every transaction with a stored Started
+        and no stored Ended: after a restart these were cut off by the crash."""
+        return [(r[0], r[1], r[2]) for r in self._db.execute(
+            "SELECT transaction_id, evse_id, connector_id FROM seq_no WHERE open = 1 "
+            "ORDER BY rowid")]
 
     def peek(self) -> QueuedCall | None:
         row = self._db.execute(

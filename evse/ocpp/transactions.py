@@ -124,6 +124,21 @@ class TransactionTracker:
                              [meter_value(sample, "Transaction.End", now)],
                              stoppedReason=stopped_reason, chargingState="Idle")
 
+    def ended_after_restart(self, tx_id: str, evse_id: int | None, connector_id: int | None,
+                            now: float) -> dict[str, Any]:
+        """Ended for a transaction a restart cut off (stoppedReason PowerLoss, no meter
+        value: the last reading died with the process)."""
+        p: dict[str, Any] = {
+            "eventType": "Ended", "timestamp": iso_time(now),
+            "triggerReason": "AbnormalCondition",
+            "transactionInfo": {"transactionId": tx_id, "stoppedReason": "PowerLoss",
+                                "chargingState": "Idle"}}
+        if evse_id is not None:
+            p["evse"] = {"id": evse_id, "connectorId": connector_id or 1}
+        if not self.online:
+            p["offline"] = True
+        return p
+
     @property
     def open_transactions(self) -> tuple[str, ...]:
         return tuple(self._open)

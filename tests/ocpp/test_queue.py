@@ -94,3 +94,13 @@ def test_sigkill_mid_write_loses_no_committed_event_and_reuses_no_seqno(
                                      "timestamp": "t", "transactionInfo": {"transactionId": "tx"}})
     assert nxt["seqNo"] == len(stored)
     json.dumps(nxt)
+
+
+def test_open_transactions_are_those_started_and_not_ended(tmp_path: Path) -> None:
+    q = DurableQueue(tmp_path / "q.db")
+    q.put("TransactionEvent", {**tx_event("a", "Started"), "evse": {"id": 2, "connectorId": 1}})
+    q.put("TransactionEvent", tx_event("b", "Started"))
+    q.put("TransactionEvent", tx_event("a"))
+    q.put("TransactionEvent", tx_event("b", "Ended"))
+    q.close()
+    assert DurableQueue(tmp_path / "q.db").open_transactions() == [("a", 2, 1)]
