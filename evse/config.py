@@ -201,6 +201,8 @@ class OcppConfig:
     boot_retry_s: float = 30.0
     call_timeout_s: float = 30.0
     sampled_interval_s: float = 60.0  # TransactionEvent meter values; 0 = none
+    authorize: bool = True  # EV authorization through Authorize (the authorization hook)
+    pnc_offline: bool = True  # CSMS unreachable: PnC rests on the local MO-root check
     # durable TransactionEvent queue (SQLite); default beside the config file
     queue_file: Path = Path("ocpp_queue.sqlite3")
 
@@ -792,6 +794,7 @@ def _ocpp(root: _Table, station_id: str) -> OcppConfig | None:
         boot_retry_s=t.number("boot_retry_s", 30.0, gt=0),
         call_timeout_s=t.number("call_timeout_s", 30.0, gt=0),
         sampled_interval_s=t.number("sampled_interval_s", 60.0),
+        authorize=t.boolean("authorize", True), pnc_offline=t.boolean("pnc_offline", True),
         queue_file=t.path_("queue_file", "ocpp_queue.sqlite3") or Path("ocpp_queue.sqlite3"))
     if cfg.sampled_interval_s < 0:
         t.error("sampled_interval_s", "must be >= 0 (0: no periodic meter values)")

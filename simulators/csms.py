@@ -89,7 +89,12 @@ class _CsmsHandlers:
         self._record("Authorize", payload)
         token = payload["id_token"]["id_token"]
         status = "Accepted" if token in self.csms.accepted_tokens else "Invalid"
-        return self._call_result.Authorize(id_token_info={"status": status})
+        cert_status = None
+        if payload.get("iso15118_certificate_hash_data"):  # PnC: the contract's OCSP status
+            cert_status = ("CertificateRevoked" if token in self.csms.revoked_tokens
+                           else "Accepted")
+        return self._call_result.Authorize(id_token_info={"status": status},
+                                           certificate_status=cert_status)
 
 
 class _Csms201(_CsmsHandlers, ChargePoint201):  # type: ignore[misc]
@@ -110,7 +115,8 @@ class CsmsSimulator:
                  ssl_context: ssl.SSLContext | None = None,
                  boot_statuses: Sequence[str] = ("Accepted",),
                  heartbeat_interval: int = 60, boot_retry_interval: int = 1,
-                 accepted_tokens: Sequence[str] = ()) -> None:
+                 accepted_tokens: Sequence[str] = (),
+                 revoked_tokens: Sequence[str] = ()) -> None:
         self.host, self.port = host, port
         self.subprotocols = list(subprotocols)
         self.passwords = passwords  # None: no Basic auth check
@@ -119,6 +125,7 @@ class CsmsSimulator:
         self.heartbeat_interval = heartbeat_interval
         self.boot_retry_interval = boot_retry_interval
         self.accepted_tokens = set(accepted_tokens)
+        self.revoked_tokens = set(revoked_tokens)  # PnC contracts whose OCSP status is revoked
         self.received: list[ReceivedCall] = []
         self.rejected_handshakes: list[str] = []
         self.stations: dict[str, Any] = {}  # station id -> the library's ChargePoint

@@ -350,6 +350,16 @@ async def run_secc(options: SeccOptions, *, ready: asyncio.Event | None = None,
     except (TypeError, ValueError) as exc:
         raise SetupError(f"admission: {exc}") from exc
     on_end = None  # session reports (with the money summary): the energy runtime below
+    ocpp = None
+    hooks = None
+    if station_cfg is not None and station_cfg.ocpp is not None:
+        from evse.aio.ocpp_events import OcppRuntime  # [ocpp]: needs the `ocpp` extra
+        from evse.hooks import Hooks
+
+        ocpp = OcppRuntime(station_cfg.ocpp, station.events,
+                           [c.id for c in station.connectors])
+        if ocpp.authorizer is not None:  # EIM and PnC decided by the CSMS's Authorize
+            hooks = Hooks(authorizer=ocpp.authorizer)
     server = SeccServer(
         config, station, address=address, interface=interface,
         port=tcp_port if _plain_tcp(config) else None,
@@ -358,16 +368,11 @@ async def run_secc(options: SeccOptions, *, ready: asyncio.Event | None = None,
         poll_interval=options.poll_interval, on_session_end=on_end, admission=admission,
         read_budget=net.read_budget if net else None,
         paused_session_max_age=net.paused_session_max_age_s if net else 24 * 3600.0,
+        hooks=hooks,
     )
     from evse.aio.energy_app import EnergyRuntime  # [energy], [tariffs], [mqtt], reports
 
     energy = EnergyRuntime.for_secc(server, station_cfg, options, reports_dir)
-    ocpp = None
-    if station_cfg is not None and station_cfg.ocpp is not None:
-        from evse.aio.ocpp_events import OcppRuntime  # [ocpp]: needs the `ocpp` extra
-
-        ocpp = OcppRuntime(station_cfg.ocpp, station.events,
-                           [c.id for c in station.connectors])
     try:
         await server.start()
     except OSError as exc:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import json
 import logging
 import random
@@ -35,7 +36,12 @@ from collections.abc import Callable
 from typing import Any
 
 import websockets
-from ocpp.charge_point import camel_to_snake_case
+from ocpp.charge_point import (
+    camel_to_snake_case,
+    remove_nones,
+    serialize_as_dict,
+    snake_to_camel_case,
+)
 from ocpp.exceptions import OCPPError
 from ocpp.v21 import ChargePoint as ChargePoint21
 from ocpp.v201 import ChargePoint as ChargePoint201
@@ -119,6 +125,7 @@ class OcppClient:
         self._message_log = message_log
         self._call_errors: dict[int, int] = {}
         self._outbox: list[SendCall] = []  # status changes for the driver to send
+        self._cp: Any = None  # the library's ChargePoint while connected
         self.subprotocol: str | None = None
         self.connections = 0  # successful WebSocket connections so far (for tests, demo)
         self.accepted = asyncio.Event()  # set while the CSMS has accepted the station
@@ -150,6 +157,23 @@ class OcppClient:
                           sample: MeterSample) -> dict[str, Any]:
         return self._queue_tx(self.tracker.ended(tx_id, trigger, stopped_reason, sample,
                                                  self._clock()))
+
+    async def call_now(self, action: str, payload: dict[str, Any],
+                       timeout: float | None = None) -> dict[str, Any] | None:
+        """A CALL that is not queued (Authorize): sent now when the CSMS has accepted the
+        station, its answer as camelCase JSON; None when offline, on a timeout or a CallError
+        (the caller decides offline)."""
+        cp = self._cp
+        if cp is None or not self.station.accepted:
+            return None
+        try:
+            result = await asyncio.wait_for(self._call(cp, action, payload),
+                                            timeout or self.config.call_timeout_s)
+        except (OCPPError, TimeoutError, websockets.exceptions.WebSocketException) as exc:
+            log.warning("%s: no answer from the CSMS (%s)", action, exc)
+            return None
+        answer: dict[str, Any] = snake_to_camel_case(remove_nones(serialize_as_dict(result)))
+        return answer
 
     def _queue_tx(self, payload: dict[str, Any]) -> dict[str, Any]:
         stored = self.queue.put("TransactionEvent", payload)
@@ -214,12 +238,14 @@ class OcppClient:
             cp = _CP_CLASSES[ws.subprotocol](self.config.station_id, ws,
                                              response_timeout=self.config.call_timeout_s)
             self._wrap_send(cp, ws)
+            self._cp = cp
             reader = asyncio.create_task(cp.start(), name="ocpp-reader")
             driver = asyncio.create_task(self._drive(cp), name="ocpp-driver")
             try:
                 done, _ = await asyncio.wait({reader, driver},
                                              return_when=asyncio.FIRST_COMPLETED)
             finally:
+                self._cp = None
                 for t in (reader, driver):
                     t.cancel()
                 for t in (reader, driver):
@@ -291,8 +317,8 @@ class OcppClient:
                                                       self._clock()))
 
     async def _call(self, cp: Any, action: str, payload: dict[str, Any]) -> Any:
-        request = getattr(cp._call, action)(**camel_to_snake_case(payload))
-        return await cp.call(request, suppress=False)
+        cls = getattr(cp._call, action)
+        return await cp.call(cls(**_kwargs(cls, payload)), suppress=False)
 
     async def _drain_queue(self, cp: Any) -> None:
         while (item := self.queue.peek()) is not None:
@@ -309,6 +335,16 @@ class OcppClient:
             self._call_errors.pop(item.id, None)
             self.queue.ack(item.id)
             self.station.message_sent(self._clock())
+
+
+def _kwargs(cls: type[Any], payload: dict[str, Any]) -> dict[str, Any]:
+    """camelCase JSON -> the library's dataclass fields. Matched through the library's own
+    snake->camel conversion, because its field names do not always follow its camel->snake
+    one (iso15118CertificateHashData is `iso_15118_certificate_hash_data`)."""
+    fields = {next(iter(snake_to_camel_case({f.name: None}))): f.name
+              for f in dataclasses.fields(cls)}
+    nested = camel_to_snake_case(payload)
+    return {fields[k]: v for k, v in zip(payload, nested.values(), strict=True)}
 
 
 def _action_of(message: str) -> str:

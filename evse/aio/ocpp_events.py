@@ -32,6 +32,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from evse import events as se
+from evse.aio.ocpp_auth import OcppAuthorizer
 from evse.aio.ocpp_client import OcppClient
 from evse.config import OcppConfig
 from evse.ocpp.queue import DurableQueue
@@ -157,6 +158,9 @@ class OcppRuntime:
             station.add_connector(evse_id, 1)
         self.client = OcppClient(config, station, queue=self.queue, message_log=message_log)
         self.bridge = OcppEventBridge(self.client, subscribe, evse_ids)
+        # the authorization hook (evse.hooks.Authorizer) when [ocpp] authorize = true
+        self.authorizer = (OcppAuthorizer(self.client, pnc_offline=config.pnc_offline)
+                           if config.authorize else None)
 
     async def start(self) -> None:
         self.client.recover()  # transactions a crash cut off: Ended (PowerLoss), queued
