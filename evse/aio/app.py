@@ -360,6 +360,8 @@ async def run_secc(options: SeccOptions, *, ready: asyncio.Event | None = None,
                            [c.id for c in station.connectors])
         if ocpp.authorizer is not None:  # EIM and PnC decided by the CSMS's Authorize
             hooks = Hooks(authorizer=ocpp.authorizer)
+            config = dataclasses.replace(config, auto_authorize=False,
+                                         pnc_auto_authorize=False)
     server = SeccServer(
         config, station, address=address, interface=interface,
         port=tcp_port if _plain_tcp(config) else None,
