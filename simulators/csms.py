@@ -84,6 +84,15 @@ class _CsmsHandlers:
         self._record("TransactionEvent", payload)
         return self._call_result.TransactionEvent()
 
+    @on("ReportChargingProfiles")
+    def on_report_charging_profiles(self, **payload: Any) -> Any:
+        self._record("ReportChargingProfiles", payload)
+        return self._call_result.ReportChargingProfiles()
+
+    async def route_message(self, raw_msg: str) -> None:
+        self.csms.frames.setdefault(self.id, []).append(raw_msg)
+        await super().route_message(raw_msg)  # type: ignore[misc]
+
     @on("Authorize")
     def on_authorize(self, **payload: Any) -> Any:
         self._record("Authorize", payload)
@@ -127,6 +136,7 @@ class CsmsSimulator:
         self.accepted_tokens = set(accepted_tokens)
         self.revoked_tokens = set(revoked_tokens)  # PnC contracts whose OCSP status is revoked
         self.received: list[ReceivedCall] = []
+        self.frames: dict[str, list[str]] = {}  # every raw frame from each station
         self.rejected_handshakes: list[str] = []
         self.stations: dict[str, Any] = {}  # station id -> the library's ChargePoint
         self._connections: set[ServerConnection] = set()
@@ -160,6 +170,16 @@ class CsmsSimulator:
             await self._server.wait_closed()
             self._server = None
         self.stations.clear()
+
+    async def call(self, station_id: str, action: str, payload: dict[str, Any]) -> Any:
+        """Send a CALL to a connected station (payload in snake_case keyword form of the
+        library's dataclass); the answer, or the station's CallError raised as OCPPError."""
+        cp = self.stations[station_id]
+        return await cp.call(getattr(cp._call, action)(**payload), suppress=False)
+
+    async def send_raw(self, station_id: str, frame: str) -> None:
+        """Send any text frame (bad input tests)."""
+        await self.stations[station_id]._connection.send(frame)
 
     async def drop_connections(self) -> None:
         for ws in list(self._connections):

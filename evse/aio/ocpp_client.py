@@ -33,9 +33,10 @@ import random
 import ssl
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import websockets
+from ocpp import exceptions as ocpp_exc
 from ocpp.charge_point import (
     camel_to_snake_case,
     remove_nones,
@@ -43,13 +44,19 @@ from ocpp.charge_point import (
     snake_to_camel_case,
 )
 from ocpp.exceptions import OCPPError
+from ocpp.messages import CallError, unpack
+from ocpp.routing import after as _after
+from ocpp.routing import on as _on
 from ocpp.v21 import ChargePoint as ChargePoint21
+from ocpp.v21.enums import Action as Action21
 from ocpp.v201 import ChargePoint as ChargePoint201
+from ocpp.v201.enums import Action as Action201
 from websockets.asyncio.client import ClientConnection, connect
 
 from evse.config import OcppConfig
 from evse.ocpp.queue import DurableQueue
-from evse.ocpp.station import Backoff, OcppStation, SendCall
+from evse.ocpp.smart_charging import ProfileError, ProfileRejected, ProfileStore
+from evse.ocpp.station import Backoff, OcppStation, SendCall, iso_time
 from evse.ocpp.transactions import MeterSample, TransactionTracker
 
 __all__ = ["SUBPROTOCOLS", "OcppClient", "OcppConnectError", "ssl_context"]
@@ -95,11 +102,137 @@ def _basic_auth(config: OcppConfig) -> dict[str, str]:
     return {"Authorization": f"Basic {token}"}
 
 
-class _StationCP2_0_1(ChargePoint201):  # type: ignore[misc]  # the ocpp package is untyped
+_F = TypeVar("_F", bound=Callable[..., Any])
+# the ocpp package is untyped: its route decorators keep the function's type
+on = cast(Callable[[str], Callable[[_F], _F]], _on)
+after = cast(Callable[[str], Callable[[_F], _F]], _after)
+
+
+class _StationHandlers:
+    """The CSMS-initiated CALLs the station answers (route map of the `ocpp` package)."""
+
+    client: OcppClient
+    _call_result: Any
+    _ocpp_version: str
+
+    async def route_message(self, raw_msg: str) -> None:
+        """A frame that is not OCPP-J at all is answered with a CallError (RpcFrameworkError;
+        messageId "-1" when none can be read) instead of the library's silent drop."""
+        try:
+            unpack(raw_msg)
+        except OCPPError as exc:
+            frame: Any = None
+            with contextlib.suppress(ValueError):
+                frame = json.loads(raw_msg)
+            unique_id = (frame[1] if isinstance(frame, list) and len(frame) > 1
+                         and isinstance(frame[1], str) else "-1")
+            log.warning("malformed frame from the CSMS: %s", exc)
+            await self._send(CallError(  # type: ignore[attr-defined]
+                unique_id, "RpcFrameworkError", str(exc.description)[:255],
+                exc.details).to_json())
+            return
+        await super().route_message(raw_msg)  # type: ignore[misc]
+
+    async def _handle_call(self, msg: Any) -> Any:
+        # the library answers nothing at all to an action it has no route for under 2.1
+        if msg.action not in self.route_map:  # type: ignore[attr-defined]
+            known = {a.value for a in (Action21 if self._ocpp_version == "2.1" else Action201)}
+            if msg.action in known:
+                raise ocpp_exc.NotImplementedError(
+                    details={"cause": f"{msg.action} is not implemented"})
+            raise ocpp_exc.NotSupportedError(
+                details={"cause": f"{msg.action} is not an OCPP {self._ocpp_version} action"})
+        return await super()._handle_call(msg)  # type: ignore[misc]
+
+    @on("SetChargingProfile")
+    def on_set_charging_profile(self, evse_id: int, charging_profile: dict[str, Any],
+                                **_: Any) -> Any:
+        c = self.client
+        profile = snake_to_camel_case(charging_profile)
+        if evse_id != 0 and evse_id not in c.evse_ids:
+            return self._call_result.SetChargingProfile(
+                status="Rejected", status_info={"reason_code": "UnknownEvse"})
+        try:
+            c.profiles.set(evse_id, profile, c._clock())
+        except ProfileError as exc:  # out of range: CallError, nothing stored
+            raise ocpp_exc.PropertyConstraintViolationError(description=str(exc)) from None
+        except ProfileRejected as exc:
+            return self._call_result.SetChargingProfile(
+                status="Rejected", status_info={"reason_code": "InvalidProfile",
+                                                "additional_info": str(exc)[:1024]})
+        c.profiles_changed()
+        return self._call_result.SetChargingProfile(status="Accepted")
+
+    @on("ClearChargingProfile")
+    def on_clear_charging_profile(self, charging_profile_id: int | None = None,
+                                  charging_profile_criteria: dict[str, Any] | None = None,
+                                  **_: Any) -> Any:
+        crit = charging_profile_criteria or {}
+        cleared = self.client.profiles.clear(
+            charging_profile_id, crit.get("evse_id"), crit.get("charging_profile_purpose"),
+            crit.get("stack_level"))
+        if cleared:
+            self.client.profiles_changed()
+        return self._call_result.ClearChargingProfile(
+            status="Accepted" if cleared else "Unknown")
+
+    @on("GetChargingProfiles")
+    def on_get_charging_profiles(self, request_id: int, charging_profile: dict[str, Any],
+                                 evse_id: int | None = None, **_: Any) -> Any:
+        found = self._matching_profiles(charging_profile, evse_id)
+        return self._call_result.GetChargingProfiles(
+            status="Accepted" if found else "NoProfiles")
+
+    @after("GetChargingProfiles")
+    async def after_get_charging_profiles(self, request_id: int,
+                                          charging_profile: dict[str, Any],
+                                          evse_id: int | None = None, **_: Any) -> None:
+        found = self._matching_profiles(charging_profile, evse_id)
+        by_evse: dict[int, list[dict[str, Any]]] = {}
+        for e, prof in found:
+            by_evse.setdefault(e, []).append(prof)
+        for i, (e, profs) in enumerate(sorted(by_evse.items())):
+            await self.client.call_now("ReportChargingProfiles", {
+                "requestId": request_id, "chargingLimitSource": "CSO", "evseId": e,
+                "chargingProfile": profs, "tbc": i < len(by_evse) - 1})
+
+    def _matching_profiles(self, criteria: dict[str, Any], evse_id: int | None
+                           ) -> list[tuple[int, dict[str, Any]]]:
+        return self.client.profiles.get(
+            evse_id, criteria.get("charging_profile_purpose"), criteria.get("stack_level"),
+            tuple(criteria.get("charging_profile_id") or ()))
+
+    @on("GetCompositeSchedule")
+    def on_get_composite_schedule(self, duration: int, evse_id: int,
+                                  charging_rate_unit: str | None = None, **_: Any) -> Any:
+        c = self.client
+        if (evse_id != 0 and evse_id not in c.evse_ids) or \
+                (charging_rate_unit not in (None, "W")):
+            return self._call_result.GetCompositeSchedule(
+                status="Rejected", status_info={"reason_code": "UnsupportedRequest"})
+        now = c._clock()
+        periods = []
+        for offset, lim in c.profiles.composite(evse_id, now, float(duration)):
+            period: dict[str, Any] = {"start_period": int(offset), "limit": (
+                lim.max_charge_w if lim.max_charge_w is not None else c.max_power_w)}
+            if self._ocpp_version == "2.1":
+                if lim.max_discharge_w is not None:
+                    period["discharge_limit"] = -lim.max_discharge_w
+                if lim.setpoint_w is not None:
+                    period["setpoint"] = lim.setpoint_w
+                if lim.operation_mode is not None:
+                    period["operation_mode"] = lim.operation_mode
+            periods.append(period)
+        return self._call_result.GetCompositeSchedule(status="Accepted", schedule={
+            "evse_id": evse_id, "duration": duration, "schedule_start": iso_time(now),
+            "charging_rate_unit": "W", "charging_schedule_period": periods})
+
+
+class _StationCP2_0_1(_StationHandlers, ChargePoint201):  # type: ignore[misc]
     pass
 
 
-class _StationCP2_1(ChargePoint21):  # type: ignore[misc]
+class _StationCP2_1(_StationHandlers, ChargePoint21):  # type: ignore[misc]
     pass
 
 
@@ -126,9 +259,27 @@ class OcppClient:
         self._call_errors: dict[int, int] = {}
         self._outbox: list[SendCall] = []  # status changes for the driver to send
         self._cp: Any = None  # the library's ChargePoint while connected
+        self.profiles = ProfileStore()  # the CSMS's charging profiles (smart charging, V2X)
+        self.max_power_w = 0.0  # the station's maximum, reported where OCPP sets no limit
+        self._profile_listeners: list[Callable[[], None]] = []
         self.subprotocol: str | None = None
         self.connections = 0  # successful WebSocket connections so far (for tests, demo)
         self.accepted = asyncio.Event()  # set while the CSMS has accepted the station
+
+    @property
+    def evse_ids(self) -> set[int]:
+        return {e for e, _c in self.station.connectors}
+
+    def on_profiles_changed(self, listener: Callable[[], None]) -> None:
+        """Call `listener` (no arguments, must not block) after every profile change."""
+        self._profile_listeners.append(listener)
+
+    def profiles_changed(self) -> None:
+        for listener in self._profile_listeners:
+            try:
+                listener()
+            except Exception:
+                log.exception("charging-profile listener failed")
 
     # -- station-facing API: returns at once -----------------------------------------------
     def connector_status(self, evse_id: int, connector_id: int, status: str) -> None:
@@ -139,6 +290,7 @@ class OcppClient:
     def transaction_started(self, tx_id: str, evse_id: int, connector_id: int, trigger: str,
                             sample: MeterSample, *, id_token: dict[str, Any] | None = None,
                             ) -> dict[str, Any]:
+        self.profiles.transaction_started(evse_id, tx_id, self._clock())
         return self._queue_tx(self.tracker.started(tx_id, evse_id, connector_id, trigger,
                                                    sample, self._clock(), id_token=id_token))
 
@@ -155,8 +307,11 @@ class OcppClient:
 
     def transaction_ended(self, tx_id: str, trigger: str, stopped_reason: str,
                           sample: MeterSample) -> dict[str, Any]:
-        return self._queue_tx(self.tracker.ended(tx_id, trigger, stopped_reason, sample,
-                                                 self._clock()))
+        payload = self._queue_tx(self.tracker.ended(tx_id, trigger, stopped_reason, sample,
+                                                    self._clock()))
+        self.profiles.transaction_ended(payload["evse"]["id"])
+        self.profiles_changed()
+        return payload
 
     async def call_now(self, action: str, payload: dict[str, Any],
                        timeout: float | None = None) -> dict[str, Any] | None:
@@ -237,6 +392,7 @@ class OcppClient:
             self.connections += 1
             cp = _CP_CLASSES[ws.subprotocol](self.config.station_id, ws,
                                              response_timeout=self.config.call_timeout_s)
+            cp.client = self
             self._wrap_send(cp, ws)
             self._cp = cp
             reader = asyncio.create_task(cp.start(), name="ocpp-reader")

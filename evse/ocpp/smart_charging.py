@@ -14,6 +14,9 @@ local policy within `limit` and `dischargeLimit` (absent: not limited by this pr
 A Dynamic profile that is not updated within its dynUpdateInterval is ignored (dead-man:
 the next lower profile, or none, applies again).
 
+A ChargingStationMaxProfile bounds charge by `limit` and discharge only by its own
+`dischargeLimit`; operation modes are those of the transaction's profile.
+
 Units: W as given; A are converted at 230 V per phase x numberPhases (default 3).
 Times are Unix seconds; `now` enters from outside.
 """
@@ -139,7 +142,7 @@ class ProfileStore:
             if period is None:
                 continue
             p, unit_w = period
-            c, d, sp, m = self._period_limits(p, unit_w)
+            c, d, sp, m = self._period_limits(p, unit_w, station_max=period is station)
             charge = c if charge is None else (charge if c is None else min(charge, c))
             discharge = d if discharge is None else (
                 discharge if d is None else min(discharge, d))
@@ -246,14 +249,18 @@ class ProfileStore:
         return best[1] if best else None
 
     @staticmethod
-    def _period_limits(period: dict[str, Any], unit_w: float
+    def _period_limits(period: dict[str, Any], unit_w: float, *, station_max: bool = False
                        ) -> tuple[float | None, float | None, float | None, str]:
         mode = str(period.get("operationMode", "ChargingOnly"))
         charge = float(period["limit"]) * unit_w if "limit" in period else None
         if "dischargeLimit" in period:
             discharge: float | None = -float(period["dischargeLimit"]) * unit_w
+        elif station_max:  # the station's bound: discharge only where it says so
+            discharge = None
         else:
             discharge = None if mode in DISCHARGE_MODES else 0.0
+        if station_max:
+            return charge, discharge, None, mode
         if mode == "ChargingOnly":
             discharge = 0.0
         elif mode == "Idle":
