@@ -358,8 +358,10 @@ async def run_secc(options: SeccOptions, *, ready: asyncio.Event | None = None,
 
         ocpp = OcppRuntime(station_cfg.ocpp, station.events,
                            [c.id for c in station.connectors])
-        if ocpp.authorizer is not None:  # EIM and PnC decided by the CSMS's Authorize
-            hooks = Hooks(authorizer=ocpp.authorizer)
+        ocpp.client.max_power_w = station_cfg.limits.max_charge_power
+        # the CSMS's charging profiles bound the schedules; Authorize decides (if enabled)
+        hooks = Hooks(authorizer=ocpp.authorizer, schedules=ocpp.schedule_policy)
+        if ocpp.authorizer is not None:
             config = dataclasses.replace(config, auto_authorize=False,
                                          pnc_auto_authorize=False)
     server = SeccServer(
@@ -373,6 +375,9 @@ async def run_secc(options: SeccOptions, *, ready: asyncio.Event | None = None,
         hooks=hooks,
     )
     from evse.aio.energy_app import EnergyRuntime  # [energy], [tariffs], [mqtt], reports
+
+    if ocpp is not None:
+        ocpp.attach(server.set_setpoint)
 
     energy = EnergyRuntime.for_secc(server, station_cfg, options, reports_dir)
     try:

@@ -34,6 +34,7 @@ from typing import Any
 from evse import events as se
 from evse.aio.ocpp_auth import OcppAuthorizer
 from evse.aio.ocpp_client import OcppClient
+from evse.aio.ocpp_energy import OcppSchedulePolicy, OcppSetpoints
 from evse.config import OcppConfig
 from evse.ocpp.queue import DurableQueue
 from evse.ocpp.station import OcppStation
@@ -161,13 +162,25 @@ class OcppRuntime:
         # the authorization hook (evse.hooks.Authorizer) when [ocpp] authorize = true
         self.authorizer = (OcppAuthorizer(self.client, pnc_offline=config.pnc_offline)
                            if config.authorize else None)
+        # the CSMS's charging profiles bound the schedules (evse.hooks.SchedulePolicy)
+        self.schedule_policy = OcppSchedulePolicy(self.client, evse_ids)
+        self._evse_ids = evse_ids
+        self.setpoints: OcppSetpoints | None = None
+
+    def attach(self, set_setpoint: Callable[[str, float | None], Any]) -> None:
+        """CentralSetpoint profiles drive the running Dynamic sessions (SeccServer)."""
+        self.setpoints = OcppSetpoints(self.client, self._evse_ids, set_setpoint)
 
     async def start(self) -> None:
         self.client.recover()  # transactions a crash cut off: Ended (PowerLoss), queued
         self.bridge.start()
         self.client.start()
+        if self.setpoints is not None:
+            self.setpoints.start()
 
     async def stop(self) -> None:
+        if self.setpoints is not None:
+            await self.setpoints.stop()
         await self.bridge.stop()
         await self.client.stop()
         self.queue.close()
