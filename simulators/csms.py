@@ -84,6 +84,16 @@ class _CsmsHandlers:
         self._record("TransactionEvent", payload)
         return self._call_result.TransactionEvent()
 
+    @on("NotifyEVChargingNeeds")
+    def on_ev_charging_needs(self, **payload: Any) -> Any:
+        self._record("NotifyEVChargingNeeds", payload)
+        return self._call_result.NotifyEVChargingNeeds(status="Accepted")
+
+    @on("NotifyEVChargingSchedule")
+    def on_ev_charging_schedule(self, **payload: Any) -> Any:
+        self._record("NotifyEVChargingSchedule", payload)
+        return self._call_result.NotifyEVChargingSchedule(status="Accepted")
+
     @on("ReportChargingProfiles")
     def on_report_charging_profiles(self, **payload: Any) -> Any:
         self._record("ReportChargingProfiles", payload)

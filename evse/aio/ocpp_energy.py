@@ -7,6 +7,11 @@ discharge becomes "charge 0, discharge |setpoint|", Idle "0 / 0"), each interval
 charger's own limits and the EV's. Where no profile of the CSMS applies it answers None, and
 the local energy policy (the configured schedule provider) plans as before.
 
+At each ScheduleExchange it also sends NotifyEVChargingNeeds (the EV's limits, departure,
+2.1: V2X parameters and control mode) and, when the schedules came from the CSMS's
+profiles, NotifyEVChargingSchedule with what the EV was given (not queued: only while the
+CSMS has accepted the station; a task of its own, so the EV never waits for it).
+
 `OcppSetpoints` pushes a CentralSetpoint to the running -20 Dynamic session
 (`SeccServer.set_setpoint`) whenever the profiles change or a period boundary passes, and
 withdraws it when no setpoint applies any more (e.g. a Dynamic profile expired: dead-man).
@@ -23,6 +28,7 @@ from typing import Any
 
 from evse.aio.ocpp_client import OcppClient
 from evse.hooks import ScheduleRequest
+from evse.ocpp.ev_needs import charging_needs, ev_charging_schedule
 from evse.ocpp.smart_charging import ChargingLimits
 from evse.protocol.limits import cap
 from evse.protocol.schedules import DEFAULT_DEPARTURE_S, PowerEntry, Schedules, flat_schedules
@@ -36,11 +42,45 @@ class OcppSchedulePolicy:
     def __init__(self, client: OcppClient, evse_ids: Mapping[str, int]) -> None:
         self.client = client
         self.evse_ids = dict(evse_ids)
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def schedules(self, request: ScheduleRequest) -> Schedules | None:
         evse_id = self.evse_ids.get(request.connector_id)
         if evse_id is None:
             return None
+        result = self._schedules(evse_id, request)
+        # tell the CSMS what the EV needs and what it was given, without delaying the EV
+        task = asyncio.create_task(self._notify(evse_id, request, result))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return result
+
+    async def _notify(self, evse_id: int, request: ScheduleRequest,
+                      result: Schedules | None) -> None:
+        c = self.client
+        if not c.accepted.is_set():
+            return  # not queued: needs are only useful now
+        version = "2.1" if c.subprotocol == "ocpp2.1" else "2.0.1"
+        ev = request.ev_limits
+        await c.call_now("NotifyEVChargingNeeds", charging_needs(
+            evse_id, version, request.now, bpt=request.bpt,
+            departure_s=request.departure_time,
+            ev_max_power=ev.max_charge_power if ev else request.evse_limits.max_charge_power,
+            ev_max_current=ev.max_charge_current if ev else None,
+            ev_max_voltage=ev.max_voltage if ev else None,
+            ev_max_discharge_power=ev.max_discharge_power if ev else 0.0,
+            target_soc=ev.target_soc if ev else None))
+        if result is not None:
+            periods, offset = [], 0
+            dis = result.discharging or tuple(PowerEntry(e.duration, 0.0)
+                                              for e in result.charging)
+            for ch, d in zip(result.charging, dis, strict=False):
+                periods.append((offset, ch.power, d.power))
+                offset += ch.duration
+            await c.call_now("NotifyEVChargingSchedule",
+                             ev_charging_schedule(evse_id, version, request.now, periods))
+
+    def _schedules(self, evse_id: int, request: ScheduleRequest) -> Schedules | None:
         horizon = float(max(1, request.departure_time or DEFAULT_DEPARTURE_S))
         composite = self.client.profiles.composite(evse_id, request.now, horizon)
         if all(lim == ChargingLimits() for _off, lim in composite):

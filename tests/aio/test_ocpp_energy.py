@@ -17,6 +17,7 @@ from evse.config import OcppConfig
 from evse.hooks import Hooks
 from evse.ocpp.queue import DurableQueue
 from evse.ocpp.station import OcppStation, iso_time
+from simulators.csms import CsmsSimulator
 from simulators.ev.client import run_session
 from tests.aio.helpers import HOST, fast_scenario, running
 
@@ -70,16 +71,39 @@ async def test_tx_default_profile_caps_the_charge_power(tmp_path: Path) -> None:
 
 
 async def test_v2x_profile_discharges_then_idles(tmp_path: Path) -> None:
-    c = client(tmp_path)
+    csms = CsmsSimulator()
+    await csms.start()
+    cfg = OcppConfig(url=csms.url, station_id="CS1", password="p" * 16, version="2.1",
+                     reconnect_min_s=0.05, reconnect_max_s=0.2)
+    st = OcppStation(vendor="EvseStack", model="SIL")
+    st.add_connector(1, 1)
+    c = OcppClient(cfg, st, queue=DurableQueue(tmp_path / "q.db"))
+    c.start()
+    await asyncio.wait_for(c.accepted.wait(), 30)
     t0 = time.time()
     c.profiles.set(1, tx_default([
         {"startPeriod": 0, "operationMode": "CentralSetpoint", "setpoint": -6000.0,
          "limit": 11000.0, "dischargeLimit": -8000.0},
         {"startPeriod": 2, "operationMode": "Idle"},
     ], t0), t0)
-    async with running() as rig:
-        rig.server.hooks = Hooks(schedules=OcppSchedulePolicy(c, {"1": 1}))
-        report, ms = await session(rig, "dc_bpt_scheduled")
+    try:
+        async with running() as rig:
+            rig.server.hooks = Hooks(schedules=OcppSchedulePolicy(c, {"1": 1}))
+            report, ms = await session(rig, "dc_bpt_scheduled")
+        async with asyncio.timeout(30):
+            while not csms.calls("CS1", "NotifyEVChargingSchedule"):
+                await asyncio.sleep(0.02)
+    finally:
+        await c.stop()
+        await csms.stop()
+    (needs,) = csms.calls("CS1", "NotifyEVChargingNeeds")
+    assert needs["evse_id"] == 1
+    assert needs["charging_needs"]["requested_energy_transfer"] == "DC_BPT"
+    assert needs["charging_needs"]["control_mode"] == "ScheduledControl"
+    assert needs["charging_needs"]["v2x_charging_parameters"]["max_discharge_power"] > 0
+    (given,) = csms.calls("CS1", "NotifyEVChargingSchedule")
+    first = given["charging_schedule"]["charging_schedule_period"][0]
+    assert first["limit"] == 0.0 and first["discharge_limit"] == -6000.0
     discharging = [m for m in ms if m.at < t0 + 2.0 and m.power_w < -1000.0]
     assert discharging, [(round(m.at - t0, 2), m.power_w) for m in ms]
     assert min(m.power_w for m in ms) >= -6000.0 * 1.02  # never beyond the setpoint
