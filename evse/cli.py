@@ -175,6 +175,9 @@ def _demo_arguments(p: argparse.ArgumentParser) -> None:
                    "the EV must authorize with its contract, no fallback to EIM)")
     p.add_argument("--algorithm", choices=("secp521r1", "ed448"), default="secp521r1",
                    help="--pnc: key and signature algorithm of the test PKI")
+    p.add_argument("--ocpp", action="store_true",
+                   help="OCPP 2.1 to a CSMS simulator over a loopback WebSocket (Authorize, "
+                   "TransactionEvents, charging profiles); the summary lists the messages")
     p.add_argument("--install-certificate", action="store_true",
                    help="--pnc: the EV has no contract and installs one from a local CPS "
                    "(CertificateInstallation) first; X448 key transport with ed448")
@@ -301,7 +304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             loop_interval=ns.loop_interval, progress_hz=ns.progress_hz,
             quiet=ns.no_progress, json_summary=ns.json, reports=ns.reports,
             pnc=ns.pnc, algorithm=ns.algorithm, install_certificate=ns.install_certificate,
-            protocol=ns.protocol,
+            protocol=ns.protocol, ocpp=ns.ocpp,
         ))
     if ns.command == "sim-hw":
         from simulators.hw import main as sim_hw_main

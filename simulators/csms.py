@@ -20,13 +20,13 @@ import base64
 import contextlib
 import logging
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
-from typing import Any
+from typing import Any, TypeVar, cast
 
-from ocpp.routing import on
+from ocpp.routing import on as _on
 from ocpp.v21 import ChargePoint as ChargePoint21
 from ocpp.v201 import ChargePoint as ChargePoint201
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -35,6 +35,9 @@ from websockets.http11 import Request, Response
 __all__ = ["CsmsSimulator", "ReceivedCall"]
 
 log = logging.getLogger(__name__)
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+on = cast(Callable[[str], Callable[[_F], _F]], _on)  # the ocpp package is untyped
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +110,8 @@ class _CsmsHandlers:
     def on_authorize(self, **payload: Any) -> Any:
         self._record("Authorize", payload)
         token = payload["id_token"]["id_token"]
-        status = "Accepted" if token in self.csms.accepted_tokens else "Invalid"
+        status = ("Accepted" if token in self.csms.accepted_tokens
+                  or self.csms.accept_all_tokens else "Invalid")
         cert_status = None
         if payload.get("iso15118_certificate_hash_data"):  # PnC: the contract's OCSP status
             cert_status = ("CertificateRevoked" if token in self.csms.revoked_tokens
@@ -135,7 +139,8 @@ class CsmsSimulator:
                  boot_statuses: Sequence[str] = ("Accepted",),
                  heartbeat_interval: int = 60, boot_retry_interval: int = 1,
                  accepted_tokens: Sequence[str] = (),
-                 revoked_tokens: Sequence[str] = ()) -> None:
+                 revoked_tokens: Sequence[str] = (),
+                 accept_all_tokens: bool = False) -> None:
         self.host, self.port = host, port
         self.subprotocols = list(subprotocols)
         self.passwords = passwords  # None: no Basic auth check
@@ -144,7 +149,8 @@ class CsmsSimulator:
         self.heartbeat_interval = heartbeat_interval
         self.boot_retry_interval = boot_retry_interval
         self.accepted_tokens = set(accepted_tokens)
-        self.revoked_tokens = set(revoked_tokens)  # PnC contracts whose OCSP status is revoked
+        self.revoked_tokens = set(revoked_tokens)
+        self.accept_all_tokens = accept_all_tokens  # PnC contracts whose OCSP status is revoked
         self.received: list[ReceivedCall] = []
         self.frames: dict[str, list[str]] = {}  # every raw frame from each station
         self.rejected_handshakes: list[str] = []

@@ -200,7 +200,8 @@ def rule_production(module: str) -> str | None:
 
 # The evse modules that still wire the demo and the simulated EV (issue 12 item 5).
 EVSE_SIMULATOR_USERS = {"evse/cli.py", "evse/aio/app.py", "evse/aio/demo.py",
-                        "evse/aio/demo_din.py", "evse/aio/demo_iso2.py", "evse/aio/pnc.py"}
+                        "evse/aio/demo_din.py", "evse/aio/demo_iso2.py", "evse/aio/pnc.py",
+                        "evse/aio/demo_ocpp.py"}
 
 
 def test_hal_never_imports_simulators_or_certs() -> None:

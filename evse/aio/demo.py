@@ -53,6 +53,7 @@ class DemoOptions:
     algorithm: str = "secp521r1"  # PnC PKI: secp521r1 or ed448
     install_certificate: bool = False  # PnC: the EV gets its contract via the local CPS
     protocol: str = "iso20"  # the EV's standard: iso20, iso2 (demo_iso2.py), din (demo_din.py)
+    ocpp: bool = False  # OCPP 2.1 to the CSMS simulator (demo_ocpp.py); -20 only
 
 
 def discharge_window(loops: int, loop_interval: float) -> tuple[int, int]:
@@ -146,6 +147,13 @@ async def run_demo(options: DemoOptions, out: TextIO | None = None) -> int:
                             port=None if use_tls else 0, tls=tls_ctx, tls_port=0,
                             authorize=pnc.authorize if pnc is not None else None)
         energy = _energy_port(server, options)  # session report with the money summary
+        ocpp: Any = None
+        if options.ocpp:
+            from evse.aio.demo_ocpp import OcppDemo
+
+            ocpp = OcppDemo()
+            server.config = dataclasses.replace(server.config, auto_authorize=False)
+            await ocpp.start(server, station)
         await server.start()
         energy.start()
         port = server.tls_port if use_tls else server.port
@@ -178,9 +186,13 @@ async def run_demo(options: DemoOptions, out: TextIO | None = None) -> int:
                 await asyncio.sleep(0.025)
             await server.close()
             await energy.close()
+            if ocpp is not None:
+                await ocpp.stop()
     duration = loop.time() - started
     sessions = list(server.sessions)
     extra = pnc.summary_rows(report, sessions) if pnc is not None else []
+    if ocpp is not None:
+        extra += ocpp.summary_rows()
     _summary(out, report, server, options, transport, duration, scenario, extra)
     _print_reports(out, energy)
     if pnc is not None and not pnc.used_pnc(report, sessions):
