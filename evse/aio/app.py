@@ -377,7 +377,7 @@ async def run_secc(options: SeccOptions, *, ready: asyncio.Event | None = None,
     from evse.aio.energy_app import EnergyRuntime  # [energy], [tariffs], [mqtt], reports
 
     if ocpp is not None:
-        ocpp.attach(server.set_setpoint)
+        ocpp.attach(server.set_setpoint, server.stop_session)
 
     energy = EnergyRuntime.for_secc(server, station_cfg, options, reports_dir)
     try:

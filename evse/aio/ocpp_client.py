@@ -144,6 +144,36 @@ class _StationHandlers:
                 details={"cause": f"{msg.action} is not an OCPP {self._ocpp_version} action"})
         return await super()._handle_call(msg)  # type: ignore[misc]
 
+    @on("RequestStopTransaction")
+    def on_request_stop_transaction(self, transaction_id: str, **_: Any) -> Any:
+        stop = self.client.request_stop
+        accepted = stop is not None and stop(transaction_id)
+        return self._call_result.RequestStopTransaction(
+            status="Accepted" if accepted else "Rejected")
+
+    @on("TriggerMessage")
+    def on_trigger_message(self, requested_message: str, evse: dict[str, Any] | None = None,
+                           **_: Any) -> Any:
+        status = "Accepted" if requested_message in ("Heartbeat", "StatusNotification") \
+            else "NotImplemented"
+        return self._call_result.TriggerMessage(status=status)
+
+    @after("TriggerMessage")
+    async def after_trigger_message(self, requested_message: str,
+                                    evse: dict[str, Any] | None = None, **_: Any) -> None:
+        c = self.client
+        if requested_message == "Heartbeat":
+            await c.call_now("Heartbeat", {})
+        elif requested_message == "StatusNotification":
+            now = iso_time(c._clock())
+            for (evse_id, connector_id), conn in sorted(c.station.connectors.items()):
+                if evse and (evse.get("id") != evse_id or
+                             evse.get("connector_id", connector_id) != connector_id):
+                    continue
+                await c.call_now("StatusNotification", {
+                    "timestamp": now, "connectorStatus": conn.status, "evseId": evse_id,
+                    "connectorId": connector_id})
+
     @on("SetChargingProfile")
     def on_set_charging_profile(self, evse_id: int, charging_profile: dict[str, Any],
                                 **_: Any) -> Any:
@@ -262,6 +292,8 @@ class OcppClient:
         self.profiles = ProfileStore()  # the CSMS's charging profiles (smart charging, V2X)
         self.max_power_w = 0.0  # the station's maximum, reported where OCPP sets no limit
         self._profile_listeners: list[Callable[[], None]] = []
+        # RequestStopTransaction: stop the session of this transaction id (True: it runs)
+        self.request_stop: Callable[[str], bool] | None = None
         self.subprotocol: str | None = None
         self.connections = 0  # successful WebSocket connections so far (for tests, demo)
         self.accepted = asyncio.Event()  # set while the CSMS has accepted the station

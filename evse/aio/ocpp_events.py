@@ -55,6 +55,14 @@ class OcppEventBridge:
         self._requested: dict[str, se.AuthorizationRequested] = {}
         self._last: dict[str, MeterSample] = {}
         self._task: asyncio.Task[None] | None = None
+        self._remote_stops: set[str] = set()  # transactions the CSMS asked to stop
+
+    def connector_of(self, tx_id: str) -> str | None:
+        return next((cid for cid, tx in self._tx.items() if tx == tx_id), None)
+
+    def stop_requested(self, tx_id: str) -> None:
+        """The CSMS asked to stop `tx_id` (RequestStopTransaction): its Ended says so."""
+        self._remote_stops.add(tx_id)
 
     def start(self) -> asyncio.Task[None]:
         self._task = asyncio.create_task(self.run(), name="ocpp-events")
@@ -131,7 +139,10 @@ class OcppEventBridge:
                                        float(getattr(summary, "energy_out_wh", 0.0)),
                                        power_w=0.0)
                 del self._tx[cid]
-                if failed:
+                if tx in self._remote_stops:
+                    self._remote_stops.discard(tx)
+                    c.transaction_ended(tx, "RemoteStop", "Remote", last)
+                elif failed:
                     c.transaction_ended(tx, "AbnormalCondition", "Other", last)
                 else:
                     c.transaction_ended(tx, "ChargingStateChanged", "StoppedByEV", last)
@@ -167,9 +178,13 @@ class OcppRuntime:
         self._evse_ids = evse_ids
         self.setpoints: OcppSetpoints | None = None
 
-    def attach(self, set_setpoint: Callable[[str, float | None], Any]) -> None:
-        """CentralSetpoint profiles drive the running Dynamic sessions (SeccServer)."""
+    def attach(self, set_setpoint: Callable[[str, float | None], Any],
+               stop_session: Callable[[str, str], bool] | None = None) -> None:
+        """CentralSetpoint profiles drive the running Dynamic sessions, and
+        RequestStopTransaction stops them (SeccServer.set_setpoint / stop_session)."""
         self.setpoints = OcppSetpoints(self.client, self._evse_ids, set_setpoint)
+        if stop_session is not None:
+            self.client.request_stop = remote_stop(self.bridge, stop_session)
 
     async def start(self) -> None:
         self.client.recover()  # transactions a crash cut off: Ended (PowerLoss), queued
@@ -184,3 +199,16 @@ class OcppRuntime:
         await self.bridge.stop()
         await self.client.stop()
         self.queue.close()
+
+
+def remote_stop(bridge: OcppEventBridge, stop_session: Callable[[str, str], bool]
+                ) -> Callable[[str], bool]:
+    """RequestStopTransaction -> stop the session running that transaction."""
+    def stop(tx_id: str) -> bool:
+        cid = bridge.connector_of(tx_id)
+        if cid is None:
+            return False
+        bridge.stop_requested(tx_id)
+        return stop_session(cid, "RequestStopTransaction from the CSMS")
+
+    return stop
