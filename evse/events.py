@@ -45,6 +45,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from types import TracebackType
 
+    from evse.aio.session_records import SessionSummary
+
 log = logging.getLogger(__name__)
 
 __all__ = [
@@ -228,7 +230,7 @@ class SessionEnded:
     reason: str
     failed: bool
     paused: bool
-    summary: Any = None  # evse.aio.session_records.SessionSummary
+    summary: SessionSummary
 
 
 @dataclass(frozen=True, slots=True)

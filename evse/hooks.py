@@ -27,9 +27,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from evse.protocol.schedules import ScheduleRequest
+
 if TYPE_CHECKING:
     from evse.protocol.config import InstallationAnswer
-    from evse.protocol.limits import EvLimits, EvseLimits
     from evse.protocol.schedules import Schedules
 
 __all__ = [
@@ -72,25 +73,16 @@ class Authorizer(Protocol):
     async def authorize(self, request: AuthorizationRequest) -> Decision: ...
 
 
-@dataclass(frozen=True, slots=True)
-class ScheduleRequest:
-    """ScheduleExchange: what the schedules must fit (times in Unix seconds)."""
-
-    connector_id: str
-    now: float
-    departure_time: int | None  # s from now (the EV's), None: not given
-    ev_limits: EvLimits | None
-    evse_limits: EvseLimits
-    bpt: bool
-
-
 @runtime_checkable
 class SchedulePolicy(Protocol):
     """The energy policy's schedules for ScheduleExchange (Scheduled and Dynamic mode; in
-    Dynamic mode setpoints then come from `SeccServer.set_setpoint`). None: no schedule from
-    this policy (the SECC then uses the configured schedule provider's)."""
+    Dynamic mode setpoints then come from `SeccServer.set_setpoint`). `request` is what the
+    EV asked (`evse.protocol.schedules.ScheduleRequest`: `timestamp` in Unix seconds, `now`
+    the SECC's clock, on which `Schedules.start` must be). None: no schedule from this policy
+    (the SECC then uses the configured schedule provider's)."""
 
-    async def schedules(self, request: ScheduleRequest) -> Schedules | None: ...
+    async def schedules(self, connector_id: str, request: ScheduleRequest
+                        ) -> Schedules | None: ...
 
 
 @dataclass(frozen=True, slots=True)

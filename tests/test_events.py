@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from evse.aio.session_records import SessionSummary
 from evse.events import (
     ConsumerOverflow,
     EventBus,
@@ -19,6 +20,11 @@ from evse.events import (
 
 def started(n: int, connector: str = "1") -> SessionStarted:
     return SessionStarted(connector, float(n), f"S{n}", "urn:test", "EV")
+
+
+def ended(session_id: str, at: float) -> SessionEnded:
+    summary = SessionSummary("1", session_id, "EV", "urn:test", False, False, "peer", 0.0)
+    return SessionEnded("1", at, session_id, "done", False, False, summary)
 
 
 def measurement(at: float, connector: str = "1", power: float = 1.0) -> Measurement:
@@ -37,7 +43,7 @@ def test_publish_order_kept_across_both_queues() -> None:
     sub = bus.subscribe()
     bus.publish(started(1))
     bus.publish(measurement(2.0))
-    bus.publish(SessionEnded("1", 3.0, "S1", "done", False, False))
+    bus.publish(ended("S1", 3.0))
     got = drain(sub)
     assert [type(e) for e in got] == [SessionStarted, Measurement, SessionEnded]
 
@@ -62,7 +68,7 @@ def test_slow_consumer_drops_measurements_only_and_is_told() -> None:
     for i in range(100):
         bus.publish(measurement(float(i), power=float(i)))
         seen_fast += drain(fast)
-    bus.publish(SessionEnded("1", 200.0, "S0", "done", False, False))
+    bus.publish(ended("S0", 200.0))
     seen_fast += drain(fast)
     assert len([e for e in seen_fast if isinstance(e, Measurement)]) == 100
     got = drain(slow)

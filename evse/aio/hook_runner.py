@@ -28,12 +28,16 @@ from evse.hooks import (
     MeterReading,
     MeterSource,
     SchedulePolicy,
-    ScheduleRequest,
 )
 from evse.protocol import events as ev
 from evse.protocol.config import InstallationAnswer
 from evse.protocol.limits import EvLimits, EvseLimits
-from evse.protocol.schedules import ScheduleProvider, Schedules, flat_schedules
+from evse.protocol.schedules import (
+    ScheduleProvider,
+    ScheduleRequest,
+    Schedules,
+    flat_schedules,
+)
 
 log = logging.getLogger(__name__)
 
@@ -89,18 +93,58 @@ class AsyncSchedules:
         self.epoch_offset = epoch_offset
         self._pending: _Pending[Schedules | None] = _Pending("schedule policy")
 
-    def schedules(self, now: float, departure_time: int | None, ev_limits: EvLimits | None,
-                  evse_limits: EvseLimits, bpt: bool) -> Schedules | None:
-        request = ScheduleRequest(self.connector_id, now + self.epoch_offset, departure_time,
-                                  ev_limits, evse_limits, bpt)
-        done, result = self._pending.poll(lambda: self.policy.schedules(request))
+    def schedules_for(self, req: ScheduleRequest) -> Schedules | None:
+        done, result = self._pending.poll(lambda: self.policy.schedules(self.connector_id, req))
         if not done:
             return None
         if result is not None:
-            return dataclasses.replace(result, start=now)  # on the SECC's clock
-        if self.fallback is not None:
-            return self.fallback.schedules(now, departure_time, ev_limits, evse_limits, bpt)
-        return flat_schedules(now, departure_time, ev_limits, evse_limits, bpt)
+            return result
+        return ask_provider(self.fallback, req)
+
+    def schedules(self, now: float, departure_time: int | None, ev_limits: EvLimits | None,
+                  evse_limits: EvseLimits, bpt: bool) -> Schedules | None:
+        return self.schedules_for(ScheduleRequest(
+            now=now, timestamp=now + self.epoch_offset, departure_time=departure_time,
+            ev_limits=ev_limits, evse_limits=evse_limits, bpt=bpt))
+
+
+def ask_provider(provider: Any, req: ScheduleRequest) -> Schedules | None:
+    """What the SECC's handlers do with a provider: `schedules_for` when it has one, else
+    `schedules(...)`, and without a provider the flat default schedule."""
+    if provider is None:
+        return flat_schedules(req.now, req.departure_time, req.ev_limits, req.evse_limits,
+                              req.bpt)
+    detailed = getattr(provider, "schedules_for", None)
+    if detailed is not None:
+        result: Schedules | None = detailed(req)
+        return result
+    result = provider.schedules(req.now, req.departure_time, req.ev_limits, req.evse_limits,
+                                req.bpt)
+    return result
+
+
+class ReportingSchedules:
+    """The connection's schedule provider, telling `on_sent` every schedule it hands to the
+    SECC for a ScheduleExchangeRes (the `ScheduleSent` session event). Failures pass through
+    unchanged: the SECC's own fallback (default schedule + warning) stays in charge."""
+
+    def __init__(self, inner: Any, on_sent: Callable[[Schedules], None],
+                 epoch_offset: float) -> None:
+        self.inner = inner
+        self.on_sent = on_sent
+        self.epoch_offset = epoch_offset
+
+    def schedules_for(self, req: ScheduleRequest) -> Schedules | None:
+        result = ask_provider(self.inner, req)
+        if result is not None:
+            self.on_sent(result)
+        return result
+
+    def schedules(self, now: float, departure_time: int | None, ev_limits: EvLimits | None,
+                  evse_limits: EvseLimits, bpt: bool) -> Schedules | None:
+        return self.schedules_for(ScheduleRequest(
+            now=now, timestamp=now + self.epoch_offset, departure_time=departure_time,
+            ev_limits=ev_limits, evse_limits=evse_limits, bpt=bpt))
 
 
 class AsyncCertificates:

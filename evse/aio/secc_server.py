@@ -34,6 +34,14 @@ closed. Per connection the adapter:
 - isolates failures: an exception in one connection puts that connector in the safe state,
   closes that connection and never reaches the event loop or the other connections.
 
+Every session is observable as it happens: the server publishes the session events
+(`evse.events`: started, authorization, service, measurements, paused, fault, safe state,
+warning, ended with its `SessionSummary`) on the station's bus, O(1) and never blocking;
+consume them with `Station.events()` / `SeccServer.events()`. Integration hooks
+(`evse.hooks`, `SeccServer(hooks=Hooks(...))`) are awaited by `evse.aio.hook_runner`, never
+inside the SECC. The station and its connectors live in `evse.aio.station`, the session
+records in `evse.aio.session_records` (both importable from here too).
+
 One task polls every connector's HAL at a fixed rate (`poll_interval`). The HAL runs on
 `Station.hal_time(loop.time())`, which a demo may speed up (`Station(speedup=...)`); the SECC
 always runs on the real loop clock, so ISO timing is never scaled.
@@ -52,23 +60,27 @@ import socket
 import ssl
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from evse import events as se
 from evse.aio.admission import HANDSHAKE, Admission, AdmissionConfig, Ticket
-from evse.aio.hook_runner import AsyncCertificates, AsyncSchedules, MeterPoller, decide
-from evse.aio.latency import LatencyHistogram
+from evse.aio.hook_runner import (
+    AsyncCertificates,
+    AsyncSchedules,
+    MeterPoller,
+    ReportingSchedules,
+    decide,
+)
 from evse.aio.netif import link_local_address, scope_id
 from evse.aio.read_budget import ReadBudget, ReadMeter
+from evse.aio.session_records import MAX_SAMPLES, SessionSummary, TurnaroundStats
+from evse.aio.station import Connector, Station
 from evse.aio.tls_server import TlsLayer
-from evse.control.controller import ChargerController, ControllerConfig
 from evse.events import (
     DEFAULT_LIFECYCLE_MAX,
     DEFAULT_MEASUREMENTS_MAX,
     Callback,
-    EventBus,
     EventHandle,
     Subscription,
 )
@@ -77,17 +89,15 @@ from evse.protocol import events as ev
 from evse.protocol.config import SeccConfig
 from evse.protocol.din.states import State as DinState
 from evse.protocol.iso20.states import State
+from evse.protocol.schedules import Schedules
 from evse.protocol.secc import SeccConnection
 from evse.protocol.session import SessionStore
-from evse.protocol.standards import DIN
-from hal.interfaces import HalBackend
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TLS_PORT = 64109
 DEFAULT_TCP_PORT = 64110
 # the charge-loop states of every standard (turnaround statistics, MQTT "charging")
-_PROTOCOL_NAMES = {DIN: "DIN SPEC 70121"}  # report names by namespace; -20 otherwise
 LOOP_STATES: frozenset[str] = frozenset({
     State.DC_CHARGE_LOOP, State.AC_CHARGE_LOOP, DinState.CURRENT_DEMAND,
 })
@@ -95,243 +105,12 @@ LOOP_STATES: frozenset[str] = frozenset({
 Authorizer = Callable[[ev.RequestAuthorization, str], "bool | Awaitable[bool]"]
 
 
-# -- statistics and records ------------------------------------------------------------------
-
-
-class TurnaroundStats:
-    """SECC turnaround samples (ns): request's last byte in -> response's first byte out.
-
-    `all` and `loop` hold the latest `maxlen` samples (percentiles are over them; a charger
-    runs for months, so never every sample); `len()` counts every sample ever added."""
-
-    def __init__(self, maxlen: int = 1024) -> None:
-        self.all: deque[int] = deque(maxlen=maxlen)
-        self.loop: deque[int] = deque(maxlen=maxlen)  # charge-loop requests only
-        self.count = 0
-
-    def add(self, ns: int, *, charge_loop: bool) -> None:
-        self.count += 1
-        self.all.append(ns)
-        if charge_loop:
-            self.loop.append(ns)
-
-    def __len__(self) -> int:
-        return self.count
-
-    @staticmethod
-    def percentile_of(samples: Iterable[int], p: float) -> float | None:
-        """The p-th percentile (0..100, nearest rank) in seconds, None without samples."""
-        data = sorted(samples)
-        if not data:
-            return None
-        rank = max(1, math.ceil(p / 100.0 * len(data)))
-        return data[min(rank, len(data)) - 1] / 1e9
-
-    def percentile(self, p: float, *, charge_loop: bool = False) -> float | None:
-        return self.percentile_of(self.loop if charge_loop else self.all, p)
-
-
-MAX_SAMPLES = 720  # per session; beyond: every other one dropped, the interval doubled
-
-
-@dataclass
-class SessionSummary:
-    """What one session on one connector did (kept in `SeccServer.sessions`).
-
-    Bounded whatever the session's length: turnaround in a `LatencyHistogram`, at most
-    `MAX_SAMPLES` measurement samples (decimated). Once the session-end hooks have run (the
-    report is written), all but the latest few summaries are `compact()`ed."""
-
-    connector: str
-    session_id: str  # hex
-    evcc_id: str
-    protocol: str
-    resumed: bool
-    tls: bool
-    peer: str
-    started_at: float  # Unix seconds
-    ended_at: float | None = None
-    reason: str | None = None
-    failed: bool = False
-    paused: bool = False
-    service_id: int | None = None
-    control_mode: int | None = None
-    bidirectional: bool = False
-    energy_in_wh: float = 0.0  # to the EV, measured at the connector
-    energy_out_wh: float = 0.0  # from the EV
-    requests: int = 0  # requests answered on this connection during the session
-    turnaround_hist: LatencyHistogram = field(default_factory=LatencyHistogram)
-    samples: list[tuple[float, float, float, float]] = field(default_factory=list)  # t V A W
-    sample_interval: float = 1.0  # s between samples (doubles with each decimation)
-    compacted: bool = False  # samples and metering confirmations dropped (see `compact`)
-    # TLS: negotiated version and suite, the vehicle certificate's subject CN (mutual TLS)
-    tls_version: str | None = None
-    tls_cipher: str | None = None
-    vehicle_certificate: str | None = None
-    authorization: str | None = None  # "EIM" / "PnC" once authorized
-    emaid: str | None = None  # PnC: the verified contract's eMAID
-    # PnC: the EV's verified MeteringConfirmations (evse.protocol.events.MeteringConfirmed:
-    # SignedMeteringData + Signature, the signed record for billing)
-    metering_confirmations: list[Any] = field(default_factory=list)
-    # Safety supervisor trips during the session (evse.control.supervision.TripRecord),
-    # including one found in its shutdown after `ended_at` (a contactor welded on opening)
-    safety_trips: list[Any] = field(default_factory=list)
-    _energy_start: tuple[float, float] = (0.0, 0.0)
-
-    def turnaround(self, p: float) -> float | None:
-        return self.turnaround_hist.percentile(p)
-
-    def add_sample(self, sample: tuple[float, float, float, float]) -> None:
-        """Keep a measurement sample; at `MAX_SAMPLES` halve them and the sampling rate."""
-        if len(self.samples) >= MAX_SAMPLES:
-            del self.samples[1::2]
-            self.sample_interval *= 2
-        self.samples.append(sample)
-
-    def compact(self) -> None:
-        """Drop the per-sample detail (in the session report by now), keep the summary."""
-        self.samples = []
-        self.metering_confirmations = []
-        self.compacted = True
-
-    def to_dict(self) -> dict[str, Any]:
-        p50, p99 = self.turnaround(50), self.turnaround(99)
-        return {
-            "connector": self.connector, "session_id": self.session_id,
-            "evcc_id": self.evcc_id, "protocol": self.protocol, "resumed": self.resumed,
-            "tls": self.tls, "peer": self.peer, "started_at": self.started_at,
-            "ended_at": self.ended_at, "reason": self.reason, "failed": self.failed,
-            "paused": self.paused, "service_id": self.service_id,
-            "control_mode": self.control_mode, "bidirectional": self.bidirectional,
-            "energy_in_wh": self.energy_in_wh, "energy_out_wh": self.energy_out_wh,
-            "requests": self.requests, "compacted": self.compacted,
-            "tls_version": self.tls_version, "tls_cipher": self.tls_cipher,
-            "vehicle_certificate": self.vehicle_certificate,
-            "authorization": self.authorization, "emaid": self.emaid,
-            "metering_confirmations": [
-                c.signed_metering_data.meter_info.charged_energy_reading_wh
-                for c in self.metering_confirmations],
-            "safety_trips": [str(t) for t in self.safety_trips],
-            "turnaround_p50_ms": None if p50 is None else p50 * 1e3,
-            "turnaround_p99_ms": None if p99 is None else p99 * 1e3,
-        }
-
-    def to_report_record(self, station_id: str) -> Any:
-        """An `evse.report.SessionRecord` (JSON + SVG reports) of this session."""
-        from evse.report import Sample, SessionRecord
-
-        services = {1: "AC", 2: "DC", 5: "AC_BPT", 6: "DC_BPT"}
-        protocol = _PROTOCOL_NAMES.get(self.protocol, "ISO15118-20")
-        if self.service_id in services:
-            protocol += " " + services[self.service_id]
-        modes = {1: "Scheduled", 2: "Dynamic"}
-        return SessionRecord(
-            session_id=self.session_id,
-            station_id=station_id,
-            connector=self.connector,
-            started_at=self.started_at,
-            ended_at=self.ended_at if self.ended_at is not None else self.started_at,
-            samples=tuple(Sample(t, voltage=v, current=i, power=w) for t, v, i, w in self.samples),
-            energy_in_kwh=self.energy_in_wh / 1000.0,
-            energy_out_kwh=self.energy_out_wh / 1000.0,
-            protocol=protocol,
-            control_mode=modes.get(self.control_mode or 0),
-            stop_reason=self.reason,
-            ev_id=self.evcc_id or None,
-            metadata={"failed": self.failed, "paused": self.paused, "tls": self.tls,
-                      "requests": self.requests,
-                      "safety_trips": [str(t) for t in self.safety_trips]},
-        )
-
-
-# -- the station -----------------------------------------------------------------------------
-
-
-class Connector:
-    """One charging point: its HAL backend, its controller, the connection using it."""
-
-    def __init__(self, connector_id: str, backend: HalBackend, controller: ChargerController):
-        self.id = connector_id
-        self.backend = backend
-        self.controller = controller
-        self.handler: _Connection | None = None
-
-    @property
-    def busy(self) -> bool:
-        return self.handler is not None
-
-
-class Station:
-    """N connectors sharing one SECC process; `speedup` scales the HAL clock (demos)."""
-
-    def __init__(self, connectors: Sequence[Connector], *, speedup: float = 1.0) -> None:
-        if not connectors:
-            raise ValueError("a station needs at least one connector")
-        if not speedup > 0:
-            raise ValueError("speedup must be > 0")
-        self.connectors = list(connectors)
-        self.speedup = speedup
-        self._origin: float | None = None
-        # the session event stream of every connector (evse.events); the server publishes
-        self.bus = EventBus()
-
-    def events(self, connector_id: str | None = None, *,
-               measurements_max: int = DEFAULT_MEASUREMENTS_MAX,
-               lifecycle_max: int = DEFAULT_LIFECYCLE_MAX) -> Subscription:
-        """`async for event in station.events(): ...` (every connector, or one): see
-        `evse.events` for the event types and the back-pressure rules."""
-        return self.bus.subscribe(connector_id, measurements_max=measurements_max,
-                                  lifecycle_max=lifecycle_max)
-
-    def on_event(self, callback: Callback, connector_id: str | None = None) -> EventHandle:
-        """Call `callback` (plain or async) with each session event, from its own task."""
-        return self.bus.on_event(callback, connector_id)
-
-    @classmethod
-    def from_backends(
-        cls,
-        backends: Sequence[HalBackend],
-        *,
-        speedup: float = 1.0,
-        controller_config: ControllerConfig | None = None,
-        ids: Sequence[str] | None = None,
-    ) -> Station:
-        ids = list(ids) if ids is not None else [str(i + 1) for i in range(len(backends))]
-        return cls(
-            [Connector(i, b, ChargerController(b, config=controller_config, name=i))
-             for i, b in zip(ids, backends, strict=True)],
-            speedup=speedup,
-        )
-
-    @classmethod
-    def sim(
-        cls,
-        n: int = 1,
-        *,
-        speedup: float = 1.0,
-        controller_config: ControllerConfig | None = None,
-        **sim_options: Any,
-    ) -> Station:
-        """N connectors on the `sim` HAL backend (options go to each SimBackend)."""
-        from hal.registry import create_backend
-
-        backends = [create_backend("sim", **sim_options) for _ in range(n)]
-        return cls.from_backends(backends, speedup=speedup, controller_config=controller_config)
-
-    def hal_time(self, loop_now: float) -> float:
-        """The HAL's clock: the loop clock, sped up by `speedup` from the first call."""
-        if self._origin is None:
-            self._origin = loop_now
-        return self._origin + (loop_now - self._origin) * self.speedup
-
-    def connector(self, connector_id: str) -> Connector:
-        for c in self.connectors:
-            if c.id == connector_id:
-                return c
-        raise KeyError(connector_id)
-
-    def free_connector(self) -> Connector | None:
-        return next((c for c in self.connectors if not c.busy), None)
+# Station, Connector (evse.aio.station), SessionSummary, TurnaroundStats
+# (evse.aio.session_records) stay importable from here.
+__all__ = [
+    "DEFAULT_TCP_PORT", "DEFAULT_TLS_PORT", "LOOP_STATES", "MAX_SAMPLES", "Connector",
+    "SeccServer", "SessionSummary", "Station", "TurnaroundStats",
+]
 
 
 # -- one connection --------------------------------------------------------------------------
@@ -873,7 +652,7 @@ class _Connection(asyncio.Protocol):
             tls_cipher=self.tls_cipher,
             vehicle_certificate=self.vehicle_subject,
             sample_interval=self.server.sample_interval,
-            _energy_start=(ctl.energy_in_wh, ctl.energy_out_wh),
+            energy_start=(ctl.energy_in_wh, ctl.energy_out_wh),
         )
 
     def _finish_summary(self, reason: str, failed: bool, paused: bool) -> None:
@@ -884,8 +663,8 @@ class _Connection(asyncio.Protocol):
         ctl = self.connector.controller
         summary.ended_at = time.time()
         summary.reason, summary.failed, summary.paused = reason, failed, paused
-        summary.energy_in_wh = ctl.energy_in_wh - summary._energy_start[0]
-        summary.energy_out_wh = ctl.energy_out_wh - summary._energy_start[1]
+        summary.energy_in_wh = ctl.energy_in_wh - summary.energy_start[0]
+        summary.energy_out_wh = ctl.energy_out_wh - summary.energy_start[1]
         trips = getattr(ctl, "session_trips", None)  # a SupervisedController's (shared list)
         if trips is not None:
             summary.safety_trips = trips
@@ -913,8 +692,8 @@ class _Connection(asyncio.Protocol):
             bus.publish(se.Measurement(
                 summary.connector, at, summary.session_id, m.present_voltage,
                 m.present_current, power,
-                None if ctl is None else ctl.energy_in_wh - summary._energy_start[0],
-                None if ctl is None else ctl.energy_out_wh - summary._energy_start[1]))
+                None if ctl is None else ctl.energy_in_wh - summary.energy_start[0],
+                None if ctl is None else ctl.energy_out_wh - summary.energy_start[1]))
         now = self.loop.time()
         if now - self._last_sample < summary.sample_interval:
             return
@@ -1061,13 +840,22 @@ class SeccServer:
         the configured providers (a hook's own adapter per connection)."""
         config = self.config_for(connector_id)
         hooks, changes = self.hooks, dict[str, Any]()
+        provider: Any = config.schedule_provider
         if hooks.schedules is not None:
-            changes["schedule_provider"] = AsyncSchedules(
-                hooks.schedules, connector_id, config.schedule_provider, epoch_offset)
+            provider = AsyncSchedules(hooks.schedules, connector_id, provider, epoch_offset)
+        bus = self.station.bus
+
+        def sent(schedules: Schedules) -> None:  # the ScheduleSent session event
+            handler = self.station.connector(connector_id).handler
+            bus.publish(se.ScheduleSent(connector_id, time.time(),
+                                        None if handler is None else handler.session_id,
+                                        schedules))
+
+        changes["schedule_provider"] = ReportingSchedules(provider, sent, epoch_offset)
         if hooks.certificates is not None:
             changes["certificate_installation"] = AsyncCertificates(hooks.certificates,
                                                                     connector_id)
-        return dataclasses.replace(config, **changes) if changes else config
+        return dataclasses.replace(config, **changes)
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -1346,8 +1134,15 @@ class SeccServer:
         return self.send_event(connector_id, ev.SetpointUpdated(power_w))
 
     def connection(self, connector_id: str) -> SeccConnection | None:
+        """The sans-IO connection on `connector_id` (None: no EV connected there)."""
         handler = self._handler(connector_id)
         return None if handler is None else handler.conn
+
+    def live_summary(self, connector_id: str) -> SessionSummary | None:
+        """The record of the session running on `connector_id` (None: no session runs)."""
+        handler = self._handler(connector_id)
+        summary = handler.summary if handler is not None else None
+        return summary if summary is not None and summary.ended_at is None else None
 
     def record_session(self, summary: SessionSummary) -> None:
         self.sessions.append(summary)

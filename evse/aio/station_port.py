@@ -25,16 +25,24 @@ the EV or the hardware) and installs itself on the server (before `start()`):
   EVSEProcessing=Ongoing_WaitingForCustomerInteraction until the `authorize` command
   resolves it (or the -20 Ongoing limit ends the session). Otherwise the hook that was
   installed before (Plug & Charge backends) or a plain grant answers;
-- `on_session_end`: the `session_stopped` event and the session report (JSON + SVG with the
-  money summary: evse.energy.accounting), written in a worker thread.
+- the session event stream (`evse.events`, `Station.events()`): `SessionStarted` becomes
+  the `session_started` event, `SessionEnded` the `session_stopped` event and the session
+  report (JSON + SVG with the money summary: evse.energy.accounting), written in a worker
+  thread. A task started by `start()` consumes the stream; `drain_events()` handles what is
+  queued at once (the authorization hook and `flush_reports` call it, so the MQTT events
+  keep their order: session_started before authorization_requested).
 
-A control task (`start()`, every `control_interval`) announces sessions (`session_started`),
-reports faults (`fault`), samples the EV's SOC for the reports, and steers Dynamic-mode
-sessions: a grid outage (`set_outage`, the MQTT `outage` command) hands them to the V2H runner
-(the EV supplies the house down to the reserve SOC, then 0 W), else an MQTT setpoint wins,
-else a plan re-made after a mid-session `prices` command, else the ScheduleExchange plan the
-SECC follows by itself. Without a broker nothing waits: limits stay as they were, an MQTT
-setpoint expires after `setpoint_fallback_s` offline and the local energy policy takes over.
+A control task (`start()`, every `control_interval`) reports faults (`fault`), samples the
+EV's SOC for the reports, and steers Dynamic-mode sessions: a grid outage (`set_outage`, the
+MQTT `outage` command) hands them to the V2H runner (the EV supplies the house down to the
+reserve SOC, then 0 W), else an MQTT setpoint wins, else a plan re-made after a mid-session
+`prices` command, else the ScheduleExchange plan the SECC follows by itself. Without a
+broker nothing waits: limits stay as they were, an MQTT setpoint expires after
+`setpoint_fallback_s` offline and the local energy policy takes over.
+
+By concern: the MQTT port is this module; setpoint arbitration (limits and which setpoint
+wins) is `evse.aio.setpoint_arbiter`, V2H `evse.aio.v2h_runner`, the session reports
+`evse.aio.session_reports`.
 
 Sign convention (DESIGN 5): power and current are negative while the EV discharges.
 """
@@ -53,9 +61,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from evse import events as se
 from evse.aio.secc_server import LOOP_STATES, SeccServer, SessionSummary
+from evse.aio.session_reports import ReportWriter, session_record
+from evse.aio.setpoint_arbiter import Caps, capped_limits
 from evse.aio.v2h_runner import V2hRunner
-from evse.energy.accounting import PriceLookup, session_money
 from evse.energy.guard import GuardedScheduleProvider, check_schedules
 from evse.energy.optimizer import Plan, setpoint_at
 from evse.energy.prices import PriceCurve
@@ -66,6 +76,7 @@ from evse.protocol.config import BPT_SERVICES, ControlMode, SeccConfig
 from evse.protocol.din.states import State as DinState
 from evse.protocol.iso20.states import State
 from evse.protocol.limits import EvseLimits
+from evse.report import ReportPaths, SessionRecord
 
 __all__ = ["SeccStationPort"]
 
@@ -79,20 +90,11 @@ _STOPPING: frozenset[str] = frozenset({
 })
 FLOW_W = 50.0  # |power| below this in the charge loop: "suspended", not charging/discharging
 MAX_SOC_SAMPLES = 100_000
+EVENT_QUEUE_MAX = 100_000  # lifecycle events queued for the port (a few per session)
 
 
 def _kw(w: float) -> str:
     return f"{w / 1000.0 + 0.0:g}"
-
-
-@dataclass
-class _Caps:
-    """The aggregator's caps on one connector (None: the rated value)."""
-
-    max_charge_power_w: float | None = None
-    max_discharge_power_w: float | None = None
-    max_charge_current_a: float | None = None
-    max_discharge_current_a: float | None = None
 
 
 @dataclass
@@ -102,11 +104,11 @@ class _Connector:
     id: str
     provider: PlanningScheduleProvider
     guarded: GuardedScheduleProvider  # `provider` as the SECC calls it in ScheduleExchange
-    caps: _Caps = field(default_factory=_Caps)
+    caps: Caps = field(default_factory=Caps)
     prices_from_mqtt: bool = False
     # per connection / session
-    handler: Any = None  # the server's connection object this state belongs to
-    announced: SessionSummary | None = None
+    conn: Any = None  # the SeccConnection (server.connection) a pending authorization is for
+    announced: se.SessionStarted | None = None  # the session announced over MQTT
     sent_limits: EvseLimits | None = None
     override_w: float | None = None  # MQTT setpoint (Dynamic mode)
     applied_w: float | None = None  # last SetpointUpdated we sent (None: the schedule)
@@ -149,8 +151,8 @@ class SeccStationPort:
         self.plan_schedules = plan_schedules
         self.mqtt_authorization = mqtt_authorization
         self.reports_dir = Path(reports_dir) if reports_dir is not None else None
-        self.report_svg = report_svg
-        self.on_report = on_report
+        # session reports (JSON + SVG), written in a worker thread
+        self.reports = ReportWriter(self.reports_dir, svg=report_svg, on_report=on_report)
         self.control_interval = control_interval
         self.setpoint_fallback_s = setpoint_fallback_s
         self.clock = clock
@@ -159,9 +161,6 @@ class SeccStationPort:
                              discharge_efficiency=self.policy.discharge_efficiency)
         self.v2h.home_load_w = home_load_w
         self.events: deque[tuple[str, str, dict[str, Any]]] = deque(maxlen=256)
-        self.report_paths: deque[Any] = deque(maxlen=100)  # the latest; the files stay
-        self.last_record: Any = None  # the latest session's report record
-        self._reports: set[asyncio.Future[Any]] = set()
         self._rated = server.config.limits
         self._connectors: dict[str, _Connector] = {}
         for c in server.station.connectors:
@@ -173,16 +172,22 @@ class SeccStationPort:
         self._last_hal: float | None = None
         # install on the server (before it accepts connections)
         self._previous_authorize = server.authorize
-        self._previous_on_end = server.on_session_end
         server.connection_config = self.config_for
         server.authorize = self._authorize_hook
-        server.on_session_end = self._on_session_end
+        # sessions starting and ending: from the session event stream (evse.events), never by
+        # looking at connections; measurements are not needed here (one slot, drops ignored)
+        self._events = server.station.events(measurements_max=1,
+                                             lifecycle_max=EVENT_QUEUE_MAX)
+        self._consumer: asyncio.Task[None] | None = None
 
     # -- life cycle ----------------------------------------------------------------------------
 
     def start(self) -> asyncio.Task[None]:
+        loop = asyncio.get_running_loop()
+        if self._consumer is None or self._consumer.done():
+            self._consumer = loop.create_task(self._consume(), name="station-port-events")
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="energy")
+            self._task = loop.create_task(self._run(), name="energy")
         return self._task
 
     async def close(self) -> None:
@@ -193,13 +198,41 @@ class SeccStationPort:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.flush_reports()
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await consumer
 
     async def flush_reports(self, timeout: float = 10.0) -> list[Any]:
         """Wait for the reports being written; returns every ReportPaths written so far."""
-        pending = [f for f in self._reports if not f.done()]
-        if pending:
-            await asyncio.wait(pending, timeout=timeout)
-        return list(self.report_paths)
+        self.drain_events()  # sessions that ended but whose event is still queued
+        return await self.reports.flush(timeout)
+
+    # -- the session event stream --------------------------------------------------------------
+
+    async def _consume(self) -> None:
+        async for event in self._events:
+            self._on_event(event)
+
+    def drain_events(self) -> None:
+        """Handle every session event queued so far, now (the consumer task does it too)."""
+        while (event := self._events.get_nowait()) is not None:
+            self._on_event(event)
+
+    def _on_event(self, event: se.SessionEvent) -> None:
+        try:
+            rt = self._connectors.get(event.connector_id)
+            if rt is None:
+                return
+            if isinstance(event, se.SessionStarted):
+                self._announce(rt, event)
+            elif isinstance(event, se.SessionEnded) and event.summary is not None:
+                self._session_ended(rt, event.summary)
+            elif isinstance(event, se.ConsumerOverflow):  # cannot happen at its size: say so
+                log.error("the station port lost %d session events", event.lost)
+        except Exception:
+            log.exception("connector %s: session event bookkeeping failed", event.connector_id)
 
     async def _run(self) -> None:
         while True:
@@ -221,21 +254,17 @@ class SeccStationPort:
         except KeyError:
             raise CommandRejected(f"unknown connector {connector!r}") from None
 
-    def _handler(self, connector: str) -> Any:
-        return self.server.station.connector(connector).handler
+    def _live(self, connector: str) -> tuple[Any, SessionSummary | None]:
+        """(SeccConnection or None, the running session's summary or None), through the
+        server's public accessors."""
+        return self.server.connection(connector), self.server.live_summary(connector)
 
-    @staticmethod
-    def _live_summary(handler: Any) -> SessionSummary | None:
-        s = handler.summary if handler is not None else None
-        return s if s is not None and s.ended_at is None else None
-
-    def _session(self, connector: str) -> tuple[Any, Any, SessionSummary]:
-        """(handler, SeccConnection, summary) of the running session, else CommandRejected."""
-        handler = self._handler(connector)
-        summary = self._live_summary(handler)
-        if summary is None or handler.conn is None or handler.conn.session is None:
+    def _session(self, connector: str) -> tuple[Any, SessionSummary]:
+        """(SeccConnection, summary) of the running session, else CommandRejected."""
+        conn, summary = self._live(connector)
+        if summary is None or conn is None or conn.session is None:
             raise CommandRejected(f"no session on connector {connector}")
-        return handler, handler.conn, summary
+        return conn, summary
 
     def _post(self, connector: str, kind: str, data: dict[str, Any] | None = None) -> None:
         payload = dict(data or {})
@@ -269,24 +298,7 @@ class SeccStationPort:
     def limits(self, connector: str) -> EvseLimits:
         """What applies on the connector now: rated, capped by `limits` commands; no charging
         during a grid outage (there is no grid to charge from)."""
-        r, caps = self._rated, self._rt(connector).caps
-
-        def cap(rated: float, value: float | None) -> float:
-            return rated if value is None else min(rated, value)
-
-        lim = dataclasses.replace(
-            r, max_charge_power=cap(r.max_charge_power, caps.max_charge_power_w),
-            max_discharge_power=cap(r.max_discharge_power, caps.max_discharge_power_w),
-            max_charge_current=cap(r.max_charge_current, caps.max_charge_current_a),
-            max_discharge_current=cap(r.max_discharge_current, caps.max_discharge_current_a))
-        if self.v2h.active:
-            lim = dataclasses.replace(lim, max_charge_power=0.0, max_charge_current=0.0,
-                                      min_charge_power=0.0, min_charge_current=0.0)
-        if lim.min_charge_power > lim.max_charge_power:
-            lim = dataclasses.replace(lim, min_charge_power=lim.max_charge_power)
-        if lim.min_discharge_power > lim.max_discharge_power:
-            lim = dataclasses.replace(lim, min_discharge_power=lim.max_discharge_power)
-        return lim
+        return capped_limits(self._rated, self._rt(connector).caps, outage=self.v2h.active)
 
     @staticmethod
     def _connector_limits(lim: EvseLimits) -> ConnectorLimits:
@@ -344,12 +356,11 @@ class SeccStationPort:
         if not self.mqtt_authorization or request.method != "EIM" or rt is None:
             previous = self._previous_authorize
             return True if previous is None else previous(request, connector)
-        handler = self._handler(connector)
-        self._announce(rt, handler)
+        conn, summary = self._live(connector)
+        self.drain_events()  # its SessionStarted is queued: announce it first
         self._cancel_auth(rt)
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        rt.pending_auth, rt.auth_method, rt.handler = future, request.method, handler
-        summary = self._live_summary(handler)
+        rt.pending_auth, rt.auth_method, rt.conn = future, request.method, conn
         self._post(connector, "authorization_requested", {
             "method": request.method, "evcc_id": request.evcc_id,
             "session_id": summary.session_id if summary else None})
@@ -364,21 +375,8 @@ class SeccStationPort:
             rt.pending_auth.cancel()
         rt.pending_auth = None
 
-    def _on_session_end(self, summary: SessionSummary) -> None:
-        rt = self._connectors.get(summary.connector)
-        try:
-            if rt is not None:
-                self._session_ended(rt, summary)
-        except Exception:
-            log.exception("connector %s: session end bookkeeping failed", summary.connector)
-        previous = self._previous_on_end
-        if previous is not None:
-            previous(summary)
-
     def _session_ended(self, rt: _Connector, summary: SessionSummary) -> None:
-        handler = self._handler(rt.id)
-        if rt.announced is not summary:  # too short for the control step to see it
-            self._post(rt.id, "session_started", self._started_data(summary))
+        conn = self.server.connection(rt.id)
         self._cancel_auth(rt)
         rt.paused = summary.paused
         plan = rt.provider.last_plan if rt.provider.last_plan is not rt.plan_before else None
@@ -387,7 +385,7 @@ class SeccStationPort:
             "failed": summary.failed, "paused": summary.paused,
             "energy_in_kwh": round(summary.energy_in_wh / 1000.0, 6),
             "energy_out_kwh": round(summary.energy_out_wh / 1000.0, 6)})
-        self._sample_soc(rt, handler.conn if handler is not None else None, force=True)
+        self._sample_soc(rt, conn, force=True)
         if self.reports_dir is not None:
             self._write_report(rt, summary, plan)
         rt.announced = None
@@ -407,8 +405,8 @@ class SeccStationPort:
         changed = False
         for connector in self.server.station.connectors:
             rt = self._connectors[connector.id]
-            handler = connector.handler
-            if rt.pending_auth is not None and handler is not rt.handler:
+            conn, summary = self._live(connector.id)
+            if rt.pending_auth is not None and conn is not rt.conn:
                 self._cancel_auth(rt)  # that connection is gone
                 changed = True
             fault = connector.controller.fault
@@ -417,14 +415,7 @@ class SeccStationPort:
                 if fault:
                     self._post(rt.id, "fault", {"code": "hal", "message": fault})
                 changed = True
-            summary = self._live_summary(handler)
-            if summary is None or handler is None:
-                continue
-            if rt.announced is not summary:
-                self._announce(rt, handler)
-                changed = True
-            conn = handler.conn
-            if conn is None or conn.session is None or conn.closed:
+            if summary is None or conn is None or conn.session is None or conn.closed:
                 continue
             self._sample_soc(rt, conn)
             self._apply_limits(rt)
@@ -440,24 +431,21 @@ class SeccStationPort:
         if changed:
             self._notify()
 
-    def _announce(self, rt: _Connector, handler: Any) -> None:
-        summary = self._live_summary(handler)
-        if summary is None or rt.announced is summary:
+    def _announce(self, rt: _Connector, started: se.SessionStarted) -> None:
+        if rt.announced is started:
             return
-        rt.announced = summary
-        rt.handler = handler
+        rt.announced = started
+        rt.conn = self.server.connection(rt.id)
         rt.override_w = rt.applied_w = rt.replan = None
         rt.id_token = None
         rt.soc_log = []
         rt.last_soc_sample = -math.inf
-        rt.price_history = [(summary.started_at, rt.provider.prices)]
+        rt.price_history = [(started.at, rt.provider.prices)]
         self.v2h.forget(rt.id)
-        self._post(rt.id, "session_started", self._started_data(summary))
-
-    @staticmethod
-    def _started_data(summary: SessionSummary) -> dict[str, Any]:
-        return {"session_id": summary.session_id, "evcc_id": summary.evcc_id,
-                "protocol": "ISO15118-20", "resumed": summary.resumed}
+        self._post(rt.id, "session_started", {
+            "session_id": started.session_id, "evcc_id": started.evcc_id,
+            "protocol": "ISO15118-20", "resumed": started.resumed})
+        self._notify()
 
     def _sample_soc(self, rt: _Connector, conn: Any, force: bool = False) -> None:
         now = self.clock()
@@ -496,7 +484,7 @@ class SeccStationPort:
     def _v2h_share(self) -> int:
         n = 0
         for connector in self.server.station.connectors:
-            conn = connector.handler.conn if connector.handler is not None else None
+            conn = self.server.connection(connector.id)
             s = conn.session if conn is not None else None
             if (conn is not None and s is not None and s.bpt
                     and s.control_mode == ControlMode.DYNAMIC and conn.state in LOOP_STATES):
@@ -529,7 +517,7 @@ class SeccStationPort:
                 if newly:
                     log.info("connector %s: V2H reserve SOC reached at %.1f %%", rt.id, soc)
                     self._post(rt.id, "v2h_reserve_reached", {"soc_percent": round(soc, 2)})
-        elif rt.override_w is not None:
+        elif rt.override_w is not None:  # precedence: evse.aio.setpoint_arbiter docstring
             want = rt.override_w
         elif rt.replan is not None:
             want = setpoint_at(rt.replan, self.clock())
@@ -547,16 +535,14 @@ class SeccStationPort:
     def state(self, connector: str) -> ConnectorState:
         rt = self._rt(connector)
         c = self.server.station.connector(connector)
-        handler = c.handler
-        conn = handler.conn if handler is not None else None
-        summary = self._live_summary(handler)
+        conn, summary = self._live(connector)
         st = c.controller.status()
         lim = self.limits(connector)
         if st.fault:
             session_state = "fault"
         elif summary is None or conn is None:
             session_state = "paused" if rt.paused else (
-                "connected" if handler is not None and conn is not None and not conn.closed
+                "connected" if conn is not None and not conn.closed
                 else "idle")
         elif rt.pending_auth is not None:
             session_state = "authorizing"
@@ -576,7 +562,7 @@ class SeccStationPort:
             if summary.service_id in SERVICE_NAMES:
                 protocol += " " + SERVICE_NAMES[summary.service_id]
             control_mode = MODE_NAMES.get(summary.control_mode or 0)
-            start_in, start_out = summary._energy_start
+            start_in, start_out = summary.energy_start
             energy_in = round((c.controller.energy_in_wh - start_in) / 1000.0, 6)
             energy_out = round((c.controller.energy_out_wh - start_out) / 1000.0, 6)
             if conn is not None:
@@ -604,7 +590,7 @@ class SeccStationPort:
 
     def set_setpoint(self, connector: str, watts: float | None) -> None:
         rt = self._rt(connector)
-        _, conn, _ = self._session(connector)
+        conn, _ = self._session(connector)
         session = conn.session
         if session.control_mode != ControlMode.DYNAMIC:
             mode = MODE_NAMES.get(int(session.control_mode or 0), "not selected yet")
@@ -649,16 +635,16 @@ class SeccStationPort:
             value = getattr(limits, name)
             if value is not None:
                 setattr(caps, name, value)
-        if self._live_summary(self._handler(connector)) is not None:
+        if self.server.live_summary(connector) is not None:
             self._apply_limits(rt)
 
     def set_prices(self, connector: str, prices: PriceCurve) -> None:
         """Plan with `prices` on a copy of the connector's planner first; store them only when
         that plan succeeds (else CommandRejected, and nothing changes)."""
         rt = self._rt(connector)
-        handler = self._handler(connector)
-        live = self._live_summary(handler) is not None and handler.conn is not None
-        conn = handler.conn if live else None
+        conn, summary = self._live(connector)
+        live = summary is not None and conn is not None
+        conn = conn if live else None
         session = conn.session if conn is not None else None
         dynamic = (conn is not None and session is not None and self.plan_schedules
                    and session.control_mode == ControlMode.DYNAMIC
@@ -722,7 +708,7 @@ class SeccStationPort:
 
     def pause(self, connector: str) -> None:
         self._rt(connector)
-        _, conn, _ = self._session(connector)
+        conn, _ = self._session(connector)
         if conn.state not in LOOP_STATES:
             raise CommandRejected(f"pause: only in the charge loop (the session is in "
                                   f"{conn.state})")
@@ -745,87 +731,25 @@ class SeccStationPort:
             self.tick()
         self._notify()
 
-    # -- reports -------------------------------------------------------------------------------
+    # -- reports (evse.aio.session_reports) ----------------------------------------------------
 
-    @staticmethod
-    def _price_lookup(rt: _Connector) -> PriceLookup:
-        history = rt.price_history or [(-math.inf, rt.provider.prices)]
+    @property
+    def report_paths(self) -> deque[ReportPaths]:
+        """The latest reports written (the files stay)."""
+        return self.reports.paths
 
-        def lookup(t: float) -> tuple[float, float]:
-            curve = history[0][1]
-            for since, c in history:
-                if since <= t:
-                    curve = c
-            return curve.buy_at(t), curve.sell_at(t)
-
-        return lookup
+    @property
+    def last_record(self) -> SessionRecord | None:
+        """The latest session's report record."""
+        return self.reports.last_record
 
     def session_record(self, rt: _Connector, summary: SessionSummary,
-                       plan: Plan | None = None) -> Any:
+                       plan: Plan | None = None) -> SessionRecord:
         """The session's report record: samples with SOC and prices, the money summary."""
-        record = summary.to_report_record(self.station_id)
-        lookup = self._price_lookup(rt)
-        socs = rt.soc_log
-
-        def soc_at(t: float) -> float | None:
-            value = None
-            for ts, soc in socs:
-                if ts > t + 0.5:
-                    break
-                value = soc
-            return value
-
-        samples = []
-        for s in record.samples:
-            buy, sell = lookup(s.t)
-            samples.append(dataclasses.replace(s, soc=soc_at(s.t), price=buy, sell_price=sell))
-        currency = rt.price_history[-1][1].currency if rt.price_history else (
-            rt.provider.prices.currency)
-        money = session_money([(s.t, s.power) for s in record.samples if s.power is not None],
-                              energy_in_kwh=record.energy_in_kwh,
-                              energy_out_kwh=record.energy_out_kwh, prices=lookup,
-                              currency=currency, degradation_cost=self.policy.degradation_cost,
-                              discharge_efficiency=self.policy.discharge_efficiency,
-                              started_at=record.started_at, ended_at=record.ended_at)
-        metadata = dict(record.metadata)
-        metadata.update(id_token=rt.id_token, soc_start=socs[0][1] if socs else None,
-                        soc_end=socs[-1][1] if socs else None,
-                        degradation_cost_per_kwh=self.policy.degradation_cost)
-        if plan is not None:
-            metadata["plan"] = {"target_soc": plan.target_soc, "reserve_soc": plan.reserve_soc,
-                                "target_feasible": plan.target_feasible,
-                                "forecast_net": plan.money.net,
-                                "departure": plan.departure}
-        return dataclasses.replace(record, samples=tuple(samples), money=money,
-                                   metadata=metadata)
+        return session_record(
+            summary, self.station_id, soc_log=rt.soc_log,
+            price_history=rt.price_history or [(-math.inf, rt.provider.prices)],
+            policy=self.policy, id_token=rt.id_token, plan=plan)
 
     def _write_report(self, rt: _Connector, summary: SessionSummary, plan: Plan | None) -> None:
-        from evse.report import write_report
-
-        record = self.last_record = self.session_record(rt, summary, plan)
-        directory, svg = self.reports_dir, self.report_svg
-        assert directory is not None
-
-        def write() -> Any:
-            return write_report(record, directory, svg=svg)
-
-        future = asyncio.get_running_loop().run_in_executor(None, write)
-        self._reports.add(future)
-        future.add_done_callback(self._report_done)
-
-    def _report_done(self, future: asyncio.Future[Any]) -> None:
-        self._reports.discard(future)
-        if future.cancelled():
-            return
-        exc = future.exception()
-        if exc is not None:  # reports are best effort: never stop the charger
-            log.error("could not write the session report: %s", exc)
-            return
-        paths = future.result()
-        self.report_paths.append(paths)
-        log.info("session report: %s", paths.json)
-        if self.on_report is not None:
-            try:
-                self.on_report(paths)
-            except Exception:
-                log.exception("on_report hook failed")
+        self.reports.write(self.session_record(rt, summary, plan))

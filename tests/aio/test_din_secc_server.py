@@ -155,6 +155,9 @@ async def test_evse_ev_protocol_din_against_the_server(capsys: Any) -> None:
     async with running(protocols=PROTOCOLS) as rig:
         import argparse
 
+        # the stand-alone EV's side of the cable: current flows, its DC session moves energy
+        rig.connector().backend.ev_contactor_closed = True
+
         ns = add_ev_arguments(argparse.ArgumentParser()).parse_args(
             ["--protocol", "din", "--host", HOST, "--port", str(rig.port), "--loops", "3",
              "--loop-interval", "0.02", "--timeout-scale", "4"])

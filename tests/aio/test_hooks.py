@@ -4,6 +4,7 @@ simulated EV over TCP against SeccServer on the sim HAL."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from evse import events as se
@@ -16,9 +17,8 @@ from evse.hooks import (
     MeterReading,
     MeterSource,
     SchedulePolicy,
-    ScheduleRequest,
 )
-from evse.protocol.schedules import Schedules, flat_schedules
+from evse.protocol.schedules import ScheduleRequest, Schedules, flat_schedules
 from hal.backends.sim import SimBackend
 from simulators.ev.client import run_session
 from tests.aio.helpers import HOST, SPEEDUP, Rig, fast_scenario, running, secc_config
@@ -87,7 +87,9 @@ class SlowPolicy:
     def __init__(self) -> None:
         self.requests: list[ScheduleRequest] = []
 
-    async def schedules(self, request: ScheduleRequest) -> Schedules | None:
+    async def schedules(self, connector_id: str, request: ScheduleRequest
+                        ) -> Schedules | None:
+        assert connector_id == "1"
         self.requests.append(request)
         await asyncio.sleep(0.1)
         return flat_schedules(request.now, request.departure_time, request.ev_limits,
@@ -102,8 +104,8 @@ async def test_schedule_policy_is_awaited_while_the_ev_hears_ongoing() -> None:
         report = await _session(rig, "dc")
         assert report.success, report.summary()
     assert report.request_sequence.count("ScheduleExchangeReq") >= 2  # Ongoing, then the plan
-    assert len(policy.requests) == 1 and policy.requests[0].connector_id == "1"
-    assert abs(policy.requests[0].now - __import__("time").time()) < 60  # Unix seconds
+    assert len(policy.requests) == 1
+    assert abs(policy.requests[0].timestamp - time.time()) < 60  # Unix seconds
 
 
 class OffsetMeter:

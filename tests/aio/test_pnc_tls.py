@@ -610,3 +610,44 @@ async def test_tampered_metering_confirmation_over_tls13(p521: Pki) -> None:
         assert summary.failed and not summary.metering_confirmations
         assert "FAILED_MeteringSignatureNotValid" in (summary.reason or "")
         assert not r.verifier.of("metering_confirmation")[-1].ok
+
+
+async def test_certificate_source_hook_answers_certificate_installation(p521: Pki) -> None:
+    """evse.hooks.CertificateSource: an async CPS, awaited by the server while the EV hears
+    EVSEProcessing=Ongoing (the hook stands in for the configured backend)."""
+    from evse.hooks import CertificateRequest, CertificateSource, Hooks
+    from evse.protocol.config import InstallationAnswer
+
+    pki = p521.pki
+    mo2 = pki.contract.subs[0]
+    cps = LocalCps(cps_key=pki.cps.key,
+                   cps_chain=[pki.cps.leaf.cert, *(s.cert for s in pki.cps.subs)],
+                   mo_sub_ca=mo2.cert, mo_sub_ca_key=mo2.key,
+                   mo_chain=[s.cert for s in pki.contract.subs], emaid="DEEVSC00000078Q")
+
+    class RemoteCps:
+        def __init__(self) -> None:
+            self.requests: list[CertificateRequest] = []
+
+        async def installation(self, request: CertificateRequest) -> InstallationAnswer:
+            self.requests.append(request)
+            await asyncio.sleep(0.3)  # a round trip to the CPS
+            answer = cps.installation_data(request.request, timestamp=request.timestamp,
+                                           session_id=request.session_id)
+            assert answer is not None
+            return answer
+
+    source = RemoteCps()
+    assert isinstance(source, CertificateSource)
+    creds = PncCredentials(oem_provisioning_certificate=pki.oem_provisioning.leaf_der,
+                           oem_provisioning_sub_certificates=pki.oem_provisioning.sub_ders,
+                           oem_provisioning_key=pki.oem_provisioning.key,
+                           v2g_roots=(pki.v2g_root.cert,), install_certificate=True)
+    async with pnc_server(p521) as r:
+        r.server.hooks = Hooks(certificates=source)
+        report = await r.ev(pnc_scenario(creds), p521.ev_tls())
+        assert report.success, report.summary()
+        assert report.request_sequence.count("CertificateInstallationReq") >= 2  # Ongoing
+        assert report.extra["installed_emaid"] == "DEEVSC00000078Q"
+        assert len(source.requests) == 1 and source.requests[0].connector_id == "1"
+        assert r.server.sessions[-1].emaid == "DEEVSC00000078Q"

@@ -63,6 +63,8 @@ async def _loop_rtts(port: int) -> list[float]:
 
 async def test_junk_streams_do_not_delay_another_connectors_charge_loop() -> None:
     async with running(4) as rig:
+        for c in rig.station.connectors:  # the stand-alone EV's side of the cable: current
+            c.backend.ev_contactor_closed = True  # flows, so its DC session moves energy
         quiet = _p99(await _loop_rtts(rig.port))
         await rig.wait_safe(0)
         junk = subprocess.Popen(

@@ -117,8 +117,11 @@ async def test_sdp_announces_the_server_and_the_ev_finds_it() -> None:
     async with server:
         assert server.sdp_port
         scenario = fast_scenario("dc", max_loops=3)
+        # the EV's battery is the one the station's power stage charges (a DC session must
+        # move energy to pass)
         report = await asyncio.wait_for(run_session(
-            scenario, sdp_address="::1", sdp_port=server.sdp_port, sdp_retries=20), 20)
+            scenario, sdp_address="::1", sdp_port=server.sdp_port, sdp_retries=20,
+            battery=Rig(server, station).link()), 20)
         assert report.success, report.summary()
         assert server.sessions[-1].peer.startswith("[::1]")
 

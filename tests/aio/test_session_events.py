@@ -43,6 +43,9 @@ async def test_a_dc_session_publishes_its_lifecycle_in_order() -> None:
     assert kinds[:4] == [se.SessionStarted, se.AuthorizationRequested,
                          se.AuthorizationDecided, se.ServiceSelected], kinds
     assert kinds[-1] is se.SessionEnded
+    assert kinds[4] is se.ScheduleSent  # ScheduleExchange follows the service selection
+    sent = next(e for e in got if isinstance(e, se.ScheduleSent))
+    assert sent.schedule is not None and sent.schedule.charging  # the Schedules handed over
     started = got[0]
     assert isinstance(started, se.SessionStarted)
     assert started.evcc_id == "WEVSESTACKSIM0001" and not started.resumed
@@ -89,13 +92,22 @@ async def test_denied_authorization_is_a_decision_and_a_fault() -> None:
     assert isinstance(got[-1], se.SessionEnded) and got[-1].failed
 
 
-async def test_a_consumer_that_never_reads_does_not_stop_the_session() -> None:
+async def test_consumers_that_never_read_do_not_stop_the_session() -> None:
     async with running() as rig:
         rig.station.bus.measurement_interval = 0.0
-        never = rig.station.events(measurements_max=2, lifecycle_max=2)
+        lagging = rig.station.events(measurements_max=2)  # loses measurements only
+        overflowing = rig.station.events(measurements_max=2, lifecycle_max=2)
         report = await _session(rig, "dc", max_loops=30)
         assert report.success
-        rest = [e async for e in never]  # what it got: then the overflow notice ends it
-    assert isinstance(rest[-1], se.ConsumerOverflow) and rest[-1].lost > 0
-    assert any(isinstance(e, se.EventsDropped) for e in rest)
+        await asyncio.sleep(0.05)
+        lagging.close()
+        kept = [e async for e in lagging]
+        cut = [e async for e in overflowing]  # what it got: then the overflow notice ends it
+    drops = [e for e in kept if isinstance(e, se.EventsDropped)]
+    assert drops and drops[0].count == lagging.dropped_total > 0
+    assert [type(e) for e in kept if isinstance(e, (se.SessionStarted, se.SessionEnded))] == [
+        se.SessionStarted, se.SessionEnded]  # every lifecycle event is still there
+    lifecycle = [e for e in cut if not isinstance(e, (se.Measurement, se.EventsDropped))]
+    assert len(lifecycle) == 3 and isinstance(lifecycle[-1], se.ConsumerOverflow)
+    assert lifecycle[-1].lost > 0 and cut[-1] is lifecycle[-1]
     assert rig.server.errors == 0

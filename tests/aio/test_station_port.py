@@ -111,3 +111,39 @@ def test_cli_grid_outage_and_demo_reports_options() -> None:
         build_parser("secc").parse_args(["secc", "--grid-outage", "soon"])
     ns = build_parser("demo").parse_args(["demo", "--reports", "/tmp/x"])
     assert str(ns.reports) == "/tmp/x"
+
+
+async def test_sessions_are_announced_from_the_event_stream_not_by_the_control_step() -> None:
+    """session_started goes out when the session starts, even when the control step never
+    runs during the session (it used to be found by polling the connections every step)."""
+    import asyncio
+
+    from simulators.ev.client import run_session
+    from tests.aio.helpers import Rig, fast_scenario
+
+    station = Station.from_backends([SimBackend()], speedup=10.0)
+    server = SeccServer(secc_config(), station, address=HOST, port=0, poll_interval=0.01)
+    port = SeccStationPort(server, station_id="S", plan_schedules=False,
+                           control_interval=3600.0)  # one step at start(), then none
+    started_while_running: list[bool] = []
+
+    async with server:
+        port.start()
+        ev = asyncio.create_task(run_session(fast_scenario("dc", max_loops=40), host=HOST,
+                                             port=server.port, battery=Rig(server,
+                                                                           station).link()))
+        for _ in range(500):
+            if any(kind == "session_started" for _, kind, _ in port.events):
+                started_while_running.append(not server.sessions)
+                break
+            await asyncio.sleep(0.01)
+        report = await asyncio.wait_for(ev, 30)
+        await port.flush_reports()
+        await port.close()
+    assert report.success
+    assert started_while_running == [True]  # announced while the session ran
+    kinds = [kind for _, kind, _ in port.events]
+    assert kinds == ["session_started", "session_stopped"]
+    started = port.events[0][2]
+    assert started["evcc_id"] == "WEVSESTACKSIM0001" and started["protocol"] == "ISO15118-20"
+    assert started["session_id"] == port.events[1][2]["session_id"]
