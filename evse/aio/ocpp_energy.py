@@ -27,11 +27,16 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from evse.aio.ocpp_client import OcppClient
-from evse.hooks import ScheduleRequest
 from evse.ocpp.ev_needs import charging_needs, ev_charging_schedule
 from evse.ocpp.smart_charging import ChargingLimits
 from evse.protocol.limits import cap
-from evse.protocol.schedules import DEFAULT_DEPARTURE_S, PowerEntry, Schedules, flat_schedules
+from evse.protocol.schedules import (
+    DEFAULT_DEPARTURE_S,
+    PowerEntry,
+    ScheduleRequest,
+    Schedules,
+    flat_schedules,
+)
 
 __all__ = ["OcppSchedulePolicy", "OcppSetpoints"]
 
@@ -44,8 +49,9 @@ class OcppSchedulePolicy:
         self.evse_ids = dict(evse_ids)
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def schedules(self, request: ScheduleRequest) -> Schedules | None:
-        evse_id = self.evse_ids.get(request.connector_id)
+    async def schedules(self, connector_id: str, request: ScheduleRequest
+                        ) -> Schedules | None:
+        evse_id = self.evse_ids.get(connector_id)
         if evse_id is None:
             return None
         result = self._schedules(evse_id, request)
@@ -62,14 +68,18 @@ class OcppSchedulePolicy:
             return  # not queued: needs are only useful now
         version = "2.1" if c.subprotocol == "ocpp2.1" else "2.0.1"
         ev = request.ev_limits
+        target_soc = request.target_soc if request.target_soc is not None else (
+            ev.target_soc if ev else None)
         await c.call_now("NotifyEVChargingNeeds", charging_needs(
-            evse_id, version, request.now, bpt=request.bpt,
+            evse_id, version, request.timestamp, bpt=request.bpt,
             departure_s=request.departure_time,
             ev_max_power=ev.max_charge_power if ev else request.evse_limits.max_charge_power,
             ev_max_current=ev.max_charge_current if ev else None,
             ev_max_voltage=ev.max_voltage if ev else None,
             ev_max_discharge_power=ev.max_discharge_power if ev else 0.0,
-            target_soc=ev.target_soc if ev else None))
+            target_soc=target_soc, dynamic=request.dynamic,
+            energy_wh=(request.ev_target_energy_wh, request.ev_minimum_energy_wh,
+                       request.ev_maximum_energy_wh)))
         if result is not None:
             periods, offset = [], 0
             dis = result.discharging or tuple(PowerEntry(e.duration, 0.0)
@@ -78,11 +88,13 @@ class OcppSchedulePolicy:
                 periods.append((offset, ch.power, d.power))
                 offset += ch.duration
             await c.call_now("NotifyEVChargingSchedule",
-                             ev_charging_schedule(evse_id, version, request.now, periods))
+                             ev_charging_schedule(evse_id, version, request.timestamp,
+                                                  periods))
 
     def _schedules(self, evse_id: int, request: ScheduleRequest) -> Schedules | None:
         horizon = float(max(1, request.departure_time or DEFAULT_DEPARTURE_S))
-        composite = self.client.profiles.composite(evse_id, request.now, horizon)
+        # profiles are on Unix time (`timestamp`); the schedules on the SECC's clock (`now`)
+        composite = self.client.profiles.composite(evse_id, request.timestamp, horizon)
         if all(lim == ChargingLimits() for _off, lim in composite):
             return None  # nothing from the CSMS: the local policy decides alone
         base = flat_schedules(request.now, request.departure_time, request.ev_limits,

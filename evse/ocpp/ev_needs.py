@@ -15,8 +15,11 @@ def charging_needs(evse_id: int, version: str, now: float, *, bpt: bool,
                    departure_s: int | None, ev_max_power: float,
                    ev_max_current: float | None, ev_max_voltage: float | None,
                    ev_max_discharge_power: float = 0.0, target_soc: int | None = None,
-                   dynamic: bool = False) -> dict[str, Any]:
-    """A DC EV's needs. Under 2.0.1 a BPT EV is reported as DC (2.0.1 has no BPT)."""
+                   dynamic: bool = False,
+                   energy_wh: tuple[float | None, float | None, float | None] = (
+                       None, None, None)) -> dict[str, Any]:
+    """A DC EV's needs. Under 2.0.1 a BPT EV is reported as DC (2.0.1 has no BPT).
+    `energy_wh`: the EV's (target, minimum, maximum) energy requests (-20), when given."""
     transfer = "DC_BPT" if bpt and version == "2.1" else "DC"
     needs: dict[str, Any] = {"requestedEnergyTransfer": transfer}
     if departure_s is not None:
@@ -31,6 +34,10 @@ def charging_needs(evse_id: int, version: str, now: float, *, bpt: bool,
             v2x["maxDischargePower"] = round(ev_max_discharge_power, 3)
         if target_soc is not None:
             v2x["targetSoC"] = target_soc
+        for key, value in zip(("evTargetEnergyRequest", "evMinEnergyRequest",
+                               "evMaxEnergyRequest"), energy_wh, strict=True):
+            if value is not None:
+                v2x[key] = round(value, 3)
         needs["v2xChargingParameters"] = v2x
         needs["controlMode"] = "DynamicControl" if dynamic else "ScheduledControl"
     payload: dict[str, Any] = {"evseId": evse_id, "chargingNeeds": needs}

@@ -84,8 +84,8 @@ async def test_v2x_profile_discharges_then_idles(tmp_path: Path) -> None:
     c.profiles.set(1, tx_default([
         {"startPeriod": 0, "operationMode": "CentralSetpoint", "setpoint": -6000.0,
          "limit": 11000.0, "dischargeLimit": -8000.0},
-        {"startPeriod": 2, "operationMode": "Idle"},
-    ], t0), t0)
+        {"startPeriod": 3, "operationMode": "Idle"},
+    ], t0 - 1), t0)  # started a second ago (the SECC's TimeAnchor is whole seconds)
     try:
         async with running() as rig:
             rig.server.hooks = Hooks(schedules=OcppSchedulePolicy(c, {"1": 1}))
