@@ -85,7 +85,25 @@ class _CsmsHandlers:
     @on("TransactionEvent")
     def on_transaction_event(self, **payload: Any) -> Any:
         self._record("TransactionEvent", payload)
+        profile = self.csms.profile_on_start
+        if payload["event_type"] == "Started" and profile is not None:
+            # the V2X profile in the middle of the session, once the answer is out
+            task = asyncio.create_task(self._send_profile(payload, profile))
+            self.csms._tasks.add(task)
+            task.add_done_callback(self.csms._tasks.discard)
         return self._call_result.TransactionEvent()
+
+    async def _send_profile(self, event: dict[str, Any], profile: dict[str, Any]) -> None:
+        await asyncio.sleep(self.csms.profile_delay)
+        tx_id = event["transaction_info"]["transaction_id"]
+        evse_id = event.get("evse", {}).get("id", 1)
+        body = {**profile, "charging_profile_purpose": "TxProfile", "transaction_id": tx_id}
+        try:
+            res = await self.call(self._call.SetChargingProfile(  # type: ignore[attr-defined]
+                evse_id=evse_id, charging_profile=body), suppress=False)
+            self.csms.profile_answers.append(str(res.status))
+        except Exception as exc:  # recorded for the test to see
+            self.csms.profile_answers.append(f"error: {exc}")
 
     @on("NotifyEVChargingNeeds")
     def on_ev_charging_needs(self, **payload: Any) -> Any:
@@ -140,7 +158,9 @@ class CsmsSimulator:
                  heartbeat_interval: int = 60, boot_retry_interval: int = 1,
                  accepted_tokens: Sequence[str] = (),
                  revoked_tokens: Sequence[str] = (),
-                 accept_all_tokens: bool = False) -> None:
+                 accept_all_tokens: bool = False,
+                 profile_on_start: dict[str, Any] | None = None,
+                 profile_delay: float = 0.5) -> None:
         self.host, self.port = host, port
         self.subprotocols = list(subprotocols)
         self.passwords = passwords  # None: no Basic auth check
@@ -150,7 +170,13 @@ class CsmsSimulator:
         self.boot_retry_interval = boot_retry_interval
         self.accepted_tokens = set(accepted_tokens)
         self.revoked_tokens = set(revoked_tokens)
-        self.accept_all_tokens = accept_all_tokens  # PnC contracts whose OCSP status is revoked
+        self.accept_all_tokens = accept_all_tokens
+        # a TxProfile (snake_case, without purpose/transaction id) sent `profile_delay` s
+        # after each transaction starts: the operator's V2X request mid-session
+        self.profile_on_start = profile_on_start
+        self.profile_delay = profile_delay
+        self.profile_answers: list[str] = []
+        self._tasks: set[asyncio.Task[None]] = set()  # PnC contracts whose OCSP status is revoked
         self.received: list[ReceivedCall] = []
         self.frames: dict[str, list[str]] = {}  # every raw frame from each station
         self.rejected_handshakes: list[str] = []
