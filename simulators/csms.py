@@ -105,6 +105,11 @@ class _CsmsHandlers:
         except Exception as exc:  # recorded for the test to see
             self.csms.profile_answers.append(f"error: {exc}")
 
+    @on("SecurityEventNotification")
+    def on_security_event(self, **payload: Any) -> Any:
+        self._record("SecurityEventNotification", payload)
+        return self._call_result.SecurityEventNotification()
+
     @on("NotifyEVChargingNeeds")
     def on_ev_charging_needs(self, **payload: Any) -> Any:
         self._record("NotifyEVChargingNeeds", payload)

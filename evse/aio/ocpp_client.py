@@ -362,6 +362,15 @@ class OcppClient:
         answer: dict[str, Any] = snake_to_camel_case(remove_nones(serialize_as_dict(result)))
         return answer
 
+    def security_event(self, event_type: str, tech_info: str | None = None) -> None:
+        """SecurityEventNotification (e.g. "InvalidTLSCipherSuite", "TamperDetectionActivated"):
+        kept in the durable queue like a TransactionEvent, sent in order once accepted."""
+        payload: dict[str, Any] = {"type": event_type[:50], "timestamp": iso_time(self._clock())}
+        if tech_info:
+            payload["techInfo"] = tech_info[:255]
+        self.queue.put("SecurityEventNotification", payload)
+        self._wake.set()
+
     def _queue_tx(self, payload: dict[str, Any]) -> dict[str, Any]:
         stored = self.queue.put("TransactionEvent", payload)
         self._wake.set()

@@ -131,6 +131,8 @@ class OcppEventBridge:
                 c.transaction_updated(tx, "ChargingStateChanged", charging_state="SuspendedEV")
             case se.Fault() | se.SafeState() if tx is not None:
                 c.transaction_updated(tx, "AbnormalCondition", with_meter=True)
+                if "emergency" in event.reason.lower():  # the e-stop is a security event
+                    c.security_event("EmergencyStop", f"connector {cid}: {event.reason}")
             case se.SessionEnded(paused=False, failed=failed) if tx is not None:
                 summary = event.summary
                 last = self._last.pop(cid, MeterSample(0.0))

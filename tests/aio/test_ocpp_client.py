@@ -219,3 +219,24 @@ async def test_csms_outage_mid_session_every_event_once_in_order(tmp_path: Path)
             assert client.connections == 2
     finally:
         await csms.stop()
+
+
+async def test_security_events_are_durable_and_delivered_in_order(tmp_path: Path) -> None:
+    csms = CsmsSimulator()
+    await csms.start()
+    url = csms.url
+    await csms.stop()  # the CSMS is away when the events happen
+    client = OcppClient(config(url), station(), queue=DurableQueue(tmp_path / "q.db"))
+    client.security_event("InvalidTLSCipherSuite", "EV offered only TLS 1.2")
+    client.security_event("TamperDetectionActivated")
+    try:
+        async with running(client):
+            await csms.start()
+            await until(lambda: len(csms.calls(STATION, "SecurityEventNotification")) == 2,
+                        "security events")
+        got = csms.calls(STATION, "SecurityEventNotification")
+        assert [e["type"] for e in got] == ["InvalidTLSCipherSuite", "TamperDetectionActivated"]
+        assert got[0]["tech_info"] == "EV offered only TLS 1.2"
+        assert len(client.queue) == 0
+    finally:
+        await csms.stop()
