@@ -54,6 +54,7 @@ from ocpp.v201.enums import Action as Action201
 from websockets.asyncio.client import ClientConnection, connect
 
 from evse.config import OcppConfig
+from evse.ocpp.device_model import DeviceModel, Variable, non_negative_int, positive_int
 from evse.ocpp.queue import DurableQueue
 from evse.ocpp.smart_charging import ProfileError, ProfileRejected, ProfileStore
 from evse.ocpp.station import Backoff, OcppStation, SendCall, iso_time
@@ -174,6 +175,32 @@ class _StationHandlers:
                     "timestamp": now, "connectorStatus": conn.status, "evseId": evse_id,
                     "connectorId": connector_id})
 
+    @on("GetVariables")
+    def on_get_variables(self, get_variable_data: list[dict[str, Any]], **_: Any) -> Any:
+        results = []
+        for item in get_variable_data:
+            comp, var = item["component"], item["variable"]
+            status, value = self.client.device_model.get(
+                comp["name"], var["name"], item.get("attribute_type", "Actual"))
+            r: dict[str, Any] = {"attribute_status": status, "component": comp,
+                                 "variable": var}
+            if value is not None:
+                r["attribute_value"] = value
+            results.append(r)
+        return self._call_result.GetVariables(get_variable_result=results)
+
+    @on("SetVariables")
+    def on_set_variables(self, set_variable_data: list[dict[str, Any]], **_: Any) -> Any:
+        results = []
+        for item in set_variable_data:
+            comp, var = item["component"], item["variable"]
+            status = self.client.device_model.set(
+                comp["name"], var["name"], str(item["attribute_value"]),
+                item.get("attribute_type", "Actual"))
+            results.append({"attribute_status": status, "component": comp, "variable": var})
+        self.client._wake.set()  # a new interval takes effect at once
+        return self._call_result.SetVariables(set_variable_result=results)
+
     @on("SetChargingProfile")
     def on_set_charging_profile(self, evse_id: int, charging_profile: dict[str, Any],
                                 **_: Any) -> Any:
@@ -292,11 +319,39 @@ class OcppClient:
         self.profiles = ProfileStore()  # the CSMS's charging profiles (smart charging, V2X)
         self.max_power_w = 0.0  # the station's maximum, reported where OCPP sets no limit
         self._profile_listeners: list[Callable[[], None]] = []
+        self.device_model = self._device_model()
         # RequestStopTransaction: stop the session of this transaction id (True: it runs)
         self.request_stop: Callable[[str], bool] | None = None
         self.subprotocol: str | None = None
         self.connections = 0  # successful WebSocket connections so far (for tests, demo)
         self.accepted = asyncio.Event()  # set while the CSMS has accepted the station
+
+    def _device_model(self) -> DeviceModel:
+        """The variables this station has, bound to the live settings they name."""
+        st, tr, cfg = self.station, self.tracker, self.config
+        dm = DeviceModel()
+
+        def set_heartbeat(v: str) -> None:
+            st.heartbeat_s = st.default_heartbeat_s = float(positive_int(v))
+
+        def set_sampled(v: str) -> None:
+            tr.sampled_interval_s = float(non_negative_int(v))
+
+        dm.add("OCPPCommCtrlr", "HeartbeatInterval",
+               Variable(lambda: str(int(st.heartbeat_s or st.default_heartbeat_s)),
+                        set_heartbeat))
+        dm.add("SampledDataCtrlr", "TxUpdatedInterval",
+               Variable(lambda: str(int(tr.sampled_interval_s)), set_sampled))
+        dm.add("SampledDataCtrlr", "TxUpdatedMeasurands", Variable(lambda: ",".join(
+            ("Energy.Active.Import.Register", "Energy.Active.Export.Register",
+             "Power.Active.Import", "Power.Active.Export", "Current.Import", "Current.Export",
+             "Voltage", "SoC"))))
+        dm.add("SecurityCtrlr", "SecurityProfile",
+               Variable(lambda: str(cfg.security_profile)))
+        dm.add("SecurityCtrlr", "Identity", Variable(lambda: cfg.station_id))
+        dm.add("SmartChargingCtrlr", "Enabled", Variable(lambda: "true"))
+        dm.add("AuthCacheCtrlr", "Enabled", Variable(lambda: "true"))
+        return dm
 
     @property
     def evse_ids(self) -> set[int]:

@@ -156,3 +156,37 @@ async def test_bad_csms_input_gets_the_right_call_error_and_changes_nothing(
     finally:
         await client.stop()
         await csms.stop()
+
+
+async def test_get_and_set_variables_act_on_the_live_settings(tmp_path: Path) -> None:
+    csms, client = await connected(tmp_path)
+    try:
+        def item(comp: str, var: str, value: str | None = None) -> dict[str, Any]:
+            d: dict[str, Any] = {"component": {"name": comp}, "variable": {"name": var}}
+            if value is not None:
+                d["attribute_value"] = value
+            return d
+
+        res = await csms.call(STATION, "GetVariables", {"get_variable_data": [
+            item("SecurityCtrlr", "Identity"), item("OCPPCommCtrlr", "HeartbeatInterval"),
+            item("OCPPCommCtrlr", "NoSuchVariable"), item("NoSuchCtrlr", "Enabled")]})
+        got = [(r["attribute_status"], r.get("attribute_value"))
+               for r in res.get_variable_result]
+        assert got == [("Accepted", STATION), ("Accepted", "60"), ("UnknownVariable", None),
+                       ("UnknownComponent", None)]
+        n = len(csms.calls(STATION, "Heartbeat"))
+        res = await csms.call(STATION, "SetVariables", {"set_variable_data": [
+            item("OCPPCommCtrlr", "HeartbeatInterval", "1"),
+            item("SampledDataCtrlr", "TxUpdatedInterval", "-5"),  # out of range
+            item("SecurityCtrlr", "SecurityProfile", "3"),  # read-only
+        ]})
+        assert [r["attribute_status"] for r in res.set_variable_result] == [
+            "Accepted", "Rejected", "Rejected"]
+        assert client.tracker.sampled_interval_s == 0.0 and \
+            client.config.security_profile == 1  # the refused ones changed nothing
+        async with asyncio.timeout(30):  # the new heartbeat interval is in force
+            while len(csms.calls(STATION, "Heartbeat")) < n + 2:
+                await asyncio.sleep(0.05)
+    finally:
+        await client.stop()
+        await csms.stop()
