@@ -415,6 +415,8 @@ async def run_secc(options: SeccOptions, *, ready: asyncio.Event | None = None,
           flush=True)
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
+    if ocpp is not None:  # Reset from the CSMS: a clean exit; the service manager restarts us
+        ocpp.client.on_reset = stop.set
     installed = []
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):

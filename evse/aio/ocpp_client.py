@@ -148,9 +148,23 @@ class _StationHandlers:
     @on("RequestStopTransaction")
     def on_request_stop_transaction(self, transaction_id: str, **_: Any) -> Any:
         stop = self.client.request_stop
-        accepted = stop is not None and stop(transaction_id)
+        accepted = stop is not None and stop(transaction_id, "RemoteStop", "Remote")
         return self._call_result.RequestStopTransaction(
             status="Accepted" if accepted else "Rejected")
+
+    @on("Reset")
+    def on_reset(self, type: str, evse_id: int | None = None, **_: Any) -> Any:
+        c = self.client
+        if c.on_reset is None or evse_id is not None:  # no EVSE-level reset on this station
+            return self._call_result.Reset(status="Rejected")
+        busy = bool(c.tracker.open_transactions)
+        if type == "Immediate" and busy:
+            for tx_id in c.tracker.open_transactions:
+                if c.request_stop is not None:
+                    c.request_stop(tx_id, "ResetCommand", "ImmediateReset")
+        c.schedule_reset()
+        return self._call_result.Reset(
+            status="Scheduled" if busy and type == "OnIdle" else "Accepted")
 
     @on("TriggerMessage")
     def on_trigger_message(self, requested_message: str, evse: dict[str, Any] | None = None,
@@ -320,8 +334,12 @@ class OcppClient:
         self.max_power_w = 0.0  # the station's maximum, reported where OCPP sets no limit
         self._profile_listeners: list[Callable[[], None]] = []
         self.device_model = self._device_model()
-        # RequestStopTransaction: stop the session of this transaction id (True: it runs)
-        self.request_stop: Callable[[str], bool] | None = None
+        # stop the session of a transaction (id, Ended's trigger, stoppedReason); True: it ran
+        self.request_stop: Callable[[str, str, str], bool] | None = None
+        # Reset: called once no transaction is open and the queue is sent (or 30 s passed);
+        # None: Reset is Rejected
+        self.on_reset: Callable[[], None] | None = None
+        self._reset_task: asyncio.Task[None] | None = None
         self.subprotocol: str | None = None
         self.connections = 0  # successful WebSocket connections so far (for tests, demo)
         self.accepted = asyncio.Event()  # set while the CSMS has accepted the station
@@ -416,6 +434,20 @@ class OcppClient:
             return None
         answer: dict[str, Any] = snake_to_camel_case(remove_nones(serialize_as_dict(result)))
         return answer
+
+    def schedule_reset(self) -> None:
+        if self._reset_task is None:
+            self._reset_task = asyncio.ensure_future(self._reset_when_idle())
+
+    async def _reset_when_idle(self, limit_s: float = 30.0) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit_s
+        # OnIdle waits for the sessions to end; both wait (bounded) for their Ended to go out
+        while self.tracker.open_transactions or (len(self.queue) and loop.time() < deadline):
+            await asyncio.sleep(0.05)
+        log.warning("Reset from the CSMS: resetting now")
+        if self.on_reset is not None:
+            self.on_reset()
 
     def security_event(self, event_type: str, tech_info: str | None = None) -> None:
         """SecurityEventNotification (e.g. "InvalidTLSCipherSuite", "TamperDetectionActivated"):

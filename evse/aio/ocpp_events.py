@@ -55,14 +55,16 @@ class OcppEventBridge:
         self._requested: dict[str, se.AuthorizationRequested] = {}
         self._last: dict[str, MeterSample] = {}
         self._task: asyncio.Task[None] | None = None
-        self._remote_stops: set[str] = set()  # transactions the CSMS asked to stop
+        # transactions the CSMS asked to stop: their Ended's (trigger, stoppedReason)
+        self._remote_stops: dict[str, tuple[str, str]] = {}
 
     def connector_of(self, tx_id: str) -> str | None:
         return next((cid for cid, tx in self._tx.items() if tx == tx_id), None)
 
-    def stop_requested(self, tx_id: str) -> None:
-        """The CSMS asked to stop `tx_id` (RequestStopTransaction): its Ended says so."""
-        self._remote_stops.add(tx_id)
+    def stop_requested(self, tx_id: str, trigger: str = "RemoteStop",
+                       reason: str = "Remote") -> None:
+        """The CSMS asked to stop `tx_id` (RequestStopTransaction, Reset): its Ended says so."""
+        self._remote_stops[tx_id] = (trigger, reason)
 
     def start(self) -> asyncio.Task[None]:
         self._task = asyncio.create_task(self.run(), name="ocpp-events")
@@ -142,8 +144,8 @@ class OcppEventBridge:
                                        power_w=0.0)
                 del self._tx[cid]
                 if tx in self._remote_stops:
-                    self._remote_stops.discard(tx)
-                    c.transaction_ended(tx, "RemoteStop", "Remote", last)
+                    trigger, reason = self._remote_stops.pop(tx)
+                    c.transaction_ended(tx, trigger, reason, last)
                 elif failed:
                     c.transaction_ended(tx, "AbnormalCondition", "Other", last)
                 else:
@@ -204,13 +206,13 @@ class OcppRuntime:
 
 
 def remote_stop(bridge: OcppEventBridge, stop_session: Callable[[str, str], bool]
-                ) -> Callable[[str], bool]:
-    """RequestStopTransaction -> stop the session running that transaction."""
-    def stop(tx_id: str) -> bool:
+                ) -> Callable[[str, str, str], bool]:
+    """RequestStopTransaction / Reset -> stop the session running that transaction."""
+    def stop(tx_id: str, trigger: str, reason: str) -> bool:
         cid = bridge.connector_of(tx_id)
         if cid is None:
             return False
-        bridge.stop_requested(tx_id)
-        return stop_session(cid, "RequestStopTransaction from the CSMS")
+        bridge.stop_requested(tx_id, trigger, reason)
+        return stop_session(cid, f"{trigger} from the CSMS")
 
     return stop

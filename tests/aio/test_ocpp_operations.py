@@ -70,3 +70,52 @@ async def test_request_stop_and_trigger_message(tmp_path: Path) -> None:
     finally:
         await client.stop()
         await csms.stop()
+
+
+async def test_reset_on_idle_waits_and_immediate_stops_the_session(tmp_path: Path) -> None:
+    csms = CsmsSimulator()
+    await csms.start()
+    cfg = OcppConfig(url=csms.url, station_id=STATION, password="p" * 16,
+                     sampled_interval_s=0.0, reconnect_min_s=0.05, reconnect_max_s=0.2)
+    st = OcppStation(vendor="EvseStack", model="SIL")
+    st.add_connector(1, 1)
+    client = OcppClient(cfg, st, queue=DurableQueue(tmp_path / "q.db"))
+    resets: list[float] = []
+    try:
+        async with running() as rig:
+            bridge = OcppEventBridge(client, rig.station.events, {"1": 1})
+            client.request_stop = remote_stop(bridge, rig.server.stop_session)
+            client.start()
+            bridge.start()
+            await asyncio.wait_for(client.accepted.wait(), 30)
+            res = await csms.call(STATION, "Reset", {"type": "Immediate"})
+            assert res.status == "Rejected"  # nobody to reset the station yet
+            client.on_reset = lambda: resets.append(1.0)
+            assert (await csms.call(STATION, "Reset", {"type": "Immediate", "evse_id": 1})
+                    ).status == "Rejected"  # no EVSE-level reset
+            scenario = fast_scenario("dc", max_loops=2000, loop_interval=0.02)
+            ev = asyncio.create_task(run_session(scenario, host=HOST, port=rig.port,
+                                                 battery=rig.link(0, dc=True)))
+            async with asyncio.timeout(30):
+                while not client.tracker.open_transactions:
+                    await asyncio.sleep(0.02)
+            res = await csms.call(STATION, "Reset", {"type": "OnIdle"})
+            assert res.status == "Scheduled"
+            await asyncio.sleep(0.5)
+            assert resets == [] and not ev.done()  # the session goes on
+            res = await csms.call(STATION, "Reset", {"type": "Immediate"})
+            assert res.status == "Accepted"
+            report = await asyncio.wait_for(ev, 30)
+            assert report.loops < 2000
+            async with asyncio.timeout(30):
+                while not resets:
+                    await asyncio.sleep(0.02)
+            await bridge.stop()
+        assert resets == [1.0]  # once, after the session ended
+        ended = csms.calls(STATION, "TransactionEvent")[-1]
+        assert ended["event_type"] == "Ended"  # sent before the reset
+        assert ended["trigger_reason"] == "ResetCommand"
+        assert ended["transaction_info"]["stopped_reason"] == "ImmediateReset"
+    finally:
+        await client.stop()
+        await csms.stop()
