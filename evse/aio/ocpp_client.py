@@ -152,6 +152,20 @@ class _StationHandlers:
         return self._call_result.RequestStopTransaction(
             status="Accepted" if accepted else "Rejected")
 
+    @on("RequestStartTransaction")
+    def on_request_start_transaction(self, id_token: dict[str, Any], remote_start_id: int,
+                                     evse_id: int | None = None, **_: Any) -> Any:
+        """The CSMS authorizes the next session on an EVSE (ISO 15118: the EV that plugs in
+        there next is granted with this idToken, without an Authorize)."""
+        c = self.client
+        busy = {e for e, in_tx in c.evse_transactions().items() if in_tx}
+        free = sorted(c.evse_ids - busy)
+        target = evse_id if evse_id is not None else (free[0] if free else None)
+        if target is None or target not in c.evse_ids or target in busy:
+            return self._call_result.RequestStartTransaction(status="Rejected")
+        c.remote_starts[target] = (snake_to_camel_case(id_token), remote_start_id)
+        return self._call_result.RequestStartTransaction(status="Accepted")
+
     @on("Reset")
     def on_reset(self, type: str, evse_id: int | None = None, **_: Any) -> Any:
         c = self.client
@@ -340,6 +354,10 @@ class OcppClient:
         # None: Reset is Rejected
         self.on_reset: Callable[[], None] | None = None
         self._reset_task: asyncio.Task[None] | None = None
+        # RequestStartTransaction: evse id -> (idToken, remoteStartId) for its next session;
+        # moved to `remote_granted` when that session is authorized with it
+        self.remote_starts: dict[int, tuple[dict[str, Any], int]] = {}
+        self.remote_granted: dict[int, tuple[dict[str, Any], int]] = {}
         self.subprotocol: str | None = None
         self.connections = 0  # successful WebSocket connections so far (for tests, demo)
         self.accepted = asyncio.Event()  # set while the CSMS has accepted the station
@@ -402,10 +420,11 @@ class OcppClient:
     def transaction_updated(self, tx_id: str, trigger: str, *,
                             charging_state: str | None = None,
                             id_token: dict[str, Any] | None = None,
-                            with_meter: bool = False) -> dict[str, Any]:
+                            with_meter: bool = False,
+                            remote_start_id: int | None = None) -> dict[str, Any]:
         return self._queue_tx(self.tracker.updated(
             tx_id, trigger, self._clock(), charging_state=charging_state, id_token=id_token,
-            with_meter=with_meter))
+            with_meter=with_meter, remote_start_id=remote_start_id))
 
     def meter_sample(self, tx_id: str, sample: MeterSample) -> None:
         self.tracker.measured(tx_id, sample)
@@ -434,6 +453,11 @@ class OcppClient:
             return None
         answer: dict[str, Any] = snake_to_camel_case(remove_nones(serialize_as_dict(result)))
         return answer
+
+    def evse_transactions(self) -> dict[int, bool]:
+        """EVSE id -> whether a transaction is open on it."""
+        open_evses = {self.tracker.evse_of(tx) for tx in self.tracker.open_transactions}
+        return {e: e in open_evses for e in self.evse_ids}
 
     def schedule_reset(self) -> None:
         if self._reset_task is None:

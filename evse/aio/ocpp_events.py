@@ -117,6 +117,11 @@ class OcppEventBridge:
                 self._requested[cid] = event
             case se.AuthorizationDecided(granted=True) if tx is not None:
                 req = self._requested.pop(cid, None)
+                remote = c.remote_granted.pop(evse_id, None)  # type: ignore[arg-type]
+                if remote is not None:
+                    c.transaction_updated(tx, "RemoteStart", id_token=remote[0],
+                                          remote_start_id=remote[1])
+                    return
                 token = None
                 if req is not None:
                     token = ({"idToken": req.emaid, "type": "eMAID"}
@@ -175,7 +180,8 @@ class OcppRuntime:
         self.client = OcppClient(config, station, queue=self.queue, message_log=message_log)
         self.bridge = OcppEventBridge(self.client, subscribe, evse_ids)
         # the authorization hook (evse.hooks.Authorizer) when [ocpp] authorize = true
-        self.authorizer = (OcppAuthorizer(self.client, pnc_offline=config.pnc_offline)
+        self.authorizer = (OcppAuthorizer(self.client, pnc_offline=config.pnc_offline,
+                                          evse_ids=evse_ids)
                            if config.authorize else None)
         # the CSMS's charging profiles bound the schedules (evse.hooks.SchedulePolicy)
         self.schedule_policy = OcppSchedulePolicy(self.client, evse_ids)

@@ -107,9 +107,12 @@ class TransactionTracker:
 
     def updated(self, tx_id: str, trigger: str, now: float, *,
                 charging_state: str | None = None, id_token: dict[str, Any] | None = None,
-                with_meter: bool = False) -> dict[str, Any]:
+                with_meter: bool = False, remote_start_id: int | None = None
+                ) -> dict[str, Any]:
         tx = self._open[tx_id]
-        info = {"chargingState": charging_state} if charging_state else {}
+        info: dict[str, Any] = {"chargingState": charging_state} if charging_state else {}
+        if remote_start_id is not None:
+            info["remoteStartId"] = remote_start_id
         meter = [meter_value(tx.sample, "Trigger", now)] if with_meter else None
         p = self._payload(tx, "Updated", trigger, now, meter, **info)
         if id_token is not None:
@@ -138,6 +141,9 @@ class TransactionTracker:
         if not self.online:
             p["offline"] = True
         return p
+
+    def evse_of(self, tx_id: str) -> int:
+        return self._open[tx_id].evse_id
 
     @property
     def open_transactions(self) -> tuple[str, ...]:

@@ -119,3 +119,48 @@ async def test_reset_on_idle_waits_and_immediate_stops_the_session(tmp_path: Pat
     finally:
         await client.stop()
         await csms.stop()
+
+
+async def test_request_start_authorizes_the_next_session_without_authorize(
+        tmp_path: Path) -> None:
+    from evse.aio.ocpp_auth import OcppAuthorizer
+    from evse.hooks import Hooks
+
+    csms = CsmsSimulator()  # accepts no token: an Authorize would deny the EV
+    await csms.start()
+    cfg = OcppConfig(url=csms.url, station_id=STATION, password="p" * 16,
+                     sampled_interval_s=0.0, reconnect_min_s=0.05, reconnect_max_s=0.2)
+    st = OcppStation(vendor="EvseStack", model="SIL")
+    st.add_connector(1, 1)
+    client = OcppClient(cfg, st, queue=DurableQueue(tmp_path / "q.db"))
+    try:
+        async with running(auto_authorize=False) as rig:
+            rig.server.hooks = Hooks(authorizer=OcppAuthorizer(client, evse_ids={"1": 1}))
+            bridge = OcppEventBridge(client, rig.station.events, {"1": 1})
+            client.start()
+            bridge.start()
+            await asyncio.wait_for(client.accepted.wait(), 30)
+            token = {"id_token": "APP-USER-7", "type": "Central"}
+            assert (await csms.call(STATION, "RequestStartTransaction", {
+                "id_token": token, "remote_start_id": 77, "evse_id": 9})).status == "Rejected"
+            assert (await csms.call(STATION, "RequestStartTransaction", {
+                "id_token": token, "remote_start_id": 77, "evse_id": 1})).status == "Accepted"
+            report = await asyncio.wait_for(run_session(
+                fast_scenario("dc", max_loops=10), host=HOST, port=rig.port,
+                battery=rig.link(0, dc=True)), 60)
+            assert report.success, report.reason
+            async with asyncio.timeout(30):
+                while not any(e["event_type"] == "Ended"
+                              for e in csms.calls(STATION, "TransactionEvent")):
+                    await asyncio.sleep(0.02)
+            await bridge.stop()
+        assert csms.calls(STATION, "Authorize") == []
+        started = [e for e in csms.calls(STATION, "TransactionEvent")
+                   if e["trigger_reason"] == "RemoteStart"]
+        assert len(started) == 1
+        assert started[0]["id_token"] == {"id_token": "APP-USER-7", "type": "Central"}
+        assert started[0]["transaction_info"]["remote_start_id"] == 77
+        assert client.remote_starts == {}  # used once
+    finally:
+        await client.stop()
+        await csms.stop()
