@@ -54,6 +54,7 @@ from ocpp.v201.enums import Action as Action201
 from websockets.asyncio.client import ClientConnection, connect
 
 from evse.config import OcppConfig
+from evse.ocpp.cert_store import CertStore
 from evse.ocpp.device_model import DeviceModel, Variable, non_negative_int, positive_int
 from evse.ocpp.queue import DurableQueue
 from evse.ocpp.smart_charging import ProfileError, ProfileRejected, ProfileStore
@@ -165,6 +166,35 @@ class _StationHandlers:
             return self._call_result.RequestStartTransaction(status="Rejected")
         c.remote_starts[target] = (snake_to_camel_case(id_token), remote_start_id)
         return self._call_result.RequestStartTransaction(status="Accepted")
+
+    @on("InstallCertificate")
+    def on_install_certificate(self, certificate_type: str, certificate: str,
+                               **_: Any) -> Any:
+        c = self.client
+        if c.cert_store is None:
+            return self._call_result.InstallCertificate(status="Failed")
+        status, reason = c.cert_store.install(certificate_type, certificate, c._clock())
+        info = {"reason_code": "InvalidCertificate", "additional_info": reason} if reason \
+            else None
+        return self._call_result.InstallCertificate(status=status, status_info=info)
+
+    @on("GetInstalledCertificateIds")
+    def on_get_installed_certificate_ids(self, certificate_type: list[str] | None = None,
+                                         **_: Any) -> Any:
+        store = self.client.cert_store
+        ids = store.ids(tuple(certificate_type or ())) if store is not None else []
+        if not ids:
+            return self._call_result.GetInstalledCertificateIds(status="NotFound")
+        return self._call_result.GetInstalledCertificateIds(
+            status="Accepted", certificate_hash_data_chain=camel_to_snake_case(ids))
+
+    @on("DeleteCertificate")
+    def on_delete_certificate(self, certificate_hash_data: dict[str, Any], **_: Any) -> Any:
+        store = self.client.cert_store
+        if store is None:
+            return self._call_result.DeleteCertificate(status="NotFound")
+        return self._call_result.DeleteCertificate(
+            status=store.delete(snake_to_camel_case(certificate_hash_data)))
 
     @on("Reset")
     def on_reset(self, type: str, evse_id: int | None = None, **_: Any) -> Any:
@@ -358,6 +388,8 @@ class OcppClient:
         # moved to `remote_granted` when that session is authorized with it
         self.remote_starts: dict[int, tuple[dict[str, Any], int]] = {}
         self.remote_granted: dict[int, tuple[dict[str, Any], int]] = {}
+        # roots the CSMS installs (InstallCertificate...); None: answered Failed/NotFound
+        self.cert_store: CertStore | None = None
         self.subprotocol: str | None = None
         self.connections = 0  # successful WebSocket connections so far (for tests, demo)
         self.accepted = asyncio.Event()  # set while the CSMS has accepted the station

@@ -36,6 +36,7 @@ from evse.aio.ocpp_auth import OcppAuthorizer
 from evse.aio.ocpp_client import OcppClient
 from evse.aio.ocpp_energy import OcppSchedulePolicy, OcppSetpoints
 from evse.config import OcppConfig
+from evse.ocpp.cert_store import CertStore
 from evse.ocpp.queue import DurableQueue
 from evse.ocpp.station import OcppStation
 from evse.ocpp.transactions import MeterSample
@@ -178,6 +179,7 @@ class OcppRuntime:
         for evse_id in evse_ids.values():
             station.add_connector(evse_id, 1)
         self.client = OcppClient(config, station, queue=self.queue, message_log=message_log)
+        self.client.cert_store = CertStore(config.certificates_dir)
         self.bridge = OcppEventBridge(self.client, subscribe, evse_ids)
         # the authorization hook (evse.hooks.Authorizer) when [ocpp] authorize = true
         self.authorizer = (OcppAuthorizer(self.client, pnc_offline=config.pnc_offline,

@@ -1,5 +1,6 @@
-"""CSMS-initiated smart charging over a real WebSocket: SetChargingProfile, GetCompositeSchedule,
-GetChargingProfiles (with ReportChargingProfiles), ClearChargingProfile; and bad CSMS input
+"""CSMS-initiated CALLs over a real WebSocket: SetChargingProfile, GetCompositeSchedule,
+GetChargingProfiles (with ReportChargingProfiles), ClearChargingProfile, Get/SetVariables,
+Install/Delete/GetInstalledCertificateIds; and bad CSMS input
 (out-of-range profiles, wrong types, unknown actions, malformed frames) answered with the
 right CallError and no change to the station's profiles."""
 
@@ -187,6 +188,55 @@ async def test_get_and_set_variables_act_on_the_live_settings(tmp_path: Path) ->
         async with asyncio.timeout(30):  # the new heartbeat interval is in force
             while len(csms.calls(STATION, "Heartbeat")) < n + 2:
                 await asyncio.sleep(0.05)
+    finally:
+        await client.stop()
+        await csms.stop()
+
+
+async def test_root_certificates_installed_listed_and_deleted(tmp_path: Path) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509 import ocsp
+
+    from evse.ocpp.cert_store import CertStore
+    from tests.ocpp.pki import make_pki
+
+    (tmp_path / "pki").mkdir()
+    pki = make_pki(tmp_path / "pki")
+    csms, client = await connected(tmp_path)
+    try:
+        res = await csms.call(STATION, "InstallCertificate", {
+            "certificate_type": "MORootCertificate", "certificate": pki.ca.read_text()})
+        assert res.status == "Failed"  # no store configured: nothing to install into
+        client.cert_store = CertStore(tmp_path / "roots")
+        res = await csms.call(STATION, "InstallCertificate", {
+            "certificate_type": "MORootCertificate", "certificate": pki.ca.read_text()})
+        assert res.status == "Accepted"
+        leaf, _ = pki.client("CS1")
+        for bad in (leaf.read_text(), "-----BEGIN CERTIFICATE-----\nnope\n"):
+            res = await csms.call(STATION, "InstallCertificate", {
+                "certificate_type": "MORootCertificate", "certificate": bad})
+            assert res.status == "Rejected"
+        assert len(list((tmp_path / "roots" / "MORootCertificate").glob("*.pem"))) == 1
+        res = await csms.call(STATION, "GetInstalledCertificateIds",
+                              {"certificate_type": ["MORootCertificate"]})
+        assert res.status == "Accepted"
+        (chain,) = res.certificate_hash_data_chain
+        root = x509.load_pem_x509_certificate(pki.ca.read_bytes())
+        req = ocsp.OCSPRequestBuilder().add_certificate(root, root, hashes.SHA256()).build()
+        assert chain["certificate_type"] == "MORootCertificate"
+        assert chain["certificate_hash_data"] == {
+            "hash_algorithm": "SHA256", "issuer_name_hash": req.issuer_name_hash.hex(),
+            "issuer_key_hash": req.issuer_key_hash.hex(),
+            "serial_number": f"{req.serial_number:x}"}
+        assert (await csms.call(STATION, "GetInstalledCertificateIds", {
+            "certificate_type": ["V2GRootCertificate"]})).status == "NotFound"
+        hd = chain["certificate_hash_data"]
+        assert (await csms.call(STATION, "DeleteCertificate", {
+            "certificate_hash_data": hd})).status == "Accepted"
+        assert (await csms.call(STATION, "DeleteCertificate", {
+            "certificate_hash_data": hd})).status == "NotFound"
+        assert (await csms.call(STATION, "GetInstalledCertificateIds", {})).status == "NotFound"
     finally:
         await client.stop()
         await csms.stop()
