@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: setup test demo bench regen clean
+.PHONY: setup test demo bench docs regen clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -25,6 +25,12 @@ demo: setup
 
 bench: setup
 	$(BIN)/python benchmarks/exi_bench.py
+
+# The API reference, generated from the docstrings (never a hand-maintained copy).
+docs: $(BIN)/python
+	$(BIN)/pip install -q -e '.[docs]'
+	$(BIN)/pdoc -o build/api evse hal
+	@echo "API reference: build/api/index.html"
 
 regen: $(BIN)/python
 	$(BIN)/python -m tools.exigen --schemas ../shared/schemas --out exi_codec/schemas

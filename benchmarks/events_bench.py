@@ -110,6 +110,33 @@ async def main(rounds: int, loops: int) -> None:
               f"{med / base_med:>12.2f} {p99 / base_p99:>9.2f}  {note}")
 
 
+def publish_cost(n: int) -> None:
+    """ns per `EventBus.publish` of a Measurement: O(1) per consumer whatever it does."""
+    import time
+
+    from evse import events as se
+
+    def run(readers: int, never: int) -> float:
+        bus = se.EventBus(measurement_interval=0.0)
+        fast = [bus.subscribe() for _ in range(readers)]
+        slow = [bus.subscribe() for _ in range(never)]
+        events = [se.Measurement("1", float(i), "S", 400.0, 100.0, 40_000.0) for i in range(n)]
+        t0 = time.perf_counter_ns()
+        for e in events:
+            bus.publish(e)
+            for f in fast:
+                f.get_nowait()
+        dt = (time.perf_counter_ns() - t0) / n
+        assert all(s.qsize() <= se.DEFAULT_MEASUREMENTS_MAX for s in slow)
+        return dt
+
+    print(f"\nEventBus.publish of a Measurement, {n} publishes (queues bounded: memory flat)")
+    print(f"{'consumers':<32} {'ns/publish':>10}")
+    for label, readers, never in (("none", 0, 0), ("1 fast (reads each)", 1, 0),
+                                  ("1 never reads", 0, 1), ("10 never read", 0, 10)):
+        print(f"{label:<32} {run(readers, never):>10.0f}")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run")
@@ -119,4 +146,5 @@ if __name__ == "__main__":
     if ns.quick:
         ns.rounds, ns.loops = 1, 30
     asyncio.run(main(ns.rounds, ns.loops))
+    publish_cost(10_000 if ns.quick else 200_000)
 

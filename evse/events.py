@@ -388,7 +388,7 @@ class Subscription:
         self.close()
 
 
-Callback = Callable[[SessionEvent], "Awaitable[None] | None"]
+Callback = Callable[[SessionEvent], Awaitable[None] | None]
 
 
 class EventHandle:
