@@ -202,6 +202,35 @@ class MqttConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class OcppConfig:
+    """[ocpp]: the connection to the CSMS (docs/ocpp.md). Security profile 1: ws:// with
+    HTTP Basic auth; 2: wss:// (server certificate checked against `ca_file`) with Basic
+    auth; 3: wss:// with a client certificate (`cert_file`, `key_file`), no password."""
+
+    url: str
+    station_id: str = ""  # default: [station] id; appended to the URL path
+    version: str = "2.1"  # "2.0.1" or "2.1": the subprotocol offered first
+    security_profile: int = 1
+    password: str | None = None
+    password_file: Path | None = None  # read at each connect (not logged)
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    reconnect_min_s: float = 1.0
+    reconnect_max_s: float = 60.0
+    heartbeat_s: float = 60.0  # until the CSMS gives its own interval
+    boot_retry_s: float = 30.0
+    call_timeout_s: float = 30.0
+    sampled_interval_s: float = 60.0  # TransactionEvent meter values; 0 = none
+    authorize: bool = True  # EV authorization through Authorize (the authorization hook)
+    pnc_offline: bool = True  # CSMS unreachable: PnC rests on the local MO-root check
+    # roots installed by the CSMS (InstallCertificate), one directory per certificate type
+    certificates_dir: Path = Path("ocpp_certs")
+    # durable TransactionEvent queue (SQLite); default beside the config file
+    queue_file: Path = Path("ocpp_queue.sqlite3")
+
+
+@dataclass(frozen=True, slots=True)
 class TariffConfig:
     """Buy and sell prices as a daily profile: N equal slots from local midnight (N = 1 is
     a flat tariff; 24 hourly, 96 quarter-hourly...)."""
@@ -270,6 +299,7 @@ class StationConfig:
     source: Path | None = None
     # [station] protocols: the standards offered at supportedAppProtocol (SeccConfig.protocols)
     protocols: tuple[str, ...] = ("iso20",)
+    ocpp: OcppConfig | None = None  # None: no [ocpp] section or enabled = false
 
     def connector(self, connector_id: str) -> ConnectorConfig:
         for c in self.connectors:
@@ -798,6 +828,65 @@ def _mqtt(root: _Table) -> MqttConfig | None:
     return cfg if enabled else None
 
 
+def _ocpp(root: _Table, station_id: str) -> OcppConfig | None:
+    t = root.table("ocpp")
+    if t is None:
+        return None
+    enabled = t.boolean("enabled", True)
+    profile = t.integer("security_profile", 1, ge=1, le=3)
+    scheme = "ws" if profile == 1 else "wss"
+    url = t.string("url", _MISSING, pattern=re.compile(rf"^{scheme}://[^\s/]+(/\S*)?$"),
+                   rule=f"security profile {profile} needs a {scheme}:// URL")
+    password = t.string("password", None)
+    password_file = t.path_("password_file")
+    cfg = OcppConfig(
+        url=url,
+        station_id=t.string("station_id", station_id, pattern=re.compile(r"^[\x21-\x7e]{1,48}$"),
+                            rule="must be 1-48 printable characters without spaces"),
+        version=t.string("version", "2.1", choices=("2.0.1", "2.1")),
+        security_profile=profile, password=password, password_file=password_file,
+        ca_file=t.path_("ca_file"), cert_file=t.path_("cert_file"), key_file=t.path_("key_file"),
+        reconnect_min_s=t.number("reconnect_min_s", 1.0, gt=0),
+        reconnect_max_s=t.number("reconnect_max_s", 60.0, gt=0),
+        heartbeat_s=t.number("heartbeat_s", 60.0, gt=0),
+        boot_retry_s=t.number("boot_retry_s", 30.0, gt=0),
+        call_timeout_s=t.number("call_timeout_s", 30.0, gt=0),
+        sampled_interval_s=t.number("sampled_interval_s", 60.0),
+        authorize=t.boolean("authorize", True), pnc_offline=t.boolean("pnc_offline", True),
+        certificates_dir=t.path_("certificates_dir", "ocpp_certs") or Path("ocpp_certs"),
+        queue_file=t.path_("queue_file", "ocpp_queue.sqlite3") or Path("ocpp_queue.sqlite3"))
+    if cfg.sampled_interval_s < 0:
+        t.error("sampled_interval_s", "must be >= 0 (0: no periodic meter values)")
+    if cfg.reconnect_max_s < cfg.reconnect_min_s:
+        t.error("reconnect_max_s", f"must be >= ocpp.reconnect_min_s "
+                                   f"({cfg.reconnect_min_s:g}), got {cfg.reconnect_max_s:g}")
+    if password is not None and password_file is not None:
+        t.error("password_file", "give either ocpp.password or ocpp.password_file, not both")
+    _ocpp_profile_keys(t, cfg)
+    t.finish()
+    return cfg if enabled else None
+
+
+def _ocpp_profile_keys(t: _Table, cfg: OcppConfig) -> None:
+    """Each security profile's credentials, and no key another profile uses."""
+    profile = cfg.security_profile
+    if profile in (1, 2) and cfg.password is None and cfg.password_file is None:
+        t.error("password", f"security profile {profile} needs a password (HTTP Basic auth)")
+    if profile == 3:
+        for key in ("password", "password_file"):
+            if key in t.data:
+                t.error(key, "not used with security profile 3 (client certificate)")
+        for key in ("cert_file", "key_file"):
+            if getattr(cfg, key) is None:
+                t.error(key, "required with security profile 3")
+    unused = {1: (("ca_file", "cert_file", "key_file"), "security profiles 2 and 3 (TLS)"),
+              2: (("cert_file", "key_file"), "security profile 3")}.get(profile)
+    if unused is not None:
+        for key in unused[0]:
+            if key in t.data:
+                t.error(key, f"only used with {unused[1]}")
+
+
 def _tariffs(root: _Table) -> TariffConfig:
     t = root.table("tariffs")
     if t is None:
@@ -874,6 +963,9 @@ def _check_files(cfg: StationConfig, errors: list[str]) -> None:
     need("tls.trust_roots", cfg.tls.trust_roots)
     need("tls.pnc_mo_roots", cfg.tls.pnc_mo_roots)
     need("tls.ocsp_response", cfg.tls.ocsp_response)
+    if cfg.ocpp is not None:
+        for key in ("ca_file", "cert_file", "key_file", "password_file"):  # not queue_file
+            need(f"ocpp.{key}", getattr(cfg.ocpp, key))
     if cfg.mqtt is not None:
         need("mqtt.ca_file", cfg.mqtt.ca_file)
         need("mqtt.cert_file", cfg.mqtt.cert_file)
@@ -908,7 +1000,7 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path | str = ".",
         station_id=station_id, connectors=connectors, hal=_hal(root), limits=limits,
         tls=_tls(root, protocols), network=_network(root), mqtt=_mqtt(root),
         tariffs=_tariffs(root), energy=_energy(root), reports=_reports(root), source=source,
-        protocols=protocols)
+        protocols=protocols, ocpp=_ocpp(root, station_id))
     root.finish()
     if check_files and not errors:
         _check_files(cfg, errors)

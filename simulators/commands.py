@@ -57,6 +57,9 @@ class DemoCommand:
                        "TLS; the EV must authorize with its contract, no fallback to EIM)")
         p.add_argument("--algorithm", choices=("secp521r1", "ed448"), default="secp521r1",
                        help="--pnc: key and signature algorithm of the test PKI")
+        p.add_argument("--ocpp", action="store_true",
+                       help="OCPP 2.1 to a CSMS simulator over a loopback WebSocket (Authorize, "
+                       "TransactionEvents, charging profiles); the summary lists the messages")
         p.add_argument("--install-certificate", action="store_true",
                        help="--pnc: the EV has no contract and installs one from a local CPS "
                        "(CertificateInstallation) first; X448 key transport with ed448")
@@ -75,7 +78,7 @@ class DemoCommand:
             loop_interval=ns.loop_interval, progress_hz=ns.progress_hz,
             quiet=ns.no_progress, json_summary=ns.json, reports=ns.reports,
             pnc=ns.pnc, algorithm=ns.algorithm, install_certificate=ns.install_certificate,
-            protocol=ns.protocol,
+            protocol=ns.protocol, ocpp=ns.ocpp,
         ))
 
 

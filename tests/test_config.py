@@ -312,3 +312,40 @@ def test_station_protocols_once_implemented_need_no_tls_for_din(
     assert any(e.startswith("tls: required") for e in info.value.errors)
     data["station"]["protocols"] = ["din", "iso2"]  # ... DIN and -2 run over plain TCP
     assert parse_config(data).protocols == ("din", "iso2")
+
+
+def test_ocpp_section(tmp_path: Path) -> None:
+    assert loads_config(MINIMAL).ocpp is None
+    cfg = loads_config(MINIMAL + '\n[ocpp]\nurl = "ws://csms:9000/ocpp"\npassword = "pw"\n',
+                       base_dir=tmp_path)
+    assert cfg.ocpp is not None
+    assert (cfg.ocpp.station_id, cfg.ocpp.version, cfg.ocpp.security_profile) == (
+        "ST1", "2.1", 1)
+    assert cfg.ocpp.queue_file == tmp_path / "ocpp_queue.sqlite3"
+    p3 = loads_config(MINIMAL + '\n[ocpp]\nurl = "wss://csms/ocpp"\nsecurity_profile = 3\n'
+                                'cert_file = "c.pem"\nkey_file = "c.key"\nca_file = "ca.pem"\n'
+                                'version = "2.0.1"\n', base_dir=tmp_path)
+    assert p3.ocpp is not None and p3.ocpp.cert_file == tmp_path / "c.pem"
+    assert loads_config(MINIMAL + '\n[ocpp]\nenabled = false\nurl = "ws://x"\n'
+                                  'password = "pw"\n').ocpp is None
+    for body, error in [
+        ('url = "wss://csms"\npassword = "pw"', "ocpp.url: security profile 1 needs a ws://"),
+        ('url = "ws://csms"', "ocpp.password: security profile 1 needs a password"),
+        ('url = "ws://csms"\nsecurity_profile = 2\npassword = "pw"',
+         "ocpp.url: security profile 2 needs a wss://"),
+        ('url = "wss://csms"\nsecurity_profile = 3\ncert_file = "c"',
+         "ocpp.key_file: required with security profile 3"),
+        ('url = "wss://csms"\nsecurity_profile = 3\ncert_file = "c"\nkey_file = "k"\n'
+         'password = "pw"', "ocpp.password: not used with security profile 3"),
+        ('url = "ws://csms"\npassword = "pw"\nca_file = "ca"',
+         "ocpp.ca_file: only used with security profiles 2 and 3"),
+        ('url = "ws://csms"\npassword = "pw"\nversion = "1.6"', "ocpp.version: must be one of"),
+        ('url = "ws://csms"\npassword = "pw"\nsecurity_profile = 4', "ocpp.security_profile"),
+        ('url = "ws://csms"\npassword = "pw"\nsampled_interval_s = -1',
+         "ocpp.sampled_interval_s: must be >= 0"),
+        ('url = "ws://csms"\npassword = "pw"\nreconnect_min_s = 5\nreconnect_max_s = 1',
+         "ocpp.reconnect_max_s: must be >= ocpp.reconnect_min_s"),
+        ('url = "ws://csms"\npassword = "pw"\nheartbeat = 5', "ocpp.heartbeat: unknown key"),
+    ]:
+        errors = errors_of(MINIMAL + "\n[ocpp]\n" + body + "\n")
+        assert any(e.startswith(error) for e in errors), (body, errors)

@@ -5,7 +5,8 @@
    asyncio, socket, ssl, selectors, threading, time (the clock enters as `now`), no hal,
    simulators, evse.aio or evse.control, and no third-party package.
 3. hal never imports exi_codec or evse.protocol: it never sees an ISO message.
-4. evse/link (pilot, SLAC) imports only evse.link and pure standard-library modules.
+4. evse/link (pilot, SLAC) imports only evse.link and pure standard-library modules; so does
+   evse/ocpp (the OCPP mapping: the WebSocket and the ocpp package live in evse/aio).
 5. Production code (hal, evse) never imports simulators or certs: a simulated part is
    chosen by name (`sim`, in hal) and never filled in behind the configuration's back.
    The demo, the PnC demo, the EV client and sim-hw live in simulators and reach the `evse`
@@ -167,6 +168,23 @@ def rule_link(module: str) -> str | None:
     return None
 
 
+def rule_ocpp(module: str) -> str | None:
+    """evse/ocpp (the OCPP mapping and its durable queue) is sans-IO: no network, no clock."""
+    if _within(module, "evse.ocpp"):
+        return None
+    top = module.split(".")[0]
+    if top in IMPURE_STDLIB:
+        return "evse/ocpp is sans-IO: no I/O, threads or clock"
+    if top == "evse":
+        return None if module == "evse" else "evse/ocpp may only use evse.ocpp"
+    if top in ("hal", "simulators"):
+        return f"evse/ocpp must not depend on {top}"
+    if top not in STDLIB and top != "cryptography":  # certificate hashes for Authorize
+        return "evse/ocpp imports only the standard library and cryptography (the ocpp " \
+               "package is evse/aio's)"
+    return None
+
+
 def rule_hal(module: str) -> str | None:
     if _within(module, "exi_codec") or _within(module, "evse.protocol"):
         return "hal never sees an ISO message"
@@ -230,6 +248,12 @@ def test_link_is_sans_io() -> None:
     files = sources("evse", "link")
     _skip_if_empty(files, "evse/link")
     assert not _violations(files, rule_link)
+
+
+def test_ocpp_is_sans_io() -> None:
+    files = sources("evse", "ocpp")
+    _skip_if_empty(files, "evse/ocpp")
+    assert not _violations(files, rule_ocpp)
 
 
 def test_hal_does_not_see_iso_messages() -> None:

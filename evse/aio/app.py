@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import ssl
 
     from evse.aio.connector_link import ConnectorWiring, LinkSpec
+    from evse.aio.ocpp_events import OcppRuntime
     from evse.aio.secc_server import SeccServer, Station
     from evse.aio.tls import TlsContext
     from evse.config import HalPartConfig, StationConfig, TlsConfig
@@ -432,9 +433,10 @@ def _where(options: SeccOptions, station_cfg: StationConfig | None
 
 
 def _build_server(options: SeccOptions, station_cfg: StationConfig | None
-                  ) -> tuple[SeccServer, TlsContext | None, list[LinkSpec | None]]:
-    """The SeccServer (not started) for these options, the TLS context it serves and the
-    connectors' links to start with it."""
+                  ) -> tuple[SeccServer, TlsContext | None, list[LinkSpec | None],
+                             OcppRuntime | None]:
+    """The SeccServer (not started) for these options, the TLS context it serves, the
+    connectors' links to start with it and the OCPP runtime ([ocpp]) to start with it."""
     from evse.aio.admission import AdmissionConfig
     from evse.aio.secc_server import DEFAULT_TCP_PORT, DEFAULT_TLS_PORT, SeccServer
 
@@ -464,6 +466,20 @@ def _build_server(options: SeccOptions, station_cfg: StationConfig | None
         admission = dataclasses.replace(admission, **options.admission)
     except (TypeError, ValueError) as exc:
         raise SetupError(f"admission: {exc}") from exc
+    ocpp = None
+    hooks = None
+    if station_cfg is not None and station_cfg.ocpp is not None:
+        from evse.aio.ocpp_events import OcppRuntime  # [ocpp]: needs the `ocpp` extra
+        from evse.hooks import Hooks
+
+        ocpp = OcppRuntime(station_cfg.ocpp, station.events,
+                           [c.id for c in station.connectors])
+        ocpp.client.max_power_w = station_cfg.limits.max_charge_power
+        # the CSMS's charging profiles bound the schedules; Authorize decides (if enabled)
+        hooks = Hooks(authorizer=ocpp.authorizer, schedules=ocpp.schedule_policy)
+        if ocpp.authorizer is not None:
+            config = dataclasses.replace(config, auto_authorize=False,
+                                         pnc_auto_authorize=False)
     server = SeccServer(
         config, station, address=address, interface=interface,
         port=tcp_port if _plain_tcp(config) else None,
@@ -473,8 +489,11 @@ def _build_server(options: SeccOptions, station_cfg: StationConfig | None
         poll_interval=options.poll_interval, on_session_end=None, admission=admission,
         read_budget=net.read_budget if net else None,
         paused_session_max_age=net.paused_session_max_age_s if net else 24 * 3600.0,
+        hooks=hooks,
     )
-    return server, tls_info, specs
+    if ocpp is not None:
+        ocpp.attach(server.set_setpoint, server.stop_session)
+    return server, tls_info, specs, ocpp
 
 
 
@@ -535,7 +554,7 @@ async def run_secc(options: SeccOptions, *, ready: asyncio.Event | None = None,
     from evse.aio.energy_app import EnergyRuntime  # [energy], [tariffs], [mqtt], reports
 
     station_cfg = _load_station_config(options)
-    server, tls_info, specs = _build_server(options, station_cfg)
+    server, tls_info, specs, ocpp = _build_server(options, station_cfg)
     reports_dir = options.reports or (station_cfg.reports.dir if station_cfg else None)
     energy = EnergyRuntime.for_secc(server, station_cfg, options, reports_dir)
     try:
@@ -551,13 +570,23 @@ async def run_secc(options: SeccOptions, *, ready: asyncio.Event | None = None,
         await server.close()
         raise SetupError(f"cannot start the connector links: {exc}") from exc
     await energy.start()
+    if ocpp is not None:
+        await ocpp.start()
+        oc = ocpp.client.config
+        print(f"evse secc: OCPP {oc.version} to {oc.url} as {oc.station_id}, "
+              f"security profile {oc.security_profile}", flush=True)
     _announce(server, tls_info, wirings)
+    stop = stop or asyncio.Event()
+    if ocpp is not None:  # Reset from the CSMS: a clean exit; the service manager restarts us
+        ocpp.client.on_reset = stop.set
     try:
-        await _serve_until(stop or asyncio.Event(), ready)
+        await _serve_until(stop, ready)
     finally:
         await close_links(wirings)
         await server.close()
         await energy.stop()
+        if ocpp is not None:
+            await ocpp.stop()
     print(f"evse secc: stopped after {server.sessions_total} session(s)", flush=True)
     return 0
 

@@ -53,6 +53,7 @@ class DemoOptions:
     algorithm: str = "secp521r1"  # PnC PKI: secp521r1 or ed448
     install_certificate: bool = False  # PnC: the EV gets its contract via the local CPS
     protocol: str = "iso20"  # the EV's standard: iso20, iso2 (demo_iso2.py), din (demo_din.py)
+    ocpp: bool = False  # OCPP 2.1 to the CSMS simulator (simulators/demo/ocpp.py); -20 only
 
 
 def discharge_window(loops: int, loop_interval: float) -> tuple[int, int]:
@@ -75,22 +76,10 @@ def _percentile(values: list[float], p: float) -> float | None:
     return data[min(rank, len(data)) - 1]
 
 
-async def run_demo(options: DemoOptions, out: TextIO | None = None) -> int:
-    """Run the demo; 0 when the session went as the scenario expects, 1 otherwise."""
-    from evse.aio.app import supply_limits
-    from evse.aio.secc_server import SeccServer, Station
-    from evse.aio.tls import secc_context
-    from evse.energy.schedule import DefaultScheduleProvider
-    from evse.protocol.config import SeccConfig, ServiceId
-    from hal.registry import create_backend
-    from simulators.ev import BatteryLink, get_scenario
-    from simulators.ev.client import make_ssl_context, run_session
+def _demo_scenario(options: DemoOptions) -> Any:
+    """The -20 scenario with the demo's speed-up, loop interval and loop count."""
+    from simulators.ev import get_scenario
 
-    out = out or sys.stdout
-    if options.protocol == "din":
-        from simulators.demo.din import run_din_demo
-
-        return await run_din_demo(options, out)
     scenario = get_scenario(options.scenario)
     loops = options.loops
     if loops is None and scenario.expect_discharge:
@@ -98,7 +87,67 @@ async def run_demo(options: DemoOptions, out: TextIO | None = None) -> int:
     changes: dict[str, Any] = {"speedup": options.speedup, "loop_interval": options.loop_interval}
     if loops is not None:
         changes["max_loops"] = loops
-    scenario = scenario.replace(**changes)
+    return scenario.replace(**changes)
+
+
+def _demo_tls(stack: contextlib.ExitStack, options: DemoOptions
+              ) -> tuple[Any, Any, Any, str | None]:
+    """(SECC TLS context, EV TLS context, PncDemo, PKI directory): a throw-away PnC or plain
+    test PKI for --pnc / --tls, all None without."""
+    from evse.aio.tls import secc_context
+    from simulators.ev.client import make_ssl_context
+
+    if options.pnc:
+        from simulators.demo.pnc import PncDemo
+
+        pki_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="evse-demo-pnc-"))
+        pnc = PncDemo.create(pki_dir, options.algorithm,
+                             install_certificate=options.install_certificate)
+        return pnc.secc_tls(), pnc.ev_tls(), pnc, pki_dir
+    if options.tls:
+        from certs.make_pki import make_pki
+
+        pki_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="evse-demo-pki-"))
+        pki = make_pki(pki_dir)
+        return (secc_context(pki.secc_chain, pki.secc_key).context,
+                make_ssl_context(pki.root_cert), None, pki_dir)
+    return None, None, None, None
+
+
+def _intro(out: TextIO, options: DemoOptions, scenario: Any, port: int, transport: str,
+           n_loops: int, window: tuple[int, int], pnc: Any, pki_dir: str | None) -> None:
+    print(f"evse demo: scenario {scenario.name} ({scenario.description})", file=out)
+    peak = demo_prices().slots[0]
+    print(f"  prices: no tariff configured, so the bundled day's evening peak "
+          f"(BE day-ahead 2024-06-14 20:00 + retail adders): buy {peak.buy:.4f}, "
+          f"sell {peak.sell:.4f} EUR/kWh", file=out)
+    print(f"  SECC on 127.0.0.1:{port} ({transport}), sim HAL at {options.speedup:g}x, "
+          f"{n_loops} charge loops"
+          + (f", schedule discharges {window[0]}-{window[1]} s after ScheduleExchange"
+             if scenario.service.is_bpt else ""), file=out, flush=True)
+    if pnc is not None:
+        print(f"  Plug & Charge: {options.algorithm} test PKI in {pki_dir}, "
+              + ("EV without a contract: CertificateInstallation via the local CPS"
+                 if options.install_certificate else f"contract {pnc.pki.emaid}")
+              + ", no fallback to EIM", file=out, flush=True)
+
+
+async def run_demo(options: DemoOptions, out: TextIO | None = None) -> int:
+    """Run the demo; 0 when the session went as the scenario expects, 1 otherwise."""
+    from evse.aio.app import supply_limits
+    from evse.aio.secc_server import SeccServer, Station
+    from evse.energy.schedule import DefaultScheduleProvider
+    from evse.protocol.config import SeccConfig, ServiceId
+    from hal.registry import create_backend
+    from simulators.ev import BatteryLink
+    from simulators.ev.client import run_session
+
+    out = out or sys.stdout
+    if options.protocol == "din":
+        from simulators.demo.din import run_din_demo
+
+        return await run_din_demo(options, out)
+    scenario = _demo_scenario(options)
     n_loops = scenario.max_loops or 100
     window = discharge_window(n_loops, options.loop_interval)
 
@@ -125,46 +174,27 @@ async def run_demo(options: DemoOptions, out: TextIO | None = None) -> int:
         config = dataclasses.replace(config, allow_plain_tcp_iso20=False)
     pnc: Any = None
     with contextlib.ExitStack() as stack:
-        tls_ctx = ev_ctx = None
-        if options.pnc:
-            from simulators.demo.pnc import PncDemo
-
-            pki_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="evse-demo-pnc-"))
-            pnc = PncDemo.create(pki_dir, options.algorithm,
-                                 install_certificate=options.install_certificate)
-            tls_ctx, ev_ctx = pnc.secc_tls(), pnc.ev_tls()
+        tls_ctx, ev_ctx, pnc, pki_dir = _demo_tls(stack, options)
+        if pnc is not None:
             config = dataclasses.replace(config, **pnc.config_changes())
             scenario = pnc.scenario(scenario)
-        elif options.tls:
-            from certs.make_pki import make_pki
-
-            pki_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="evse-demo-pki-"))
-            pki = make_pki(pki_dir)
-            tls_ctx = secc_context(pki.secc_chain, pki.secc_key).context
-            ev_ctx = make_ssl_context(pki.root_cert)
         server = SeccServer(config, station, address="127.0.0.1",
                             port=None if use_tls else 0, tls=tls_ctx, tls_port=0,
                             authorize=pnc.authorize if pnc is not None else None)
         energy = _energy_port(server, options)  # session report with the money summary
+        ocpp: Any = None
+        if options.ocpp:
+            from simulators.demo.ocpp import OcppDemo
+
+            ocpp = OcppDemo()
+            server.config = dataclasses.replace(server.config, auto_authorize=False)
+            await ocpp.start(server, station)
         await server.start()
         energy.start()
         port = server.tls_port if use_tls else server.port
         assert port is not None
         transport = "TLS 1.3" if use_tls else "TCP"
-        print(f"evse demo: scenario {scenario.name} ({scenario.description})", file=out)
-        peak = demo_prices().slots[0]
-        print(f"  prices: no tariff configured, so the bundled day's evening peak "
-              f"(BE day-ahead 2024-06-14 20:00 + retail adders): buy {peak.buy:.4f}, "
-              f"sell {peak.sell:.4f} EUR/kWh", file=out)
-        print(f"  SECC on 127.0.0.1:{port} ({transport}), sim HAL at {options.speedup:g}x, "
-              f"{n_loops} charge loops"
-              + (f", schedule discharges {window[0]}-{window[1]} s after ScheduleExchange"
-                 if scenario.service.is_bpt else ""), file=out, flush=True)
-        if pnc is not None:
-            print(f"  Plug & Charge: {options.algorithm} test PKI in {pki_dir}, "
-                  + ("EV without a contract: CertificateInstallation via the local CPS"
-                     if options.install_certificate else f"contract {pnc.pki.emaid}")
-                  + ", no fallback to EIM", file=out, flush=True)
+        _intro(out, options, scenario, port, transport, n_loops, window, pnc, pki_dir)
         from simulators.demo_link import plug_in  # plug-in, 5 %, SLAC before the session
 
         plugged = await plug_in(server, station.connectors[0], out)
@@ -186,10 +216,14 @@ async def run_demo(options: DemoOptions, out: TextIO | None = None) -> int:
             await plugged.unplug()
             await server.close()
             await energy.close()
+            if ocpp is not None:
+                await ocpp.stop()
     duration = loop.time() - started
     sessions = list(server.sessions)
     extra = pnc.summary_rows(report, sessions) if pnc is not None else []
     extra = plugged.summary_rows() + extra
+    if ocpp is not None:
+        extra += ocpp.summary_rows()
     _summary(out, report, server, options, transport, duration, scenario, extra)
     _print_reports(out, energy)
     if pnc is not None and not pnc.used_pnc(report, sessions):

@@ -1,0 +1,59 @@
+"""The OCPP authorizer: `evse.hooks.Authorizer` through the CSMS's Authorize, with the local
+authorization cache while the CSMS cannot be asked (evse/ocpp/authorization.py).
+
+    hooks = Hooks(authorizer=OcppAuthorizer(client))
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+
+from evse.aio.ocpp_client import OcppClient
+from evse.hooks import AuthorizationRequest, Decision
+from evse.ocpp.authorization import AuthCache, authorize_payload, decision_of
+
+__all__ = ["OcppAuthorizer"]
+
+log = logging.getLogger(__name__)
+
+
+class OcppAuthorizer:
+    def __init__(self, client: OcppClient, *, cache: AuthCache | None = None,
+                 pnc_offline: bool = True, timeout_s: float = 10.0,
+                 clock: Callable[[], float] = time.time,
+                 evse_ids: Mapping[str, int] | None = None) -> None:
+        self.client = client
+        # connector -> OCPP EVSE id (RequestStartTransaction); default: connector "N" is N
+        self.evse_ids = dict(evse_ids) if evse_ids is not None else None
+        self.cache = cache if cache is not None else AuthCache()
+        self.pnc_offline = pnc_offline  # offline PnC: the SECC's MO-root check decides
+        self.timeout_s = timeout_s  # below the EV's patience (-20 Ongoing limit 55 s)
+        self._clock = clock
+
+    async def authorize(self, request: AuthorizationRequest) -> Decision:
+        evse_id = (self.evse_ids.get(request.connector_id) if self.evse_ids is not None
+                   else int(request.connector_id) if request.connector_id.isdigit() else None)
+        remote = self.client.remote_starts.pop(evse_id, None) if evse_id is not None else None
+        if remote is not None:  # the CSMS started this one (RequestStartTransaction)
+            assert evse_id is not None
+            self.client.remote_granted[evse_id] = remote
+            return Decision(True, id_token=str(remote[0].get("idToken", "")))
+        payload = authorize_payload(request.method, request.evcc_id, request.emaid,
+                                    request.certificate_chain)
+        token = payload["idToken"]["idToken"]
+        answer = await self.client.call_now("Authorize", payload, self.timeout_s)
+        if answer is not None:
+            self.cache.store(token, answer.get("idTokenInfo", {}), self._clock())
+            granted, reason = decision_of(answer)
+            return Decision(granted, reason, id_token=token)
+        if request.method == "PnC":
+            if self.pnc_offline:
+                return Decision(True, id_token=token)  # the contract passed the MO roots
+            return Decision(False, "CSMS offline", id_token=token)
+        status = self.cache.lookup(token, self._clock())
+        if status == "Accepted":
+            log.info("Authorize %s: CSMS offline, granted from the local cache", token)
+            return Decision(True, id_token=token)
+        return Decision(False, f"CSMS offline, token {status or 'not cached'}", id_token=token)

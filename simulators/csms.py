@@ -1,0 +1,281 @@
+"""A CSMS simulator (OCPP 2.0.1 / 2.1) on the same `ocpp` library and `websockets` as the
+station's client: what the tests and `evse demo --ocpp` talk to.
+
+It accepts stations at ws[s]://host:port/<station id>, checks HTTP Basic auth (profiles 1
+and 2) or the client certificate (profile 3, whose subject CN must be the station id), answers
+BootNotification with a scripted sequence of statuses (e.g. Pending then Accepted), and records
+every CALL it receives, in order, per station.
+
+    csms = CsmsSimulator(passwords={"CS1": "secret"}, boot_statuses=["Pending", "Accepted"])
+    await csms.start()          # csms.url is ws://127.0.0.1:<port>
+    ...
+    csms.calls("CS1", "TransactionEvent")  # payloads in arrival order
+    await csms.stop()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import ssl
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http import HTTPStatus
+from typing import Any, TypeVar, cast
+
+from ocpp.routing import on as _on
+from ocpp.v21 import ChargePoint as ChargePoint21
+from ocpp.v201 import ChargePoint as ChargePoint201
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.http11 import Request, Response
+
+__all__ = ["CsmsSimulator", "ReceivedCall"]
+
+log = logging.getLogger(__name__)
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+on = cast(Callable[[str], Callable[[_F], _F]], _on)  # the ocpp package is untyped
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedCall:
+    station_id: str
+    subprotocol: str
+    action: str
+    payload: dict[str, Any]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class _CsmsHandlers:
+    """The CSMS side's @on routes; mixed into the library's ChargePoint of each version."""
+
+    csms: CsmsSimulator
+    id: str
+    _call_result: Any
+    _ocpp_version: str
+
+    def _record(self, action: str, payload: dict[str, Any]) -> None:
+        self.csms.received.append(ReceivedCall(self.id, self._ocpp_version, action, payload))
+
+    @on("BootNotification")
+    def on_boot(self, **payload: Any) -> Any:
+        self._record("BootNotification", payload)
+        status = self.csms.next_boot_status()
+        interval = (self.csms.heartbeat_interval if status == "Accepted"
+                    else self.csms.boot_retry_interval)
+        return self._call_result.BootNotification(current_time=_now(), interval=interval,
+                                                  status=status)
+
+    @on("Heartbeat")
+    def on_heartbeat(self, **payload: Any) -> Any:
+        self._record("Heartbeat", payload)
+        return self._call_result.Heartbeat(current_time=_now())
+
+    @on("StatusNotification")
+    def on_status(self, **payload: Any) -> Any:
+        self._record("StatusNotification", payload)
+        return self._call_result.StatusNotification()
+
+    @on("TransactionEvent")
+    def on_transaction_event(self, **payload: Any) -> Any:
+        self._record("TransactionEvent", payload)
+        profile = self.csms.profile_on_start
+        if payload["event_type"] == "Started" and profile is not None:
+            # the V2X profile in the middle of the session, once the answer is out
+            task = asyncio.create_task(self._send_profile(payload, profile))
+            self.csms._tasks.add(task)
+            task.add_done_callback(self.csms._tasks.discard)
+        return self._call_result.TransactionEvent()
+
+    async def _send_profile(self, event: dict[str, Any], profile: dict[str, Any]) -> None:
+        await asyncio.sleep(self.csms.profile_delay)
+        tx_id = event["transaction_info"]["transaction_id"]
+        evse_id = event.get("evse", {}).get("id", 1)
+        body = {**profile, "charging_profile_purpose": "TxProfile", "transaction_id": tx_id}
+        try:
+            res = await self.call(self._call.SetChargingProfile(  # type: ignore[attr-defined]
+                evse_id=evse_id, charging_profile=body), suppress=False)
+            self.csms.profile_answers.append(str(res.status))
+        except Exception as exc:  # recorded for the test to see
+            self.csms.profile_answers.append(f"error: {exc}")
+
+    @on("SecurityEventNotification")
+    def on_security_event(self, **payload: Any) -> Any:
+        self._record("SecurityEventNotification", payload)
+        return self._call_result.SecurityEventNotification()
+
+    @on("NotifyEVChargingNeeds")
+    def on_ev_charging_needs(self, **payload: Any) -> Any:
+        self._record("NotifyEVChargingNeeds", payload)
+        return self._call_result.NotifyEVChargingNeeds(status="Accepted")
+
+    @on("NotifyEVChargingSchedule")
+    def on_ev_charging_schedule(self, **payload: Any) -> Any:
+        self._record("NotifyEVChargingSchedule", payload)
+        return self._call_result.NotifyEVChargingSchedule(status="Accepted")
+
+    @on("ReportChargingProfiles")
+    def on_report_charging_profiles(self, **payload: Any) -> Any:
+        self._record("ReportChargingProfiles", payload)
+        return self._call_result.ReportChargingProfiles()
+
+    async def route_message(self, raw_msg: str) -> None:
+        self.csms.frames.setdefault(self.id, []).append(raw_msg)
+        await super().route_message(raw_msg)  # type: ignore[misc]
+
+    @on("Authorize")
+    def on_authorize(self, **payload: Any) -> Any:
+        self._record("Authorize", payload)
+        token = payload["id_token"]["id_token"]
+        status = ("Accepted" if token in self.csms.accepted_tokens
+                  or self.csms.accept_all_tokens else "Invalid")
+        cert_status = None
+        if payload.get("iso15118_certificate_hash_data"):  # PnC: the contract's OCSP status
+            cert_status = ("CertificateRevoked" if token in self.csms.revoked_tokens
+                           else "Accepted")
+        return self._call_result.Authorize(id_token_info={"status": status},
+                                           certificate_status=cert_status)
+
+
+class _Csms201(_CsmsHandlers, ChargePoint201):  # type: ignore[misc]
+    pass
+
+
+class _Csms21(_CsmsHandlers, ChargePoint21):  # type: ignore[misc]
+    pass
+
+
+_CLASSES: dict[str, type[Any]] = {"ocpp2.0.1": _Csms201, "ocpp2.1": _Csms21}
+
+
+class CsmsSimulator:
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0,
+                 subprotocols: Sequence[str] = ("ocpp2.1", "ocpp2.0.1"),
+                 passwords: dict[str, str] | None = None,
+                 ssl_context: ssl.SSLContext | None = None,
+                 boot_statuses: Sequence[str] = ("Accepted",),
+                 heartbeat_interval: int = 60, boot_retry_interval: int = 1,
+                 accepted_tokens: Sequence[str] = (),
+                 revoked_tokens: Sequence[str] = (),
+                 accept_all_tokens: bool = False,
+                 profile_on_start: dict[str, Any] | None = None,
+                 profile_delay: float = 0.5) -> None:
+        self.host, self.port = host, port
+        self.subprotocols = list(subprotocols)
+        self.passwords = passwords  # None: no Basic auth check
+        self.ssl_context = ssl_context
+        self.boot_statuses = list(boot_statuses)
+        self.heartbeat_interval = heartbeat_interval
+        self.boot_retry_interval = boot_retry_interval
+        self.accepted_tokens = set(accepted_tokens)
+        self.revoked_tokens = set(revoked_tokens)
+        self.accept_all_tokens = accept_all_tokens
+        # a TxProfile (snake_case, without purpose/transaction id) sent `profile_delay` s
+        # after each transaction starts: the operator's V2X request mid-session
+        self.profile_on_start = profile_on_start
+        self.profile_delay = profile_delay
+        self.profile_answers: list[str] = []
+        self._tasks: set[asyncio.Task[None]] = set()  # PnC contracts whose OCSP status is revoked
+        self.received: list[ReceivedCall] = []
+        self.frames: dict[str, list[str]] = {}  # every raw frame from each station
+        self.rejected_handshakes: list[str] = []
+        self.stations: dict[str, Any] = {}  # station id -> the library's ChargePoint
+        self._connections: set[ServerConnection] = set()
+        self._boots = 0
+        self._server: Server | None = None
+
+    @property
+    def url(self) -> str:
+        return f"{'wss' if self.ssl_context else 'ws'}://{self.host}:{self.port}"
+
+    def next_boot_status(self) -> str:
+        status = self.boot_statuses[min(self._boots, len(self.boot_statuses) - 1)]
+        self._boots += 1
+        return status
+
+    def calls(self, station_id: str, action: str) -> list[dict[str, Any]]:
+        return [c.payload for c in self.received
+                if c.station_id == station_id and c.action == action]
+
+    async def start(self) -> None:
+        self._server = await serve(
+            self._handler, self.host, self.port, subprotocols=self.subprotocols,  # type: ignore[arg-type]
+            process_request=self._check_request, ssl=self.ssl_context, ping_interval=None)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        """Go away: close every connection and the listening socket (the port is kept, so a
+        later `start()` comes back on the same URL)."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        self.stations.clear()
+
+    async def call(self, station_id: str, action: str, payload: dict[str, Any]) -> Any:
+        """Send a CALL to a connected station (payload in snake_case keyword form of the
+        library's dataclass); the answer, or the station's CallError raised as OCPPError."""
+        cp = self.stations[station_id]
+        return await cp.call(getattr(cp._call, action)(**payload), suppress=False)
+
+    async def send_raw(self, station_id: str, frame: str) -> None:
+        """Send any text frame (bad input tests)."""
+        await self.stations[station_id]._connection.send(frame)
+
+    async def drop_connections(self) -> None:
+        for ws in list(self._connections):
+            await ws.close()
+
+    # -- handshake ---------------------------------------------------------------------------
+    def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        station_id = request.path.rstrip("/").rsplit("/", 1)[-1]
+        if self.ssl_context is not None and self.ssl_context.verify_mode == ssl.CERT_REQUIRED:
+            cert = connection.transport.get_extra_info("peercert") or {}
+            cns = [v for rdn in cert.get("subject", ()) for k, v in rdn if k == "commonName"]
+            if station_id not in cns:
+                self.rejected_handshakes.append(f"{station_id}: certificate CN {cns}")
+                return connection.respond(HTTPStatus.FORBIDDEN, "certificate mismatch\n")
+        if self.passwords is not None:
+            expected = self.passwords.get(station_id)
+            header = request.headers.get("Authorization", "")
+            token = base64.b64encode(f"{station_id}:{expected}".encode()).decode()
+            if expected is None or header != f"Basic {token}":
+                self.rejected_handshakes.append(f"{station_id}: bad Basic auth")
+                return connection.respond(HTTPStatus.UNAUTHORIZED, "unauthorized\n")
+        return None
+
+    async def _handler(self, ws: ServerConnection) -> None:
+        station_id = ws.request.path.rstrip("/").rsplit("/", 1)[-1] if ws.request else "?"
+        if ws.subprotocol not in _CLASSES:
+            await ws.close(1002, "no OCPP subprotocol")
+            return
+        cp = _CLASSES[ws.subprotocol](station_id, ws)
+        cp.csms = self
+        self.stations[station_id] = cp
+        self._connections.add(ws)
+        try:
+            await cp.start()
+        except Exception as exc:  # the station went away
+            log.debug("station %s: %s", station_id, exc)
+        finally:
+            self._connections.discard(ws)
+            if self.stations.get(station_id) is cp:
+                del self.stations[station_id]
+
+
+async def _main() -> None:  # pragma: no cover - manual use
+    csms = CsmsSimulator(host="127.0.0.1", port=9000)
+    await csms.start()
+    print("CSMS simulator on", csms.url)
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.Event().wait()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    asyncio.run(_main())
