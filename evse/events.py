@@ -77,8 +77,8 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class Plugged:
-    """A vehicle was plugged in (pilot state A -> B). Emitted once the pilot lifecycle is
-    wired into the server; the type is part of the API already."""
+    """A vehicle was plugged in (pilot state A -> B), on connectors with a pilot/SLAC link
+    (evse/aio/connector_link.py)."""
 
     connector_id: str
     at: float

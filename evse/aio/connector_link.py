@@ -28,12 +28,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
+from evse import events as se
 from evse.aio.slac_link import ConnectorLink, FrameTransport, RawSocketTransport, SlacLink
 from evse.link import pilot as pl
 from evse.link.slac import SlacConfig
@@ -166,6 +168,11 @@ class ConnectorWiring:
             self.events.append(effect)
             log.info("connector %s: pilot %s%s", cid, effect.name,
                      f" ({effect.detail})" if effect.detail else "")
+            # the integrators' session event stream (evse.events) gets plug and unplug
+            if effect.name == "plugged":
+                self.server.station.bus.publish(se.Plugged(cid, time.time()))
+            elif effect.name == "unplugged":
+                self.server.station.bus.publish(se.Unplugged(cid, time.time()))
         elif isinstance(effect, pl.SessionAllowed):
             log.info("connector %s: %s session allowed", cid,
                      "V2G" if effect.mode == "hlc" else "basic charging")

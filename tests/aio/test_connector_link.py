@@ -97,6 +97,7 @@ async def test_no_v2g_connection_before_the_slac_match() -> None:
 
 async def test_plug_slac_session_unplug_is_one_story() -> None:
     async with linked() as r:
+        events = r.rig.server.station.events()  # the integrators' stream (evse.events)
         await plug_and_match(r)
         r.pilot(PilotState.C)
         await until(lambda: r.wiring.energy_permitted(), what="energy allowed in C")
@@ -133,6 +134,14 @@ async def test_plug_slac_session_unplug_is_one_story() -> None:
         names = [e.name for e in r.wiring.events]
         assert names[:3] == ["plugged", "slac_started", "slac_matched"]
         assert names[-1] == "unplugged"
+        seen = []
+        while (event := events.get_nowait()) is not None:
+            seen.append(type(event).__name__)
+        events.close()
+        # plug-in first, the session, then the unplug (which ended the session)
+        assert seen[0] == "Plugged" and seen.count("Unplugged") == 1, seen
+        assert seen.index("SessionStarted") < seen.index("SessionEnded"), seen
+        assert seen.index("SessionStarted") < seen.index("Unplugged"), seen
 
 
 async def test_energy_only_in_c_or_d() -> None:
