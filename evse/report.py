@@ -337,7 +337,7 @@ def _money_lines(r: SessionRecord) -> list[str]:
 
 
 # TODO(coordinator): split below the ruff complexity limit after merging (issue 12).
-def render_svg(record: SessionRecord, *, tz: tzinfo = UTC) -> str:  # noqa: C901
+def render_svg(record: SessionRecord, *, tz: tzinfo = UTC) -> str:
     """The session as an SVG document (a string)."""
     currency = record.money.currency if record.money else "EUR"
     samples = sorted(record.samples, key=lambda s: s.t)
@@ -354,6 +354,25 @@ def render_svg(record: SessionRecord, *, tz: tzinfo = UTC) -> str:  # noqa: C901
         return LEFT + (t - t0) / (t1 - t0) * PLOT_W
 
     tzname = datetime.fromtimestamp(t0, tz).tzname() or "local"
+    out = _svg_header(record, t0, t1, tz, tzname, height)
+    xticks = _time_ticks(t0, t1)
+    for i, panel in enumerate(panels):
+        out.extend(_panel_svg(panel, samples, TOP + i * (PANEL_H + PANEL_GAP), xticks, x_of))
+    axis_y = TOP + len(panels) * (PANEL_H + PANEL_GAP) - PANEL_GAP
+    out.extend(_time_axis_svg(xticks, x_of, axis_y, tz, tzname))
+    y = axis_y + 56
+    out.append('<g id="summary">')
+    for line in money:
+        out.append(_text(LEFT, y, line, size=13, weight="bold"))
+        y += 18
+    out.append("</g>")
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def _svg_header(record: SessionRecord, t0: float, t1: float, tz: tzinfo, tzname: str,
+                height: float) -> list[str]:
+    """The document's opening, its background, and the title and subtitle lines."""
     out = [
         '<?xml version="1.0" encoding="UTF-8"?>',
         f'<svg xmlns="http://www.w3.org/2000/svg" version="1.1" width="{WIDTH}" '
@@ -373,60 +392,74 @@ def render_svg(record: SessionRecord, *, tz: tzinfo = UTC) -> str:  # noqa: C901
         if part:
             sub.append(part)
     out.append(_text(LEFT, 50, "    ".join(sub), size=12, fill="#555"))
+    return out
 
-    xticks = _time_ticks(t0, t1)
-    for i, panel in enumerate(panels):
-        y0 = TOP + i * (PANEL_H + PANEL_GAP)
-        runs = {s.key: _runs(samples, s.get) for s in panel.series}
-        values = [v for rs in runs.values() for r in rs for _, v in r]
-        out.append(f'<g id="panel-{panel.key}">')
-        out.append(f'<rect x="{LEFT}" y="{y0}" width="{PLOT_W}" height="{PANEL_H}" '
-                   f'fill="#fafafa" stroke="#999" stroke-width="1"/>')
-        cy = y0 + PANEL_H / 2
-        out.append(_text(LEFT, y0 - 7, panel.title, size=12, weight="bold"))
-        for t in xticks:
-            x = x_of(t)
-            out.append(f'<line x1="{x:.1f}" y1="{y0}" x2="{x:.1f}" y2="{y0 + PANEL_H}" '
-                       f'stroke="#e2e2e2" stroke-width="1"/>')
-        if not values:
-            out.append(_text(LEFT + PLOT_W / 2, cy + 4, "no data", size=12, anchor="middle",
-                             fill="#888"))
-            out.append("</g>")
-            continue
-        lo, hi, yticks = _y_ticks(min(values), max(values), panel.signed)
-        step = yticks[1] - yticks[0] if len(yticks) > 1 else 1.0
 
-        def y_of(v: float, y0: float = y0, lo: float = lo, hi: float = hi) -> float:
-            return y0 + PANEL_H - (v - lo) / (hi - lo) * PANEL_H
-
-        for v in yticks:
-            y = y_of(v)
-            zero = panel.signed and abs(v) < step * 1e-6
-            dash = ' stroke-dasharray="5 3"' if zero else ""
-            color = "#777" if zero else "#e2e2e2"
-            out.append(f'<line x1="{LEFT}" y1="{y:.1f}" x2="{LEFT + PLOT_W}" y2="{y:.1f}" '
-                       f'stroke="{color}" stroke-width="1"{dash}/>')
-            out.append(_text(LEFT - 6, y + 4, _fmt_num(v, step), size=11, anchor="end",
-                             fill="#444"))
-        legend_x = LEFT + PLOT_W
-        for s in reversed(panel.series):
-            if not runs[s.key]:
-                continue
-            pts_attr = []
-            for r in runs[s.key]:
-                pts = _thin(r, PLOT_W)
-                pts_attr.append(" ".join(f"{x_of(t):.1f},{y_of(v):.1f}" for t, v in pts))
-            out.append(f'<g id="series-{s.key}" fill="none" stroke="{s.color}" '
-                       f'stroke-width="1.8" stroke-linejoin="round">')
-            out.extend(f'<polyline points="{p}"/>' for p in pts_attr)
-            out.append("</g>")
-            if len(panel.series) > 1:
-                out.append(_text(legend_x, y0 - 7, f"\u2014 {s.label}", size=12,
-                                 anchor="end", fill=s.color, weight="bold"))
-                legend_x -= 16 + 8 * len(s.label)
+def _panel_svg(panel: _Panel, samples: Sequence[Sample], y0: float, xticks: Sequence[float],
+               x_of: Callable[[float], float]) -> list[str]:
+    """One panel: its frame, title, grid, value axis, series and legend."""
+    runs = {s.key: _runs(samples, s.get) for s in panel.series}
+    values = [v for rs in runs.values() for r in rs for _, v in r]
+    out = [f'<g id="panel-{panel.key}">',
+           f'<rect x="{LEFT}" y="{y0}" width="{PLOT_W}" height="{PANEL_H}" '
+           f'fill="#fafafa" stroke="#999" stroke-width="1"/>',
+           _text(LEFT, y0 - 7, panel.title, size=12, weight="bold")]
+    for t in xticks:
+        x = x_of(t)
+        out.append(f'<line x1="{x:.1f}" y1="{y0}" x2="{x:.1f}" y2="{y0 + PANEL_H}" '
+                   f'stroke="#e2e2e2" stroke-width="1"/>')
+    if not values:
+        out.append(_text(LEFT + PLOT_W / 2, y0 + PANEL_H / 2 + 4, "no data", size=12,
+                         anchor="middle", fill="#888"))
         out.append("</g>")
+        return out
+    lo, hi, yticks = _y_ticks(min(values), max(values), panel.signed)
+    step = yticks[1] - yticks[0] if len(yticks) > 1 else 1.0
 
-    axis_y = TOP + len(panels) * (PANEL_H + PANEL_GAP) - PANEL_GAP
+    def y_of(v: float) -> float:
+        return y0 + PANEL_H - (v - lo) / (hi - lo) * PANEL_H
+
+    for v in yticks:
+        y = y_of(v)
+        zero = panel.signed and abs(v) < step * 1e-6
+        dash = ' stroke-dasharray="5 3"' if zero else ""
+        color = "#777" if zero else "#e2e2e2"
+        out.append(f'<line x1="{LEFT}" y1="{y:.1f}" x2="{LEFT + PLOT_W}" y2="{y:.1f}" '
+                   f'stroke="{color}" stroke-width="1"{dash}/>')
+        out.append(_text(LEFT - 6, y + 4, _fmt_num(v, step), size=11, anchor="end",
+                         fill="#444"))
+    out.extend(_series_svg(panel, runs, y0, x_of, y_of))
+    out.append("</g>")
+    return out
+
+
+def _series_svg(panel: _Panel, runs: Mapping[str, list[list[tuple[float, float]]]],
+                y0: float, x_of: Callable[[float], float],
+                y_of: Callable[[float], float]) -> list[str]:
+    """A panel's lines (one polyline per run of known values) and, with several, legend."""
+    out: list[str] = []
+    legend_x = LEFT + PLOT_W
+    for s in reversed(panel.series):
+        if not runs[s.key]:
+            continue
+        pts_attr = []
+        for r in runs[s.key]:
+            pts = _thin(r, PLOT_W)
+            pts_attr.append(" ".join(f"{x_of(t):.1f},{y_of(v):.1f}" for t, v in pts))
+        out.append(f'<g id="series-{s.key}" fill="none" stroke="{s.color}" '
+                   f'stroke-width="1.8" stroke-linejoin="round">')
+        out.extend(f'<polyline points="{p}"/>' for p in pts_attr)
+        out.append("</g>")
+        if len(panel.series) > 1:
+            out.append(_text(legend_x, y0 - 7, f"\u2014 {s.label}", size=12,
+                             anchor="end", fill=s.color, weight="bold"))
+            legend_x -= 16 + 8 * len(s.label)
+    return out
+
+
+def _time_axis_svg(xticks: Sequence[float], x_of: Callable[[float], float], axis_y: float,
+                   tz: tzinfo, tzname: str) -> list[str]:
+    out: list[str] = []
     for t in xticks:
         x = x_of(t)
         out.append(f'<line x1="{x:.1f}" y1="{axis_y}" x2="{x:.1f}" y2="{axis_y + 5}" '
@@ -435,12 +468,5 @@ def render_svg(record: SessionRecord, *, tz: tzinfo = UTC) -> str:  # noqa: C901
         out.append(_text(x, axis_y + 18, label, size=11, anchor="middle", fill="#444"))
     out.append(_text(LEFT + PLOT_W, axis_y + 34, f"time ({tzname})", size=11, anchor="end",
                      fill="#444"))
-    y = axis_y + 56
-    out.append('<g id="summary">')
-    for line in money:
-        out.append(_text(LEFT, y, line, size=13, weight="bold"))
-        y += 18
-    out.append("</g>")
-    out.append("</svg>")
-    return "\n".join(out) + "\n"
+    return out
 

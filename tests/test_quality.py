@@ -3,6 +3,7 @@ pyproject.toml) over the tree and mypy --strict over evse, exi_codec and hal."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -40,4 +41,12 @@ def test_ruff_enforces_a_complexity_limit() -> None:
     assert "C90" in lint["select"]
     assert lint["mccabe"]["max-complexity"] <= 12
     exempt = {f for f, rules in lint.get("per-file-ignores", {}).items() if "C901" in rules}
-    assert len(exempt) <= 12, sorted(exempt)
+    # The engine twin, tests/**, and two modules being split on other branches.
+    assert len(exempt) <= 4, sorted(exempt)
+    # No way around the ratchet: no per-function exemption in the shipped code either.
+    noqa = [f"{path.relative_to(ROOT)}:{n}"
+            for top in ("evse", "exi_codec", "hal", "simulators")
+            for path in sorted((ROOT / top).rglob("*.py"))
+            for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+            if re.search(r"noqa:[^#]*\bC901\b", line)]
+    assert not noqa, noqa

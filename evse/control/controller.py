@@ -224,7 +224,13 @@ class ChargerController:
             self._stop_power(now)
         elif isinstance(effect, ev.OpenContactors):
             self._request_open(now)
-        elif isinstance(effect, ev.SessionStarted):
+        else:
+            self._follow_session(effect, now)
+        return []
+
+    def _follow_session(self, effect: ev.Effect, now: float) -> None:
+        """The session effects that set what the hardware serves (or end it)."""
+        if isinstance(effect, ev.SessionStarted):
             if "-20:AC" in effect.protocol:
                 self.kind = "ac"
             elif "-20:DC" in effect.protocol:
@@ -241,7 +247,6 @@ class ChargerController:
                 self._stop_power(now)
                 self._request_open(now)
         # SendData, CloseConnection, RequestAuthorization: not the hardware's business
-        return []
 
     # -- cable check, precharge ----------------------------------------------------------
 
@@ -578,22 +583,38 @@ class ChargerController:
             self._zero_since = None
 
     def _check_faults(self, now: float) -> list[ev.Event]:
-        hal, board, psu = self.hal, self.hal.board, self.hal.power_supply
-        if board.emergency_stop_active:
-            if not self._estop_reported:
-                self._estop_reported = True
-                self._fault_reported = True
-                self.fault = "emergency stop"
-                self._record(now, "emergency_stop", "board emergency stop latched")
-                self.safe_state("emergency stop", now)
-                if self._we_closed and not board.contactors_commanded_closed:
-                    self._we_closed = False  # the board's interlock opened them, not us
-                    self._record(now, "contactors_open_emergency", "by the emergency stop")
-                return [ev.EmergencyStop("emergency stop button")]
+        if self.hal.board.emergency_stop_active:
+            return self._emergency_stop(now)
+        reasons = [*self._hardware_faults(), *self._isolation_faults(),
+                   *self._contactor_faults(now)]
+        if not reasons:
             return []
+        reason = "; ".join(reasons)
+        if self.fault != reason:
+            self._record(now, "fault", reason)
+        return self._hal_fault(reason, now)
+
+    def _emergency_stop(self, now: float) -> list[ev.Event]:
+        """The board's emergency stop: safe state and one EmergencyStop for the SECC."""
+        if self._estop_reported:
+            return []
+        board = self.hal.board
+        self._estop_reported = True
+        self._fault_reported = True
+        self.fault = "emergency stop"
+        self._record(now, "emergency_stop", "board emergency stop latched")
+        self.safe_state("emergency stop", now)
+        if self._we_closed and not board.contactors_commanded_closed:
+            self._we_closed = False  # the board's interlock opened them, not us
+            self._record(now, "contactors_open_emergency", "by the emergency stop")
+        return [ev.EmergencyStop("emergency stop button")]
+
+    def _hardware_faults(self) -> list[str]:
+        """Faults the supply, the backend or a safety supervisor wrapping it report."""
+        hal = self.hal
         reasons = []
-        if psu.fault is not None:
-            reasons.append(f"power supply fault: {psu.fault}")
+        if hal.power_supply.fault is not None:
+            reasons.append(f"power supply fault: {hal.power_supply.fault}")
         backend_fault = getattr(hal, "fault", None)
         if isinstance(backend_fault, str) and backend_fault:
             reasons.append(f"HAL fault: {backend_fault}")
@@ -601,30 +622,36 @@ class ChargerController:
             first = next(iter(getattr(hal, "active_trips", None) or ()), None)
             reasons.append("safety supervisor tripped" if first is None else
                            f"safety supervisor tripped ({first.reason}: {first.text})")
-        active = self._phase in ("cable_check", "precharge", "energy")
-        imd = hal.isolation_monitor
-        if active and imd.fault is not None and self._cc_phase is None:
+        return reasons
+
+    def _isolation_faults(self) -> list[str]:
+        """While the output may be live: the monitor's own fault, or the insulation falling
+        below the limit for the cable check's voltage."""
+        if self._phase not in ("cable_check", "precharge", "energy"):
+            return []
+        imd = self.hal.isolation_monitor
+        reasons = []
+        if imd.fault is not None and self._cc_phase is None:
             reasons.append(f"isolation monitor fault: {imd.fault}")
-        if active and self._cc_result and self._cc_voltage and imd.measuring:
+        if self._cc_result and self._cc_voltage and imd.measuring:
             reading = imd.reading()
             if reading is not None and not judge_isolation(
                 reading.resistance_ohm, self._cc_voltage,
                 fault_ohm_per_volt=self.config.isolation_fault_ohm_per_volt,
             ).ok:
                 reasons.append(f"insulation fault: {reading.resistance_ohm:.0f} ohm")
-        cmd_at = self._contactor_cmd_at
-        if cmd_at is not None and now - cmd_at > self.config.contactor_timeout:
-            if board.contactors_closed != board.contactors_commanded_closed:
-                state = "welded" if board.contactors_closed else "did not close"
-                reasons.append(f"contactor {state}")
-            else:
-                self._contactor_cmd_at = None
-        if not reasons:
+        return reasons
+
+    def _contactor_faults(self, now: float) -> list[str]:
+        """Contactors not in the commanded state once the timeout has passed."""
+        cmd_at, board = self._contactor_cmd_at, self.hal.board
+        if cmd_at is None or now - cmd_at <= self.config.contactor_timeout:
             return []
-        reason = "; ".join(reasons)
-        if self.fault != reason:
-            self._record(now, "fault", reason)
-        return self._hal_fault(reason, now)
+        if board.contactors_closed != board.contactors_commanded_closed:
+            state = "welded" if board.contactors_closed else "did not close"
+            return [f"contactor {state}"]
+        self._contactor_cmd_at = None
+        return []
 
     # -- bookkeeping ---------------------------------------------------------------------
 

@@ -72,7 +72,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from bisect import insort
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from evse.energy.prices import PriceCurve
@@ -302,8 +302,47 @@ def _check(name: str, value: float, lo: float, hi: float = math.inf, *,
         raise ValueError(f"{name} must be in {rng}, got {value!r}")
 
 
-# TODO(coordinator): split below the ruff complexity limit after merging (issue 12).
-def plan(prices: PriceCurve, *, now: float, departure: float, soc: float, target_soc: float,  # noqa: C901
+def _check_plan_inputs(*, now: float, departure: float, soc: float, target_soc: float,
+                       capacity_kwh: float, reserve_soc: float, max_soc: float,
+                       charge_efficiency: float, discharge_efficiency: float,
+                       degradation_cost: float, slot_s: float,
+                       max_discharge_kwh: float | None) -> None:
+    _check_plan_inputs(now=now, departure=departure, soc=soc, target_soc=target_soc,
+                       capacity_kwh=capacity_kwh, reserve_soc=reserve_soc, max_soc=max_soc,
+                       charge_efficiency=charge_efficiency,
+                       discharge_efficiency=discharge_efficiency,
+                       degradation_cost=degradation_cost, slot_s=slot_s,
+                       max_discharge_kwh=max_discharge_kwh)
+
+
+_Solution = tuple[list[PlanSlot], MoneySummary]
+
+
+def _solve_with_wear(solve: Callable[[Tiers | None], _Solution], wear: WearModel, *,
+                     crate: float, mean: float, deepest: float) -> _Solution:
+    """The wear of a kWh depends on the depth of the cycles the plan makes, which depends
+    on the wear: start from a few depths, re-plan once at the depth each plan shows, and
+    keep the plan whose true money (cycles rainflow-counted) is the lowest, the plan
+    without discharge included. So a discharge is kept only when it pays after efficiency
+    and wear."""
+    best = solve(None)  # no discharge
+    tried: set[float] = set()
+    for dod in (0.1, 0.3, deepest):
+        for _ in range(2):
+            key = round(dod, 2)
+            if key in tried:  # the same depth gives the same plan
+                break
+            tried.add(key)
+            cand = solve(wear_tiers(wear, dod, mean, crate))
+            if cand[1].net < best[1].net - 1e-9:
+                best = cand
+            dod = _deepest_discharge(cand[0])
+            if dod <= 0:
+                break
+    return best
+
+
+def plan(prices: PriceCurve, *, now: float, departure: float, soc: float, target_soc: float,
          capacity_kwh: float, ev_limits: PowerLimits, evse_limits: PowerLimits | None = None,
          reserve_soc: float = 0.0, max_soc: float = 100.0, charge_efficiency: float = 1.0,
          discharge_efficiency: float = 1.0, degradation_cost: float = 0.0,
@@ -356,35 +395,17 @@ def plan(prices: PriceCurve, *, now: float, departure: float, soc: float, target
         return money_summary(slots, currency=prices.currency, degradation_cost=0.0,
                              wear=plan_wear(slots, wear))
 
-    def solve(tiers: Tiers | None) -> tuple[list[PlanSlot], MoneySummary]:
+    def solve(tiers: Tiers | None) -> _Solution:
         slots = problem.solve(tiers, max_discharge_kwh)
         return slots, cost_of(slots)
 
     if wear is None or p_discharge <= 0:
         slots, money = solve([(1.0, degradation_cost)])
     else:
-        # The wear of a kWh depends on the depth of the cycles the plan makes, which depends
-        # on the wear: start from a few depths, re-plan once at the depth each plan shows,
-        # and keep the plan whose true money (cycles rainflow-counted) is the lowest, the
-        # plan without discharge included. So a discharge is kept only when it pays after
-        # efficiency and wear.
-        crate = p_discharge / 1000.0 / capacity_kwh
-        mean = (reserve_soc + max(soc, target_soc)) / 200.0
-        best = solve(None)  # no discharge
-        tried: set[float] = set()
-        for dod in (0.1, 0.3, max(0.05, (max_soc - reserve_soc) / 100.0)):
-            for _ in range(2):
-                key = round(dod, 2)
-                if key in tried:  # the same depth gives the same plan
-                    break
-                tried.add(key)
-                cand = solve(wear_tiers(wear, dod, mean, crate))
-                if cand[1].net < best[1].net - 1e-9:
-                    best = cand
-                dod = _deepest_discharge(cand[0])
-                if dod <= 0:
-                    break
-        slots, money = best
+        slots, money = _solve_with_wear(
+            solve, wear, crate=p_discharge / 1000.0 / capacity_kwh,
+            mean=(reserve_soc + max(soc, target_soc)) / 200.0,
+            deepest=max(0.05, (max_soc - reserve_soc) / 100.0))
     slots = _explain(slots, charge_efficiency, discharge_efficiency, capacity_kwh, wear,
                      degradation_cost, target_soc, reserve_soc)
     return Plan(now, departure, tuple(slots), capacity_kwh, target_soc, reserve_soc,
@@ -527,41 +548,60 @@ class _Problem:
         return self._solve(tiers, d_cap)
 
     def _solve(self, tiers: Tiers | None, d_cap: list[float] | None = None) -> list[PlanSlot]:
-        n, e0, e_max, cap = self.n, self.e0, self.e_max, self.cap
-        c_max, a, lower = self.c_max, self.a, self.lower
-        eta_c, eta_d = self.eta_c, self.eta_d
-        dis: list[list[tuple[float, float]]] = [[] for _ in range(n)]
-        if tiers is not None and self.p_discharge > 0:
-            for t, p in enumerate(self.price):
-                room = self.d_max[t] if d_cap is None else min(self.d_max[t], d_cap[t])
-                prev = 0.0
-                for frac, cost in tiers:
-                    length = min((frac - prev) * self.d_max[t], room)
-                    if length > 0:
-                        dis[t].append((length, min(p.sell * eta_d - cost, a[t])))
-                        room -= length
-                    prev = frac
-        energies = [e0]
-        if not self.feasible:  # charge at full power: get as close to the target as possible
-            for t in range(n):
-                energies.append(min(e_max, energies[-1] + c_max[t]))
-        else:
-            values: list[_Pwl] = [None] * (n + 1)  # type: ignore[list-item]
-            lo_n = max(self.e_target, lower[n])
-            values[n] = _Pwl(lo_n, e_max, 0.0, [(e_max - lo_n, 0.0)] if e_max > lo_n else [])
-            for t in range(n - 1, 0, -1):
-                conv = values[t + 1].convolve_slot(c_max[t], a[t], dis[t])
-                restricted = conv.restrict(lower[t], e_max)
-                if restricted is None:  # pragma: no cover - excluded by the feasibility check
-                    raise AssertionError("empty SOC range in a feasible plan")
-                values[t] = restricted
-            for t in range(n):
-                energies.append(_best_move(values[t + 1], energies[-1], c_max[t], a[t],
-                                           dis[t]))
-        slots: list[PlanSlot] = []
-        e = e0
-        p_charge, p_discharge = self.p_charge, self.p_discharge
+        dis = self._discharge_steps(tiers, d_cap)
+        energies = self._energies(dis) if self.feasible else self._full_charge()
+        return self._slots(energies, d_cap)
+
+    def _discharge_steps(self, tiers: Tiers | None,
+                         d_cap: list[float] | None) -> list[list[tuple[float, float]]]:
+        """Per slot, the discharge tiers as (kWh at the battery, value per kWh)."""
+        a, eta_d = self.a, self.eta_d
+        dis: list[list[tuple[float, float]]] = [[] for _ in range(self.n)]
+        if tiers is None or self.p_discharge <= 0:
+            return dis
+        for t, p in enumerate(self.price):
+            room = self.d_max[t] if d_cap is None else min(self.d_max[t], d_cap[t])
+            prev = 0.0
+            for frac, cost in tiers:
+                length = min((frac - prev) * self.d_max[t], room)
+                if length > 0:
+                    dis[t].append((length, min(p.sell * eta_d - cost, a[t])))
+                    room -= length
+                prev = frac
+        return dis
+
+    def _full_charge(self) -> list[float]:
+        """Infeasible target: charge at full power, to get as close to it as possible."""
+        energies = [self.e0]
+        for t in range(self.n):
+            energies.append(min(self.e_max, energies[-1] + self.c_max[t]))
+        return energies
+
+    def _energies(self, dis: list[list[tuple[float, float]]]) -> list[float]:
+        """The optimal battery energy per slot boundary: the value functions backwards, then
+        the best move forwards."""
+        n, e_max, c_max, a, lower = self.n, self.e_max, self.c_max, self.a, self.lower
+        values: list[_Pwl] = [None] * (n + 1)  # type: ignore[list-item]
+        lo_n = max(self.e_target, lower[n])
+        values[n] = _Pwl(lo_n, e_max, 0.0, [(e_max - lo_n, 0.0)] if e_max > lo_n else [])
+        for t in range(n - 1, 0, -1):
+            conv = values[t + 1].convolve_slot(c_max[t], a[t], dis[t])
+            restricted = conv.restrict(lower[t], e_max)
+            if restricted is None:  # pragma: no cover - excluded by the feasibility check
+                raise AssertionError("empty SOC range in a feasible plan")
+            values[t] = restricted
+        energies = [self.e0]
         for t in range(n):
+            energies.append(_best_move(values[t + 1], energies[-1], c_max[t], a[t], dis[t]))
+        return energies
+
+    def _slots(self, energies: list[float], d_cap: list[float] | None) -> list[PlanSlot]:
+        """The plan slots (power within the limits) that move the battery along `energies`."""
+        cap, eta_c, eta_d = self.cap, self.eta_c, self.eta_d
+        p_charge, p_discharge = self.p_charge, self.p_discharge
+        slots: list[PlanSlot] = []
+        e = self.e0
+        for t in range(self.n):
             delta = energies[t + 1] - energies[t]
             h = self.dt_h[t]
             if delta > _EPS_E:

@@ -54,6 +54,7 @@ from evse.link.slac_messages import (
     AttenCharInd,
     AttenCharRsp,
     AttenProfileInd,
+    Frame,
     Message,
     MnbcSoundInd,
     SetKeyCnf,
@@ -231,14 +232,21 @@ class SlacEvse:
         return out
 
     # -- frames -----------------------------------------------------------------------------
-    def receive_frame(self, data: bytes, now: float) -> list[SlacEffect]:
+    def _frame_for_us(self, data: bytes) -> Frame | None:
+        """The decoded frame, or None (counted) when malformed, unsupported or not ours."""
         frame = decode_frame(data)
         if frame is None:
             self.ignored["malformed" if peek_mmtype(data) is None else "unsupported"] += 1
-            return []
+            return None
         if frame.src == self.config.evse_mac or frame.dst not in (self.config.evse_mac,
                                                                   BROADCAST):
             self.ignored["not_for_us"] += 1
+            return None
+        return frame
+
+    def receive_frame(self, data: bytes, now: float) -> list[SlacEffect]:
+        frame = self._frame_for_us(data)
+        if frame is None:
             return []
         msg = frame.message
         if isinstance(msg, SetKeyCnf):
@@ -261,6 +269,10 @@ class SlacEvse:
         attempt = self._attempt_of(msg, frame.src)
         if attempt is None:
             return []
+        return self._on_sounding(attempt, msg, now)
+
+    def _on_sounding(self, attempt: Attempt, msg: Message, now: float) -> list[SlacEffect]:
+        """The messages of a known run: the sounding and the car's CM_ATTEN_CHAR.RSP."""
         if isinstance(msg, StartAttenCharInd):
             if attempt.step == Step.WAIT_START_ATTEN:
                 attempt.step = Step.SOUNDING

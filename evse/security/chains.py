@@ -25,7 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -253,6 +253,17 @@ def check_ocsp(
     now: dt.datetime, index: int | None = None, *, required: bool = False,
 ) -> ocsp.OCSPCertStatus | None:
     """The OCSP status of `cert` from the first response about it (None: no response)."""
+    for response, single in _ocsp_answers(cert, issuer, responses):
+        return _judge_ocsp(response, single, cert, issuer, now, index, required=required)
+    if required:
+        raise ChainError(ChainFailure.OCSP, f"no OCSP response for {_describe(cert)}", index)
+    return None
+
+
+def _ocsp_answers(
+    cert: x509.Certificate, issuer: x509.Certificate, responses: Iterable[bytes],
+) -> Iterator[tuple[ocsp.OCSPResponse, ocsp.OCSPSingleResponse]]:
+    """The single responses about `cert` from `issuer`, in successful, parseable responses."""
     for der in responses:
         try:
             response = ocsp.load_der_ocsp_response(der)
@@ -264,30 +275,34 @@ def check_ocsp(
             if single.serial_number != cert.serial_number:
                 continue
             algorithm = single.hash_algorithm
-            if (single.issuer_name_hash != _hash(algorithm, issuer.subject.public_bytes())
-                    or single.issuer_key_hash != _hash(algorithm, _key_bits(issuer))):
-                continue
-            if response.certificates:
-                raise ChainError(ChainFailure.OCSP, f"{_describe(cert)}: delegated OCSP "
-                                 "responders are not supported", index)
-            if not _verify_ocsp_signature(response, issuer):
-                raise ChainError(ChainFailure.OCSP, f"{_describe(cert)}: OCSP response not "
-                                 "signed by the issuer", index)
-            next_update = single.next_update_utc
-            if now < single.this_update_utc or (next_update is not None and now > next_update):
-                raise ChainError(ChainFailure.OCSP, f"{_describe(cert)}: OCSP response not "
-                                 "current", index)
-            status = single.certificate_status
-            if status == ocsp.OCSPCertStatus.REVOKED:
-                raise ChainError(ChainFailure.REVOKED, f"{_describe(cert)} revoked "
-                                 f"{single.revocation_time_utc}", index)
-            if status == ocsp.OCSPCertStatus.UNKNOWN and required:
-                raise ChainError(ChainFailure.OCSP, f"{_describe(cert)}: OCSP status unknown",
-                                 index)
-            return status
-    if required:
-        raise ChainError(ChainFailure.OCSP, f"no OCSP response for {_describe(cert)}", index)
-    return None
+            if (single.issuer_name_hash == _hash(algorithm, issuer.subject.public_bytes())
+                    and single.issuer_key_hash == _hash(algorithm, _key_bits(issuer))):
+                yield response, single
+
+
+def _judge_ocsp(
+    response: ocsp.OCSPResponse, single: ocsp.OCSPSingleResponse, cert: x509.Certificate,
+    issuer: x509.Certificate, now: dt.datetime, index: int | None, *, required: bool,
+) -> ocsp.OCSPCertStatus:
+    """The status one answer gives, once it is signed by the issuer and current."""
+    if response.certificates:
+        raise ChainError(ChainFailure.OCSP, f"{_describe(cert)}: delegated OCSP "
+                         "responders are not supported", index)
+    if not _verify_ocsp_signature(response, issuer):
+        raise ChainError(ChainFailure.OCSP, f"{_describe(cert)}: OCSP response not "
+                         "signed by the issuer", index)
+    next_update = single.next_update_utc
+    if now < single.this_update_utc or (next_update is not None and now > next_update):
+        raise ChainError(ChainFailure.OCSP, f"{_describe(cert)}: OCSP response not "
+                         "current", index)
+    status = single.certificate_status
+    if status == ocsp.OCSPCertStatus.REVOKED:
+        raise ChainError(ChainFailure.REVOKED, f"{_describe(cert)} revoked "
+                         f"{single.revocation_time_utc}", index)
+    if status == ocsp.OCSPCertStatus.UNKNOWN and required:
+        raise ChainError(ChainFailure.OCSP, f"{_describe(cert)}: OCSP status unknown",
+                         index)
+    return status
 
 
 def build_path(

@@ -296,14 +296,7 @@ def verify_references(
 
     `required`: Ids that must be referenced (default: every element given).
     """
-    if signed_info is None:
-        raise SignatureError(Failure.MALFORMED, "Signature without SignedInfo")
-    c14n = _algorithm(signed_info.canonicalization_method)
-    if c14n != policy.canonicalization:
-        raise SignatureError(Failure.WRONG_ALGORITHM, f"CanonicalizationMethod {c14n}")
-    method = _algorithm(signed_info.signature_method)
-    if method not in policy.signature_methods:
-        raise SignatureError(Failure.WRONG_ALGORITHM, f"SignatureMethod {method}")
+    method = _check_algorithms(signed_info, policy)
     by_id: dict[str, SignedElement] = {}
     for element in elements:
         if element.id in by_id:
@@ -320,29 +313,48 @@ def verify_references(
         if uri[1:] in seen:
             raise SignatureError(Failure.MALFORMED, f"{uri} referenced twice")
         seen.add(uri[1:])
-        transforms: tuple[Any, ...] = (
-            tuple(ref.transforms.transform) if ref.transforms is not None else ()
-        )
-        if len(transforms) != 1 or transforms[0].algorithm != CANONICAL_EXI:
-            names = [t.algorithm for t in transforms]
-            raise SignatureError(Failure.WRONG_ALGORITHM, f"{uri}: Transforms {names}")
-        digest_method = _algorithm(ref.digest_method)
-        if digest_method not in policy.digest_methods or (
-            method in DIGEST_FOR and digest_method != DIGEST_FOR[method]
-        ):
-            raise SignatureError(Failure.WRONG_ALGORITHM,
-                                 f"{uri}: DigestMethod {digest_method} with {method}")
-        element = by_id[uri[1:]]
-        try:
-            data = element.fragment()
-        except exi_codec.ExiError as exc:
-            raise SignatureError(Failure.MALFORMED, f"{uri}: cannot encode {element.name}: "
-                                 f"{exc}") from None
-        if not hmac.compare_digest(digest(data, digest_method), bytes(ref.digest_value or b"")):
-            raise SignatureError(Failure.DIGEST_MISMATCH, f"{uri} ({element.name})")
+        _check_reference(ref, uri, by_id[uri[1:]], method, policy)
     missing = set(by_id if required is None else required) - seen
     if missing:
         raise SignatureError(Failure.MISSING_REFERENCE, f"not signed: {sorted(missing)}")
+
+
+def _check_algorithms(signed_info: Any, policy: SignaturePolicy) -> str:
+    """SignedInfo's canonicalization and signature method; returns the signature method."""
+    if signed_info is None:
+        raise SignatureError(Failure.MALFORMED, "Signature without SignedInfo")
+    c14n = _algorithm(signed_info.canonicalization_method)
+    if c14n != policy.canonicalization:
+        raise SignatureError(Failure.WRONG_ALGORITHM, f"CanonicalizationMethod {c14n}")
+    method = _algorithm(signed_info.signature_method)
+    if method not in policy.signature_methods:
+        raise SignatureError(Failure.WRONG_ALGORITHM, f"SignatureMethod {method}")
+    return method
+
+
+def _check_reference(ref: Any, uri: str, element: SignedElement, method: str,
+                     policy: SignaturePolicy) -> None:
+    """One Reference: the EXI transform, a digest method that fits the signature method, and
+    the digest of the element's fragment."""
+    transforms: tuple[Any, ...] = (
+        tuple(ref.transforms.transform) if ref.transforms is not None else ()
+    )
+    if len(transforms) != 1 or transforms[0].algorithm != CANONICAL_EXI:
+        names = [t.algorithm for t in transforms]
+        raise SignatureError(Failure.WRONG_ALGORITHM, f"{uri}: Transforms {names}")
+    digest_method = _algorithm(ref.digest_method)
+    if digest_method not in policy.digest_methods or (
+        method in DIGEST_FOR and digest_method != DIGEST_FOR[method]
+    ):
+        raise SignatureError(Failure.WRONG_ALGORITHM,
+                             f"{uri}: DigestMethod {digest_method} with {method}")
+    try:
+        data = element.fragment()
+    except exi_codec.ExiError as exc:
+        raise SignatureError(Failure.MALFORMED, f"{uri}: cannot encode {element.name}: "
+                             f"{exc}") from None
+    if not hmac.compare_digest(digest(data, digest_method), bytes(ref.digest_value or b"")):
+        raise SignatureError(Failure.DIGEST_MISMATCH, f"{uri} ({element.name})")
 
 
 def verify(

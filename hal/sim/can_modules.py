@@ -227,39 +227,45 @@ class ModuleRack:
     def _execute(self, m: SimModule, command: Command, data: bytes) -> ErrorCode:
         if len(data) != 8:
             return ErrorCode.DATA_INVALID
-        try:
-            if command is Command.SET_ON_OFF:
-                if data[0] > 1:
-                    return ErrorCode.DATA_INVALID
-                m.on = data[0] == 0
-                if m.on:
-                    m.can_timeout = False
-                else:
-                    m.current = 0.0
-                return ErrorCode.NORMAL
-            if command is Command.SET_DIRECTION:
-                if data[0] > 1:
-                    return ErrorCode.DATA_INVALID
-                direction = Direction(data[0])
-                if direction is not m.direction:
-                    m.current = 0.0  # the bridge stops before it reverses
-                m.direction = direction
-                return ErrorCode.NORMAL
-            if command is Command.SET_OUTPUT:
-                volts, amps = unpack_milli_pair(data)
-                if volts > m.max_voltage or amps > m.max_charge_current + 1e-6:
-                    return ErrorCode.DATA_INVALID
-                m.voltage_setpoint, m.current_setpoint = volts, amps
-                return ErrorCode.NORMAL
-            if command is Command.SET_DISCHARGE:
-                volts, amps = unpack_milli_pair(data)
-                if volts > m.max_voltage or amps > m.max_discharge_current + 1e-6:
-                    return ErrorCode.DATA_INVALID
-                m.cutoff_voltage, m.discharge_setpoint = volts, amps
-                return ErrorCode.NORMAL
-        except MalformedFrame:
-            return ErrorCode.DATA_INVALID
+        if command in (Command.SET_ON_OFF, Command.SET_DIRECTION):
+            return self._switch(m, command, data[0])
+        if command in (Command.SET_OUTPUT, Command.SET_DISCHARGE):
+            try:
+                return self._set_point(m, command, *unpack_milli_pair(data))
+            except MalformedFrame:
+                return ErrorCode.DATA_INVALID
         return ErrorCode.COMMAND_INVALID
+
+    @staticmethod
+    def _switch(m: SimModule, command: Command, value: int) -> ErrorCode:
+        """On/off (0 is on) or the direction; the current stops on off and on a reversal."""
+        if value > 1:
+            return ErrorCode.DATA_INVALID
+        if command is Command.SET_ON_OFF:
+            m.on = value == 0
+            if m.on:
+                m.can_timeout = False
+            else:
+                m.current = 0.0
+            return ErrorCode.NORMAL
+        direction = Direction(value)
+        if direction is not m.direction:
+            m.current = 0.0  # the bridge stops before it reverses
+        m.direction = direction
+        return ErrorCode.NORMAL
+
+    @staticmethod
+    def _set_point(m: SimModule, command: Command, volts: float, amps: float) -> ErrorCode:
+        """The charge setpoint or the discharge one (cutoff voltage, current), in rating."""
+        if command is Command.SET_OUTPUT:
+            if volts > m.max_voltage or amps > m.max_charge_current + 1e-6:
+                return ErrorCode.DATA_INVALID
+            m.voltage_setpoint, m.current_setpoint = volts, amps
+            return ErrorCode.NORMAL
+        if volts > m.max_voltage or amps > m.max_discharge_current + 1e-6:
+            return ErrorCode.DATA_INVALID
+        m.cutoff_voltage, m.discharge_setpoint = volts, amps
+        return ErrorCode.NORMAL
 
     def _reply(self, m: SimModule, command: int, error: ErrorCode, data: bytes) -> None:
         fid = FrameId(int(error), DEVICE_MODULE, command, self.controller_address, m.address)

@@ -30,7 +30,14 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    import ssl
+
+    from evse.protocol.config import SeccConfig
+    from simulators.ev import BatteryLink
+    from simulators.ev.scenarios import ScenarioConfig
 
 log = logging.getLogger("evse.demo")
 
@@ -76,62 +83,6 @@ def _percentile(values: list[float], p: float) -> float | None:
     return data[min(rank, len(data)) - 1]
 
 
-def _demo_scenario(options: DemoOptions) -> Any:
-    """The -20 scenario with the demo's speed-up, loop interval and loop count."""
-    from simulators.ev import get_scenario
-
-    scenario = get_scenario(options.scenario)
-    loops = options.loops
-    if loops is None and scenario.expect_discharge:
-        loops = DEFAULT_BPT_LOOPS
-    changes: dict[str, Any] = {"speedup": options.speedup, "loop_interval": options.loop_interval}
-    if loops is not None:
-        changes["max_loops"] = loops
-    return scenario.replace(**changes)
-
-
-def _demo_tls(stack: contextlib.ExitStack, options: DemoOptions
-              ) -> tuple[Any, Any, Any, str | None]:
-    """(SECC TLS context, EV TLS context, PncDemo, PKI directory): a throw-away PnC or plain
-    test PKI for --pnc / --tls, all None without."""
-    from evse.aio.tls import secc_context
-    from simulators.ev.client import make_ssl_context
-
-    if options.pnc:
-        from simulators.demo.pnc import PncDemo
-
-        pki_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="evse-demo-pnc-"))
-        pnc = PncDemo.create(pki_dir, options.algorithm,
-                             install_certificate=options.install_certificate)
-        return pnc.secc_tls(), pnc.ev_tls(), pnc, pki_dir
-    if options.tls:
-        from certs.make_pki import make_pki
-
-        pki_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="evse-demo-pki-"))
-        pki = make_pki(pki_dir)
-        return (secc_context(pki.secc_chain, pki.secc_key).context,
-                make_ssl_context(pki.root_cert), None, pki_dir)
-    return None, None, None, None
-
-
-def _intro(out: TextIO, options: DemoOptions, scenario: Any, port: int, transport: str,
-           n_loops: int, window: tuple[int, int], pnc: Any, pki_dir: str | None) -> None:
-    print(f"evse demo: scenario {scenario.name} ({scenario.description})", file=out)
-    peak = demo_prices().slots[0]
-    print(f"  prices: no tariff configured, so the bundled day's evening peak "
-          f"(BE day-ahead 2024-06-14 20:00 + retail adders): buy {peak.buy:.4f}, "
-          f"sell {peak.sell:.4f} EUR/kWh", file=out)
-    print(f"  SECC on 127.0.0.1:{port} ({transport}), sim HAL at {options.speedup:g}x, "
-          f"{n_loops} charge loops"
-          + (f", schedule discharges {window[0]}-{window[1]} s after ScheduleExchange"
-             if scenario.service.is_bpt else ""), file=out, flush=True)
-    if pnc is not None:
-        print(f"  Plug & Charge: {options.algorithm} test PKI in {pki_dir}, "
-              + ("EV without a contract: CertificateInstallation via the local CPS"
-                 if options.install_certificate else f"contract {pnc.pki.emaid}")
-              + ", no fallback to EIM", file=out, flush=True)
-
-
 async def run_demo(options: DemoOptions, out: TextIO | None = None) -> int:
     """Run the demo; 0 when the session went as the scenario expects, 1 otherwise."""
     from evse.aio.app import supply_limits
@@ -139,7 +90,6 @@ async def run_demo(options: DemoOptions, out: TextIO | None = None) -> int:
     from evse.energy.schedule import DefaultScheduleProvider
     from evse.protocol.config import SeccConfig, ServiceId
     from hal.registry import create_backend
-    from simulators.ev import BatteryLink
     from simulators.ev.client import run_session
 
     out = out or sys.stdout
@@ -153,13 +103,7 @@ async def run_demo(options: DemoOptions, out: TextIO | None = None) -> int:
 
     battery = scenario.battery.make()
     backend: Any = create_backend("sim", battery=battery)
-    dc = scenario.service.is_dc
-    if dc:  # the power stage moves the shared battery; the EV's contactors gate it
-        link = BatteryLink(battery, shared=True,
-                           on_contactors=lambda closed: setattr(backend, "ev_contactor_closed",
-                                                                closed))
-    else:  # AC: the EV's on-board charger (simulated by the EV) moves the battery
-        link = BatteryLink(battery, shared=False)
+    link = _battery_link(battery, backend, dc=scenario.service.is_dc)
     station = Station.from_backends([backend], speedup=options.speedup)
     config = SeccConfig(
         evse_id="DE*EVS*E0000001",
@@ -172,12 +116,10 @@ async def run_demo(options: DemoOptions, out: TextIO | None = None) -> int:
     use_tls = options.tls or options.pnc
     if use_tls:
         config = dataclasses.replace(config, allow_plain_tcp_iso20=False)
-    pnc: Any = None
     with contextlib.ExitStack() as stack:
-        tls_ctx, ev_ctx, pnc, pki_dir = _demo_tls(stack, options)
-        if pnc is not None:
-            config = dataclasses.replace(config, **pnc.config_changes())
-            scenario = pnc.scenario(scenario)
+        sec = _DemoSecurity.make(stack, options, config, scenario)
+        config, scenario, pnc = sec.config, sec.scenario, sec.pnc
+        tls_ctx, ev_ctx = sec.tls_ctx, sec.ev_ctx
         server = SeccServer(config, station, address="127.0.0.1",
                             port=None if use_tls else 0, tls=tls_ctx, tls_port=0,
                             authorize=pnc.authorize if pnc is not None else None)
@@ -194,7 +136,8 @@ async def run_demo(options: DemoOptions, out: TextIO | None = None) -> int:
         port = server.tls_port if use_tls else server.port
         assert port is not None
         transport = "TLS 1.3" if use_tls else "TCP"
-        _intro(out, options, scenario, port, transport, n_loops, window, pnc, pki_dir)
+        _print_banner(out, options, scenario, f"127.0.0.1:{port} ({transport})", n_loops,
+                      window, sec)
         from simulators.demo_link import plug_in  # plug-in, 5 %, SLAC before the session
 
         plugged = await plug_in(server, station.connectors[0], out)
@@ -229,6 +172,84 @@ async def run_demo(options: DemoOptions, out: TextIO | None = None) -> int:
     if pnc is not None and not pnc.used_pnc(report, sessions):
         return 1
     return 0 if report.success else 1
+
+
+def _demo_scenario(options: DemoOptions) -> ScenarioConfig:
+    """The scenario at the demo's speed; V2G scenarios get enough loops to discharge."""
+    from simulators.ev import get_scenario
+
+    scenario = get_scenario(options.scenario)
+    loops = options.loops
+    if loops is None and scenario.expect_discharge:
+        loops = DEFAULT_BPT_LOOPS
+    changes: dict[str, Any] = {"speedup": options.speedup, "loop_interval": options.loop_interval}
+    if loops is not None:
+        changes["max_loops"] = loops
+    return scenario.replace(**changes)
+
+
+def _battery_link(battery: Any, backend: Any, *, dc: bool) -> BatteryLink:
+    from simulators.ev import BatteryLink
+
+    if dc:  # the power stage moves the shared battery; the EV's contactors gate it
+        return BatteryLink(battery, shared=True,
+                           on_contactors=lambda closed: setattr(backend, "ev_contactor_closed",
+                                                                closed))
+    # AC: the EV's on-board charger (simulated by the EV) moves the battery
+    return BatteryLink(battery, shared=False)
+
+
+@dataclass
+class _DemoSecurity:
+    """TLS (a throw-away test PKI) or Plug & Charge: the contexts of both ends and what
+    PnC changes in the SECC's configuration and the EV's scenario."""
+
+    config: SeccConfig
+    scenario: ScenarioConfig
+    pnc: Any = None  # simulators.demo.pnc.PncDemo
+    pki_dir: str | None = None
+    tls_ctx: ssl.SSLContext | None = None
+    ev_ctx: ssl.SSLContext | None = None
+
+    @classmethod
+    def make(cls, stack: contextlib.ExitStack, options: DemoOptions, config: SeccConfig,
+             scenario: ScenarioConfig) -> _DemoSecurity:
+        if options.pnc:
+            from simulators.demo.pnc import PncDemo
+
+            pki_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="evse-demo-pnc-"))
+            pnc = PncDemo.create(pki_dir, options.algorithm,
+                                 install_certificate=options.install_certificate)
+            return cls(dataclasses.replace(config, **pnc.config_changes()),
+                       pnc.scenario(scenario), pnc, pki_dir, pnc.secc_tls(), pnc.ev_tls())
+        if options.tls:
+            from certs.make_pki import make_pki
+            from evse.aio.tls import secc_context
+            from simulators.ev.client import make_ssl_context
+
+            pki_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="evse-demo-pki-"))
+            pki = make_pki(pki_dir)
+            return cls(config, scenario, None, pki_dir,
+                       secc_context(pki.secc_chain, pki.secc_key).context,
+                       make_ssl_context(pki.root_cert))
+        return cls(config, scenario)
+
+
+def _print_banner(out: TextIO, options: DemoOptions, scenario: ScenarioConfig, where: str,
+                  n_loops: int, window: tuple[int, int], sec: _DemoSecurity) -> None:
+    print(f"evse demo: scenario {scenario.name} ({scenario.description})", file=out)
+    peak = demo_prices().slots[0]
+    print(f"  prices: no tariff configured, so the bundled day's evening peak "
+          f"(BE day-ahead 2024-06-14 20:00 + retail adders): buy {peak.buy:.4f}, "
+          f"sell {peak.sell:.4f} EUR/kWh", file=out)
+    print(f"  SECC on {where}, sim HAL at {options.speedup:g}x, {n_loops} charge loops"
+          + (f", schedule discharges {window[0]}-{window[1]} s after ScheduleExchange"
+             if scenario.service.is_bpt else ""), file=out, flush=True)
+    if sec.pnc is not None:
+        print(f"  Plug & Charge: {options.algorithm} test PKI in {sec.pki_dir}, "
+              + ("EV without a contract: CertificateInstallation via the local CPS"
+                 if options.install_certificate else f"contract {sec.pnc.pki.emaid}")
+              + ", no fallback to EIM", file=out, flush=True)
 
 
 async def _progress(server: Any, station: Any, link: Any, options: DemoOptions, out: TextIO,

@@ -19,13 +19,14 @@ arrival). No network beyond loopback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import sys
 import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from evse._statement import write_statement
 from evse.aio.v2h_runner import V2hRunner
@@ -36,6 +37,10 @@ from evse.energy.tariff import RetailTariff, bundled_day_curve
 from evse.energy.value import session_value
 from evse.protocol.limits import EvseLimits
 from evse.report import Sample, SessionRecord, write_report
+
+if TYPE_CHECKING:
+    from evse.aio.station_port import SeccStationPort
+    from evse.energy.optimizer import Plan
 
 BRUSSELS_SUMMER = timezone(timedelta(hours=2), "CEST")
 DAYS = ("2024-06-14", "2024-06-15")
@@ -207,13 +212,11 @@ async def run_day_stack(options: DayOptions, out: TextIO | None = None) -> int:
     """The same day through the real stack: the SECC (sim HAL at the day's speedup) and the
     simulated EV in an ISO 15118-20 DC_BPT Dynamic session over loopback, the station port
     (evse.aio.station_port) taking setpoints as MQTT would and running V2H in the outage."""
-    import contextlib
     import dataclasses
 
     from evse.aio.app import supply_limits
     from evse.aio.secc_server import SeccServer, Station
     from evse.aio.station_port import SeccStationPort
-    from evse.mqtt_api import CommandRejected
     from evse.protocol.config import SeccConfig, ServiceId
     from hal.registry import create_backend
     from simulators.ev import BatteryLink, get_scenario
@@ -265,27 +268,15 @@ async def run_day_stack(options: DayOptions, out: TextIO | None = None) -> int:
                                               tls=False, battery=link))
     samples: list[Sample] = []
     soc_log: list[tuple[float, float]] = []
-    energy_in = energy_out = v2h_kwh = 0.0
-    plan = None
-    planned_slot = None
-    in_outage = False
-    last_t: float | None = None
-    last_p = 0.0
+    meter = _DayMeter()
+    ems = _HomeEms(port, provider, limits, options, out, departure)
     connector = station.connectors[0]
     try:
         while not session.done():
             t = clock()
             soc = battery.soc * 100.0
             power = connector.controller.status().power
-            if last_t is not None:  # the energy of the last step at its power (meter side)
-                kwh = last_p * (t - last_t) / 3.6e6
-                if kwh >= 0:
-                    energy_in += kwh
-                else:
-                    energy_out -= kwh
-                    if in_outage:
-                        v2h_kwh -= kwh
-            last_t, last_p = t, power
+            meter.read(t, power, ems.in_outage)
             p = prices.at(t)
             now_outage = outage[0] <= t < outage[1]
             samples.append(Sample(t, power=power, soc=soc, price=p.buy,
@@ -295,28 +286,7 @@ async def run_day_stack(options: DayOptions, out: TextIO | None = None) -> int:
                 with contextlib.suppress(Exception):
                     port.stop("1")
                 break
-            if now_outage != in_outage:
-                in_outage = now_outage
-                port.set_outage(in_outage, options.home_load_w if in_outage else None)
-                plan = None
-                if not options.quiet:
-                    what = ("DOWN: V2H supplies the house (station port, V2H runner)"
-                            if in_outage else "back: re-planning")
-                    print(f"  {_clock(t)}  grid {what}", file=out, flush=True)
-            if not in_outage:
-                slot = math.floor(t / pol.slot_s)
-                if plan is None or slot != planned_slot:
-                    plan = provider.make_plan(now=t, departure=departure, soc=soc,
-                                              target_soc=None, minimum_soc=None,
-                                              ev_limits=None, evse_limits=limits, bpt=True)
-                    planned_slot = slot
-                    first = plan.slots[0] if plan.slots else None
-                    if first is not None and not options.quiet:
-                        print(f"  {_clock(t)}  SOC {soc:5.1f} %  {first.power_w / 1000:+6.1f}"
-                              f" kW  buy {first.buy:.3f} sell {first.sell:.3f}  "
-                              f"{first.reason}", file=out, flush=True)
-                with contextlib.suppress(CommandRejected):  # not in the charge loop yet
-                    port.set_setpoint("1", setpoint_at(plan, t))
+            ems.steer(t, soc, now_outage)
             await asyncio.sleep(0.05)
         report = await asyncio.wait_for(session, 30.0)
     finally:
@@ -334,5 +304,75 @@ async def run_day_stack(options: DayOptions, out: TextIO | None = None) -> int:
         print(f"  EV: {'OK' if report.success else 'FAILED'} ({report.reason}), "
               f"{report.loops} charge loops", file=out)
     code = _finish(options, out, samples, soc_log, prices, arrival, max(departure, t_end),
-                   energy_in, energy_out, soc_end, outage, v2h_kwh)
+                   meter.energy_in, meter.energy_out, soc_end, outage, meter.v2h_kwh)
     return code if report.success else 1
+
+
+@dataclass
+class _DayMeter:
+    """The energy through the meter (kWh), each step at the power read at its start."""
+
+    energy_in: float = 0.0
+    energy_out: float = 0.0
+    v2h_kwh: float = 0.0  # discharged while the grid was down
+    last_t: float | None = None
+    last_p: float = 0.0
+
+    def read(self, t: float, power: float, in_outage: bool) -> None:
+        if self.last_t is not None:
+            kwh = self.last_p * (t - self.last_t) / 3.6e6
+            if kwh >= 0:
+                self.energy_in += kwh
+            else:
+                self.energy_out -= kwh
+                if in_outage:
+                    self.v2h_kwh -= kwh
+        self.last_t, self.last_p = t, power
+
+
+@dataclass
+class _HomeEms:
+    """The home energy manager the demo plays: a plan per slot from the SOC it sees, its
+    setpoint to the station port, and the grid outage announced to it (V2H)."""
+
+    port: SeccStationPort
+    provider: PlanningScheduleProvider
+    limits: EvseLimits
+    options: DayOptions
+    out: TextIO
+    departure: float
+    plan: Plan | None = None
+    planned_slot: int | None = None
+    in_outage: bool = False
+
+    def steer(self, t: float, soc: float, now_outage: bool) -> None:
+        if now_outage != self.in_outage:
+            self._grid_changed(t, now_outage)
+        if not self.in_outage:
+            self._follow_plan(t, soc)
+
+    def _grid_changed(self, t: float, outage: bool) -> None:
+        self.in_outage = outage
+        self.port.set_outage(outage, self.options.home_load_w if outage else None)
+        self.plan = None
+        if not self.options.quiet:
+            what = ("DOWN: V2H supplies the house (station port, V2H runner)"
+                    if outage else "back: re-planning")
+            print(f"  {_clock(t)}  grid {what}", file=self.out, flush=True)
+
+    def _follow_plan(self, t: float, soc: float) -> None:
+        from evse.mqtt_api import CommandRejected
+
+        slot = math.floor(t / self.options.policy.slot_s)
+        if self.plan is None or slot != self.planned_slot:
+            self.plan = self.provider.make_plan(
+                now=t, departure=self.departure, soc=soc, target_soc=None, minimum_soc=None,
+                ev_limits=None, evse_limits=self.limits, bpt=True)
+            self.planned_slot = slot
+            first = self.plan.slots[0] if self.plan.slots else None
+            if first is not None and not self.options.quiet:
+                print(f"  {_clock(t)}  SOC {soc:5.1f} %  {first.power_w / 1000:+6.1f}"
+                      f" kW  buy {first.buy:.3f} sell {first.sell:.3f}  "
+                      f"{first.reason}", file=self.out, flush=True)
+        with contextlib.suppress(CommandRejected):  # not in the charge loop yet
+            self.port.set_setpoint("1", setpoint_at(self.plan, t))

@@ -27,7 +27,7 @@ import socket
 import ssl
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -246,19 +246,7 @@ async def drive_evcc(
                                      f"{exc!r}", loop.time()), evcc, loop)
         writer.write(evcc.start(loop.time()))
         while True:
-            deadline = evcc.next_deadline()
-            timeout = None if deadline is None else max(0.0, deadline - loop.time())
-            try:
-                data = await asyncio.wait_for(reader.read(READ_SIZE), timeout)
-            except TimeoutError:
-                effects = evcc.handle_timeout(loop.time())
-            except (OSError, ssl.SSLError) as exc:
-                log.info("connection error: %r", exc)
-                effects = evcc.connection_lost(loop.time())
-            else:
-                now = loop.time()
-                effects = evcc.receive_data(data, now) if data else evcc.connection_lost(now)
-            for effect in effects:
+            for effect in await _next_effects(evcc, reader, loop):
                 if isinstance(effect, SendData):
                     log.debug("-> %s (%d bytes)", effect.message, len(effect.data))
                     writer.write(effect.data)
@@ -284,6 +272,22 @@ async def drive_evcc(
         raise
     finally:
         await _close(writer)
+
+
+async def _next_effects(evcc: Evcc, reader: asyncio.StreamReader,
+                        loop: asyncio.AbstractEventLoop) -> list[Any]:
+    """What the EVCC does next: on data received, on its deadline, or on a lost connection."""
+    deadline = evcc.next_deadline()
+    timeout = None if deadline is None else max(0.0, deadline - loop.time())
+    try:
+        data = await asyncio.wait_for(reader.read(READ_SIZE), timeout)
+    except TimeoutError:
+        return evcc.handle_timeout(loop.time())
+    except (OSError, ssl.SSLError) as exc:
+        log.info("connection error: %r", exc)
+        return evcc.connection_lost(loop.time())
+    now = loop.time()
+    return evcc.receive_data(data, now) if data else evcc.connection_lost(now)
 
 
 def _final(effects: list[Any], evcc: Evcc, loop: asyncio.AbstractEventLoop) -> SessionReport:
@@ -420,23 +424,18 @@ def _pnc_from_args(ns: argparse.Namespace) -> Any:
     )
 
 
+# Options that override a scenario field as given: (argument, field).
+_FIELD_OPTIONS = (("loops", "max_loops"), ("duration", "max_duration"),
+                  ("target_soc", "target_soc"), ("speedup", "speedup"),
+                  ("loop_sim_seconds", "loop_sim_seconds"), ("loop_interval", "loop_interval"))
+
+
 def scenario_from_args(ns: argparse.Namespace) -> ScenarioConfig:
     cfg = get_scenario(ns.scenario)
-    changes: dict[str, Any] = {}
+    changes: dict[str, Any] = {field: getattr(ns, arg) for arg, field in _FIELD_OPTIONS
+                               if getattr(ns, arg) is not None}
     if ns.control_mode:
         changes["control_mode"] = ControlMode(ns.control_mode)
-    if ns.loops is not None:
-        changes["max_loops"] = ns.loops
-    if ns.duration is not None:
-        changes["max_duration"] = ns.duration
-    if ns.target_soc is not None:
-        changes["target_soc"] = ns.target_soc
-    if ns.speedup is not None:
-        changes["speedup"] = ns.speedup
-    if ns.loop_sim_seconds is not None:
-        changes["loop_sim_seconds"] = ns.loop_sim_seconds
-    if ns.loop_interval is not None:
-        changes["loop_interval"] = ns.loop_interval
     if ns.evcc_id:
         changes["evcc_id"] = ns.evcc_id
     if ns.random_session_id:
@@ -450,6 +449,13 @@ def scenario_from_args(ns: argparse.Namespace) -> ScenarioConfig:
         changes["battery"] = battery
     if ns.timeout_scale != 1.0:
         changes["timeouts"] = cfg.timeouts.scaled(ns.timeout_scale)
+    changes.update(_pnc_changes(ns, cfg))
+    return cfg.replace(**changes)
+
+
+def _pnc_changes(ns: argparse.Namespace, cfg: ScenarioConfig) -> dict[str, Any]:
+    """The scenario fields the Plug & Charge options set."""
+    changes: dict[str, Any] = {}
     pnc = _pnc_from_args(ns)
     if pnc is not None:
         changes.update(authorization="PnC", pnc=pnc)
@@ -461,7 +467,61 @@ def scenario_from_args(ns: argparse.Namespace) -> ScenarioConfig:
         changes.update(authorization="PnC", pnc_fallback_to_eim=False)
     if not getattr(ns, "metering_confirmation", True):
         changes["pnc_metering_confirmation"] = False
-    return cfg.replace(**changes)
+    return changes
+
+
+def _print_scenarios() -> None:
+    from simulators.ev.din_evcc import DIN_SCENARIOS
+    from simulators.ev.scenarios import SCENARIOS
+
+    for name, cfg in SCENARIOS.items():
+        print(f"{name:18} {cfg.description}")
+    for name in DIN_SCENARIOS:
+        print(f"{name:18} DIN SPEC 70121 DC (--protocol din)")
+
+
+def _endpoint_error(ns: argparse.Namespace) -> str | None:
+    if (ns.host is None) != (ns.port is None):
+        return "--host and --port go together"
+    if ns.host is None and not ns.interface:
+        return "give --interface for SDP, or --host and --port"
+    return None
+
+
+@contextlib.contextmanager
+def _stop_on_signals(evcc: Evcc) -> Iterator[None]:
+    """SIGINT/SIGTERM: the first ends the session cleanly, the next cancels the caller."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    stops = 0
+
+    def on_signal() -> None:
+        nonlocal stops
+        stops += 1
+        if stops == 1:
+            log.warning("stop requested: ending the session cleanly (again to abort)")
+            evcc.request_stop("user_stop")
+        elif task is not None:
+            task.cancel()
+
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, on_signal)
+            installed.append(sig)
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+def _write_json(report: SessionReport, dest: str) -> None:
+    text = json.dumps(report.to_dict(), indent=2, default=str)
+    if dest == "-":
+        print(text)
+    else:
+        Path(dest).write_text(text + "\n")
 
 
 async def main_ev(ns: argparse.Namespace) -> int:
@@ -471,20 +531,11 @@ async def main_ev(ns: argparse.Namespace) -> int:
 
         return await main_iso2_ev(ns)
     if getattr(ns, "list_scenarios", False):
-        from simulators.ev.scenarios import SCENARIOS
-
-        for name, cfg in SCENARIOS.items():
-            print(f"{name:18} {cfg.description}")
-        from simulators.ev.din_evcc import DIN_SCENARIOS
-
-        for name in DIN_SCENARIOS:
-            print(f"{name:18} DIN SPEC 70121 DC (--protocol din)")
+        _print_scenarios()
         return 0
-    if (ns.host is None) != (ns.port is None):
-        print("evse ev: --host and --port go together", file=sys.stderr)
-        return 2
-    if ns.host is None and not ns.interface:
-        print("evse ev: give --interface for SDP, or --host and --port", file=sys.stderr)
+    error = _endpoint_error(ns)
+    if error is not None:
+        print(f"evse ev: {error}", file=sys.stderr)
         return 2
     if getattr(ns, "protocol", "iso20") == "din":
         from simulators.ev.din_client import main_din_ev
@@ -497,52 +548,29 @@ async def main_ev(ns: argparse.Namespace) -> int:
         return 2
     loop = asyncio.get_running_loop()
     evcc = Evcc(scenario, epoch_offset=time.time() - loop.time())
-    stops = 0
-
-    def on_signal() -> None:
-        nonlocal stops
-        stops += 1
-        if stops == 1:
-            log.warning("stop requested: ending the session cleanly (again to abort)")
-            evcc.request_stop("user_stop")
-        elif task is not None:
-            task.cancel()
-
-    task = asyncio.current_task()
-    installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, on_signal)
-            installed.append(sig)
-    try:
-        report = await run_session(
-            scenario,
-            host=ns.host,
-            port=ns.port,
-            interface=ns.interface,
-            tls=ns.tls,
-            ca_file=ns.ca,
-            cert_file=ns.cert,
-            key_file=ns.key,
-            server_hostname=ns.server_name,
-            evcc=evcc,
-            connect_timeout=ns.connect_timeout,
-        )
-    except (EvClientError, OSError, ssl.SSLError) as exc:
-        print(f"evse ev: {exc}", file=sys.stderr)
-        return 2
-    except asyncio.CancelledError:
-        report = evcc.report(loop.time())
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
+    with _stop_on_signals(evcc):
+        try:
+            report = await run_session(
+                scenario,
+                host=ns.host,
+                port=ns.port,
+                interface=ns.interface,
+                tls=ns.tls,
+                ca_file=ns.ca,
+                cert_file=ns.cert,
+                key_file=ns.key,
+                server_hostname=ns.server_name,
+                evcc=evcc,
+                connect_timeout=ns.connect_timeout,
+            )
+        except (EvClientError, OSError, ssl.SSLError) as exc:
+            print(f"evse ev: {exc}", file=sys.stderr)
+            return 2
+        except asyncio.CancelledError:
+            report = evcc.report(loop.time())
     print(report.summary())
     if ns.json:
-        text = json.dumps(report.to_dict(), indent=2, default=str)
-        if ns.json == "-":
-            print(text)
-        else:
-            Path(ns.json).write_text(text + "\n")
+        _write_json(report, ns.json)
     return 0 if report.success else 1
 
 

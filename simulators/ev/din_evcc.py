@@ -391,55 +391,63 @@ class DinEvcc:
 
     def _next(self, name: str, res: Any, msg: Any, now: float) -> None:
         s = self.scenario
-        if name == "SessionSetupReq":
+        if name in _THEN:
+            self._request(_THEN[name], now)
+        elif name == "SessionSetupReq":
             self._session_id = bytes(msg.header.session_id)
             self.evse_id = bytes(res.evseid or b"").decode("ascii", "replace")
             self._request("ServiceDiscoveryReq", now)
-        elif name == "ServiceDiscoveryReq":
-            self._request("ServicePaymentSelectionReq", now)
-        elif name == "ServicePaymentSelectionReq":
-            self._request("ContractAuthenticationReq", now)
         elif name == "ContractAuthenticationReq":
             if not self._ongoing(res, name, now):
                 self._request("ChargeParameterDiscoveryReq", now)
         elif name == "ChargeParameterDiscoveryReq":
-            p = res.dc_evse_charge_parameter
-            self.evse_max_current = _value(p.evse_maximum_current_limit)
-            self.evse_max_voltage = _value(p.evse_maximum_voltage_limit)
-            if self._ongoing(res, name, now):
-                return
-            self._cpd_count += 1
-            if s.repeat_charge_parameter_discovery and self._cpd_count == 1:
-                self._request("ChargeParameterDiscoveryReq", now)
-            else:
-                self._request("CableCheckReq", now)
+            self._on_charge_parameters(res, now)
         elif name == "CableCheckReq":
             if not self._ongoing(res, name, now):
                 after = "SessionStopReq" if s.stop_after == "CableCheck" else "PreChargeReq"
                 self._request(after, now)
         elif name == "PreChargeReq":
-            self._present_voltage = _value(res.evse_present_voltage)
-            if s.stop_after == "PreCharge":
-                self._request("SessionStopReq", now)
-            elif abs(self._present_voltage - self.battery.present_voltage()) <= (
-                    s.precharge_tolerance):
-                self._request("PowerDeliveryReq", now)
-            else:
-                self._later("PreChargeReq", now, s.ongoing_interval)
-        elif name == "PowerDeliveryReq" and self.loops == 0:
-            self.battery.set_contactors(True)
-            self._request("CurrentDemandReq", now)
+            self._on_precharge(res, now)
+        elif name == "PowerDeliveryReq":
+            self._on_power_delivery(now)
         elif name == "CurrentDemandReq":
             self._on_current_demand(res, now)
-        elif name == "PowerDeliveryReq":
-            self.battery.set_contactors(False)
-            self._request("WeldingDetectionReq", now)
-        elif name == "WeldingDetectionReq":
-            self._request("SessionStopReq", now)
         elif name == "SessionStopReq":
             self.stop_reason = self.stop_reason or (
                 f"stopped after {s.stop_after}" if s.stop_after else "charging complete")
             self._finish(now)
+
+    def _on_charge_parameters(self, res: Any, now: float) -> None:
+        p = res.dc_evse_charge_parameter
+        self.evse_max_current = _value(p.evse_maximum_current_limit)
+        self.evse_max_voltage = _value(p.evse_maximum_voltage_limit)
+        if self._ongoing(res, "ChargeParameterDiscoveryReq", now):
+            return
+        self._cpd_count += 1
+        if self.scenario.repeat_charge_parameter_discovery and self._cpd_count == 1:
+            self._request("ChargeParameterDiscoveryReq", now)
+        else:
+            self._request("CableCheckReq", now)
+
+    def _on_precharge(self, res: Any, now: float) -> None:
+        s = self.scenario
+        self._present_voltage = _value(res.evse_present_voltage)
+        if s.stop_after == "PreCharge":
+            self._request("SessionStopReq", now)
+        elif abs(self._present_voltage - self.battery.present_voltage()) <= (
+                s.precharge_tolerance):
+            self._request("PowerDeliveryReq", now)
+        else:
+            self._later("PreChargeReq", now, s.ongoing_interval)
+
+    def _on_power_delivery(self, now: float) -> None:
+        """Before the first charge loop: contactors closed, charge; after it: the end."""
+        if self.loops == 0:
+            self.battery.set_contactors(True)
+            self._request("CurrentDemandReq", now)
+        else:
+            self.battery.set_contactors(False)
+            self._request("WeldingDetectionReq", now)
 
     def _on_current_demand(self, res: Any, now: float) -> None:
         self.loops += 1
@@ -465,6 +473,12 @@ class DinEvcc:
 
 class _Abort(Exception):
     pass
+
+
+# The requests that follow a response whatever it says.
+_THEN = {"ServiceDiscoveryReq": "ServicePaymentSelectionReq",
+         "ServicePaymentSelectionReq": "ContractAuthenticationReq",
+         "WeldingDetectionReq": "SessionStopReq"}
 
 
 _BODY = din.BodyType._py_names()

@@ -338,56 +338,68 @@ class CanPowerSupply(PowerSupplyDC):
         assert self._started is not None
         changed = False
         for m in self.modules.values():
-            old = m.health
-            if m.status_time is None:
-                new = (
-                    ModuleHealth.LOST
-                    if now - self._started > self.module_timeout
-                    else ModuleHealth.UNKNOWN
-                )
-            elif now - m.status_time > self.module_timeout:
-                new = ModuleHealth.LOST  # only a fresh status says the module is well
-            elif m.status is not None and m.status.bits & FAULT_BITS:
-                new = ModuleHealth.FAULT
-            else:
-                new = ModuleHealth.OK
-            if new is old:
-                continue
-            m.health = new
-            if new is ModuleHealth.LOST:
-                if m.last_seen is None:
-                    silent = "never answered"
-                elif m.status_time is None or now - m.last_seen <= self.module_timeout:
-                    age = "none" if m.status_time is None else f"{now - m.status_time:.3f} s old"
-                    silent = f"answers, but sends no fresh status (last: {age})"
-                else:
-                    silent = f"silent for {now - m.last_seen:.3f} s"
-                self._event(now, "module_lost", m.address, f"module {m.address:#04x} {silent}")
-                m.held = True
-                changed = True
-            elif new is ModuleHealth.FAULT:
-                bits = m.status.bits if m.status is not None else StatusBits(0)
-                self._event(now, "module_fault", m.address, f"module {m.address:#04x}: {bits!r}")
-                m.held = True
-                changed = True
-            elif old in (ModuleHealth.LOST, ModuleHealth.FAULT):
-                held = " (held off until control asks for power again)" if m.held else ""
-                self._event(now, "module_recovered", m.address,
-                            f"module {m.address:#04x} back{held}")
-                changed = True
-        usable = self.usable_modules
-        if not usable:
-            if self._fault is None:
-                self._fault = f"all {len(self.modules)} power modules lost or faulted"
-                self._event(now, "all_lost", None, self._fault)
-                self._desired.mode = PowerSupplyMode.OFF
-                self._mode = PowerSupplyMode.OFF
-                self._setpoint = (0.0, 0.0)
-                changed = True
-        elif self._fault is not None:
-            self._fault = None  # a module is back: usable again (a supervisor latches trips)
+            old, new = m.health, self._health_of(m, now)
+            if new is not old:
+                m.health = new
+                changed |= self._announce_health(m, old, now)
+        changed |= self._check_usable(now)
         if changed:
             self._desired.dirty = True
+
+    def _health_of(self, m: ModuleState, now: float) -> ModuleHealth:
+        assert self._started is not None
+        if m.status_time is None:
+            return (ModuleHealth.LOST if now - self._started > self.module_timeout
+                    else ModuleHealth.UNKNOWN)
+        if now - m.status_time > self.module_timeout:
+            return ModuleHealth.LOST  # only a fresh status says the module is well
+        if m.status is not None and m.status.bits & FAULT_BITS:
+            return ModuleHealth.FAULT
+        return ModuleHealth.OK
+
+    def _announce_health(self, m: ModuleState, old: ModuleHealth, now: float) -> bool:
+        """The event of a module's new health (lost and faulted ones are held off); whether
+        the commands must be sent again."""
+        if m.health is ModuleHealth.LOST:
+            self._event(now, "module_lost", m.address,
+                        f"module {m.address:#04x} {self._silence(m, now)}")
+            m.held = True
+            return True
+        if m.health is ModuleHealth.FAULT:
+            bits = m.status.bits if m.status is not None else StatusBits(0)
+            self._event(now, "module_fault", m.address, f"module {m.address:#04x}: {bits!r}")
+            m.held = True
+            return True
+        if old in (ModuleHealth.LOST, ModuleHealth.FAULT):
+            held = " (held off until control asks for power again)" if m.held else ""
+            self._event(now, "module_recovered", m.address,
+                        f"module {m.address:#04x} back{held}")
+            return True
+        return False
+
+    def _silence(self, m: ModuleState, now: float) -> str:
+        """How a lost module went quiet."""
+        if m.last_seen is None:
+            return "never answered"
+        if m.status_time is None or now - m.last_seen <= self.module_timeout:
+            age = "none" if m.status_time is None else f"{now - m.status_time:.3f} s old"
+            return f"answers, but sends no fresh status (last: {age})"
+        return f"silent for {now - m.last_seen:.3f} s"
+
+    def _check_usable(self, now: float) -> bool:
+        """No usable module left: the supply faults and goes off; one back clears it.
+        Whether the commands must be sent again."""
+        if self.usable_modules:
+            self._fault = None  # a module is back: usable again (a supervisor latches trips)
+            return False
+        if self._fault is not None:
+            return False
+        self._fault = f"all {len(self.modules)} power modules lost or faulted"
+        self._event(now, "all_lost", None, self._fault)
+        self._desired.mode = PowerSupplyMode.OFF
+        self._mode = PowerSupplyMode.OFF
+        self._setpoint = (0.0, 0.0)
+        return True
 
     # ---- transmit ------------------------------------------------------------------------
 
