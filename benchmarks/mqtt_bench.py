@@ -45,10 +45,10 @@ if str(REPO) not in sys.path:
 
 import aiomqtt  # noqa: E402
 
+from evse._mqtt_api import ConnectorLimits, ConnectorState, LimitsUpdate, Topics  # noqa: E402
 from evse.aio.mqtt_bridge import MqttBridge  # noqa: E402
 from evse.config import MqttConfig  # noqa: E402
 from evse.energy.prices import PriceCurve  # noqa: E402
-from evse.mqtt_api import ConnectorLimits, ConnectorState, LimitsUpdate, Topics  # noqa: E402
 
 STATION = "bench"
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-from evse.report import REPORT_FORMAT, SessionRecord
+from evse._report import REPORT_FORMAT, SessionRecord
 
 __all__ = ["StatementPaths", "load_reports", "render_statement_svg", "statement",
            "update_statements", "write_statement"]

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from evse._report import PLOT_W, Sample, SessionRecord, render_svg, write_report
 from evse.energy.optimizer import MoneySummary
-from evse.report import PLOT_W, Sample, SessionRecord, render_svg, write_report
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
 T0 = 1_700_067_600.0  # 2023-11-15 17:00 UTC

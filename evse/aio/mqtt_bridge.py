@@ -36,8 +36,7 @@ from typing import Any
 
 import aiomqtt
 
-from evse.config import MqttConfig
-from evse.mqtt_api import (
+from evse._mqtt_api import (
     ConnectorState,
     StationPort,
     Topics,
@@ -46,6 +45,7 @@ from evse.mqtt_api import (
     state_payload,
     telemetry_payload,
 )
+from evse.config import MqttConfig
 
 __all__ = ["MqttBridge"]
 

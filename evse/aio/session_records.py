@@ -143,8 +143,8 @@ class SessionSummary:
         }
 
     def to_report_record(self, station_id: str) -> Any:
-        """An `evse.report.SessionRecord` (JSON + SVG reports) of this session."""
-        from evse.report import Sample, SessionRecord
+        """An `evse._report.SessionRecord` (JSON + SVG reports) of this session."""
+        from evse._report import Sample, SessionRecord
 
         services = {1: "AC", 2: "DC", 5: "AC_BPT", 6: "DC_BPT"}
         protocol = _PROTOCOL_NAMES.get(self.protocol, "ISO15118-20")

@@ -1,6 +1,6 @@
 """Session reports from the session event stream: the report record of an ended session
 (samples with SOC and prices, the money summary: evse.energy.accounting) and `ReportWriter`,
-which writes them (JSON + SVG, `evse.report`) in a worker thread, best effort: a report that
+which writes them (JSON + SVG, `evse._report`) in a worker thread, best effort: a report that
 cannot be written is logged and never stops the charger."""
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from evse._report import ReportPaths, SessionRecord, write_report
 from evse.aio.session_records import SessionSummary
 from evse.energy.accounting import PriceLookup, session_money
 from evse.energy.optimizer import Plan
 from evse.energy.prices import PriceCurve
 from evse.energy.provider import EnergyPolicy
 from evse.energy.value import session_value
-from evse.report import ReportPaths, SessionRecord, write_report
 
 __all__ = ["ReportWriter", "price_lookup", "session_record"]
 

@@ -8,7 +8,7 @@
     ...
     await bridge.stop(); await port.close(); await server.close()
 
-It implements `evse.mqtt_api.StationPort` (every method returns at once and never waits for
+It implements `evse._mqtt_api.StationPort` (every method returns at once and never waits for
 the EV or the hardware) and installs itself on the server (before `start()`):
 
 - `connection_config`: every new connection gets the connector's SeccConfig: the limits the
@@ -62,6 +62,14 @@ from pathlib import Path
 from typing import Any
 
 from evse import events as se
+from evse._mqtt_api import (
+    CommandRejected,
+    ConnectorLimits,
+    ConnectorState,
+    EvNeeds,
+    LimitsUpdate,
+)
+from evse._report import ReportPaths, SessionRecord
 from evse.aio.connector_link import notify_current_limit
 from evse.aio.secc_server import LOOP_STATES, SeccServer, SessionSummary
 from evse.aio.session_reports import ReportWriter, session_record
@@ -71,19 +79,11 @@ from evse.energy.guard import GuardedScheduleProvider, check_schedules
 from evse.energy.optimizer import Plan, setpoint_at
 from evse.energy.prices import PriceCurve
 from evse.energy.provider import EnergyPolicy, PlanningScheduleProvider, estimate_soc
-from evse.mqtt_api import (
-    CommandRejected,
-    ConnectorLimits,
-    ConnectorState,
-    EvNeeds,
-    LimitsUpdate,
-)
 from evse.protocol import events as ev
 from evse.protocol.config import BPT_SERVICES, ControlMode, SeccConfig
 from evse.protocol.din.states import State as DinState
 from evse.protocol.iso20.states import State
 from evse.protocol.limits import EvseLimits
-from evse.report import ReportPaths, SessionRecord
 
 __all__ = ["SeccStationPort"]
 

@@ -28,6 +28,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from evse._report import Sample, SessionRecord, write_report
 from evse._statement import write_statement
 from evse.aio.v2h_runner import V2hRunner
 from evse.energy.accounting import curve_lookup
@@ -36,7 +37,6 @@ from evse.energy.provider import EnergyPolicy, PlanningScheduleProvider
 from evse.energy.tariff import RetailTariff, bundled_day_curve
 from evse.energy.value import session_value
 from evse.protocol.limits import EvseLimits
-from evse.report import Sample, SessionRecord, write_report
 
 if TYPE_CHECKING:
     from evse.aio.station_port import SeccStationPort
@@ -361,7 +361,7 @@ class _HomeEms:
             print(f"  {_clock(t)}  grid {what}", file=self.out, flush=True)
 
     def _follow_plan(self, t: float, soc: float) -> None:
-        from evse.mqtt_api import CommandRejected
+        from evse._mqtt_api import CommandRejected
 
         slot = math.floor(t / self.options.policy.slot_s)
         if self.plan is None or slot != self.planned_slot:

@@ -248,8 +248,8 @@ def test_sim_hw_drives_the_cars_side_of_the_pilot() -> None:
 
 
 async def test_the_energy_policys_limit_moves_the_basic_charging_duty() -> None:
+    from evse._mqtt_api import LimitsUpdate
     from evse.aio.station_port import SeccStationPort
-    from evse.mqtt_api import LimitsUpdate
 
     async with linked(digital_communication=False, max_current=32.0) as r:
         board = r.rig.connector().backend.board

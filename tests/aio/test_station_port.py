@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from evse._mqtt_api import CommandRejected, LimitsUpdate
 from evse.aio.secc_server import SeccServer, Station
 from evse.aio.station_port import SeccStationPort
 from evse.aio.v2h_runner import V2hRunner
 from evse.energy.guard import GuardedScheduleProvider
 from evse.energy.prices import PriceCurve
 from evse.energy.provider import PlanningScheduleProvider
-from evse.mqtt_api import CommandRejected, LimitsUpdate
 from evse.protocol.config import ServiceId
 from hal.backends.sim import SimBackend
 from tests.aio.helpers import HOST, secc_config

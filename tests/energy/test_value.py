@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from evse._report import SessionRecord, write_report
 from evse._statement import load_reports, render_statement_svg, statement, update_statements
 from evse.energy.value import SessionValue, baseline_charge, session_value
 from evse.energy.wear import WearModel
-from evse.report import SessionRecord, write_report
 
 H = 3600.0
 # hour 0: buy 0.30 sell 0.20; hour 1: buy 0.10 sell 0.05; hour 2: buy 0.20 sell 0.10

@@ -6,8 +6,8 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
+from evse._mqtt_api import CommandRejected, ConnectorLimits, ConnectorState, LimitsUpdate
 from evse.energy.prices import PriceCurve
-from evse.mqtt_api import CommandRejected, ConnectorLimits, ConnectorState, LimitsUpdate
 
 RATED = ConnectorLimits(max_charge_power_w=11000.0, max_discharge_power_w=11000.0,
                         max_charge_current_a=32.0, max_discharge_current_a=32.0)

@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from evse._mqtt_api import Topics
 from evse.aio.mqtt_bridge import MqttBridge
 from evse.aio.secc_server import SeccServer, Station
 from evse.aio.station_port import SeccStationPort
 from evse.energy.prices import PriceCurve
 from evse.energy.provider import EnergyPolicy
-from evse.mqtt_api import Topics
 from hal.backends.sim import SimBackend
 from simulators.battery import EvBattery
 from simulators.ev import BatteryLink, Evcc, SessionReport

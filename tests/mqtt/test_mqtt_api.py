@@ -7,8 +7,7 @@ import math
 
 import pytest
 
-from evse.energy.prices import PriceCurve
-from evse.mqtt_api import (
+from evse._mqtt_api import (
     MAX_PAYLOAD,
     ConnectorState,
     LimitsUpdate,
@@ -18,6 +17,7 @@ from evse.mqtt_api import (
     state_payload,
     telemetry_payload,
 )
+from evse.energy.prices import PriceCurve
 from tests.mqtt.fakes import RATED, FakeStation
 
 T = Topics("DE*ABC*E1")
@@ -156,7 +156,7 @@ def test_setpoint_bounds_follow_the_current_limits_and_mode() -> None:
 
 
 def dataclass_limits(charge: float, discharge: float):  # type: ignore[no-untyped-def]
-    from evse.mqtt_api import ConnectorLimits
+    from evse._mqtt_api import ConnectorLimits
     return ConnectorLimits(charge, discharge)
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from evse._mqtt_api import Topics
 from evse.aio.mqtt_bridge import MqttBridge
-from evse.mqtt_api import Topics
 from tests.mqtt.conftest import Broker
 from tests.mqtt.fakes import FakeStation
 from tests.mqtt.helpers import Inbox, aggregator, bridge_config
