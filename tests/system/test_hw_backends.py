@@ -85,8 +85,8 @@ class HwRig:
         return psu
 
     async def session(self, name: str = "dc", timeout: float = 20.0, **changes: Any) -> Any:
-        if name == "dc":
-            changes.setdefault("max_loops", 6)
+        if name == "dc":  # long enough that real-time power modules ramp and energy moves
+            changes.setdefault("max_loops", 30)
         scenario = fast_scenario(name, speedup=1.0, **changes)
         return await asyncio.wait_for(
             run_session(scenario, host=HOST, port=self.port), timeout)
