@@ -18,21 +18,23 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hashlib
 import logging
 import ssl
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from typing import Any, TypeVar, cast
 
+from cryptography.hazmat.primitives import serialization
 from ocpp.routing import on as _on
 from ocpp.v21 import ChargePoint as ChargePoint21
 from ocpp.v201 import ChargePoint as ChargePoint201
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
-__all__ = ["CsmsSimulator", "ReceivedCall"]
+__all__ = ["CsmsSimulator", "OcspResponder", "ReceivedCall"]
 
 log = logging.getLogger(__name__)
 
@@ -136,18 +138,155 @@ class _CsmsHandlers:
         status = ("Accepted" if token in self.csms.accepted_tokens
                   or self.csms.accept_all_tokens else "Invalid")
         cert_status = None
-        if payload.get("iso15118_certificate_hash_data"):  # PnC: the contract's OCSP status
+        # PnC: the contract's OCSP status
+        if payload.get("iso15118_certificate_hash_data") and self.csms.pnc_certificate_status:
             cert_status = ("CertificateRevoked" if token in self.csms.revoked_tokens
                            else "Accepted")
         return self._call_result.Authorize(id_token_info={"status": status},
                                            certificate_status=cert_status)
 
 
-class _Csms201(_CsmsHandlers, ChargePoint201):  # type: ignore[misc]
+# -- Plug & Charge certificates: Get15118EVCertificate and GetCertificateStatus -------------
+# The CSMS relays to a CPS and an OCSP responder; here both are built on the test PKI:
+# `csms.cps` (an `evse.security.cps.LocalCps`) answers the EV's CertificateInstallationReq,
+# `csms.ocsp` (`OcspResponder`) signs OCSP responses as the issuers of the contract chain.
+
+
+@dataclass(eq=False)
+class OcspResponder:
+    """OCSP responses for certificates issued by `issuers` ((certificate, key) pairs), signed
+    by the issuer itself, or by `delegate` (a (certificate, key) responder, for the
+    certificates its own issuer issued). `revoked`: serials answered REVOKED. `mode` breaks
+    the answers for tests: "good" (honest), "forged" (in the issuer's name, signed by
+    `forger_key`), "stale" (nextUpdate past), "failed" (GetCertificateStatus status Failed),
+    "unknown" (certStatus UNKNOWN)."""
+
+    issuers: list[tuple[Any, Any]]
+    revoked: set[int] = field(default_factory=set)
+    mode: str = "good"
+    delegate: tuple[Any, Any] | None = None
+    forger_key: Any = None
+    validity_s: float = 3600.0
+
+    def respond(self, data: dict[str, Any]) -> bytes | None:
+        """The DER OCSPResponse for one OCSPRequestDataType (snake_case), None: unknown
+        issuer."""
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509 import ReasonFlags, ocsp
+
+        name_hash = bytes.fromhex(data["issuer_name_hash"])
+        key_hash = bytes.fromhex(data["issuer_key_hash"])
+        serial = int(data["serial_number"], 16)
+        issuer = next(((c, k) for c, k in self.issuers
+                       if hashlib.sha256(c.subject.public_bytes()).digest() == name_hash), None)
+        if issuer is None:
+            return None
+        now = datetime.now(UTC)
+        revoked = serial in self.revoked
+        status = (ocsp.OCSPCertStatus.UNKNOWN if self.mode == "unknown"
+                  else ocsp.OCSPCertStatus.REVOKED if revoked else ocsp.OCSPCertStatus.GOOD)
+        this_update = now - timedelta(minutes=1)
+        next_update = now + timedelta(seconds=self.validity_s)
+        if self.mode == "stale":
+            this_update, next_update = now - timedelta(days=2), now - timedelta(days=1)
+        builder = ocsp.OCSPResponseBuilder().add_response_by_hash(
+            issuer_name_hash=name_hash, issuer_key_hash=key_hash, serial_number=serial,
+            algorithm=hashes.SHA256(), cert_status=status, this_update=this_update,
+            next_update=next_update,
+            revocation_time=now - timedelta(hours=1) if status == ocsp.OCSPCertStatus.REVOKED
+            else None,
+            revocation_reason=ReasonFlags.key_compromise
+            if status == ocsp.OCSPCertStatus.REVOKED else None)
+        delegated = self.delegate is not None and self.delegate[0].issuer == issuer[0].subject
+        cert, key = self.delegate if delegated and self.delegate is not None else issuer
+        encoding = ocsp.OCSPResponderEncoding.HASH
+        if self.mode == "forged":  # in the issuer's name, with another key
+            key = self.forger_key
+            cert = _self_signed(cert.subject, key)
+            encoding = ocsp.OCSPResponderEncoding.NAME
+        builder = builder.responder_id(encoding, cert)
+        if delegated:
+            builder = builder.certificates([cert])
+        algorithm = hashes.SHA256() if isinstance(key, ec.EllipticCurvePrivateKey) else None
+        return builder.sign(key, algorithm).public_bytes(serialization.Encoding.DER)
+
+
+def _self_signed(subject: Any, key: Any) -> Any:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    now = datetime.now(UTC)
+    algorithm = hashes.SHA256() if isinstance(key, ec.EllipticCurvePrivateKey) else None
+    return (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(1))
+            .sign(key, algorithm))
+
+
+class _CsmsCertificateHandlers:
+    """Get15118EVCertificate [M01/M02] and GetCertificateStatus [M06] from the test PKI."""
+
+    csms: CsmsSimulator
+    _call_result: Any
+    _record: Callable[[str, dict[str, Any]], None]
+
+    @on("Get15118EVCertificate")
+    def on_get_15118_ev_certificate(self, action: str, exi_request: str,
+                                    **payload: Any) -> Any:
+        import exi_codec
+        from exi_codec.schemas import iso20
+
+        self._record("Get15118EVCertificate", {"action": action, "exi_request": exi_request,
+                                               **payload})
+        failed = self._call_result.Get15118EVCertificate(status="Failed", exi_response="")
+        cps = self.csms.cps
+        if cps is None or self.csms.ev_certificate_status != "Accepted":
+            return failed
+        try:
+            req = exi_codec.decode(base64.b64decode(exi_request), "iso20")
+        except Exception as exc:  # a broken request: Failed, as a CSMS would
+            log.warning("Get15118EVCertificate: bad exiRequest: %s", exc)
+            return failed
+        if type(req).__name__ != "CertificateInstallationReq":
+            return failed
+        timestamp = int(datetime.now(UTC).timestamp())
+        answer = cps.installation_data(req, timestamp=timestamp,
+                                       session_id=bytes(req.header.session_id))
+        if answer is None or not answer.response_code.startswith("OK"):
+            return failed
+        res = iso20.CertificateInstallationRes(
+            header=iso20.MessageHeaderType(session_id=bytes(req.header.session_id),
+                                           time_stamp=timestamp, signature=answer.signature),
+            response_code=iso20.responseCodeType.OK,
+            evse_processing=iso20.processingType.Finished,
+            cps_certificate_chain=answer.cps_certificate_chain,
+            signed_installation_data=answer.signed_installation_data,
+            remaining_contract_certificate_chains=answer.remaining_contract_certificate_chains)
+        exi = base64.b64encode(exi_codec.encode(res)).decode("ascii")
+        return self._call_result.Get15118EVCertificate(status="Accepted", exi_response=exi)
+
+    @on("GetCertificateStatus")
+    def on_get_certificate_status(self, ocsp_request_data: dict[str, Any],
+                                  **payload: Any) -> Any:
+        self._record("GetCertificateStatus", {"ocsp_request_data": ocsp_request_data,
+                                              **payload})
+        responder = self.csms.ocsp
+        der = None
+        if responder is not None and responder.mode != "failed":
+            der = responder.respond(ocsp_request_data)
+        if der is None:
+            return self._call_result.GetCertificateStatus(status="Failed")
+        return self._call_result.GetCertificateStatus(
+            status="Accepted", ocsp_result=base64.b64encode(der).decode("ascii"))
+
+
+class _Csms201(_CsmsHandlers, _CsmsCertificateHandlers, ChargePoint201):  # type: ignore[misc]
     pass
 
 
-class _Csms21(_CsmsHandlers, ChargePoint21):  # type: ignore[misc]
+class _Csms21(_CsmsHandlers, _CsmsCertificateHandlers, ChargePoint21):  # type: ignore[misc]
     pass
 
 
@@ -189,6 +328,15 @@ class CsmsSimulator:
         self._connections: set[ServerConnection] = set()
         self._boots = 0
         self._server: Server | None = None
+        # Plug & Charge certificates (see _CsmsCertificateHandlers): the CPS behind
+        # Get15118EVCertificate (None or a status other than Accepted: Failed), and the
+        # OCSP responder behind GetCertificateStatus (None: Failed)
+        self.cps: Any = None
+        self.ev_certificate_status = "Accepted"
+        self.ocsp: OcspResponder | None = None
+        # Authorize with iso15118CertificateHashData answers certificateStatus (False: the
+        # CSMS leaves the contract's OCSP check to the station)
+        self.pnc_certificate_status = True
 
     @property
     def url(self) -> str:

@@ -9,10 +9,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from evse.aio.ocpp_client import OcppClient
 from evse.hooks import AuthorizationRequest, Decision
 from evse.ocpp.authorization import AuthCache, authorize_payload, decision_of
+
+if TYPE_CHECKING:
+    from evse.aio.ocpp_certificates import OcppOcspChecker
 
 __all__ = ["OcppAuthorizer"]
 
@@ -23,8 +27,13 @@ class OcppAuthorizer:
     def __init__(self, client: OcppClient, *, cache: AuthCache | None = None,
                  pnc_offline: bool = True, timeout_s: float = 10.0,
                  clock: Callable[[], float] = time.time,
-                 evse_ids: Mapping[str, int] | None = None) -> None:
+                 evse_ids: Mapping[str, int] | None = None,
+                 ocsp: OcppOcspChecker | None = None, ocsp_always: bool = False) -> None:
         self.client = client
+        # PnC: the contract chain's OCSP status through GetCertificateStatus when the
+        # Authorize answer has no certificateStatus (or always, `ocsp_always`) [M06, C07]
+        self.ocsp = ocsp
+        self.ocsp_always = ocsp_always
         # connector -> OCPP EVSE id (RequestStartTransaction); default: connector "N" is N
         self.evse_ids = dict(evse_ids) if evse_ids is not None else None
         self.cache = cache if cache is not None else AuthCache()
@@ -47,6 +56,11 @@ class OcppAuthorizer:
         if answer is not None:
             self.cache.store(token, answer.get("idTokenInfo", {}), self._clock())
             granted, reason = decision_of(answer)
+            if granted and request.method == "PnC" and self.ocsp is not None and (
+                    self.ocsp_always or "certificateStatus" not in answer):
+                denied = await self.ocsp.check(request.certificate_chain)  # fails closed
+                if denied is not None:
+                    return Decision(False, denied, id_token=token)
             return Decision(granted, reason, id_token=token)
         if request.method == "PnC":
             if self.pnc_offline:

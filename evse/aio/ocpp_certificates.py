@@ -1,0 +1,140 @@
+"""Plug & Charge certificates through the CSMS (OCPP 2.0.1 / 2.1, functional block M).
+
+- `OcppCertificateSource`: an `evse.hooks.CertificateSource` for the -20 CertificateInstallation
+  [M01/M02]: the EV's CertificateInstallationReq goes to the CSMS as its EXI (base64,
+  `exiRequest`) in `Get15118EVCertificate`; the CSMS's `exiResponse` (a CertificateInstallationRes
+  the CPS built and signed) becomes the SECC's answer. The SECC keeps the EV on
+  EVSEProcessing=Ongoing while the CSMS is asked (`evse.aio.hook_runner`); anything but a
+  usable Accepted answer (status Failed, CallError, timeout, not connected, an exiResponse
+  that does not decode) is answered to the EV as FAILED.
+- `OcppOcspChecker`: the contract chain's OCSP status through `GetCertificateStatus` [M06],
+  one request per certificate below the root, each answer checked by `evse.ocpp.ocsp` (signed
+  by the issuer or its delegated responder, GOOD, fresh), cached until its nextUpdate; fails
+  closed.
+
+    source = OcppCertificateSource(client)          # hooks.certificates
+    checker = OcppOcspChecker(client, mo_roots)     # OcppAuthorizer(..., ocsp=checker)
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import time
+from collections.abc import Callable, Sequence
+
+from cryptography import x509
+
+import exi_codec
+from evse.aio.ocpp_client import OcppClient
+from evse.hooks import CertificateRequest
+from evse.ocpp.ocsp import OcspCache, OcspError, check_ocsp_response, ocsp_request_data
+from evse.protocol.config import InstallationAnswer
+from exi_codec.errors import ExiError
+
+__all__ = ["ISO20_NAMESPACE", "OcppCertificateSource", "OcppOcspChecker"]
+
+log = logging.getLogger(__name__)
+
+# iso15118SchemaVersion: the namespace of the EV's messages, so the CSMS can parse the EXI
+ISO20_NAMESPACE = "urn:iso:std:iso:15118:-20:CommonMessages"
+FAILED = "FAILED"  # the -20 code that ends the session: no contract from the CSMS
+
+
+class OcppCertificateSource:
+    """CertificateInstallation (-20) answered by the CSMS's Get15118EVCertificate.
+
+    `timeout_s` stays below the EV's patience: the -20 EVSEProcessing=Ongoing limit for
+    CertificateInstallation is far above it, so the EV is answered before it gives up."""
+
+    def __init__(self, client: OcppClient, *, timeout_s: float = 20.0) -> None:
+        self.client = client
+        self.timeout_s = timeout_s
+        self.requests = 0
+        self.failures: list[str] = []  # why each failed answer failed (logs, tests)
+
+    def _failed(self, reason: str) -> InstallationAnswer:
+        log.warning("CertificateInstallation through the CSMS failed: %s", reason)
+        self.failures.append(reason)
+        return InstallationAnswer(response_code=FAILED, reason=f"CSMS: {reason}")
+
+    async def installation(self, request: CertificateRequest) -> InstallationAnswer:
+        self.requests += 1
+        try:  # the EV's request as received, its header Signature included (the CPS checks it)
+            exi = exi_codec.encode(request.request, strict=False)
+        except ExiError as exc:
+            return self._failed(f"cannot encode the EV's request: {exc}")
+        payload = {"iso15118SchemaVersion": ISO20_NAMESPACE, "action": "Install",  # [M01]
+                   "exiRequest": base64.b64encode(exi).decode("ascii")}
+        answer = await self.client.call_now("Get15118EVCertificate", payload, self.timeout_s)
+        if answer is None:  # not connected / not accepted, timeout, CallError
+            return self._failed("no answer to Get15118EVCertificate")
+        if answer.get("status") != "Accepted":  # [M01.FR.xx] Failed: the EV is told
+            info = answer.get("statusInfo", {})
+            return self._failed(f"Get15118EVCertificate {answer.get('status')}"
+                                + (f" ({info.get('reasonCode')})" if info else ""))
+        try:
+            res = exi_codec.decode(base64.b64decode(str(answer.get("exiResponse", "")),
+                                                    validate=True), "iso20")
+        except (binascii.Error, ValueError, ExiError) as exc:
+            return self._failed(f"exiResponse does not decode: {exc}")
+        if type(res).__name__ != "CertificateInstallationRes":
+            return self._failed(f"exiResponse is a {type(res).__name__}")
+        code = str(res.response_code)
+        if not code.startswith("OK"):
+            # the CPS's own WARNING codes reach the EV unchanged; anything else is FAILED
+            if code.startswith("WARNING"):
+                return InstallationAnswer(response_code=code, reason=f"CPS: {code}")
+            return self._failed(f"CPS answered {code}")
+        if res.header.signature is None:
+            return self._failed("exiResponse without the CPS signature")
+        # the EV checks the CPS's signature over SignedInstallationData against its V2G
+        # roots; the SECC forwards the CPS's work unchanged, in its own header
+        return InstallationAnswer(
+            response_code="OK",
+            cps_certificate_chain=res.cps_certificate_chain,
+            signed_installation_data=res.signed_installation_data,
+            signature=res.header.signature,
+            remaining_contract_certificate_chains=int(res.remaining_contract_certificate_chains),
+        )
+
+
+class OcppOcspChecker:
+    """The OCSP status of a contract chain through the CSMS's GetCertificateStatus [M06]."""
+
+    def __init__(self, client: OcppClient, roots: Sequence[x509.Certificate], *,
+                 timeout_s: float = 10.0, clock: Callable[[], float] = time.time) -> None:
+        self.client = client
+        self.roots = list(roots)
+        self.timeout_s = timeout_s
+        self.cache = OcspCache()
+        self._clock = clock
+        self.asked = 0  # GetCertificateStatus CALLs sent (the cache saves the others)
+
+    async def check(self, chain: tuple[bytes, ...]) -> str | None:
+        """None when every certificate of the chain (leaf first, DER, up to but without the
+        root) is GOOD; else why not (fail closed: no answer is no)."""
+        try:
+            entries = ocsp_request_data(chain, self.roots)
+        except OcspError as exc:
+            return f"OCSP: {exc}"
+        for cert, issuer, data in entries:
+            now = self._clock()
+            if self.cache.lookup(cert, now):
+                continue
+            self.asked += 1
+            answer = await self.client.call_now("GetCertificateStatus",
+                                                {"ocspRequestData": data}, self.timeout_s)
+            serial = data["serialNumber"]
+            if answer is None:
+                return f"OCSP: no answer from the CSMS for serial {serial}"
+            if answer.get("status") != "Accepted" or "ocspResult" not in answer:
+                return f"OCSP: GetCertificateStatus {answer.get('status')} for serial {serial}"
+            try:
+                der = base64.b64decode(str(answer["ocspResult"]), validate=True)
+                next_update = check_ocsp_response(der, cert, issuer, now)
+            except (binascii.Error, OcspError) as exc:
+                return f"OCSP: serial {serial}: {exc}"
+            self.cache.store(cert, next_update)
+        return None
