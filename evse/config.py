@@ -224,6 +224,11 @@ class OcppConfig:
     sampled_interval_s: float = 60.0  # TransactionEvent meter values; 0 = none
     authorize: bool = True  # EV authorization through Authorize (the authorization hook)
     pnc_offline: bool = True  # CSMS unreachable: PnC rests on the local MO-root check
+    # -20 CertificateInstallation through Get15118EVCertificate (instead of a local CPS)
+    certificate_installation: bool = False
+    # PnC: always check the contract chain through GetCertificateStatus (OCSP), not only when
+    # Authorize answers without a certificateStatus
+    ocsp: bool = False
     # roots installed by the CSMS (InstallCertificate), one directory per certificate type
     certificates_dir: Path = Path("ocpp_certs")
     # durable TransactionEvent queue (SQLite); default beside the config file
@@ -853,6 +858,8 @@ def _ocpp(root: _Table, station_id: str) -> OcppConfig | None:
         call_timeout_s=t.number("call_timeout_s", 30.0, gt=0),
         sampled_interval_s=t.number("sampled_interval_s", 60.0),
         authorize=t.boolean("authorize", True), pnc_offline=t.boolean("pnc_offline", True),
+        certificate_installation=t.boolean("certificate_installation", False),
+        ocsp=t.boolean("ocsp", False),
         certificates_dir=t.path_("certificates_dir", "ocpp_certs") or Path("ocpp_certs"),
         queue_file=t.path_("queue_file", "ocpp_queue.sqlite3") or Path("ocpp_queue.sqlite3"))
     if cfg.sampled_interval_s < 0:

@@ -28,11 +28,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from evse import events as se
 from evse.aio.ocpp_auth import OcppAuthorizer
+from evse.aio.ocpp_certificates import OcppCertificateSource, OcppOcspChecker
 from evse.aio.ocpp_client import OcppClient
 from evse.aio.ocpp_energy import OcppSchedulePolicy, OcppSetpoints
 from evse.config import OcppConfig
@@ -198,10 +199,22 @@ class OcppRuntime:
         self.authorizer = (OcppAuthorizer(self.client, pnc_offline=config.pnc_offline,
                                           evse_ids=evse_ids)
                            if config.authorize else None)
+        # -20 CertificateInstallation through Get15118EVCertificate (evse.hooks.
+        # CertificateSource) when [ocpp] certificate_installation = true
+        self.certificates = (OcppCertificateSource(self.client)
+                             if config.certificate_installation else None)
+        self._ocsp_always = config.ocsp
         # the CSMS's charging profiles bound the schedules (evse.hooks.SchedulePolicy)
         self.schedule_policy = OcppSchedulePolicy(self.client, evse_ids)
         self._evse_ids = evse_ids
         self.setpoints: OcppSetpoints | None = None
+
+    def use_ocsp(self, mo_roots: Sequence[Any]) -> None:
+        """PnC contracts (chaining to these MO roots) get their OCSP status through
+        GetCertificateStatus when Authorize gives none, or always with [ocpp] ocsp = true."""
+        if self.authorizer is not None:
+            self.authorizer.ocsp = OcppOcspChecker(self.client, mo_roots)
+            self.authorizer.ocsp_always = self._ocsp_always
 
     def attach(self, set_setpoint: Callable[[str, float | None], Any],
                stop_session: Callable[[str, str], bool] | None = None) -> None:
