@@ -233,15 +233,19 @@ class _CsmsCertificateHandlers:
     _record: Callable[[str, dict[str, Any]], None]
 
     @on("Get15118EVCertificate")
-    def on_get_15118_ev_certificate(self, action: str, exi_request: str,
-                                    **payload: Any) -> Any:
+    async def on_get_15118_ev_certificate(self, action: str, exi_request: str,
+                                          **payload: Any) -> Any:
         import exi_codec
         from exi_codec.schemas import iso20
 
         self._record("Get15118EVCertificate", {"action": action, "exi_request": exi_request,
                                                **payload})
+        await asyncio.sleep(self.csms.ev_certificate_delay_s)  # a slow CPS
         failed = self._call_result.Get15118EVCertificate(status="Failed", exi_response="")
         cps = self.csms.cps
+        if self.csms.ev_certificate_exi is not None:  # a scripted answer (bad input tests)
+            return self._call_result.Get15118EVCertificate(
+                status="Accepted", exi_response=self.csms.ev_certificate_exi)
         if cps is None or self.csms.ev_certificate_status != "Accepted":
             return failed
         try:
@@ -333,6 +337,8 @@ class CsmsSimulator:
         # OCSP responder behind GetCertificateStatus (None: Failed)
         self.cps: Any = None
         self.ev_certificate_status = "Accepted"
+        self.ev_certificate_exi: str | None = None  # set: Accepted with this exiResponse
+        self.ev_certificate_delay_s = 0.0  # the CPS's time to answer
         self.ocsp: OcspResponder | None = None
         # Authorize with iso15118CertificateHashData answers certificateStatus (False: the
         # CSMS leaves the contract's OCSP check to the station)

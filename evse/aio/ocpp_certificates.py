@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 # iso15118SchemaVersion: the namespace of the EV's messages, so the CSMS can parse the EXI
 ISO20_NAMESPACE = "urn:iso:std:iso:15118:-20:CommonMessages"
 FAILED = "FAILED"  # the -20 code that ends the session: no contract from the CSMS
+# exiRequest maxLength of the Get15118EVCertificateRequest schema per subprotocol
+EXI_REQUEST_MAX = {"ocpp2.0.1": 5600, "ocpp2.1": 11000}
 
 
 class OcppCertificateSource:
@@ -65,8 +67,13 @@ class OcppCertificateSource:
             exi = exi_codec.encode(request.request, strict=False)
         except ExiError as exc:
             return self._failed(f"cannot encode the EV's request: {exc}")
+        exi_request = base64.b64encode(exi).decode("ascii")
+        limit = EXI_REQUEST_MAX.get(self.client.subprotocol or "")
+        if limit is not None and len(exi_request) > limit:  # the schema would refuse it
+            return self._failed(f"exiRequest of {len(exi_request)} characters does not fit "
+                                f"{self.client.subprotocol}")
         payload = {"iso15118SchemaVersion": ISO20_NAMESPACE, "action": "Install",  # [M01]
-                   "exiRequest": base64.b64encode(exi).decode("ascii")}
+                   "exiRequest": exi_request}
         answer = await self.client.call_now("Get15118EVCertificate", payload, self.timeout_s)
         if answer is None:  # not connected / not accepted, timeout, CallError
             return self._failed("no answer to Get15118EVCertificate")
@@ -75,8 +82,9 @@ class OcppCertificateSource:
             return self._failed(f"Get15118EVCertificate {answer.get('status')}"
                                 + (f" ({info.get('reasonCode')})" if info else ""))
         try:
+            # untrusted input: the schema's maximum lengths hold
             res = exi_codec.decode(base64.b64decode(str(answer.get("exiResponse", "")),
-                                                    validate=True), "iso20")
+                                                    validate=True), "iso20", max_lengths=True)
         except (binascii.Error, ValueError, ExiError) as exc:
             return self._failed(f"exiResponse does not decode: {exc}")
         if type(res).__name__ != "CertificateInstallationRes":

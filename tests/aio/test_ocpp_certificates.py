@@ -106,16 +106,20 @@ async def test_contract_installed_through_get15118evcertificate(p521: Pki, tmp_p
         await csms.stop()
 
 
-@pytest.mark.parametrize("csms_up", [True, False], ids=["csms-failed", "csms-offline"])
+@pytest.mark.parametrize("csms_up", [True, False, None],
+                         ids=["csms-failed", "csms-offline", "csms-too-slow"])
 async def test_csms_failure_answers_the_ev_failed(p521: Pki, tmp_path: Path,
-                                                  csms_up: bool) -> None:
+                                                  csms_up: bool | None) -> None:
     csms = CsmsSimulator()
     csms.cps = _cps(p521)
-    csms.ev_certificate_status = "Failed"
+    if csms_up is None:  # the CPS would answer, but after the station's timeout
+        csms.ev_certificate_delay_s = 3.0
+    else:
+        csms.ev_certificate_status = "Failed"
     client = await _connected(csms, tmp_path)
-    if not csms_up:
+    if csms_up is False:
         await csms.stop()
-    source = OcppCertificateSource(client, timeout_s=2.0)
+    source = OcppCertificateSource(client, timeout_s=1.0)
     try:
         async with pnc_server(p521) as r:
             r.server.hooks = Hooks(certificates=source)
@@ -124,6 +128,8 @@ async def test_csms_failure_answers_the_ev_failed(p521: Pki, tmp_path: Path,
             codes = [m.response_code for m in report.messages
                      if m.request == "CertificateInstallationReq"]
             assert codes[-1] == "FAILED", codes
+            if csms_up is None:  # Ongoing (OK) while the CSMS was asked, then FAILED
+                assert len(codes) >= 2 and set(codes[:-1]) == {"OK"}, codes
             assert "AuthorizationReq" not in report.request_sequence
             await r.rig.wait_safe()
             names = [a.name for a in r.rig.connector().controller.actions]
@@ -131,11 +137,64 @@ async def test_csms_failure_answers_the_ev_failed(p521: Pki, tmp_path: Path,
             summary = r.server.sessions[-1]
             assert summary.failed and summary.emaid is None
         assert len(source.failures) == 1
-        if csms_up:
+        if csms_up is None:
+            assert "no answer" in source.failures[0]
+        elif csms_up:
             assert "Get15118EVCertificate Failed" in source.failures[0]
             assert len(csms.calls(STATION, "Get15118EVCertificate")) == 1
         else:
             assert "no answer" in source.failures[0]
+    finally:
+        await client.stop()
+        await csms.stop()
+
+
+def _exi(msg: Any) -> str:
+    return base64.b64encode(exi_codec.encode(msg)).decode("ascii")
+
+
+def _warning_res() -> Any:
+    from evse.protocol.iso20.handlers.certificate_installation import _placeholder
+    from exi_codec.schemas import iso20
+
+    return iso20.CertificateInstallationRes(
+        header=iso20.MessageHeaderType(session_id=bytes(8), time_stamp=1),
+        response_code=iso20.responseCodeType.WARNING_NoCertificateAvailable,
+        evse_processing=iso20.processingType.Finished, **_placeholder())
+
+
+@pytest.mark.parametrize(("exi_response", "code", "failure"), [
+    ("not base64!", "FAILED", "does not decode"),
+    (base64.b64encode(b"\x80\x00garbage").decode(), "FAILED", "does not decode"),
+    ("SESSION_SETUP", "FAILED", "is a SessionSetupRes"),
+    ("WARNING", "WARNING_NoCertificateAvailable", None),
+], ids=["not-base64", "not-exi", "wrong-message", "cps-warning"])
+async def test_bad_exi_response_from_the_csms(p521: Pki, tmp_path: Path, exi_response: str,
+                                              code: str, failure: str | None) -> None:
+    from exi_codec.schemas import iso20
+
+    if exi_response == "SESSION_SETUP":
+        exi_response = _exi(iso20.SessionSetupRes(
+            header=iso20.MessageHeaderType(session_id=bytes(8), time_stamp=1),
+            response_code=iso20.responseCodeType.OK, evseid="DE*EVS*E1"))
+    elif exi_response == "WARNING":
+        exi_response = _exi(_warning_res())
+    csms = CsmsSimulator()
+    csms.ev_certificate_exi = exi_response
+    client = await _connected(csms, tmp_path)
+    source = OcppCertificateSource(client)
+    try:
+        async with pnc_server(p521) as r:
+            r.server.hooks = Hooks(certificates=source)
+            report = await r.ev(pnc_scenario(_installing_car(p521)), p521.ev_tls())
+            assert not report.success
+            codes = [m.response_code for m in report.messages
+                     if m.request == "CertificateInstallationReq"]
+            assert codes[-1] == code, codes
+            await r.rig.wait_safe()
+            assert r.server.sessions[-1].emaid is None
+        assert (failure is None and not source.failures) or (
+            failure is not None and failure in source.failures[0]), source.failures
     finally:
         await client.stop()
         await csms.stop()
