@@ -72,8 +72,13 @@ class OcppCertificateSource:
         if limit is not None and len(exi_request) > limit:  # the schema would refuse it
             return self._failed(f"exiRequest of {len(exi_request)} characters does not fit "
                                 f"{self.client.subprotocol}")
-        payload = {"iso15118SchemaVersion": ISO20_NAMESPACE, "action": "Install",  # [M01]
-                   "exiRequest": exi_request}
+        payload: dict[str, object] = {"iso15118SchemaVersion": ISO20_NAMESPACE,
+                                      "action": "Install", "exiRequest": exi_request}  # [M01]
+        if self.client.subprotocol == "ocpp2.1":  # 2.1: required in a -20 session
+            # (the optional prioritizedEMAIDs is left out: the `ocpp` library would send it
+            # as "prioritizedEmaids", which the schema refuses; the CPS finds them in the EXI)
+            payload["maximumContractCertificateChains"] = int(
+                request.request.maximum_contract_certificate_chains or 0)
         answer = await self.client.call_now("Get15118EVCertificate", payload, self.timeout_s)
         if answer is None:  # not connected / not accepted, timeout, CallError
             return self._failed("no answer to Get15118EVCertificate")

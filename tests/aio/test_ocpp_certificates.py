@@ -72,9 +72,10 @@ async def _connected(csms: CsmsSimulator, tmp_path: Path) -> OcppClient:
 # -- Get15118EVCertificate ---------------------------------------------------------------------
 
 
-async def test_contract_installed_through_get15118evcertificate(p521: Pki, tmp_path: Path
-                                                               ) -> None:
-    csms = CsmsSimulator()
+@pytest.mark.parametrize("version", ["ocpp2.1", "ocpp2.0.1"])
+async def test_contract_installed_through_get15118evcertificate(p521: Pki, tmp_path: Path,
+                                                               version: str) -> None:
+    csms = CsmsSimulator(subprotocols=(version,))
     cps = _cps(p521)
     csms.cps = cps
     client = await _connected(csms, tmp_path)
@@ -94,6 +95,11 @@ async def test_contract_installed_through_get15118evcertificate(p521: Pki, tmp_p
                 "PnC", INSTALLED)
         (call,) = csms.calls(STATION, "Get15118EVCertificate")
         assert call["action"] == "Install"
+        assert client.subprotocol == version
+        if version == "ocpp2.1":  # 2.1: from the EV's request
+            assert call["maximum_contract_certificate_chains"] == 1
+        else:
+            assert "maximum_contract_certificate_chains" not in call
         assert ISO20_NAMESPACE in call.values()
         req = exi_codec.decode(base64.b64decode(call["exi_request"]), "iso20")
         assert type(req).__name__ == "CertificateInstallationReq"
