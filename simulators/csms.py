@@ -159,7 +159,7 @@ class OcspResponder:
     certificates its own issuer issued). `revoked`: serials answered REVOKED. `mode` breaks
     the answers for tests: "good" (honest), "forged" (in the issuer's name, signed by
     `forger_key`), "stale" (nextUpdate past), "failed" (GetCertificateStatus status Failed),
-    "unknown" (certStatus UNKNOWN)."""
+    "unknown" (certStatus UNKNOWN), "garbage" (an ocspResult that is no OCSP response)."""
 
     issuers: list[tuple[Any, Any]]
     revoked: set[int] = field(default_factory=set)
@@ -182,6 +182,8 @@ class OcspResponder:
                        if hashlib.sha256(c.subject.public_bytes()).digest() == name_hash), None)
         if issuer is None:
             return None
+        if self.mode == "garbage":
+            return b"\x30\x03not OCSP"
         now = datetime.now(UTC)
         revoked = serial in self.revoked
         status = (ocsp.OCSPCertStatus.UNKNOWN if self.mode == "unknown"

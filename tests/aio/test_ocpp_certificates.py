@@ -4,7 +4,9 @@
   our SeccServer (TLS 1.3, PnC) hands the EV's CertificateInstallationReq to the CSMS simulator
   as EXI, the simulator's CPS (test PKI) builds and signs the CertificateInstallationRes, the
   simulated EV checks the CPS signature, decrypts the contract key and authorizes with it;
-- the CSMS answering Failed, or not being connected: the EV hears FAILED, nothing is charged;
+- the CSMS answering Failed, not being connected or too slow, or sending an exiResponse that
+  is not a usable CertificateInstallationRes: the EV hears FAILED, nothing is charged (a CPS
+  WARNING code reaches the EV as it is); a forged CPS signature is refused by the EV;
 - GetCertificateStatus (OCSP) for the contract chain: good, revoked, forged signature, stale,
   UNKNOWN, CSMS failure, the cache until nextUpdate, a delegated responder, and the OCSP
   denial ending a real PnC session with its reason.
@@ -35,7 +37,7 @@ from evse.security.cps import LocalCps
 from simulators.csms import CsmsSimulator, OcspResponder
 from simulators.ev.pnc import PncCredentials
 from tests.aio.test_ocpp_auth import STATION, client_for
-from tests.aio.test_pnc_tls import Pki, _make, pnc_scenario, pnc_server
+from tests.aio.test_pnc_tls import Pki, _flip_signature_value, _make, pnc_scenario, pnc_server
 
 INSTALLED = "DEEVSC00000099X"
 
@@ -206,6 +208,47 @@ async def test_bad_exi_response_from_the_csms(p521: Pki, tmp_path: Path, exi_res
         await csms.stop()
 
 
+async def test_forged_cps_signature_is_refused_by_the_ev(p521: Pki, tmp_path: Path) -> None:
+    """The station forwards the CPS's signature unchanged: a CSMS answer whose signature does
+    not verify installs nothing (the EV checks it against its V2G roots)."""
+    from exi_codec.schemas import iso20
+
+    answer = _cps(p521).installation_data(
+        _installing_car_req(p521), timestamp=int(dt.datetime.now(dt.UTC).timestamp()),
+        session_id=bytes(8))
+    assert answer is not None
+    res = iso20.CertificateInstallationRes(
+        header=iso20.MessageHeaderType(session_id=bytes(8), time_stamp=1,
+                                       signature=answer.signature),
+        response_code=iso20.responseCodeType.OK, evse_processing=iso20.processingType.Finished,
+        cps_certificate_chain=answer.cps_certificate_chain,
+        signed_installation_data=answer.signed_installation_data,
+        remaining_contract_certificate_chains=0)
+    csms = CsmsSimulator()
+    csms.ev_certificate_exi = _exi(_flip_signature_value(res))
+    client = await _connected(csms, tmp_path)
+    try:
+        async with pnc_server(p521) as r:
+            r.server.hooks = Hooks(certificates=OcppCertificateSource(client))
+            report = await r.ev(pnc_scenario(_installing_car(p521)), p521.ev_tls())
+            assert not report.success and "installed_emaid" not in report.extra
+            assert "AuthorizationReq" not in report.request_sequence
+            await r.rig.wait_safe()
+            assert r.server.sessions[-1].emaid is None
+    finally:
+        await client.stop()
+        await csms.stop()
+
+
+def _installing_car_req(pki: Pki) -> Any:
+    """A CertificateInstallationReq as the installing car sends it."""
+    from exi_codec.schemas import iso20
+    from simulators.ev.pnc import PncState
+
+    header = iso20.MessageHeaderType(session_id=bytes(8), time_stamp=1)
+    return PncState(_installing_car(pki)).certificate_installation_req(header)
+
+
 # -- GetCertificateStatus (OCSP) ---------------------------------------------------------------
 
 
@@ -253,6 +296,7 @@ async def test_ocsp_good_chain_and_cache(p521: Pki, ocsp_rig: Any) -> None:
     ("stale", "stale"),
     ("unknown", "UNKNOWN"),
     ("failed", "GetCertificateStatus Failed"),
+    ("garbage", "not an OCSP response"),
 ])
 async def test_ocsp_bad_answers_deny(p521: Pki, ocsp_rig: Any, mode: str,
                                      expected: str) -> None:
