@@ -47,8 +47,9 @@ EXI_REQUEST_MAX = {"ocpp2.0.1": 5600, "ocpp2.1": 11000}
 class OcppCertificateSource:
     """CertificateInstallation (-20) answered by the CSMS's Get15118EVCertificate.
 
-    `timeout_s` stays below the EV's patience: the -20 EVSEProcessing=Ongoing limit for
-    CertificateInstallation is far above it, so the EV is answered before it gives up."""
+    `timeout_s` stays below the EV's patience: the SECC answers EVSEProcessing=Ongoing for
+    at most 55 s (evse.protocol.iso20.timeouts.ONGOING_TIMEOUT), so the EV hears FAILED
+    before that limit when the CSMS does not answer."""
 
     def __init__(self, client: OcppClient, *, timeout_s: float = 20.0) -> None:
         self.client = client
@@ -82,7 +83,7 @@ class OcppCertificateSource:
         answer = await self.client.call_now("Get15118EVCertificate", payload, self.timeout_s)
         if answer is None:  # not connected / not accepted, timeout, CallError
             return self._failed("no answer to Get15118EVCertificate")
-        if answer.get("status") != "Accepted":  # [M01.FR.xx] Failed: the EV is told
+        if answer.get("status") != "Accepted":  # Failed: the EV is told
             info = answer.get("statusInfo", {})
             return self._failed(f"Get15118EVCertificate {answer.get('status')}"
                                 + (f" ({info.get('reasonCode')})" if info else ""))
