@@ -435,44 +435,57 @@ def _time(body: Mapping[str, Any], key: str, now: float | None) -> float:
 def _prices(body: Mapping[str, Any], state: ConnectorState, now: float | None
             ) -> _Action:
     _fields(body, ("currency", "buy", "sell", "slots"))
+    currency = _currency(body)
+    if "slots" in body:
+        curve = _slot_curve(body, currency, now)
+    else:
+        curve = PriceCurve.flat(_price(body, "buy"), _price(body, "sell"), currency=currency)
+    return lambda port, c: port.set_prices(c, curve)
+
+
+def _currency(body: Mapping[str, Any]) -> str:
+    """The 3-letter currency code (EUR if not given), upper case."""
     currency = body.get("currency", "EUR")
     if not isinstance(currency, str) or not (len(currency) == 3 and currency.isalpha()):
         raise _Invalid(f"currency: must be a 3-letter code, got {currency!r}")
-    if "slots" in body:
-        if "buy" in body or "sell" in body:
-            raise _Invalid("prices: give either slots or flat buy/sell prices, not both")
-        raw = body["slots"]
-        if not isinstance(raw, list) or not raw:
-            raise _Invalid("slots: must be a non-empty array")
-        if len(raw) > MAX_PRICE_SLOTS:
-            raise _Invalid(f"slots: at most {MAX_PRICE_SLOTS} entries, got {len(raw)}")
-        slots = []
-        for i, item in enumerate(raw):
-            if not isinstance(item, dict):
-                raise _Invalid(f"slots[{i}]: must be an object, got {_type_name(item)}")
-            for key in item:
-                if key not in ("start", "end", "buy", "sell"):
-                    raise _Invalid(f"slots[{i}].{key}: unexpected field "
-                                   "(allowed: start, end, buy, sell)")
-            try:
-                start, end = (_time(item, k, now) for k in ("start", "end"))
-                buy, sell = (_price(item, k) for k in ("buy", "sell"))
-            except _Invalid as exc:
-                raise _Invalid(f"slots[{i}].{exc}") from None
-            if not end > start:
-                raise _Invalid(f"slots[{i}].end: must be after start")
-            if end - start < MIN_PRICE_SLOT_S:
-                raise _Invalid(f"slots[{i}]: {end - start:g} s long, at least "
-                               f"{MIN_PRICE_SLOT_S:g} s")
-            slots.append(PriceSlot(start, end, buy, sell))
-        try:
-            curve = PriceCurve(tuple(slots), currency.upper())
-        except PriceError as exc:
-            raise _Invalid(f"slots: {exc}") from None
-    else:
-        curve = PriceCurve.flat(_price(body, "buy"), _price(body, "sell"),
-                                currency=currency.upper())
-    return lambda port, c: port.set_prices(c, curve)
+    return currency.upper()
+
+
+def _slot_curve(body: Mapping[str, Any], currency: str, now: float | None) -> PriceCurve:
+    """A price curve of `slots` (instead of flat buy/sell prices)."""
+    if "buy" in body or "sell" in body:
+        raise _Invalid("prices: give either slots or flat buy/sell prices, not both")
+    raw = body["slots"]
+    if not isinstance(raw, list) or not raw:
+        raise _Invalid("slots: must be a non-empty array")
+    if len(raw) > MAX_PRICE_SLOTS:
+        raise _Invalid(f"slots: at most {MAX_PRICE_SLOTS} entries, got {len(raw)}")
+    slots = tuple(_price_slot(i, item, now) for i, item in enumerate(raw))
+    try:
+        return PriceCurve(slots, currency)
+    except PriceError as exc:
+        raise _Invalid(f"slots: {exc}") from None
+
+
+def _price_slot(i: int, item: Any, now: float | None) -> PriceSlot:
+    """Slot `i` of a price curve: start, end (at least MIN_PRICE_SLOT_S later), buy, sell."""
+    if not isinstance(item, dict):
+        raise _Invalid(f"slots[{i}]: must be an object, got {_type_name(item)}")
+    for key in item:
+        if key not in ("start", "end", "buy", "sell"):
+            raise _Invalid(f"slots[{i}].{key}: unexpected field "
+                           "(allowed: start, end, buy, sell)")
+    try:
+        start, end = (_time(item, k, now) for k in ("start", "end"))
+        buy, sell = (_price(item, k) for k in ("buy", "sell"))
+    except _Invalid as exc:
+        raise _Invalid(f"slots[{i}].{exc}") from None
+    if not end > start:
+        raise _Invalid(f"slots[{i}].end: must be after start")
+    if end - start < MIN_PRICE_SLOT_S:
+        raise _Invalid(f"slots[{i}]: {end - start:g} s long, at least "
+                       f"{MIN_PRICE_SLOT_S:g} s")
+    return PriceSlot(start, end, buy, sell)
 
 
 MAX_HOME_LOAD_KW = 1000.0

@@ -448,42 +448,64 @@ class _Connection(asyncio.Protocol):
         pending: list[ev.Event] = []
         hal_now = self.server.station.hal_time(self.loop.time())
         for effect in effects:
-            if isinstance(effect, ev.SendData):
-                self._write(effect.data)
-                if effect.deadline is not None and self.loop.time() > effect.deadline:
-                    self.server.late_responses += 1
-                    log.warning("connector %s: response sent %.0f ms after its performance "
-                                "time", connector.id,
-                                (self.loop.time() - effect.deadline) * 1e3)
-            elif isinstance(effect, ev.CloseConnection):
-                self._schedule_close(effect.after_s, effect.reason)
-            elif isinstance(effect, ev.RequestAuthorization):
-                self._publish_effect(effect)
-                pending += self._authorize(effect)
-            elif isinstance(effect, ev.MeteringConfirmed):
-                self._metering_confirmed(effect)
-            elif isinstance(effect, ev.ReportWarning):
-                log.warning("connector %s: %s: %s", connector.id, effect.code, effect.message)
-                self._publish_effect(effect)
-            else:
-                if isinstance(effect, ev.SessionStarted):
-                    self._start_summary(effect)
-                    self.server.admission.session_started(self.ticket)
-                    self._publish_effect(effect)
-                elif isinstance(effect, ev.EnergyServiceSelected) and self.summary is not None:
-                    self.summary.service_id = effect.service_id
-                    self.summary.control_mode = effect.control_mode
-                    self.summary.bidirectional = effect.bidirectional
-                    self._publish_effect(effect)
-                elif isinstance(effect, ev.SessionEnded):
-                    self._close_reason = self._close_reason or effect.reason
-                    log.log(logging.WARNING if effect.failed else logging.INFO,
-                            "connector %s: session ended: %s", connector.id, effect.reason)
-                pending += connector.controller.handle_effect(effect, hal_now)
-                if isinstance(effect, ev.SessionEnded):
-                    self._finish_summary(effect.reason, effect.failed, effect.paused)
-        for event in pending:
+            pending += self._carry_out(effect, connector, hal_now)
+        for event in pending:  # after all effects of this step, in their order
             self.deliver(event)
+
+    def _carry_out(self, effect: ev.Effect, connector: Connector, hal_now: float
+                   ) -> list[ev.Event]:
+        """Carry out one effect: the connection's own here, the rest by the connector's
+        controller. Returns the events it answers, to deliver after the whole step."""
+        if isinstance(effect, ev.SendData):
+            self._send(effect, connector)
+        elif isinstance(effect, ev.CloseConnection):
+            self._schedule_close(effect.after_s, effect.reason)
+        elif isinstance(effect, ev.RequestAuthorization):
+            self._publish_effect(effect)
+            return self._authorize(effect)
+        elif isinstance(effect, ev.MeteringConfirmed):
+            self._metering_confirmed(effect)
+        elif isinstance(effect, ev.ReportWarning):
+            log.warning("connector %s: %s: %s", connector.id, effect.code, effect.message)
+            self._publish_effect(effect)
+        else:
+            return self._control(effect, connector, hal_now)
+        return []
+
+    def _send(self, effect: ev.SendData, connector: Connector) -> None:
+        """Write a response; count (and log) one sent after its performance time."""
+        self._write(effect.data)
+        if effect.deadline is not None and self.loop.time() > effect.deadline:
+            self.server.late_responses += 1
+            log.warning("connector %s: response sent %.0f ms after its performance "
+                        "time", connector.id,
+                        (self.loop.time() - effect.deadline) * 1e3)
+
+    def _control(self, effect: ev.Effect, connector: Connector, hal_now: float
+                 ) -> list[ev.Event]:
+        """An effect for the power stage: note it (summary, event stream) first, hand it to
+        the controller, and close the summary once a SessionEnded was carried out."""
+        self._note(effect, connector)
+        pending = connector.controller.handle_effect(effect, hal_now)
+        if isinstance(effect, ev.SessionEnded):
+            self._finish_summary(effect.reason, effect.failed, effect.paused)
+        return pending
+
+    def _note(self, effect: ev.Effect, connector: Connector) -> None:
+        """What the session keeps of a controller effect, before the controller sees it."""
+        if isinstance(effect, ev.SessionStarted):
+            self._start_summary(effect)
+            self.server.admission.session_started(self.ticket)
+            self._publish_effect(effect)
+        elif isinstance(effect, ev.EnergyServiceSelected) and self.summary is not None:
+            self.summary.service_id = effect.service_id
+            self.summary.control_mode = effect.control_mode
+            self.summary.bidirectional = effect.bidirectional
+            self._publish_effect(effect)
+        elif isinstance(effect, ev.SessionEnded):
+            self._close_reason = self._close_reason or effect.reason
+            log.log(logging.WARNING if effect.failed else logging.INFO,
+                    "connector %s: session ended: %s", connector.id, effect.reason)
 
     def _metering_confirmed(self, effect: ev.MeteringConfirmed) -> None:
         """A verified PnC MeteringConfirmation: keep the signed record, hand it to the hook."""
@@ -1060,7 +1082,19 @@ class SeccServer:
         if self.closing:
             return
         self.closing = True
-        loop = asyncio.get_running_loop()
+        await self._stop_accepting()
+        self._end_sessions(reason)
+        self._safe_state_all(reason)
+        await self._await_safe_state(timeout)
+        await self._stop_polling()
+        self._close_backends()
+        for handler in list(self.active):
+            if handler.transport is not None:
+                handler.transport.abort()
+        await asyncio.sleep(0)  # let connection_lost run
+
+    async def _stop_accepting(self) -> None:
+        """No new connections: the accept loops, listening sockets and SDP servers end."""
         for task in self._accept_tasks:
             task.cancel()
         for task in self._accept_tasks:
@@ -1073,37 +1107,48 @@ class SeccServer:
             self._sdp.close()
         for sdp in self.link_sdp:
             sdp.close()
+
+    def _end_sessions(self, reason: str) -> None:
+        """End every session and every connection still in its TLS handshake."""
         for handler in list(self.active):
             handler.shutdown(reason)
         for ticket in self.admission.pending(phase=HANDSHAKE):
             ticket.close(reason)
-        hal_now = self.station.hal_time(loop.time())
+
+    def _safe_state_all(self, reason: str) -> None:
+        """Every connector to the safe state (one failing does not keep the others out)."""
+        hal_now = self.station.hal_time(asyncio.get_running_loop().time())
         for c in self.station.connectors:
             try:
                 c.controller.safe_state(reason, hal_now)
                 self.station.bus.publish(se.SafeState(c.id, time.time(), None, reason))
             except Exception:
                 log.exception("connector %s: safe state failed", c.id)
+
+    async def _await_safe_state(self, timeout: float) -> None:
+        """Keep polling until every power stage reports the safe state, `timeout` s at most."""
+        loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while loop.time() < deadline and not all(
             c.controller.safe_state_reached for c in self.station.connectors
         ):
             await asyncio.sleep(self.poll_interval)
+
+    async def _stop_polling(self) -> None:
+        """The HAL poll loop and the meter reader end."""
         if self._poll_task is not None:
             self._poll_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poll_task
         if self._meter is not None:
             await self._meter.close()
+
+    def _close_backends(self) -> None:
         for c in self.station.connectors:
             try:
                 c.backend.close()
             except Exception:
                 log.exception("connector %s: closing the HAL backend failed", c.id)
-        for handler in list(self.active):
-            if handler.transport is not None:
-                handler.transport.abort()
-        await asyncio.sleep(0)  # let connection_lost run
 
     async def __aenter__(self) -> SeccServer:
         await self.start()

@@ -1,4 +1,4 @@
-"""The -20 handler table is typed (issue 12 item 6): each entry takes requests of its own class
+"""The handler tables are typed (issue 12 item 6): each entry takes requests of its own class
 only and its handler's result is typed by the response class of that request."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from evse.protocol.iso20.handlers import HANDLERS
 from evse.protocol.iso20.handlers.common import Inputs
 from evse.protocol.iso20.messages import REQUESTS
 from evse.protocol.session import ChargerState, Session
-from exi_codec.schemas import iso20
+from exi_codec.schemas import iso2, iso20
 
 
 def test_every_entry_names_its_response_class() -> None:
@@ -45,3 +45,19 @@ def test_din_entries_are_typed_by_their_response_class() -> None:
         charging_session="Terminate")
     with pytest.raises(TypeError, match="takes SessionSetupReqType, got SessionStopReq"):
         DIN_HANDLERS["SessionSetupReq"](other, None, None)  # type: ignore[arg-type]
+
+
+def test_iso2_entries_are_typed_by_their_response_class() -> None:
+    from evse.protocol.iso2.handlers import HANDLERS as ISO2_HANDLERS
+    from evse.protocol.iso2.messages import REQUESTS as ISO2_REQUESTS
+
+    assert set(ISO2_HANDLERS) <= set(ISO2_REQUESTS)
+    for name, entry in ISO2_HANDLERS.items():
+        handler = entry.__wrapped__  # type: ignore[attr-defined]
+        response = f"iso2.{name.removesuffix('Req')}ResType"
+        assert handler.__annotations__["return"] == f"HandlerResult[{response}]", name
+        assert entry.__name__ == handler.__name__
+    other = iso2.SessionStopReqType(charging_session="Terminate")
+    with pytest.raises(TypeError, match="handle_session_setup takes SessionSetupReqType, got "
+                                        "SessionStopReqType"):
+        ISO2_HANDLERS["SessionSetupReq"](other, None, None)  # type: ignore[arg-type]

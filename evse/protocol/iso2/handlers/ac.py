@@ -32,7 +32,7 @@ _PHASES = {"AC_single_phase_core": 1, "AC_three_phase_core": 3}
 
 def handle_charging_status(
     req: iso2.ChargingStatusReqType, session: Iso2Session, inputs: Inputs
-) -> HandlerResult:
+) -> HandlerResult[iso2.ChargingStatusResType]:
     ev = require_ev(session)
     limits = inputs.charger.limits
     schedule = schedule_limits(session, inputs)
@@ -60,7 +60,7 @@ def handle_charging_status(
 
 def handle_metering_receipt(
     req: iso2.MeteringReceiptReqType, session: Iso2Session, inputs: Inputs
-) -> HandlerResult:
+) -> HandlerResult[iso2.MeteringReceiptResType]:
     if not session.receipt_requested:
         raise SequenceError("MeteringReceiptReq without ReceiptRequired=true")
     pnc.verify_receipt(req, session, inputs)

@@ -19,7 +19,7 @@ from exi_codec.schemas import iso2
 
 def handle_authorization(
     req: iso2.AuthorizationReqType, session: Iso2Session, inputs: Inputs
-) -> HandlerResult:
+) -> HandlerResult[iso2.AuthorizationResType]:
     if session.payment_option == pnc.CONTRACT:
         return pnc.handle_contract_authorization(req, session, inputs)
     record = session.record

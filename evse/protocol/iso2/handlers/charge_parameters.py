@@ -166,7 +166,7 @@ def _evse_parameters(session: Iso2Session, inputs: Inputs, phases: int) -> dict[
 
 def handle_charge_parameter_discovery(
     req: iso2.ChargeParameterDiscoveryReqType, session: Iso2Session, inputs: Inputs
-) -> HandlerResult:
+) -> HandlerResult[iso2.ChargeParameterDiscoveryResType]:
     mode = str(req.requested_energy_transfer_mode)
     if mode not in energy_transfer_modes(inputs):
         raise WrongEnergyTransferMode(f"{mode} is not offered")

@@ -7,13 +7,14 @@ with the SessionID). No I/O, no clock, no globals; a `ProtocolError` fails the s
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from evse.protocol.config import SeccConfig
 from evse.protocol.errors import Failed
-from evse.protocol.events import Effect
+from evse.protocol.handler_table import Handler as TableHandler
+from evse.protocol.handler_table import HandlerResult as HandlerResult
+from evse.protocol.handler_table import entry as entry
 from evse.protocol.iso2.messages import ac_status, dc_status
 from evse.protocol.iso2.session import Iso2Session
 from evse.protocol.iso2.timeouts import Iso2Timeouts
@@ -40,8 +41,7 @@ class Inputs:
     signature: Any = None  # the request header's ds:Signature (PnC requests)
 
 
-HandlerResult = tuple[Any, list[Effect]]
-Handler = Callable[[Any, Iso2Session, Inputs], HandlerResult]
+Handler = TableHandler[Iso2Session, Inputs]  # a table entry (`entry(RequestClass, handle)`)
 
 
 def require_ev(session: Iso2Session) -> EvLimits:

@@ -41,7 +41,7 @@ def _note_soc(session: Iso2Session, status: iso2.DC_EVStatusType | None) -> None
 
 def handle_cable_check(
     req: iso2.CableCheckReqType, session: Iso2Session, inputs: Inputs
-) -> HandlerResult:
+) -> HandlerResult[iso2.CableCheckResType]:
     """The first request starts the insulation test; Ongoing until CableCheckFinished."""
     effects: list[Effect] = []
     result = inputs.charger.isolation_ok
@@ -64,7 +64,7 @@ def handle_cable_check(
 
 def handle_pre_charge(
     req: iso2.PreChargeReqType, session: Iso2Session, inputs: Inputs
-) -> HandlerResult:
+) -> HandlerResult[iso2.PreChargeResType]:
     """Regulate to the EV's target voltage (current-limited). Out-of-range targets are
     clamped into ours and the EV's range, not failed: the EV alone decides when precharge is
     complete (and real cars loop here for a while)."""
@@ -102,7 +102,7 @@ def _updated(ev: EvLimits, req: iso2.CurrentDemandReqType) -> EvLimits:
 
 def handle_current_demand(
     req: iso2.CurrentDemandReqType, session: Iso2Session, inputs: Inputs
-) -> HandlerResult:
+) -> HandlerResult[iso2.CurrentDemandResType]:
     ev = session.record.ev = _updated(require_ev(session), req)
     _note_soc(session, req.dc_ev_status)
     # RemainingTimeToFullSoC in whatever time unit the car uses (some send minutes)
@@ -145,7 +145,7 @@ def handle_current_demand(
 
 def handle_welding_detection(
     req: iso2.WeldingDetectionReqType, session: Iso2Session, inputs: Inputs
-) -> HandlerResult:
+) -> HandlerResult[iso2.WeldingDetectionResType]:
     _note_soc(session, req.dc_ev_status)
     res = iso2.WeldingDetectionResType(
         response_code=OK,

@@ -41,7 +41,7 @@ def offered(inputs: Inputs) -> bool:
 
 def handle_payment_details(
     req: iso2.PaymentDetailsReqType, session: Iso2Session, inputs: Inputs
-) -> HandlerResult:
+) -> HandlerResult[iso2.PaymentDetailsResType]:
     pnc = backend(inputs)
     verdict = pnc.verify_contract(req.contract_signature_cert_chain, req.e_maid,
                                   timestamp=inputs.timestamp)
@@ -59,7 +59,7 @@ def handle_payment_details(
 
 def handle_contract_authorization(
     req: iso2.AuthorizationReqType, session: Iso2Session, inputs: Inputs
-) -> HandlerResult:
+) -> HandlerResult[iso2.AuthorizationResType]:
     """AuthorizationReq after PaymentDetails: verified once (a repeated request while the
     backend decides is not verified again: its challenge is spent), then the decision."""
     record = session.record
@@ -90,7 +90,7 @@ def handle_contract_authorization(
 
 def handle_certificate_installation(
     req: iso2.CertificateInstallationReqType, session: Iso2Session, inputs: Inputs
-) -> HandlerResult:
+) -> HandlerResult[iso2.CertificateInstallationResType]:
     answer = backend(inputs).install(req, timestamp=inputs.timestamp)
     if not answer.ok or answer.body is None:
         raise pnc_error(answer.response_code, answer.reason)
@@ -100,7 +100,7 @@ def handle_certificate_installation(
 
 def handle_certificate_update(
     req: iso2.CertificateUpdateReqType, session: Iso2Session, inputs: Inputs
-) -> HandlerResult:
+) -> HandlerResult[iso2.CertificateUpdateResType]:
     answer = backend(inputs).update(req, timestamp=inputs.timestamp)
     if not answer.ok or answer.body is None:
         raise pnc_error(answer.response_code, answer.reason)

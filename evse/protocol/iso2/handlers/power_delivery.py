@@ -28,7 +28,7 @@ def _start(req: iso2.PowerDeliveryReqType, session: Iso2Session, inputs: Inputs)
 
 def handle_power_delivery(
     req: iso2.PowerDeliveryReqType, session: Iso2Session, inputs: Inputs
-) -> HandlerResult:
+) -> HandlerResult[iso2.PowerDeliveryResType]:
     progress = str(req.charge_progress)
     effects: list[Effect] = []
     if progress == "Start":

@@ -39,7 +39,7 @@ def payment_options(inputs: Inputs) -> tuple[str, ...]:
 
 def handle_service_discovery(
     req: iso2.ServiceDiscoveryReqType, session: Iso2Session, inputs: Inputs
-) -> HandlerResult:
+) -> HandlerResult[iso2.ServiceDiscoveryResType]:
     # ServiceScope/ServiceCategory filter value-added services; we list none, and the
     # charge service is always stated.
     service = iso2.ChargeServiceType(
@@ -63,7 +63,7 @@ def handle_service_discovery(
 
 def handle_service_detail(
     req: iso2.ServiceDetailReqType, session: Iso2Session, inputs: Inputs
-) -> HandlerResult:
+) -> HandlerResult[iso2.ServiceDetailResType]:
     """Only the charge service exists (no parameter sets); other ids are invalid."""
     if req.service_id != CHARGE_SERVICE_ID:
         raise ServiceIDInvalid(f"no service {req.service_id}")
@@ -72,7 +72,7 @@ def handle_service_detail(
 
 def handle_payment_service_selection(
     req: iso2.PaymentServiceSelectionReqType, session: Iso2Session, inputs: Inputs
-) -> HandlerResult:
+) -> HandlerResult[iso2.PaymentServiceSelectionResType]:
     option = str(req.selected_payment_option)
     if option not in payment_options(inputs):
         raise PaymentSelectionInvalid(f"payment option {option} not offered")

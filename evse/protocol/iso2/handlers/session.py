@@ -23,7 +23,7 @@ def _fresh(session_id: bytes) -> bool:
 
 def handle_session_setup(
     req: iso2.SessionSetupReqType, session: Iso2Session, inputs: Inputs
-) -> HandlerResult:
+) -> HandlerResult[iso2.SessionSetupResType]:
     """A paused -2 session's id with the same EVCCID resumes it (OK_OldSessionJoined); any
     other id (zero, empty, unknown) starts a new session with a new id."""
     record = session.record
@@ -55,7 +55,7 @@ def handle_session_setup(
 
 def handle_session_stop(
     req: iso2.SessionStopReqType, session: Iso2Session, inputs: Inputs
-) -> HandlerResult:
+) -> HandlerResult[iso2.SessionStopResType]:
     """Terminate ends the session; Pause ends it too and keeps it resumable (the machine
     stores it) once there is something to resume (a ChargeParameterDiscovery). Accepted at
     any point after SessionSetup: power goes to a safe state first (a no-op when off)."""
