@@ -89,6 +89,7 @@ class Session:
     target_soc: int | None = None
     schedules: Schedules | None = None
     schedule_tuple_id: int | None = None
+    bound_version: int = 0  # ChargerState.bound_version when the schedule was negotiated
     # progress and timers (on the `now` clock)
     ongoing_since: float | None = None
     cable_check_started: float | None = None
