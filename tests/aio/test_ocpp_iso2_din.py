@@ -28,9 +28,11 @@ from evse.ocpp.station import OcppStation
 from simulators.csms import CsmsSimulator
 from simulators.ev.client import Endpoint, run_session
 from simulators.ev.din_evcc import DinEvcc, get_din_scenario
+from simulators.ev.evcc import Evcc
 from simulators.ev.iso2_client import drive_iso2
 from simulators.ev.iso2_evcc import ISO2_SCENARIOS, Iso2Evcc
-from tests.aio.helpers import HOST, Rig, assert_safe_sequence, running
+from simulators.ev.messages import value_of
+from tests.aio.helpers import HOST, Rig, assert_safe_sequence, fast_scenario, running
 
 STATION = "CS1"
 PROTOCOLS = ("iso20", "iso2", "din")
@@ -132,5 +134,47 @@ async def test_din_car_gets_the_csms_limit(tmp_path: Path) -> None:
         assert evcc.loop_log and all(limit <= 7000.0 for limit, _ in evcc.loop_log)
         assert max(power for _, power in evcc.loop_log) <= 7000.0 * 1.02
         assert max(power for _, power in evcc.loop_log) > 3000.0  # it did charge
+        await rig.wait_safe(timeout=5)
+        assert_safe_sequence(rig)
+
+
+class _Iso20Ev(Evcc):
+    """The -20 EV, recording each DC_ChargeLoopRes: (schedules received so far,
+    EVSEMaximumChargePower, EVSEPresentCurrent x EVSEPresentVoltage)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.loop_log: list[tuple[int, float, float]] = []
+
+    def _on_DC_ChargeLoopRes(self, msg: Any, now: float) -> None:  # noqa: N802
+        mode = msg.scheduled_dc_cl_res_control_mode
+        self.loop_log.append((self.schedules_received,
+                              value_of(mode.evse_maximum_charge_power),
+                              value_of(msg.evse_present_current)
+                              * value_of(msg.evse_present_voltage)))
+        super()._on_DC_ChargeLoopRes(msg, now)
+
+
+async def test_iso20_scheduled_session_follows_a_mid_session_profile(tmp_path: Path) -> None:
+    async with ocpp_rig(tmp_path, profile_on_start=TX_7KW, profile_delay=0.3) as (rig, sim):
+        res = await sim.call(STATION, "SetChargingProfile", tx_default(9000.0))
+        assert res.status == "Accepted"
+        await asyncio.sleep(0.1)
+        evcc = _Iso20Ev(fast_scenario("dc", max_loops=150), battery=rig.link())
+        report = await asyncio.wait_for(run_session(
+            evcc.scenario, host=HOST, port=rig.port, tls=False, evcc=evcc), 60)
+        assert report.success, report.reason
+        assert sim.profile_answers == ["Accepted"]
+        assert any(n.endswith(":ScheduleRenegotiation") for n in evcc.evse_notifications)
+        assert evcc.renegotiations >= 1 and evcc.schedule is not None
+        assert max(p for _, p in evcc.schedule.charging) <= 7000.0  # the new schedule
+        first = [(lim, p) for n, lim, p in evcc.loop_log if n == 1]
+        second = [(lim, p) for n, lim, p in evcc.loop_log if n >= 2]
+        assert first and all(lim <= 9000.0 for lim, _ in first)
+        assert second and all(lim <= 7000.0 for lim, _ in second)
+        assert max(p for _, p in second) <= 7000.0 * 1.02
+        # between the profile and the renegotiation the loop's limit already followed it
+        capped = [lim for lim, _ in first if lim <= 7000.0]
+        assert capped, first[-5:]
         await rig.wait_safe(timeout=5)
         assert_safe_sequence(rig)
