@@ -180,11 +180,11 @@ class OcppSetpoints:
         for cid, evse_id in self.evse_ids.items():
             lim = self.client.profiles.limits_at(evse_id, now)
             bound = PowerBoundUpdated(lim.max_charge_w, lim.max_discharge_w, lim.setpoint_w)
-            renegotiate = False
-            if changed:  # the EV's schedule may be stale: renegotiate if the future moved
-                ahead = self._composite_ahead(evse_id, now)
-                renegotiate = cid in self._ahead and self._ahead[cid] != ahead
-                self._ahead[cid] = ahead
+            # a profile change that moved the composite ahead makes the EV's schedule stale:
+            # renegotiate (a period boundary alone does not: the schedule had it)
+            ahead = self._composite_ahead(evse_id, now)
+            renegotiate = changed and cid in self._ahead and self._ahead[cid] != ahead
+            self._ahead[cid] = ahead
             if self._sent.get(cid, PowerBoundUpdated()) != bound or renegotiate:
                 self._sent[cid] = bound
                 try:

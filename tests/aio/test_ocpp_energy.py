@@ -136,3 +136,33 @@ def test_central_setpoints_are_pushed_and_withdrawn_by_the_dead_man(tmp_path: Pa
     now[0] += 6  # no update from the CSMS for 11 s
     sp.apply()
     assert sent[1:] == [("1", PowerBoundUpdated())]  # withdrawn: the local policy again
+
+
+def test_bounds_follow_periods_and_ask_renegotiation_only_on_profile_changes(
+        tmp_path: Path) -> None:
+    from evse.aio.ocpp_energy import OcppSetpoints
+    from evse.protocol.events import PowerBoundUpdated
+
+    c = client(tmp_path)
+    now = [1_800_000_000.0]
+    sent: list[PowerBoundUpdated] = []
+    sp = OcppSetpoints(c, {"1": 1}, lambda cid, b: sent.append(b), clock=lambda: now[0])
+    sp.apply()
+    two_periods = tx_default([{"startPeriod": 0, "limit": 9000.0},
+                              {"startPeriod": 60, "limit": 4000.0}], now[0])
+    c.profiles.set(1, two_periods, now[0])
+    c.profiles_changed()
+    assert sp.apply() == now[0] + 60  # the next period boundary
+    # a profile of 2.0.1 (ChargingOnly): no discharge; the EV's schedule is now stale
+    assert sent == [PowerBoundUpdated(9000.0, 0.0, None, renegotiate=True)]
+    now[0] += 60  # the boundary: the loop's limit follows, the schedule already had it
+    sp.apply()
+    assert sent[-1] == PowerBoundUpdated(4000.0, 0.0, None, renegotiate=False)
+    c.profiles.set(1, two_periods, now[0] - 60)  # the same profile again: nothing moves
+    c.profiles_changed()
+    sp.apply()
+    assert len(sent) == 2
+    c.profiles.clear()
+    c.profiles_changed()
+    sp.apply()  # withdrawn: unbounded, and the EV may get more again
+    assert sent[-1] == PowerBoundUpdated(renegotiate=True)
