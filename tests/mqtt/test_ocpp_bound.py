@@ -1,9 +1,10 @@
 """The CSMS's limits bound the local energy manager (docs/ocpp.md "Arbitration"): an
 aggregator steers a Dynamic DC_BPT session over MQTT (real mosquitto) while the CSMS simulator
-sets charging profiles over a real WebSocket (OCPP 2.1). The MQTT setpoint is accepted, but
-the car never gets more than the CSMS's composite allows: ExternalSetpoint limits both
-directions, ChargingOnly forbids discharge, Idle any flow; clearing the profile gives the
-aggregator its setpoint back. What counts is the simulated EV's own record of each
+sets charging profiles over a real WebSocket (OCPP 2.1). The car never gets more than the
+CSMS's composite allows: ExternalSetpoint limits both directions, ChargingOnly forbids
+discharge, Idle any flow. A standing MQTT setpoint is clamped into the bound (and applies
+again once the CSMS clears its profiles); the state shows the bounded limits, and a new
+setpoint beyond them is refused. What counts is the simulated EV's own record of each
 DC_ChargeLoopRes (EVSEPresentCurrent x EVSEPresentVoltage)."""
 
 from __future__ import annotations
@@ -82,36 +83,50 @@ async def test_csms_limits_bound_the_mqtt_setpoints(broker: Any, tmp_path: Path)
             assert res.status == "Accepted"
             mark = len(evcc.loop_log)
             await until(lambda: settled(evcc, mark, -4000.0), 5.0, "discharge bounded to 4 kW")
-            await setpoint(11.0)  # the aggregator wants more charge than the CSMS allows
+            # the aggregator sees the CSMS's bound as its limits, and the setpoint that applies
+            await agg.wait_for(TOPICS.state("1"), lambda r: (
+                r.json()["limits"]["max_charge_power_kw"] == 6.0
+                and r.json()["limits"]["max_discharge_power_kw"] == 4.0
+                and r.json()["setpoint_kw"] == -4.0), timeout=5)
+            reply = await agg.request(TOPICS.command("1", "setpoint"),
+                                      {"request_id": "too much", "power_kw": 11.0})
+            assert not reply["ok"] and "out of range" in reply["error"], reply
+            await setpoint(5.0)
             mark = len(evcc.loop_log)
-            await until(lambda: settled(evcc, mark, 6000.0), 5.0, "charge bounded to 6 kW")
+            await until(lambda: settled(evcc, mark, 5000.0), 5.0, "the EV at 5 kW")
             assert worst(evcc, mark + 3)[0] <= 6000.0 * 1.02
+            await setpoint(-3.0)
+            mark = len(evcc.loop_log)
+            await until(lambda: settled(evcc, mark, -3000.0), 5.0, "the EV at -3 kW")
 
-            # ChargingOnly (2.1's default mode): a discharge request gives no discharge
+            # ChargingOnly (2.1's default mode): the standing discharge setpoint gives none
             res = await csms.call(STATION, "SetChargingProfile", tx_default(2, 1, {
                 "limit": 6000.0}))
             assert res.status == "Accepted"
-            await setpoint(-9.0)
             mark = len(evcc.loop_log)
             await until(lambda: settled(evcc, mark, 0.0), 5.0, "no discharge (ChargingOnly)")
             await asyncio.sleep(0.5)
             assert worst(evcc, mark + 3)[1] >= -300.0
+            reply = await agg.request(TOPICS.command("1", "setpoint"),
+                                      {"request_id": "discharge", "power_kw": -1.0})
+            assert not reply["ok"], reply
 
-            # Idle: no flow either way, whatever the aggregator asks
+            # Idle: no flow either way
             res = await csms.call(STATION, "SetChargingProfile", tx_default(3, 2, {
                 "operation_mode": "Idle", "limit": 6000.0}))
             assert res.status == "Accepted"
-            await setpoint(8.0)
             mark = len(evcc.loop_log)
-            await until(lambda: settled(evcc, mark, 0.0), 5.0, "no flow (Idle)")
             await asyncio.sleep(0.5)
             assert max(abs(p) for p in worst(evcc, mark + 3)) <= 300.0
+            reply = await agg.request(TOPICS.command("1", "setpoint"),
+                                      {"request_id": "charge", "power_kw": 1.0})
+            assert not reply["ok"], reply
 
-            # the CSMS clears its profiles: the aggregator's setpoint applies unbounded again
+            # the CSMS clears its profiles: the aggregator's setpoint applies again
             res = await csms.call(STATION, "ClearChargingProfile", {})
             assert res.status == "Accepted"
             mark = len(evcc.loop_log)
-            await until(lambda: settled(evcc, mark, 8000.0), 5.0, "the EV at 8 kW again")
+            await until(lambda: settled(evcc, mark, -3000.0), 5.0, "the EV at -3 kW again")
 
             reply = await agg.request(TOPICS.command("1", "stop"), {"request_id": "s"})
             assert reply["ok"], reply
