@@ -181,7 +181,9 @@ class OcppSetpoints:
             lim = self.client.profiles.limits_at(evse_id, now)
             bound = PowerBoundUpdated(lim.max_charge_w, lim.max_discharge_w, lim.setpoint_w)
             # a profile change that moved the composite ahead makes the EV's schedule stale:
-            # renegotiate (a period boundary alone does not: the schedule had it)
+            # renegotiate ([K16], renegotiation initiated by the CSMS: the new schedule goes
+            # out in NotifyEVChargingSchedule); a period boundary alone does not (the
+            # schedule had it)
             ahead = self._composite_ahead(evse_id, now)
             renegotiate = changed and cid in self._ahead and self._ahead[cid] != ahead
             self._ahead[cid] = ahead

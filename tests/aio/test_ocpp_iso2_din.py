@@ -168,6 +168,13 @@ async def test_iso20_scheduled_session_follows_a_mid_session_profile(tmp_path: P
         assert any(n.endswith(":ScheduleRenegotiation") for n in evcc.evse_notifications)
         assert evcc.renegotiations >= 1 and evcc.schedule is not None
         assert max(p for _, p in evcc.schedule.charging) <= 7000.0  # the new schedule
+        # [K16] the CSMS hears what the EV accepted each time: 9 kW, then 7 kW
+        async with asyncio.timeout(10):
+            while len(sim.calls(STATION, "NotifyEVChargingSchedule")) < 2:
+                await asyncio.sleep(0.05)
+        told = [max(p["limit"] for p in c["charging_schedule"]["charging_schedule_period"])
+                for c in sim.calls(STATION, "NotifyEVChargingSchedule")]
+        assert told[0] <= 9000.0 and told[-1] <= 7000.0, told
         first = [(lim, p) for n, lim, p in evcc.loop_log if n == 1]
         second = [(lim, p) for n, lim, p in evcc.loop_log if n >= 2]
         assert first and all(lim <= 9000.0 for lim, _ in first)
