@@ -1,12 +1,17 @@
 """The arbitration in one place (docs/ocpp.md "Arbitration"): ChargerState keeps the charger's
 own limits and the local setpoint, and applies the outside bound (the CSMS's composite
-limit, PowerBoundUpdated) to both; the bound never raises anything."""
+limit, PowerBoundUpdated) to both; the bound never raises anything. Then -20 sessions under
+it (sans-IO, fake clock): Scheduled ones are capped at once and asked to renegotiate,
+Dynamic ones follow without."""
 
 from __future__ import annotations
 
+from evse.protocol import events as ev
+from evse.protocol.config import ControlMode, ServiceId
 from evse.protocol.events import LimitsUpdated, PowerBoundUpdated, SetpointUpdated
 from evse.protocol.limits import EvseLimits
 from evse.protocol.session import ChargerState
+from tests.protocol.evcc import Ev, dc_to_loop, of
 
 RATED = EvseLimits(max_charge_power=50_000.0, max_charge_current=125.0, max_voltage=500.0,
                    min_charge_power=2_000.0, max_discharge_power=20_000.0,
@@ -71,3 +76,49 @@ def test_renegotiation_requests_are_counted() -> None:
     assert c.bound_version == 0
     c.update(PowerBoundUpdated(max_charge_power=5_000.0, renegotiate=True))
     assert c.bound_version == 1
+
+
+# -- ISO 15118-20 (SeccConnection with encoded EV requests, fake clock) ---------------------
+
+def _w(r: object) -> float:
+    return float(r.value) * 10 ** r.exponent  # type: ignore[attr-defined]
+
+
+def test_iso20_scheduled_loop_is_capped_then_asks_schedule_renegotiation() -> None:
+
+    scheduled = ControlMode.SCHEDULED
+    x = Ev.connect()
+    dc_to_loop(x, ServiceId.DC, scheduled)
+    x.event(ev.MeasurementsUpdated(400.0, 0.0))
+    res, _ = x.dc_loop(scheduled, False)
+    assert res.evse_status is None
+    assert _w(res.scheduled_dc_cl_res_control_mode.evse_maximum_charge_power) > 7000.0
+    x.event(ev.PowerBoundUpdated(max_charge_power=7000.0, renegotiate=True))
+    res, effects = x.dc_loop(scheduled, False)
+    assert res.evse_status.evse_notification == "ScheduleRenegotiation"
+    assert _w(res.scheduled_dc_cl_res_control_mode.evse_maximum_charge_power) == 7000.0
+    (target,) = of(effects, ev.SetPowerTarget)
+    assert 0 < target.power <= 7000.0 + 1e-6  # capped at once, not stopped
+    assert x.power_delivery("ScheduleRenegotiation").response_code == "OK"
+    res = x.schedule_exchange(scheduled)
+    (tuple_,) = res.scheduled_se_res_control_mode.schedule_tuple
+    entries = tuple_.charging_schedule.power_schedule.power_schedule_entries
+    assert max(_w(e.power) for e in entries.power_schedule_entry) <= 7000.0
+    assert x.power_delivery("Start").response_code == "OK"
+    res, _ = x.dc_loop(scheduled, False)
+    assert res.evse_status is None  # the new schedule knows the bound
+
+
+def test_iso20_dynamic_session_needs_no_renegotiation() -> None:
+
+    dynamic = ControlMode.DYNAMIC
+    x = Ev.connect()
+    dc_to_loop(x, ServiceId.DC_BPT, dynamic)
+    x.event(ev.MeasurementsUpdated(400.0, 0.0))
+    x.event(ev.SetpointUpdated(-15_000.0))  # the local energy manager
+    x.event(ev.PowerBoundUpdated(max_charge_power=7000.0, max_discharge_power=4000.0,
+                                 renegotiate=True))
+    res, effects = x.dc_loop(dynamic, True)
+    assert res.evse_status is None
+    (target,) = of(effects, ev.SetPowerTarget)
+    assert -4000.0 - 1e-6 <= target.power < 0  # discharging, within the CSMS's limit
