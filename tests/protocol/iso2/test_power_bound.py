@@ -10,12 +10,12 @@ import dataclasses
 
 from evse.protocol import events as sev
 from simulators.ev.iso2_evcc import ISO2_SCENARIOS
-from tests.protocol.iso2.harness import back_to_back
+from tests.protocol.iso2.harness import Run, back_to_back
 
 LOOP_REQUEST = 20  # well inside the charge loop of a 40-loop session
 
 
-def _targets_after(run, index: int) -> list[float]:  # type: ignore[no-untyped-def]
+def _targets_after(run: Run, index: int) -> list[float]:
     return [e.power for e in run.of(sev.SetPowerTarget)][index:]
 
 
