@@ -12,15 +12,18 @@ At each ScheduleExchange it also sends NotifyEVChargingNeeds (the EV's limits, d
 profiles, NotifyEVChargingSchedule with what the EV was given (not queued: only while the
 CSMS has accepted the station; a task of its own, so the EV never waits for it).
 
-`OcppSetpoints` pushes a CentralSetpoint to the running -20 Dynamic session
-(`SeccServer.set_setpoint`) whenever the profiles change or a period boundary passes, and
-withdraws it when no setpoint applies any more (e.g. a Dynamic profile expired: dead-man).
+`OcppSetpoints` pushes the composite limit (charge and discharge limits, a CentralSetpoint)
+to the connectors as their power bound (`SeccServer.set_power_bound`) whenever the profiles
+change or a period boundary passes: it caps the running session at once, whatever its
+protocol and control mode, and any local (MQTT) setpoint; it is withdrawn when no profile
+applies any more (e.g. a Dynamic profile expired: dead-man).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -29,6 +32,7 @@ from typing import Any
 from evse.aio.ocpp_client import OcppClient
 from evse.ocpp.ev_needs import charging_needs, ev_charging_schedule
 from evse.ocpp.smart_charging import ChargingLimits
+from evse.protocol.events import PowerBoundUpdated
 from evse.protocol.limits import cap
 from evse.protocol.schedules import (
     DEFAULT_DEPARTURE_S,
@@ -125,19 +129,33 @@ class OcppSchedulePolicy:
 
 
 class OcppSetpoints:
-    """CentralSetpoint -> `set_setpoint(connector, W | None)` of the running sessions."""
+    """The CSMS's composite limit -> `set_bound(connector, PowerBoundUpdated)` of the
+    connectors (`SeccServer.set_power_bound`): the charge and discharge limits and a
+    CentralSetpoint, at every profile change and period boundary. The SECC's ChargerState
+    applies it to the running session at once (limits in the charge loop, local setpoints;
+    docs/ocpp.md "Arbitration") and to every later one. A profile change that changes the
+    composite ahead also asks the Scheduled -2 / -20 session to renegotiate its schedule.
+    An empty bound (all None) withdraws it (e.g. a Dynamic profile expired: dead-man)."""
+
+    HORIZON_S = 3600.0
 
     def __init__(self, client: OcppClient, evse_ids: Mapping[str, int],
-                 set_setpoint: Callable[[str, float | None], Any],
+                 set_bound: Callable[[str, PowerBoundUpdated], Any],
                  clock: Callable[[], float] = time.time) -> None:
         self.client = client
         self.evse_ids = dict(evse_ids)
-        self._set = set_setpoint
+        self._set = set_bound
         self._clock = clock
-        self._sent: dict[str, float | None] = {}
+        self._sent: dict[str, PowerBoundUpdated] = {}
+        self._ahead: dict[str, tuple[Any, ...]] = {}  # the composite last announced
+        self._changed = True
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        client.on_profiles_changed(self._wake.set)
+        client.on_profiles_changed(self._profiles_changed)
+
+    def _profiles_changed(self) -> None:
+        self._changed = True
+        self._wake.set()
 
     def start(self) -> asyncio.Task[None]:
         self._task = asyncio.create_task(self.run(), name="ocpp-setpoints")
@@ -149,19 +167,33 @@ class OcppSetpoints:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
+    def _composite_ahead(self, evse_id: int, now: float) -> tuple[Any, ...]:
+        """The composite from now, in absolute times (the first entry: "now")."""
+        comp = self.client.profiles.composite(evse_id, now, self.HORIZON_S)
+        return tuple((None if i == 0 else now + off, lim) for i, (off, lim) in enumerate(comp))
+
     def apply(self) -> float:
         """Push what applies now; returns when to look again."""
         now = self._clock()
-        nxt = now + 3600.0
+        changed, self._changed = self._changed, False
+        nxt = now + self.HORIZON_S
         for cid, evse_id in self.evse_ids.items():
-            sp = self.client.profiles.limits_at(evse_id, now).setpoint_w
-            if self._sent.get(cid) != sp:
-                self._sent[cid] = sp
+            lim = self.client.profiles.limits_at(evse_id, now)
+            bound = PowerBoundUpdated(lim.max_charge_w, lim.max_discharge_w, lim.setpoint_w)
+            # a profile change that moved the composite ahead makes the EV's schedule stale:
+            # renegotiate ([K16], renegotiation initiated by the CSMS: the new schedule goes
+            # out in NotifyEVChargingSchedule); a period boundary alone does not (the
+            # schedule had it)
+            ahead = self._composite_ahead(evse_id, now)
+            renegotiate = changed and cid in self._ahead and self._ahead[cid] != ahead
+            self._ahead[cid] = ahead
+            if self._sent.get(cid, PowerBoundUpdated()) != bound or renegotiate:
+                self._sent[cid] = bound
                 try:
-                    self._set(cid, sp)
+                    self._set(cid, dataclasses.replace(bound, renegotiate=renegotiate))
                 except Exception:
-                    log.exception("connector %s: setpoint %s failed", cid, sp)
-            nxt = min(nxt, self.client.profiles.next_change(evse_id, now, 3600.0))
+                    log.exception("connector %s: bound %s failed", cid, bound)
+            nxt = min(nxt, self.client.profiles.next_change(evse_id, now, self.HORIZON_S))
         return nxt
 
     async def run(self) -> None:

@@ -41,6 +41,7 @@ from evse.ocpp.cert_store import CertStore
 from evse.ocpp.queue import DurableQueue
 from evse.ocpp.station import OcppStation
 from evse.ocpp.transactions import MeterSample
+from evse.protocol.events import PowerBoundUpdated
 
 __all__ = ["OcppEventBridge", "OcppRuntime"]
 
@@ -216,11 +217,11 @@ class OcppRuntime:
             self.authorizer.ocsp = OcppOcspChecker(self.client, mo_roots)
             self.authorizer.ocsp_always = self._ocsp_always
 
-    def attach(self, set_setpoint: Callable[[str, float | None], Any],
+    def attach(self, set_bound: Callable[[str, PowerBoundUpdated], Any],
                stop_session: Callable[[str, str], bool] | None = None) -> None:
-        """CentralSetpoint profiles drive the running Dynamic sessions, and
-        RequestStopTransaction stops them (SeccServer.set_setpoint / stop_session)."""
-        self.setpoints = OcppSetpoints(self.client, self._evse_ids, set_setpoint)
+        """The composite limit (and CentralSetpoint) bounds the sessions, and
+        RequestStopTransaction stops them (SeccServer.set_power_bound / stop_session)."""
+        self.setpoints = OcppSetpoints(self.client, self._evse_ids, set_bound)
         if stop_session is not None:
             self.client.request_stop = remote_stop(self.bridge, stop_session)
 

@@ -229,6 +229,7 @@ class _Connection(asyncio.Protocol):
                 session_store=server.store, epoch_offset=time.time() - start,
                 peer_certificate=self.peer_certificate, tls_version=self.tls_version,
             )
+            server._bound_new_connection(connector.id, self.conn)
             log.info("connector %s: %s connection from %s%s", connector.id,
                      f"{self.tls_version} {self.tls_cipher}" if self.tls else "TCP", self.peer,
                      f", vehicle certificate {self.vehicle_subject}"
@@ -864,6 +865,7 @@ class SeccServer:
         self._sdp: Any = None
         self.link_sdp: list[Any] = []  # SDP per connector link (evse/aio/listeners.py)
         self._poll_task: asyncio.Task[None] | None = None
+        self._bounds: dict[str, ev.PowerBoundUpdated] = {}  # the CSMS's, by connector
 
     def events(self, connector_id: str | None = None, *,
                measurements_max: int = DEFAULT_MEASUREMENTS_MAX,
@@ -1216,6 +1218,21 @@ class SeccServer:
 
     def set_setpoint(self, connector_id: str, power_w: float | None) -> bool:
         return self.send_event(connector_id, ev.SetpointUpdated(power_w))
+
+    def set_power_bound(self, connector_id: str, bound: ev.PowerBoundUpdated) -> bool:
+        """The CSMS's bound on `connector_id` (docs/ocpp.md, "Arbitration"): caps the limits
+        and every setpoint of the running session at once, and of every later one (kept
+        until replaced). False when no EV is connected there now."""
+        self._bounds[connector_id] = dataclasses.replace(bound, renegotiate=False)
+        return self.send_event(connector_id, bound)
+
+    def power_bound(self, connector_id: str) -> ev.PowerBoundUpdated | None:
+        return self._bounds.get(connector_id)
+
+    def _bound_new_connection(self, connector_id: str, conn: SeccConnection) -> None:
+        bound = self._bounds.get(connector_id)
+        if bound is not None:  # before the EV's first request: its session starts bounded
+            conn.charger.update(bound)
 
     def connection(self, connector_id: str) -> SeccConnection | None:
         """The sans-IO connection on `connector_id` (None: no EV connected there)."""

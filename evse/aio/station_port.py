@@ -83,7 +83,7 @@ from evse.protocol import events as ev
 from evse.protocol.config import BPT_SERVICES, ControlMode, SeccConfig
 from evse.protocol.din.states import State as DinState
 from evse.protocol.iso20.states import State
-from evse.protocol.limits import EvseLimits
+from evse.protocol.limits import EvseLimits, bounded
 
 __all__ = ["SeccStationPort"]
 
@@ -307,6 +307,12 @@ class SeccStationPort:
         """What applies on the connector now: rated, capped by `limits` commands; no charging
         during a grid outage (there is no grid to charge from)."""
         return capped_limits(self._rated, self._rt(connector).caps, outage=self.v2h.active)
+
+    def bounded_limits(self, connector: str) -> EvseLimits:
+        """`limits` within the CSMS's bound when OCPP runs (docs/ocpp.md "Arbitration"): what
+        the state shows and a `setpoint` is checked against (the SECC clamps to it anyway)."""
+        lim, b = self.limits(connector), self.server.power_bound(connector)
+        return lim if b is None else bounded(lim, b.max_charge_power, b.max_discharge_power)
 
     @staticmethod
     def _connector_limits(lim: EvseLimits) -> ConnectorLimits:
@@ -545,7 +551,7 @@ class SeccStationPort:
         c = self.server.station.connector(connector)
         conn, summary = self._live(connector)
         st = c.controller.status()
-        lim = self.limits(connector)
+        lim = self.bounded_limits(connector)
         if st.fault:
             session_state = "fault"
         elif summary is None or conn is None:
@@ -634,7 +640,7 @@ class SeccStationPort:
             raise CommandRejected("grid outage: the EV supplies the home (V2H) until the grid "
                                   "is back")
         if watts is not None:
-            lim = self.limits(connector)
+            lim = self.bounded_limits(connector)
             if not math.isfinite(watts):
                 raise CommandRejected("the setpoint must be a finite number")
             if watts > lim.max_charge_power + 1e-6:

@@ -81,6 +81,24 @@ class SetpointUpdated:
 
 
 @dataclass(frozen=True, slots=True)
+class PowerBoundUpdated:
+    """A bound on the power from above every local decision: the backend's (OCPP CSMS's)
+    composite limit (docs/ocpp.md, "Arbitration"). It caps the charger's limits
+    (`LimitsUpdated`, derating) and every local setpoint (`SetpointUpdated`) until replaced;
+    it never raises them. None: not bounded in that direction (0: no flow that way).
+
+    `setpoint_w` (a central setpoint, negative = discharge) replaces the local setpoint while
+    it is set. `renegotiate`: the schedule the EV has may exceed the new bound; a Scheduled
+    -2 / -20 session is asked to renegotiate (DIN cannot be: its limits follow alone).
+    """
+
+    max_charge_power: float | None = None
+    max_discharge_power: float | None = None
+    setpoint_w: float | None = None
+    renegotiate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class PauseRequested:
     """The charger (user, energy manager) asks the EV to pause the session.
 
@@ -103,6 +121,7 @@ Event = (
     | ConnectionLost
     | LimitsUpdated
     | SetpointUpdated
+    | PowerBoundUpdated
     | PauseRequested
 )
 
@@ -272,6 +291,7 @@ __all__ = [
     "MeasurementsUpdated",
     "OpenContactors",
     "PauseRequested",
+    "PowerBoundUpdated",
     "RequestAuthorization",
     "SAFE_STATE",
     "SendData",

@@ -7,7 +7,7 @@ signed: positive while energy goes to the EV, negative while the EV discharges (
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,3 +75,22 @@ def cap(*values: float | None) -> float:
     """The smallest of the given limits, ignoring None (inf when none is given)."""
     present = [v for v in values if v is not None]
     return min(present) if present else math.inf
+
+
+def bounded(limits: EvseLimits, max_charge_power: float | None,
+            max_discharge_power: float | None) -> EvseLimits:
+    """`limits` with their powers capped by an outside bound (None: that direction not
+    bounded); a minimum above its capped maximum comes down with it."""
+    charge = cap(limits.max_charge_power, max_charge_power)
+    discharge = cap(limits.max_discharge_power, max_discharge_power)
+    if charge == limits.max_charge_power and discharge == limits.max_discharge_power:
+        return limits
+    return replace(limits, max_charge_power=max(0.0, charge),
+                   min_charge_power=min(limits.min_charge_power, max(0.0, charge)),
+                   max_discharge_power=max(0.0, discharge),
+                   min_discharge_power=min(limits.min_discharge_power, max(0.0, discharge)))
+
+
+def clamp_setpoint(power_w: float, limits: EvseLimits) -> float:
+    """A setpoint (negative: discharge) within [-max discharge, max charge]."""
+    return max(-limits.max_discharge_power, min(limits.max_charge_power, power_w))

@@ -21,12 +21,13 @@ from evse.protocol.events import (
     LimitsUpdated,
     MeasurementsUpdated,
     PauseRequested,
+    PowerBoundUpdated,
     SetpointUpdated,
     StopRequested,
 )
 from evse.protocol.iso20.states import ENERGY_STATES, State
 from evse.protocol.iso20.timeouts import Timeouts
-from evse.protocol.limits import EvLimits, EvseLimits
+from evse.protocol.limits import EvLimits, EvseLimits, bounded, clamp_setpoint
 from evse.protocol.schedules import Schedules
 
 ZERO_SESSION_ID = bytes(8)
@@ -88,6 +89,7 @@ class Session:
     target_soc: int | None = None
     schedules: Schedules | None = None
     schedule_tuple_id: int | None = None
+    bound_version: int = 0  # ChargerState.bound_version when the schedule was negotiated
     # progress and timers (on the `now` clock)
     ongoing_since: float | None = None
     cable_check_started: float | None = None
@@ -168,6 +170,28 @@ class ChargerState:
     emergency_reason: str | None = None
     setpoint_w: float | None = None  # Dynamic mode, negative = discharge
     pause_reason: str | None = None  # EVSENotification=Pause until the EV pauses
+    # Arbitration (docs/ocpp.md): `limits` and `setpoint_w` are what the handlers use: the
+    # charger's own limits (`rated`, LimitsUpdated) and the local setpoint, both within the
+    # outside bound (PowerBoundUpdated: the CSMS) - in this one place for every protocol.
+    rated: EvseLimits | None = None
+    local_setpoint_w: float | None = None
+    bound: PowerBoundUpdated | None = None
+    bound_version: int = 0  # +1 at each bound that asks for renegotiation
+
+    def __post_init__(self) -> None:
+        if self.rated is None:
+            self.rated = self.limits
+        if self.local_setpoint_w is None:
+            self.local_setpoint_w = self.setpoint_w
+        self._arbitrate()
+
+    def _arbitrate(self) -> None:
+        rated, b = self.rated or self.limits, self.bound
+        self.limits = rated if b is None else bounded(rated, b.max_charge_power,
+                                                      b.max_discharge_power)
+        want = b.setpoint_w if b is not None and b.setpoint_w is not None else (
+            self.local_setpoint_w)
+        self.setpoint_w = None if want is None else clamp_setpoint(want, self.limits)
 
     def update(self, event: object) -> bool:
         """Record a charger fact; False if `event` is not one this state keeps."""
@@ -187,14 +211,25 @@ class ChargerState:
             self.stop_reason = event.reason
         elif isinstance(event, EmergencyStop):
             self.emergency_reason = event.reason
-        elif isinstance(event, LimitsUpdated):
-            self.limits = event.limits
         elif isinstance(event, PauseRequested):
             self.pause_reason = event.reason
+        else:
+            return self._power_input(event)
+        return True
+
+    def _power_input(self, event: object) -> bool:
+        """Limits, setpoints and the outside bound: all through `_arbitrate`."""
+        if isinstance(event, LimitsUpdated):
+            self.rated = event.limits
         elif isinstance(event, SetpointUpdated):
-            self.setpoint_w = event.power_w
+            self.local_setpoint_w = event.power_w
+        elif isinstance(event, PowerBoundUpdated):
+            self.bound = event
+            if event.renegotiate:
+                self.bound_version += 1
         else:
             return False
+        self._arbitrate()
         return True
 
     @property

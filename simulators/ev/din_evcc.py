@@ -99,6 +99,11 @@ def _value(pv: Any) -> float:
     return float(pv.value) * 10.0 ** int(pv.multiplier or 0) if pv is not None else 0.0
 
 
+def _power(p_max: Any) -> float:
+    """DIN's PMax is a PhysicalValue (W); a plain number is taken as W."""
+    return _value(p_max) if hasattr(p_max, "value") else float(p_max)
+
+
 class DinEvcc:
     """The EV's DIN state machine (sans-IO). See the module docstring."""
 
@@ -125,6 +130,8 @@ class DinEvcc:
         self.stop_reason: str | None = None
         self.evse_max_current = 0.0
         self.evse_max_voltage = 0.0
+        self.pmax_w: list[list[float]] = []  # the PMaxSchedule of each SAScheduleList received
+        self.loop_log: list[tuple[float, float]] = []  # CurrentDemandRes: (EVSEMaxPower, V*A)
         self._rng = rng or random.Random()
         self._session_id = b""
         self._reasm = V2GTPReassembler(max_payload=65536)
@@ -423,6 +430,10 @@ class DinEvcc:
         self.evse_max_voltage = _value(p.evse_maximum_voltage_limit)
         if self._ongoing(res, "ChargeParameterDiscoveryReq", now):
             return
+        if res.sa_schedule_list is not None:
+            for t in res.sa_schedule_list.sa_schedule_tuple[:1]:
+                self.pmax_w.append([_power(e.p_max)
+                                    for e in t.p_max_schedule.p_max_schedule_entry])
         self._cpd_count += 1
         if self.scenario.repeat_charge_parameter_discovery and self._cpd_count == 1:
             self._request("ChargeParameterDiscoveryReq", now)
@@ -453,6 +464,7 @@ class DinEvcc:
         self.loops += 1
         current = max(0.0, _value(res.evse_present_current))
         voltage = _value(res.evse_present_voltage)
+        self.loop_log.append((_value(res.evse_maximum_power_limit), current * voltage))
         if self.battery.shared:
             last = self._last_loop_at if self._last_loop_at is not None else now
             dt = (now - last) * self.scenario.speedup

@@ -241,6 +241,7 @@ class Evcc(EvRequests):
         self._channel: str | None = None  # BPT_ChannelSelection in force (Separated channel)
         self._channel_switch = False
         self.renegotiations = 0  # EV-initiated schedule renegotiations completed
+        self.schedules_received = 0  # Scheduled: ScheduleExchangeRes with a ScheduleTuple
         self._renegotiating = False
         self.pnc: PncState | None = None  # Plug & Charge (scenario.authorization == "PnC")
         if scenario.authorization == "PnC":
@@ -784,6 +785,7 @@ class Evcc(EvRequests):
             ps = tup.charging_schedule.power_schedule
             tol = maybe_value(ps.power_tolerance)
             dis = tup.discharging_schedule
+            self.schedules_received += 1
             self.schedule = Schedule(
                 tuple_id=tup.schedule_tuple_id,
                 time_anchor=int(ps.time_anchor),
@@ -949,7 +951,8 @@ class Evcc(EvRequests):
         self.loops += 1
         reason = self._loop_stop_reason()
         renegotiate = self.scenario.renegotiate_after_loops
-        if reason is None and renegotiate is not None and self.loops == renegotiate:
+        asked = self._last_notification == "ScheduleRenegotiation"  # by the SECC
+        if reason is None and (asked or renegotiate is not None and self.loops == renegotiate):
             self._send(self._req_power_delivery(now, "ScheduleRenegotiation"), now,
                        EvState.SCHEDULE_RENEGOTIATION)
             return

@@ -126,6 +126,11 @@ class Iso2Evcc:
     # the EV's own contactors (the sim HAL connects the battery only while they are closed)
     on_contactors: Any = None
     credentials: Iso2EvCredentials | None = None  # Plug & Charge
+    pmax_w: list[list[float]] = field(default_factory=list)  # PMaxSchedule per SAScheduleList
+    pmax_at_loop: list[int] = field(default_factory=list)  # len(loop_log) at each of them
+    # each loop response: (EVSEMaximumPowerLimit or -1 for AC, EVSEPresent V*A or AC max A)
+    loop_log: list[tuple[float, float]] = field(default_factory=list)
+    notifications: list[str] = field(default_factory=list)  # EVSENotification != None seen
     payment_options: tuple[str, ...] = ()
     _signature: Any = None  # the last response's header Signature
     _authorization: Any = None  # the signed AuthorizationReq (repeated while Ongoing)
@@ -244,6 +249,9 @@ class Iso2Evcc:
             return self._send(self._cpd())
         if res.sa_schedule_list is None:
             return self._end(False, "no SAScheduleList")
+        for t in res.sa_schedule_list.sa_schedule_tuple[:1]:
+            self.pmax_w.append([_si(e.p_max) for e in t.p_max_schedule.p_max_schedule_entry])
+            self.pmax_at_loop.append(len(self.loop_log))
         if self.renegotiated or self.scenario.energy == "ac":
             return self._send(self._power_delivery("Start"))
         return self._send(iso2.CableCheckReqType(dc_ev_status=self._status()))
@@ -277,9 +285,15 @@ class Iso2Evcc:
         if self.on_contactors is not None:
             self.on_contactors(closed)
 
-    def _on_loop(self) -> list[Effect]:
+    def _on_loop(self, notification: str = "None") -> list[Effect]:
         self.loops += 1
         s = self.scenario
+        if notification != "None":
+            self.notifications.append(notification)
+        if notification == "ReNegotiation":  # the EVSE asks for a new schedule
+            return self._send(self._power_delivery("Renegotiate"))
+        if notification == "StopCharging":  # the EVSE ends the session
+            return self._send(self._power_delivery("Stop"))
         if s.renegotiate_after is not None and self.loops == s.renegotiate_after \
                 and not self.renegotiated:
             return self._send(self._power_delivery("Renegotiate"))
@@ -291,10 +305,15 @@ class Iso2Evcc:
 
     def _on_CurrentDemandRes(self, res: Any, sid: bytes) -> list[Effect]:  # noqa: N802
         self.present_voltage = _si(res.evse_present_voltage)
-        return self._receipt(res) or self._on_loop()
+        self.loop_log.append((_si(res.evse_maximum_power_limit) if
+                              res.evse_maximum_power_limit is not None else -1.0,
+                              _si(res.evse_present_current) * self.present_voltage))
+        return self._receipt(res) or self._on_loop(str(res.dc_evse_status.evse_notification))
 
     def _on_ChargingStatusRes(self, res: Any, sid: bytes) -> list[Effect]:  # noqa: N802
-        return self._receipt(res) or self._on_loop()
+        self.loop_log.append((-1.0, _si(res.evse_max_current) if res.evse_max_current
+                              is not None else -1.0))
+        return self._receipt(res) or self._on_loop(str(res.ac_evse_status.evse_notification))
 
     def _receipt(self, res: Any) -> list[Effect]:
         """ReceiptRequired: sign the MeterInfo with the contract key before looping on."""

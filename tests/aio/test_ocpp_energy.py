@@ -116,21 +116,53 @@ async def test_v2x_profile_discharges_then_idles(tmp_path: Path) -> None:
 
 def test_central_setpoints_are_pushed_and_withdrawn_by_the_dead_man(tmp_path: Path) -> None:
     from evse.aio.ocpp_energy import OcppSetpoints
+    from evse.protocol.events import PowerBoundUpdated
 
     c = client(tmp_path)
     now = [1_800_000_000.0]
-    sent: list[tuple[str, float | None]] = []
-    sp = OcppSetpoints(c, {"1": 1}, lambda cid, w: sent.append((cid, w)), clock=lambda: now[0])
+    sent: list[tuple[str, PowerBoundUpdated]] = []
+    sp = OcppSetpoints(c, {"1": 1}, lambda cid, b: sent.append((cid, b)), clock=lambda: now[0])
     assert sp.apply() == now[0] + 3600.0 and sent == []  # nothing from OCPP: nothing pushed
     dyn = tx_default([{"startPeriod": 0, "operationMode": "CentralSetpoint",
                        "setpoint": -5000.0, "dischargeLimit": -7000.0}], now[0])
     dyn.update(chargingProfileKind="Dynamic", dynUpdateInterval=10)
     c.profiles.set(1, dyn, now[0])
+    c.profiles_changed()
     assert sp.apply() == now[0] + 10  # look again when the dead-man could fire
-    assert sent == [("1", -5000.0)]
+    assert sent == [("1", PowerBoundUpdated(None, 7000.0, -5000.0, renegotiate=True))]
     now[0] += 5
     sp.apply()
-    assert sent == [("1", -5000.0)]  # unchanged: not sent again
+    assert len(sent) == 1  # unchanged: not sent again
     now[0] += 6  # no update from the CSMS for 11 s
     sp.apply()
-    assert sent == [("1", -5000.0), ("1", None)]  # withdrawn: the local policy again
+    assert sent[1:] == [("1", PowerBoundUpdated())]  # withdrawn: the local policy again
+
+
+def test_bounds_follow_periods_and_ask_renegotiation_only_on_profile_changes(
+        tmp_path: Path) -> None:
+    from evse.aio.ocpp_energy import OcppSetpoints
+    from evse.protocol.events import PowerBoundUpdated
+
+    c = client(tmp_path)
+    now = [1_800_000_000.0]
+    sent: list[PowerBoundUpdated] = []
+    sp = OcppSetpoints(c, {"1": 1}, lambda cid, b: sent.append(b), clock=lambda: now[0])
+    sp.apply()
+    two_periods = tx_default([{"startPeriod": 0, "limit": 9000.0},
+                              {"startPeriod": 60, "limit": 4000.0}], now[0])
+    c.profiles.set(1, two_periods, now[0])
+    c.profiles_changed()
+    assert sp.apply() == now[0] + 60  # the next period boundary
+    # a profile of 2.0.1 (ChargingOnly): no discharge; the EV's schedule is now stale
+    assert sent == [PowerBoundUpdated(9000.0, 0.0, None, renegotiate=True)]
+    now[0] += 60  # the boundary: the loop's limit follows, the schedule already had it
+    sp.apply()
+    assert sent[-1] == PowerBoundUpdated(4000.0, 0.0, None, renegotiate=False)
+    c.profiles.set(1, two_periods, now[0] - 60)  # the same profile again: nothing moves
+    c.profiles_changed()
+    sp.apply()
+    assert len(sent) == 2
+    c.profiles.clear()
+    c.profiles_changed()
+    sp.apply()  # withdrawn: unbounded, and the EV may get more again
+    assert sent[-1] == PowerBoundUpdated(renegotiate=True)

@@ -41,7 +41,7 @@ async def test_csms_v2x_profile_mid_session_makes_the_car_discharge(tmp_path: Pa
             rig.station.bus.measurement_interval = 0.0
             stream = rig.station.events(measurements_max=100_000)
             bridge = OcppEventBridge(client, rig.station.events, {"1": 1})
-            setpoints = OcppSetpoints(client, {"1": 1}, rig.server.set_setpoint)
+            setpoints = OcppSetpoints(client, {"1": 1}, rig.server.set_power_bound)
             client.start()
             bridge.start()
             setpoints.start()

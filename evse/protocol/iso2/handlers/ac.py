@@ -21,6 +21,7 @@ from evse.protocol.iso2.handlers.common import (
     meter_info,
     require_ev,
     schedule_limits,
+    stopping,
 )
 from evse.protocol.iso2.session import Iso2Session
 from evse.protocol.iso2.values import physical
@@ -39,7 +40,7 @@ def handle_charging_status(
     wanted = schedule[0] if schedule is not None else limits.max_charge_power
     power, _ = ac_target(wanted, evse=limits, ev=ev, schedule=schedule)
     status = ac_evse_status(session, inputs)
-    if status.evse_notification != "None":
+    if stopping(status):
         power = 0.0  # stop pending: ramp down
     phases = _PHASES.get(session.transfer_mode or "", limits.phases)
     volts = limits.nominal_voltage

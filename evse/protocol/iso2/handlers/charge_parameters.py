@@ -219,6 +219,7 @@ def handle_charge_parameter_discovery(
         schedules = flat_schedules(inputs.now, departure, ev, limits, False)
         schedule_list = sa_schedule_list(schedules, inputs, points)
     record.schedules = schedules
+    record.bound_version = inputs.charger.bound_version  # this schedule knows the bound
     record.schedule_tuple_id = session.sa_schedule_tuple_id = SA_SCHEDULE_TUPLE_ID
     res = iso2.ChargeParameterDiscoveryResType(
         response_code=OK,

@@ -52,19 +52,32 @@ def require_ev(session: Iso2Session) -> EvLimits:
 
 def notification(session: Iso2Session, inputs: Inputs) -> str:
     """EVSENotification: StopCharging while a charger stop is pending (the EV then ends the
-    loop with PowerDelivery(Stop)), else None."""
+    loop with PowerDelivery(Stop)); ReNegotiation while energy flows under a schedule older
+    than the charger's outside bound (the CSMS changed its profiles: the EV answers with
+    PowerDelivery(Renegotiate) and a new ChargeParameterDiscovery); else None."""
     if inputs.charger.stop_reason is None and inputs.charger.emergency_reason is None:
+        if session.energy_flowing and renegotiation_due(session, inputs):
+            return "ReNegotiation"
         return "None"
     if session.stop_notified_at is None:
         session.stop_notified_at = inputs.now
     return "StopCharging"
 
 
+def renegotiation_due(session: Iso2Session, inputs: Inputs) -> bool:
+    return inputs.charger.bound_version != session.record.bound_version
+
+
+def stopping(status: Any) -> bool:
+    """A loop response's EVSEStatus asks the EV to stop: ramp the current down."""
+    return str(status.evse_notification) == "StopCharging"
+
+
 def dc_evse_status(session: Iso2Session, inputs: Inputs, *, isolation: str | None = None,
                    code: str | None = None) -> iso2.DC_EVSEStatusType:
     note = notification(session, inputs)
     if code is None:
-        code = "EVSE_Ready" if note == "None" else "EVSE_Shutdown"
+        code = "EVSE_Shutdown" if note == "StopCharging" else "EVSE_Ready"
     if inputs.charger.emergency_reason is not None:
         code = "EVSE_EmergencyShutdown"
     return dc_status(code, note, isolation, _delay(note, inputs))

@@ -24,6 +24,7 @@ from evse.protocol.iso2.handlers.common import (
     meter_info,
     require_ev,
     schedule_limits,
+    stopping,
 )
 from evse.protocol.iso2.session import Iso2Session
 from evse.protocol.iso2.values import opt_si, physical, seconds, si
@@ -118,7 +119,7 @@ def handle_current_demand(
         schedule=schedule_limits(session, inputs),
     )
     status = dc_evse_status(session, inputs, isolation="Valid")
-    amps = 0.0 if status.evse_notification != "None" else max(0.0, target.current)
+    amps = 0.0 if stopping(status) else max(0.0, target.current)
     at = charger.present_voltage if charger.present_voltage > 1.0 else target.voltage
     effects: list[Effect] = [SetPowerTarget(voltage=target.voltage, current=amps, power=amps * at)]
     sched = schedule_limits(session, inputs)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Protocol, cast
 
-from evse.protocol.config import SeccConfig
+from evse.protocol.config import ControlMode, SeccConfig
 from evse.protocol.errors import Failed
 from evse.protocol.handler_table import Handler as TableHandler
 from evse.protocol.handler_table import HandlerResult as HandlerResult
@@ -118,11 +118,26 @@ def _meter_signature(signature: bytes | None) -> bytes | None:
     return bytes(signature)
 
 
+def renegotiation_due(session: Session, inputs: Inputs) -> bool:
+    """A Scheduled session with energy flowing under a schedule older than the charger's
+    outside bound (the CSMS changed its profiles, `ChargerState.bound_version`)."""
+    return (session.control_mode == ControlMode.SCHEDULED and session.energy_flowing
+            and not session.standby
+            and inputs.charger.bound_version != session.bound_version)
+
+
 def metering_status(module: ModuleType, session: Session, inputs: Inputs, status: Any,
                     info: Any) -> Any:
-    """EVSEStatus: `status` (Terminate/Pause) first; else, in a PnC session with
+    """EVSEStatus of a charge-loop response: `status` (Terminate/Pause) first; else
+    EVSENotification=ScheduleRenegotiation when `renegotiation_due` (the EV answers with
+    PowerDelivery(ScheduleRenegotiation) and a new ScheduleExchange; the loop's limits
+    already follow the bound meanwhile); else, in a PnC session with
     `pnc_metering_confirmation` and MeterInfo in this response, EVSENotification=
     MeteringConfirmation (the EV answers with a signed MeteringConfirmationReq)."""
+    if status is None and renegotiation_due(session, inputs):
+        return module.EVSEStatusType(
+            notification_max_delay=inputs.config.notification_max_delay,
+            evse_notification="ScheduleRenegotiation")
     if status is not None or info is None or not inputs.config.pnc_metering_confirmation \
             or session.authorization_method != "PnC":
         return status

@@ -210,6 +210,7 @@ def handle_schedule_exchange(
         schedules = flat_schedules(inputs.now, departure, session.ev, limits, session.bpt)
         mode = _mode(schedules, req, session, config, inputs, scheduled, departure)
     session.schedules = schedules
+    session.bound_version = inputs.charger.bound_version  # this schedule knows the bound
     res = ScheduleExchangeRes(
         header=hdr,
         response_code=iso20.responseCodeType.OK,
