@@ -204,9 +204,16 @@ class OcppRuntime:
         self.setpoints: OcppSetpoints | None = None
 
     def attach(self, set_setpoint: Callable[[str, float | None], Any],
-               stop_session: Callable[[str, str], bool] | None = None) -> None:
+               stop_session: Callable[[str, str], bool] | None = None,
+               set_in_service: Callable[[str, bool], None] | None = None) -> None:
         """CentralSetpoint profiles drive the running Dynamic sessions, and
-        RequestStopTransaction stops them (SeccServer.set_setpoint / stop_session)."""
+        RequestStopTransaction stops them (SeccServer.set_setpoint / stop_session);
+        ChangeAvailability takes connectors out of service (SeccServer.set_in_service)."""
+        if set_in_service is not None:
+            connectors = {e: cid for cid, e in self._evse_ids.items()}
+            self.client.ops.on_availability = (
+                lambda evse_id, operative: set_in_service(connectors[evse_id], operative))
+            self.client.ops.apply()  # what was persisted before a restart
         self.setpoints = OcppSetpoints(self.client, self._evse_ids, set_setpoint)
         if stop_session is not None:
             self.client.request_stop = remote_stop(self.bridge, stop_session)
@@ -223,6 +230,7 @@ class OcppRuntime:
             await self.setpoints.stop()
         await self.bridge.stop()
         await self.client.stop()
+        self.client.ops.close()
         self.queue.close()
 
 
