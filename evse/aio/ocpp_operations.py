@@ -66,6 +66,7 @@ class Operations:
         self.raw_status: dict[tuple[int, int], str] = {}
         # (evse id, operative): take a connector out of service / back (the SECC's side)
         self.on_availability: Callable[[int, bool], None] | None = None
+        self._pushed: dict[int, bool] = {}  # what `on_availability` was last told
         for (evse_id, connector_id), conn in client.station.connectors.items():
             self.raw_status[(evse_id, connector_id)] = conn.status
             conn.status = self.shown_status(evse_id, conn.status)
@@ -95,12 +96,17 @@ class Operations:
         self.apply(ids)
 
     def apply(self, evse_ids: set[int] | None = None) -> None:
-        """Push the effective availability to the SECC (`on_availability`)."""
+        """Push the effective availability to the SECC (`on_availability`), where it
+        changed since the last push."""
         if self.on_availability is None:
             return
         for evse_id in sorted(self.client.evse_ids if evse_ids is None else evse_ids):
+            operative = self.operative(evse_id)
+            if self._pushed.get(evse_id) == operative:
+                continue
+            self._pushed[evse_id] = operative
             try:
-                self.on_availability(evse_id, self.operative(evse_id))
+                self.on_availability(evse_id, operative)
             except Exception:
                 log.exception("availability listener failed for EVSE %d", evse_id)
 
