@@ -1014,12 +1014,17 @@ class SeccServer:
         """Take a connector out of service (OCPP ChangeAvailability Inoperative) or put it
         back: a connector out of service is never given to a new connection, so an EV
         reaching it is refused before any session (every protocol: the refusal happens at
-        the first message); a session already running there is left alone."""
-        self.station.connector(connector_id)  # KeyError for an unknown connector
+        the first message), and a pilot-driven connector starts neither PWM nor SLAC for a
+        car plugging in; a session already running there is left alone."""
+        connector = self.station.connector(connector_id)  # KeyError for an unknown one
         if in_service:
             self.out_of_service.discard(connector_id)
         else:
             self.out_of_service.add(connector_id)
+        # a pilot-driven connector: no PWM and no SLAC for a car plugging in meanwhile
+        set_link = getattr(connector.link, "set_in_service", None)
+        if set_link is not None:
+            set_link(in_service)
 
     def _eviction_victim(self, now: float,
                          candidates: Sequence[Connector] | None = None) -> _Connection | None:
