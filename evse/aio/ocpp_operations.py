@@ -145,8 +145,6 @@ class Operations:
         dm.add("LocalAuthListCtrlr", "Enabled", flag("local_list_enabled"))
         dm.add("LocalAuthListCtrlr", "Entries",
                Variable(lambda: str(len(self.local_list)), None, "integer"))
-        dm.add("LocalAuthListCtrlr", "Storage",
-               Variable(lambda: str(self.local_list.max_entries), None, "integer"))
         dm.add("AuthCtrlr", "LocalPreAuthorize", flag("local_pre_authorize"))
         dm.add("AuthCtrlr", "LocalAuthorizeOffline", flag("local_authorize_offline"))
         dm.add("AlignedDataCtrlr", "Interval",

@@ -147,7 +147,7 @@ async def test_inoperative_connector_refuses_a_real_ev(tmp_path: Path) -> None:
 async def test_unlock_trigger_and_base_report(tmp_path: Path) -> None:
     csms = CsmsSimulator(boot_statuses=["Pending", "Accepted"], boot_retry_interval=3600)
     await csms.start()
-    client = make_client(csms.url, tmp_path / "q.db")
+    client = make_client(csms.url, tmp_path / "q.db", evses=3)
     client.start()
     try:
         await until(lambda: client.station.boot_status == "Pending")
@@ -163,7 +163,9 @@ async def test_unlock_trigger_and_base_report(tmp_path: Path) -> None:
                               {"requested_message": "BootNotification"})
         assert res.status == "Rejected"
         # UnlockConnector: unknown, ongoing transaction, no lock actuator
-        res = await csms.call(STATION, "UnlockConnector", {"evse_id": 3, "connector_id": 1})
+        res = await csms.call(STATION, "UnlockConnector", {"evse_id": 4, "connector_id": 1})
+        assert res.status == "UnknownConnector"
+        res = await csms.call(STATION, "UnlockConnector", {"evse_id": 1, "connector_id": 2})
         assert res.status == "UnknownConnector"
         client.transaction_started("tx-1", 1, 1, "EVDetected", MeterSample(0.0))
         res = await csms.call(STATION, "UnlockConnector", {"evse_id": 1, "connector_id": 1})
