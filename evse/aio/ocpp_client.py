@@ -161,9 +161,9 @@ class _StationHandlers(OperationsHandlers):
         there next is granted with this idToken, without an Authorize)."""
         c = self.client
         busy = {e for e, in_tx in c.evse_transactions().items() if in_tx}
-        free = sorted(c.evse_ids - busy)
+        free = sorted(e for e in c.evse_ids - busy if c.ops.operative(e))  # [G03] Inoperative
         target = evse_id if evse_id is not None else (free[0] if free else None)
-        if target is None or target not in c.evse_ids or target in busy:
+        if target is None or target not in free:
             return self._call_result.RequestStartTransaction(status="Rejected")
         c.remote_starts[target] = (snake_to_camel_case(id_token), remote_start_id)
         return self._call_result.RequestStartTransaction(status="Accepted")

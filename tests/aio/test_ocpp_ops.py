@@ -108,6 +108,12 @@ async def test_change_availability_scheduled_and_persisted(tmp_path: Path) -> No
         assert res.status == "Accepted"
         await until(lambda: statuses(csms, 1)[-1] == "Available")
         assert not client.ops.operative(2)
+        # RequestStartTransaction: never on an Inoperative EVSE
+        start = {"id_token": {"id_token": "T1", "type": "Central"}, "remote_start_id": 5}
+        res = await csms.call(STATION, "RequestStartTransaction", {**start, "evse_id": 2})
+        assert res.status == "Rejected" and not client.remote_starts
+        res = await csms.call(STATION, "RequestStartTransaction", start)
+        assert res.status == "Accepted" and list(client.remote_starts) == [1]
     finally:
         await client.stop()
         await csms.stop()
@@ -294,3 +300,25 @@ async def test_local_list_over_the_wire_and_in_the_authorizer(tmp_path: Path) ->
     finally:
         await client.stop()
         await csms.stop()
+
+
+def test_runtime_applies_the_persisted_availability_to_the_secc(tmp_path: Path) -> None:
+    """`evse secc` after a restart: the connectors the CSMS left Inoperative are out of
+    service before any EV can arrive (OcppRuntime.attach)."""
+    from evse import events as se
+    from evse.aio.ocpp_events import OcppRuntime
+    from evse.ocpp.availability import Availability
+
+    db = tmp_path / "q.db"
+    av = Availability(db, {1, 2})
+    assert av.change(2, None, False, set(), {(1, 1), (2, 1)}) == "Accepted"
+    av.close()
+    cfg = OcppConfig(url="ws://127.0.0.1:9", station_id=STATION, password="p" * 16,
+                     queue_file=db)
+    rt = OcppRuntime(cfg, lambda: se.EventBus().subscribe(), ["A", "B"])
+    calls: list[tuple[str, bool]] = []
+    rt.attach(lambda cid, w: None, None, lambda cid, ok: calls.append((cid, ok)))
+    assert calls == [("A", True), ("B", False)]
+    assert rt.client.station.connectors[(2, 1)].status == "Unavailable"
+    rt.client.ops.close()
+    rt.queue.close()
