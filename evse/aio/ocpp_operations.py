@@ -229,7 +229,7 @@ class OperationsHandlers:
             return "NotImplemented"
         if evse_id not in (None, 0) and evse_id not in c.evse_ids:
             return "Rejected"
-        if requested_message == "BootNotification":
+        if requested_message == "BootNotification":  # [F06.FR.17]
             return "Rejected" if c.station.boot_status == "Accepted" else "Accepted"
         if requested_message == "TransactionEvent":
             return "Accepted" if c.tracker.on_evse(evse_id or None) else "Rejected"

@@ -4,7 +4,8 @@ C13/C14 use while authorizing), kept in SQLite.
 Rules kept:
 - Full replaces the whole list (an empty Full clears it); Differential adds or updates the
   entries that carry an idTokenInfo and removes those that do not;
-- a Differential whose versionNumber is not above the list's version is `VersionMismatch`;
+- a Differential whose versionNumber is not above the list's version is `VersionMismatch`
+  [D01.FR.19]; an empty Differential only sets the version [D01.FR.05];
 - a request that cannot be applied whole (versionNumber < 1, one token twice, a Full entry
   without idTokenInfo, more entries than `max_entries`) is `Failed` and changes nothing:
   every update is one SQLite transaction;
@@ -67,10 +68,11 @@ class LocalAuthList:
         """SendLocalList (camelCase `localAuthorizationList` entries) -> (status, why)."""
         if update_type not in ("Full", "Differential"):
             return "Failed", f"updateType {update_type!r}"
-        if version < 1:
+        if version < 1:  # [D01.FR.18]
             return "Failed", "versionNumber must be > 0"
-        if update_type == "Differential" and version <= self.version:
+        if update_type == "Differential" and version <= self.version:  # [D01.FR.19]
             return "VersionMismatch", f"list is at version {self.version}"
+        # an empty Differential changes only the version [D01.FR.05]
         keys = [_key(e["idToken"]) for e in entries]
         if len(set(keys)) != len(keys):
             return "Failed", "an idToken appears twice"

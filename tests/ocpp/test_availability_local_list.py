@@ -78,18 +78,20 @@ def test_local_list_full_differential_and_failures(tmp_path: Path) -> None:
                                          _entry("BB22", "Accepted")])[0] == "Accepted"
     assert ll.lookup(_tok("AA11"), 0.0) is None
     assert ll.lookup(_tok("BB22"), 0.0) == "Accepted" and ll.version == 2
+    assert ll.update(3, "Differential", []) == ("Accepted", None)  # [D01.FR.05]
+    assert ll.version == 3 and len(ll) == 2
     # whole request or nothing: too many entries, duplicates, Full without info, version 0
     before = (ll.version, len(ll))
-    assert ll.update(3, "Differential", [_entry("D1", "Accepted"),
+    assert ll.update(4, "Differential", [_entry("D1", "Accepted"),
                                          _entry("D2", "Accepted")])[0] == "Failed"
-    assert ll.update(3, "Full", [_entry("E1", "Accepted"), _entry("e1", "Blocked")])[0] == \
+    assert ll.update(4, "Full", [_entry("E1", "Accepted"), _entry("e1", "Blocked")])[0] == \
         "Failed"
-    assert ll.update(3, "Full", [_entry("E1", None)])[0] == "Failed"
+    assert ll.update(4, "Full", [_entry("E1", None)])[0] == "Failed"
     assert ll.update(0, "Full", [])[0] == "Failed"
     assert (ll.version, len(ll)) == before and ll.lookup(_tok("D1"), 0.0) is None
     # expiry: Accepted until cacheExpiryDateTime, Expired after; unreadable: Expired
     t = dt.datetime(2030, 1, 1, tzinfo=dt.UTC).timestamp()
-    assert ll.update(4, "Full", [_entry("F1", "Accepted", cacheExpiryDateTime=
+    assert ll.update(5, "Full", [_entry("F1", "Accepted", cacheExpiryDateTime=
                                         "2030-01-01T00:00:00Z"),
                                  _entry("F2", "Accepted", cacheExpiryDateTime="soon")]) == \
         ("Accepted", None)
@@ -99,9 +101,9 @@ def test_local_list_full_differential_and_failures(tmp_path: Path) -> None:
     assert ll.lookup(_tok("BB22"), 0.0) is None  # Full replaced the list
     ll.close()
     ll = LocalAuthList(db)  # persisted
-    assert ll.version == 4 and len(ll) == 2
-    assert ll.update(5, "Full", []) == ("Accepted", None)  # an empty Full clears it
-    assert len(ll) == 0 and ll.version == 5
+    assert ll.version == 5 and len(ll) == 2
+    assert ll.update(6, "Full", []) == ("Accepted", None)  # an empty Full clears it
+    assert len(ll) == 0 and ll.version == 6
     ll.close()
 
 
