@@ -107,6 +107,26 @@ class _CsmsHandlers:
         except Exception as exc:  # recorded for the test to see
             self.csms.profile_answers.append(f"error: {exc}")
 
+    @on("MeterValues")
+    def on_meter_values(self, **payload: Any) -> Any:
+        self._record("MeterValues", payload)
+        return self._call_result.MeterValues()
+
+    @on("NotifyReport")
+    def on_notify_report(self, **payload: Any) -> Any:
+        self._record("NotifyReport", payload)
+        return self._call_result.NotifyReport()
+
+    @on("LogStatusNotification")
+    def on_log_status(self, **payload: Any) -> Any:
+        self._record("LogStatusNotification", payload)
+        return self._call_result.LogStatusNotification()
+
+    @on("FirmwareStatusNotification")
+    def on_firmware_status(self, **payload: Any) -> Any:
+        self._record("FirmwareStatusNotification", payload)
+        return self._call_result.FirmwareStatusNotification()
+
     @on("SecurityEventNotification")
     def on_security_event(self, **payload: Any) -> Any:
         self._record("SecurityEventNotification", payload)

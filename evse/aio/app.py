@@ -498,7 +498,7 @@ def _build_server(options: SeccOptions, station_cfg: StationConfig | None
         hooks=hooks,
     )
     if ocpp is not None:
-        ocpp.attach(server.set_power_bound, server.stop_session)
+        ocpp.attach(server.set_power_bound, server.stop_session, server.set_in_service)
     return server, tls_info, specs, ocpp
 
 

@@ -95,6 +95,7 @@ class ConnectorWiring:
         self.link: ConnectorLink | None = None
         self.events: deque[pl.LinkEvent] = deque(maxlen=EVENTS_KEPT)
         self._task: asyncio.Task[None] | None = None
+        self.in_service = True  # set_in_service
         connector.interface = spec.interface
         connector.link = self
 
@@ -117,6 +118,12 @@ class ConnectorWiring:
         if self.link is not None:
             self.link.set_current_limit(amps)
 
+    def set_in_service(self, in_service: bool) -> None:
+        """Out of service: a car plugging in gets no PWM and no SLAC (evse/link/pilot.py)."""
+        self.in_service = in_service
+        if self.link is not None:
+            self.link.set_in_service(in_service)
+
     # -- life cycle -------------------------------------------------------------------------
     async def start(self) -> None:
         transport = self._transport
@@ -132,6 +139,7 @@ class ConnectorWiring:
             await self.slac.__aenter__()
         self.link = ConnectorLink(self.connector.backend.board, self.slac, self.spec.pilot,
                                   poll_interval=self.spec.poll_interval)
+        self.link.pilot.in_service = self.in_service  # before the first pilot reading
         await self.link.__aenter__()
         self.connector.controller.energy_permitted = self.energy_permitted
         self._task = asyncio.create_task(self._run(), name=f"link-{self.connector.id}")

@@ -1,5 +1,12 @@
 """The OCPP authorizer: `evse.hooks.Authorizer` through the CSMS's Authorize, with the local
-authorization cache while the CSMS cannot be asked (evse/ocpp/authorization.py).
+authorization list and cache while the CSMS cannot be asked (evse/ocpp/authorization.py,
+evse/ocpp/local_list.py).
+
+The local list (SendLocalList) [C13/C14, D01]: while offline and AuthCtrlr.LocalAuthorizeOffline
+is true, a token the list holds decides: Accepted (not expired) is granted, any other status
+is denied (before the cache is looked at; a PnC contract the list blocks is denied too).
+Online with AuthCtrlr.LocalPreAuthorize true, a token the list holds as Accepted is granted
+without an Authorize; every other token is asked to the CSMS.
 
     hooks = Hooks(authorizer=OcppAuthorizer(client))
 """
@@ -52,6 +59,11 @@ class OcppAuthorizer:
         payload = authorize_payload(request.method, request.evcc_id, request.emaid,
                                     request.certificate_chain)
         token = payload["idToken"]["idToken"]
+        ops = self.client.ops
+        listed = ops.local_status(payload["idToken"], self._clock())
+        if listed == "Accepted" and ops.local_pre_authorize and self.client.station.accepted:
+            log.info("Authorize %s: granted from the local list (LocalPreAuthorize)", token)
+            return Decision(True, id_token=token)
         answer = await self.client.call_now("Authorize", payload, self.timeout_s)
         if answer is not None:
             self.cache.store(token, answer.get("idTokenInfo", {}), self._clock())
@@ -62,6 +74,12 @@ class OcppAuthorizer:
                 if denied is not None:
                     return Decision(False, denied, id_token=token)
             return Decision(granted, reason, id_token=token)
+        if listed is not None and ops.local_authorize_offline:
+            if listed == "Accepted":
+                log.info("Authorize %s: CSMS offline, granted from the local list", token)
+                return Decision(True, id_token=token)
+            return Decision(False, f"CSMS offline, token {listed} on the local list",
+                            id_token=token)
         if request.method == "PnC":
             if self.pnc_offline:
                 return Decision(True, id_token=token)  # the contract passed the MO roots

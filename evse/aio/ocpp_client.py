@@ -53,6 +53,7 @@ from ocpp.v201 import ChargePoint as ChargePoint201
 from ocpp.v201.enums import Action as Action201
 from websockets.asyncio.client import ClientConnection, connect
 
+from evse.aio.ocpp_operations import Operations, OperationsHandlers
 from evse.config import OcppConfig
 from evse.ocpp.cert_store import CertStore
 from evse.ocpp.device_model import DeviceModel, Variable, non_negative_int, positive_int
@@ -110,7 +111,7 @@ on = cast(Callable[[str], Callable[[_F], _F]], _on)
 after = cast(Callable[[str], Callable[[_F], _F]], _after)
 
 
-class _StationHandlers:
+class _StationHandlers(OperationsHandlers):
     """The CSMS-initiated CALLs the station answers (route map of the `ocpp` package)."""
 
     client: OcppClient
@@ -160,9 +161,9 @@ class _StationHandlers:
         there next is granted with this idToken, without an Authorize)."""
         c = self.client
         busy = {e for e, in_tx in c.evse_transactions().items() if in_tx}
-        free = sorted(c.evse_ids - busy)
+        free = sorted(e for e in c.evse_ids - busy if c.ops.operative(e))  # [G03] Inoperative
         target = evse_id if evse_id is not None else (free[0] if free else None)
-        if target is None or target not in c.evse_ids or target in busy:
+        if target is None or target not in free:
             return self._call_result.RequestStartTransaction(status="Rejected")
         c.remote_starts[target] = (snake_to_camel_case(id_token), remote_start_id)
         return self._call_result.RequestStartTransaction(status="Accepted")
@@ -210,36 +211,14 @@ class _StationHandlers:
         return self._call_result.Reset(
             status="Scheduled" if busy and type == "OnIdle" else "Accepted")
 
-    @on("TriggerMessage")
-    def on_trigger_message(self, requested_message: str, evse: dict[str, Any] | None = None,
-                           **_: Any) -> Any:
-        status = "Accepted" if requested_message in ("Heartbeat", "StatusNotification") \
-            else "NotImplemented"
-        return self._call_result.TriggerMessage(status=status)
-
-    @after("TriggerMessage")
-    async def after_trigger_message(self, requested_message: str,
-                                    evse: dict[str, Any] | None = None, **_: Any) -> None:
-        c = self.client
-        if requested_message == "Heartbeat":
-            await c.call_now("Heartbeat", {})
-        elif requested_message == "StatusNotification":
-            now = iso_time(c._clock())
-            for (evse_id, connector_id), conn in sorted(c.station.connectors.items()):
-                if evse and (evse.get("id") != evse_id or
-                             evse.get("connector_id", connector_id) != connector_id):
-                    continue
-                await c.call_now("StatusNotification", {
-                    "timestamp": now, "connectorStatus": conn.status, "evseId": evse_id,
-                    "connectorId": connector_id})
-
     @on("GetVariables")
     def on_get_variables(self, get_variable_data: list[dict[str, Any]], **_: Any) -> Any:
         results = []
         for item in get_variable_data:
             comp, var = item["component"], item["variable"]
             status, value = self.client.device_model.get(
-                comp["name"], var["name"], item.get("attribute_type", "Actual"))
+                comp["name"], var["name"], item.get("attribute_type", "Actual"),
+                (comp.get("evse") or {}).get("id"))
             r: dict[str, Any] = {"attribute_status": status, "component": comp,
                                  "variable": var}
             if value is not None:
@@ -254,7 +233,7 @@ class _StationHandlers:
             comp, var = item["component"], item["variable"]
             status = self.client.device_model.set(
                 comp["name"], var["name"], str(item["attribute_value"]),
-                item.get("attribute_type", "Actual"))
+                item.get("attribute_type", "Actual"), (comp.get("evse") or {}).get("id"))
             results.append({"attribute_status": status, "component": comp, "variable": var})
         self.client._wake.set()  # a new interval takes effect at once
         return self._call_result.SetVariables(set_variable_result=results)
@@ -393,6 +372,8 @@ class OcppClient:
         self.subprotocol: str | None = None
         self.connections = 0  # successful WebSocket connections so far (for tests, demo)
         self.accepted = asyncio.Event()  # set while the CSMS has accepted the station
+        # availability, local authorization list... (evse/aio/ocpp_operations.py)
+        self.ops = Operations(self)
 
     def _device_model(self) -> DeviceModel:
         """The variables this station has, bound to the live settings they name."""
@@ -438,6 +419,8 @@ class OcppClient:
 
     # -- station-facing API: returns at once -----------------------------------------------
     def connector_status(self, evse_id: int, connector_id: int, status: str) -> None:
+        self.ops.raw_status[(evse_id, connector_id)] = status
+        status = self.ops.shown_status(evse_id, status)  # Inoperative: Unavailable [G03]
         self._outbox.extend(self.station.connector_status(evse_id, connector_id, status,
                                                           self._clock()))
         self._wake.set()
@@ -467,6 +450,7 @@ class OcppClient:
                                                     self._clock()))
         self.profiles.transaction_ended(payload["evse"]["id"])
         self.profiles_changed()
+        self.ops.transaction_ended(payload["evse"]["id"])
         return payload
 
     async def call_now(self, action: str, payload: dict[str, Any],

@@ -218,9 +218,16 @@ class OcppRuntime:
             self.authorizer.ocsp_always = self._ocsp_always
 
     def attach(self, set_bound: Callable[[str, PowerBoundUpdated], Any],
-               stop_session: Callable[[str, str], bool] | None = None) -> None:
-        """The composite limit (and CentralSetpoint) bounds the sessions, and
-        RequestStopTransaction stops them (SeccServer.set_power_bound / stop_session)."""
+               stop_session: Callable[[str, str], bool] | None = None,
+               set_in_service: Callable[[str, bool], None] | None = None) -> None:
+        """The composite limit (and CentralSetpoint) bounds the sessions
+        (SeccServer.set_power_bound), RequestStopTransaction stops them (stop_session) and
+        ChangeAvailability takes connectors out of service (SeccServer.set_in_service)."""
+        if set_in_service is not None:
+            connectors = {e: cid for cid, e in self._evse_ids.items()}
+            self.client.ops.on_availability = (
+                lambda evse_id, operative: set_in_service(connectors[evse_id], operative))
+            self.client.ops.apply()  # what was persisted before a restart
         self.setpoints = OcppSetpoints(self.client, self._evse_ids, set_bound)
         if stop_session is not None:
             self.client.request_stop = remote_stop(self.bridge, stop_session)
@@ -237,6 +244,7 @@ class OcppRuntime:
             await self.setpoints.stop()
         await self.bridge.stop()
         await self.client.stop()
+        self.client.ops.close()
         self.queue.close()
 
 

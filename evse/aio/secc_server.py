@@ -212,7 +212,7 @@ class _Connection(asyncio.Protocol):
         connector = None if server.closing else server.take_connector(self.ticket.listener)
         if connector is None:
             self._refuse("refused: shutting down" if server.closing else
-                         "refused: every connector is held by a session")
+                         "refused: every connector is held by a session or out of service")
             return False
         if self._timer is not None:
             self._timer.cancel()
@@ -858,6 +858,7 @@ class SeccServer:
         self.evicted = 0  # connections without a session that gave their connector up
         self.poll_errors = 0
         self.closing = False
+        self.out_of_service: set[str] = set()  # connector ids (set_in_service)
         self.bound_address: str | None = None
         self._servers: list[tuple[str, socket.socket]] = []  # (kind, listening socket)
         self._accept_tasks: list[asyncio.Task[None]] = []
@@ -1021,7 +1022,8 @@ class SeccServer:
         connection without a session (evicted, see `_eviction_victim`). None: no connector
         can be had (a connection with a session is never evicted). Only the connectors of
         the listener's link (evse/aio/listeners.py)."""
-        candidates = connector_for_listener(self.station, listener)
+        candidates = [c for c in connector_for_listener(self.station, listener)
+                      if c.id not in self.out_of_service]
         connector = next((c for c in candidates if not c.busy), None)
         if connector is not None:
             return connector
@@ -1031,6 +1033,22 @@ class SeccServer:
         victim.evict("evicted: a new connection needs the connector and this one has no "
                      "session")
         return next((c for c in candidates if not c.busy), None)
+
+    def set_in_service(self, connector_id: str, in_service: bool) -> None:
+        """Take a connector out of service (OCPP ChangeAvailability Inoperative) or put it
+        back: a connector out of service is never given to a new connection, so an EV
+        reaching it is refused before any session (every protocol: the refusal happens at
+        the first message), and a pilot-driven connector starts neither PWM nor SLAC for a
+        car plugging in; a session already running there is left alone."""
+        connector = self.station.connector(connector_id)  # KeyError for an unknown one
+        if in_service:
+            self.out_of_service.discard(connector_id)
+        else:
+            self.out_of_service.add(connector_id)
+        # a pilot-driven connector: no PWM and no SLAC for a car plugging in meanwhile
+        set_link = getattr(connector.link, "set_in_service", None)
+        if set_link is not None:
+            set_link(in_service)
 
     def _eviction_victim(self, now: float,
                          candidates: Sequence[Connector] | None = None) -> _Connection | None:

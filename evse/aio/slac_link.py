@@ -298,6 +298,9 @@ class ConnectorLink:
     def set_current_limit(self, amps: float) -> None:
         self._apply(self.pilot.set_current_limit(amps, self._loop.time()))
 
+    def set_in_service(self, in_service: bool) -> None:
+        self._apply(self.pilot.set_in_service(in_service, self._loop.time()))
+
     def _on_slac(self, effect: SlacEffect) -> None:
         now = self._loop.time()
         if isinstance(effect, SlacStarted):

@@ -26,6 +26,10 @@ ready with ventilation, E 0 V fault, F -12 V EVSE unavailable. What we do:
   or stopped, `EnergyAllowed(False)` (the controller takes the current to zero before it
   opens the contactors).
 - -> A (unplug): `EndSession`, `SafeState`, duty back to 100 % (no PWM), reset.
+- Out of service (`set_in_service(False)`, e.g. OCPP ChangeAvailability Inoperative): a car
+  that plugs in gets no PWM and no SLAC (duty stays 100 %, phase NO_LINK) until the
+  connector is back in service, when it starts as a fresh plug-in; a session already
+  running is not touched (the caller waits for its end).
 - E, F (except during our own E/F step) and readings that are no state: `SafeState` and the
   session ends; a later A resets, a later B starts again as a plug-in.
 
@@ -188,6 +192,8 @@ class PilotLifecycle:
     _failures: int = 0
     _ef_left: int = 0
     _car_at_fault: bool = False  # the fault came with a car plugged in
+    in_service: bool = True  # False: a new car gets neither PWM nor SLAC
+    _parked: bool = False  # NO_LINK because out of service (not a failed SLAC)
 
     def __post_init__(self) -> None:
         self.current_limit = self.config.max_current
@@ -266,6 +272,13 @@ class PilotLifecycle:
             return []
         return self._set_duty(duty_for_current(amps))
 
+    def set_in_service(self, in_service: bool, now: float) -> list[PilotEffect]:
+        self.in_service = in_service
+        if in_service and self._parked and self.phase == Phase.NO_LINK:
+            self._parked = False
+            return self._plug(now)  # the car still plugged in starts now
+        return []
+
     def next_deadline(self) -> float | None:
         return self._deadline
 
@@ -286,6 +299,9 @@ class PilotLifecycle:
         self._failures = 0
         self._ef_left = self.config.ef_restarts
         out: list[PilotEffect] = [LinkEvent("plugged", now)]
+        if not self.in_service:
+            self.phase, self._deadline, self._parked = Phase.NO_LINK, None, True
+            return [*out, LinkEvent("out_of_service", now), *self._set_duty(DUTY_OFF)]
         if self.config.digital_communication:
             return out + self._start_digital(now)
         return out + self._basic(now)
@@ -340,6 +356,7 @@ class PilotLifecycle:
         self.phase = Phase.IDLE
         self._deadline = None
         self._failures = 0
+        self._parked = False
         return out
 
     def _fault(self, state: Pilot, now: float) -> list[PilotEffect]:

@@ -132,6 +132,15 @@ class OcppStation:
         c.status = status
         return self._status_calls(now) if self.accepted else []
 
+    def trigger_boot(self, now: float) -> bool:
+        """TriggerMessage(BootNotification) [F06]: only while not yet Accepted (after that it
+        is Rejected); sent at once with reason Triggered. False: not possible now."""
+        if not self.connected or self.boot_status == "Accepted" or self._boot_in_flight:
+            return False
+        self.boot_reason = "Triggered"
+        self._boot_due = now
+        return True
+
     def message_sent(self, now: float) -> None:
         """Any CALL went out: the heartbeat interval counts from here."""
         self._last_sent = now

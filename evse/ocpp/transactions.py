@@ -1,5 +1,7 @@
 """TransactionEvent payloads (OCPP 2.0.1/2.1 E01-E15): Started, Updated, Ended, with trigger
-reasons and meter values; sampled meter values every `sampled_interval_s`.
+reasons and meter values; sampled meter values every `sampled_interval_s`, and clock-aligned
+ones every `aligned_interval_s` [J01]: on a grid that starts at midnight UTC, an Updated with
+trigger MeterValueClock (context Sample.Clock) for every open transaction.
 
 seqNo is not given here: the durable queue (`evse.ocpp.queue`) gives it when it stores the
 event, in the same SQLite transaction, so a seqNo is never reused, even after a power loss.
@@ -73,6 +75,26 @@ class TransactionTracker:
     sampled_interval_s: float = 60.0  # 0: no periodic samples
     online: bool = False
     _open: dict[str, _Tx] = field(default_factory=dict)
+    _aligned_s: float = 0.0  # AlignedDataCtrlr.Interval; 0: off
+    _next_aligned: float | None = None
+
+    @property
+    def aligned_interval_s(self) -> float:
+        return self._aligned_s
+
+    @aligned_interval_s.setter
+    def aligned_interval_s(self, value: float) -> None:
+        if value < 0:
+            raise ValueError(f"aligned interval {value!r}")
+        self._aligned_s = float(value)
+        self._next_aligned = None  # the grid restarts from the next call
+
+    def _aligned_after(self, now: float) -> float:
+        """The first clock-aligned instant after `now`: midnight UTC + k * interval (the
+        grid starts again at each midnight when the interval does not divide a day)."""
+        midnight = now - now % 86400.0
+        k = int((now - midnight) // self._aligned_s) + 1
+        return min(midnight + k * self._aligned_s, midnight + 86400.0)
 
     def _payload(self, tx: _Tx, event_type: str, trigger: str, now: float,
                  meter: list[dict[str, Any]] | None = None, **info: Any) -> dict[str, Any]:
@@ -94,6 +116,8 @@ class TransactionTracker:
             raise ValueError(f"transaction {tx_id!r} is already open")
         tx = self._open[tx_id] = _Tx(tx_id, evse_id, connector_id, sample,
                                      now + self.sampled_interval_s)
+        if self._aligned_s > 0 and (self._next_aligned is None or self._next_aligned <= now):
+            self._next_aligned = self._aligned_after(now)
         p = self._payload(tx, "Started", trigger, now,
                           [meter_value(sample, "Transaction.Begin", now)],
                           chargingState=charging_state)
@@ -142,6 +166,11 @@ class TransactionTracker:
             p["offline"] = True
         return p
 
+    def on_evse(self, evse_id: int | None = None) -> list[tuple[str, MeterSample]]:
+        """(transaction id, latest sample) of the open transactions (of one EVSE)."""
+        return [(tx.tx_id, tx.sample) for tx in self._open.values()
+                if evse_id is None or tx.evse_id == evse_id]
+
     def evse_of(self, tx_id: str) -> int:
         return self._open[tx_id].evse_id
 
@@ -150,13 +179,19 @@ class TransactionTracker:
         return tuple(self._open)
 
     def next_deadline(self) -> float | None:
-        if self.sampled_interval_s <= 0 or not self._open:
+        if not self._open:
             return None
-        return min(tx.next_sample for tx in self._open.values())
+        deadlines = []
+        if self.sampled_interval_s > 0:
+            deadlines.append(min(tx.next_sample for tx in self._open.values()))
+        if self._aligned_s > 0 and self._next_aligned is not None:
+            deadlines.append(self._next_aligned)
+        return min(deadlines) if deadlines else None
 
     def handle_timeout(self, now: float) -> list[dict[str, Any]]:
-        """Periodic Updated events (MeterValuePeriodic) for every transaction that is due."""
-        out: list[dict[str, Any]] = []
+        """Periodic Updated events (MeterValuePeriodic) for every transaction that is due, and
+        the clock-aligned ones (MeterValueClock) when the grid is reached."""
+        out: list[dict[str, Any]] = self._aligned(now)
         if self.sampled_interval_s <= 0:
             return out
         for tx in self._open.values():
@@ -167,3 +202,17 @@ class TransactionTracker:
                 out.append(self._payload(tx, "Updated", "MeterValuePeriodic", now,
                                          [meter_value(tx.sample, "Sample.Periodic", now)]))
         return out
+
+    def _aligned(self, now: float) -> list[dict[str, Any]]:
+        """[J01] Clock-aligned Updated (MeterValueClock) for every open transaction."""
+        if self._aligned_s <= 0:
+            return []
+        if self._next_aligned is None:
+            self._next_aligned = self._aligned_after(now)
+            return []
+        if now < self._next_aligned:
+            return []
+        self._next_aligned = self._aligned_after(now)
+        return [self._payload(tx, "Updated", "MeterValueClock", now,
+                              [meter_value(tx.sample, "Sample.Clock", now)])
+                for tx in self._open.values()]

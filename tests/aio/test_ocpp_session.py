@@ -50,6 +50,12 @@ async def test_dc_bpt_session_discharge_in_export_register(tmp_path: Path) -> No
                 while not any(e["event_type"] == "Ended"
                               for e in csms.calls(STATION, "TransactionEvent")):
                     await asyncio.sleep(0.05)
+            # the status travels apart from the queued Ended: give it a moment too
+            for _ in range(100):
+                if csms.calls(STATION, "StatusNotification")[-1][
+                        "connector_status"] == "Available":
+                    break
+                await asyncio.sleep(0.05)
             await bridge.stop()
         events = csms.calls(STATION, "TransactionEvent")
         assert [e["seq_no"] for e in events] == list(range(len(events)))

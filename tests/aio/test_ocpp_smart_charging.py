@@ -144,8 +144,8 @@ async def test_bad_csms_input_gets_the_right_call_error_and_changes_nothing(
             reply[:3] == [4, "m1", "FormatViolation"], reply
         reply = await raw_reply(json.dumps([2, "m2", "FlyToTheMoon", {}]))
         assert reply[:3] == [4, "m2", "NotSupported"], reply
-        reply = await raw_reply(json.dumps([2, "m3", "UnlockConnector",
-                                            {"evseId": 1, "connectorId": 1}]))
+        reply = await raw_reply(json.dumps([2, "m3", "CancelReservation",
+                                            {"reservationId": 1}]))
         assert reply[:3] == [4, "m3", "NotImplemented"], reply
         reply = await raw_reply('[2, "m4", "Heartbeat", {')  # not JSON
         assert reply[:3] == [4, "-1", "RpcFrameworkError"], reply
