@@ -20,6 +20,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+import exi_codec
 from exi_codec.schemas import iso2, iso20
 
 __all__ = ["CsmsPrice", "PriceScheduleError", "absolute_price_schedule", "check_schedule",
@@ -131,7 +132,7 @@ def _tax_rule(t: dict[str, Any]) -> iso20.TaxRuleType:
     if included is not None and not isinstance(included, bool):
         raise PriceScheduleError("taxIncludedInPrice is not a boolean")
     return iso20.TaxRuleType(
-        tax_rule_id=_int(t.get("taxRuleID", t.get("taxRuleId")), "taxRuleID", 0, UINT32),
+        tax_rule_id=_int(t.get("taxRuleID", t.get("taxRuleId")), "taxRuleID", 1, UINT32),
         tax_rule_name=_opt(t, "taxRuleName", _str, 80),
         tax_rate=_rational(t.get("taxRate"), "taxRate"),
         tax_included_in_price=included,
@@ -160,7 +161,7 @@ def absolute_price_schedule(p: dict[str, Any]) -> iso20.AbsolutePriceScheduleTyp
     """OCPP 2.1 AbsolutePriceScheduleType -> -20 AbsolutePriceSchedule (raises
     PriceScheduleError for what the -20 schema cannot carry)."""
     # the `ocpp` library's case conversion turns priceScheduleID into priceScheduleId
-    sid = _int(p.get("priceScheduleID", p.get("priceScheduleId")), "priceScheduleID", 0, UINT32)
+    sid = _int(p.get("priceScheduleID", p.get("priceScheduleId")), "priceScheduleID", 1, UINT32)
     stacks = tuple(
         iso20.PriceRuleStackType(
             duration=_int(s.get("duration"), "priceRuleStack.duration", 0, UINT32),
@@ -195,7 +196,7 @@ def absolute_price_schedule(p: dict[str, Any]) -> iso20.AbsolutePriceScheduleTyp
 
 def price_level_schedule(p: dict[str, Any]) -> iso20.PriceLevelScheduleType:
     """OCPP 2.1 PriceLevelScheduleType -> -20 PriceLevelSchedule."""
-    sid = _int(p.get("priceScheduleId"), "priceScheduleId", 0, UINT32)
+    sid = _int(p.get("priceScheduleId"), "priceScheduleId", 1, UINT32)
     levels = _int(p.get("numberOfPriceLevels"), "numberOfPriceLevels", 0, UINT8)
     entries = tuple(
         iso20.PriceLevelScheduleEntryType(
@@ -284,12 +285,21 @@ def check_schedule(schedule: dict[str, Any]) -> CsmsPrice:
     if "absolutePriceSchedule" in schedule and "priceLevelSchedule" in schedule:
         raise PriceScheduleError("absolutePriceSchedule and priceLevelSchedule together")
     try:
-        return CsmsPrice(
+        price = CsmsPrice(
             absolute=(absolute_price_schedule(schedule["absolutePriceSchedule"])
                       if "absolutePriceSchedule" in schedule else None),
             price_level=(price_level_schedule(schedule["priceLevelSchedule"])
                          if "priceLevelSchedule" in schedule else None),
             sales_tariff=(sales_tariff(schedule["salesTariff"])
                           if "salesTariff" in schedule else None))
+        # the codec's own facets (ranges, lengths, counts) are the final word on "fits"
+        for name, value, schema in (("AbsolutePriceSchedule", price.absolute, "iso20"),
+                                    ("PriceLevelSchedule", price.price_level, "iso20"),
+                                    ("SalesTariff", price.sales_tariff, "iso2")):
+            if value is not None:
+                exi_codec.encode_fragment(name, value, schema)
     except (AttributeError, TypeError) as exc:  # a list where an object belongs, ...
         raise PriceScheduleError(f"malformed price schedule: {exc}") from None
+    except exi_codec.ExiError as exc:
+        raise PriceScheduleError(str(exc)) from None
+    return price
