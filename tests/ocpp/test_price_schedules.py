@@ -291,3 +291,49 @@ def test_two_signed_schedules_in_one_profile_are_rejected() -> None:
     p["chargingSchedule"].append(second)
     with pytest.raises(ProfileRejected, match="more than one"):
         ProfileStore(price_check=PriceCheck()).set(0, p, T0)
+
+
+# -- the -20 / -2 responses ------------------------------------------------------------------
+def _csms_schedules(price: CsmsPrice, *, bpt: bool) -> Any:
+    from evse.protocol.schedules import PowerEntry, PriceRule, PriceSchedule, Schedules
+    local = PriceSchedule(rules=(PriceRule(0, 0.30),), schedule_id=7)  # clashes with PS7
+    return Schedules(start=0.0, charging=(PowerEntry(3600, 11000.0),),
+                     discharging=(PowerEntry(3600, 5000.0),) if bpt else (),
+                     price=local, csms_price=price)
+
+
+@pytest.mark.parametrize("pricing", [True, False])
+def test_iso20_scheduled_response_carries_the_csms_price(pricing: bool) -> None:
+    from types import SimpleNamespace
+
+    from evse.protocol.iso20.handlers.schedule_exchange import _mode
+
+    price = check_schedule(schedule(absolutePriceSchedule=EXAMPLE_ABSOLUTE_PRICE))
+    session = SimpleNamespace(bpt=True, schedule_tuple_id=None)
+    mode = _mode(_csms_schedules(price, bpt=True), SimpleNamespace(maximum_supporting_points=24),
+                 session, SimpleNamespace(pricing=pricing), SimpleNamespace(timestamp=int(T0)),
+                 True, None)
+    tup = mode["scheduled_se_res_control_mode"].schedule_tuple[0]
+    if not pricing:  # no prices at all on this station: not the CSMS's either
+        assert tup.charging_schedule.absolute_price_schedule is None
+        return
+    assert tup.charging_schedule.absolute_price_schedule == price.absolute
+    discharge = tup.discharging_schedule.absolute_price_schedule
+    assert discharge is not None and discharge.price_schedule_id not in (7, None)
+
+
+def test_iso2_sales_tariff_is_the_csms_one_when_it_fits() -> None:
+    from types import SimpleNamespace
+
+    from evse.protocol.iso2.handlers.charge_parameters import sa_schedule_list
+    from evse.protocol.limits import EvseLimits
+
+    price = check_schedule(schedule(salesTariff=EXAMPLE_SALES_TARIFF))
+    inputs = SimpleNamespace(config=SimpleNamespace(pricing=True), charger=SimpleNamespace(
+        limits=EvseLimits(max_charge_power=11000.0, max_charge_current=32.0,
+                          max_voltage=500.0)))
+    got = sa_schedule_list(_csms_schedules(price, bpt=False), inputs, 24)  # type: ignore[arg-type]
+    assert got.sa_schedule_tuple[0].sales_tariff == price.sales_tariff
+    # the EV takes at most 1 entry: the signed tariff is never cut, the local one goes
+    got = sa_schedule_list(_csms_schedules(price, bpt=False), inputs, 1)  # type: ignore[arg-type]
+    assert got.sa_schedule_tuple[0].sales_tariff.id == "tariff1"
