@@ -49,9 +49,9 @@ class PriceCheck:
         signature = profile.get("priceScheduleSignature")
         if len(signed) > 1 and signature is not None:
             raise ProfileRejected("more than one signed price schedule in one profile")
+        if signature is not None and signed and signed[0] is not schedules[0]:
+            raise ProfileRejected("priceScheduleSignature for a schedule the EV never gets")
         if not schedules or not any(k in schedules[0] for k in PRICE_KEYS):
-            if signature is not None and signed:
-                raise ProfileRejected("priceScheduleSignature for a schedule the EV never gets")
             return None
         try:
             return attach_signature(prices[0], schedules[0], signature)

@@ -337,3 +337,19 @@ def test_iso2_sales_tariff_is_the_csms_one_when_it_fits() -> None:
     # the EV takes at most 1 entry: the signed tariff is never cut, the local one goes
     got = sa_schedule_list(_csms_schedules(price, bpt=False), inputs, 1)  # type: ignore[arg-type]
     assert got.sa_schedule_tuple[0].sales_tariff.id == "tariff1"
+
+
+def test_signature_over_a_schedule_the_ev_never_gets_is_rejected() -> None:
+    emsp = make_pnc_pki().contract.subs[0]
+    p = camel(priced_profile(snake_profile(), absolute_price_schedule=EXAMPLE_ABSOLUTE_PRICE,
+                             signer=emsp.key))
+    signed = p["chargingSchedule"][0]
+    first = {k: v for k, v in signed.items()
+             if k not in ("digestValue", "signatureId", "absolutePriceSchedule")}
+    p["chargingSchedule"] = [first, {**signed, "id": 2}]
+    with pytest.raises(ProfileRejected, match="never gets"):
+        ProfileStore(price_check=PriceCheck()).set(0, p, T0)
+    unsigned_first = {**first, "absolutePriceSchedule": EXAMPLE_ABSOLUTE_PRICE}
+    p["chargingSchedule"] = [unsigned_first, {**signed, "id": 2}]
+    with pytest.raises(ProfileRejected, match="never gets"):
+        ProfileStore(price_check=PriceCheck()).set(0, p, T0)
