@@ -30,7 +30,7 @@ from simulators.ev.evcc import Evcc
 from simulators.ev.iso2_client import drive_iso2
 from simulators.ev.iso2_evcc import ISO2_SCENARIOS, Iso2Evcc
 from tests.aio.helpers import HOST, fast_scenario
-from tests.aio.test_ocpp_iso2_din import STATION, ocpp_rig
+from tests.aio.test_ocpp_iso2_din import STATION, TX_7KW, ocpp_rig
 
 
 def tx_default() -> dict[str, Any]:
@@ -131,4 +131,35 @@ async def test_iso2_car_gets_the_signed_sales_tariff(tmp_path: Path) -> None:
     assert tariff.id == "ST5" and [e.e_price_level for e in tariff.sales_tariff_entry] == [1, 0]
     assert signature is not None
     iso2_signatures.verify(signature, [iso2_signatures.element("SalesTariff", tariff)],
+                           emsp.cert.public_key())
+
+
+async def test_mid_session_v2x_profile_brings_its_signed_tariff_on_renegotiation(
+        tmp_path: Path) -> None:
+    """The simulator's operator profile mid-session (TxProfile, 7 kW) carries a signed
+    SalesTariff: the -2 car's renegotiated SAScheduleList has it, with the signature."""
+    emsp = make_iso2_pki().contract.subs[0]
+    mid = priced_profile(TX_7KW, sales_tariff=EXAMPLE_SALES_TARIFF, signer=emsp.key)
+    async with ocpp_rig(tmp_path, profile_on_start=mid, profile_delay=0.3) as (rig, sim):
+        res = await _set(sim, tx_default())  # 9 kW, no price: the local tariff at first
+        assert res.status == "Accepted"
+        await asyncio.sleep(0.1)
+        backend = rig.connector().backend
+        ev = Iso2Evcc(dataclasses.replace(ISO2_SCENARIOS["iso2_dc"], loops=100_000),
+                      battery=backend.ev_battery,
+                      on_contactors=lambda closed: setattr(backend, "ev_contactor_closed",
+                                                           closed))
+        task = asyncio.create_task(drive_iso2(ev, Endpoint(HOST, rig.port),
+                                              response_timeout=5.0))
+        async with asyncio.timeout(20):
+            while len(ev.sales_tariffs) < 2:
+                await asyncio.sleep(0.05)
+        rig.server.stop_session("1")
+        run = await asyncio.wait_for(task, 20)
+        assert run.success, run.summary()
+        assert sim.profile_answers == ["Accepted"]
+    (first, first_sig), (second, second_sig) = ev.sales_tariffs[:2]
+    assert first is not None and first.id != "ST5" and first_sig is None  # local, unsigned
+    assert second.id == "ST5" and second_sig is not None
+    iso2_signatures.verify(second_sig, [iso2_signatures.element("SalesTariff", second)],
                            emsp.cert.public_key())
