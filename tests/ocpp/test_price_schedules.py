@@ -353,3 +353,26 @@ def test_signature_over_a_schedule_the_ev_never_gets_is_rejected() -> None:
     p["chargingSchedule"] = [unsigned_first, {**signed, "id": 2}]
     with pytest.raises(ProfileRejected, match="never gets"):
         ProfileStore(price_check=PriceCheck()).set(0, p, T0)
+
+
+@pytest.mark.parametrize("scheduled", [True, False])
+def test_iso20_price_level_schedule_goes_out_in_either_control_mode(scheduled: bool) -> None:
+    from types import SimpleNamespace
+
+    from evse.protocol.iso20.handlers.schedule_exchange import _mode
+
+    levels = {"timeAnchor": "2026-01-01T00:00:00Z", "priceScheduleId": 9,
+              "numberOfPriceLevels": 3, "priceLevelScheduleEntries": [
+                  {"duration": 0, "priceLevel": 2}]}
+    price = check_schedule(schedule(priceLevelSchedule=levels))
+    session = SimpleNamespace(bpt=False, schedule_tuple_id=None, minimum_soc=None,
+                              target_soc=None)
+    mode = _mode(_csms_schedules(price, bpt=False), SimpleNamespace(maximum_supporting_points=24),
+                 session, SimpleNamespace(pricing=True, mobility_needs_mode=1),
+                 SimpleNamespace(timestamp=int(T0)), scheduled, None)
+    if scheduled:
+        got = mode["scheduled_se_res_control_mode"].schedule_tuple[0].charging_schedule
+    else:
+        got = mode["dynamic_se_res_control_mode"]
+    assert got.price_level_schedule == price.price_level
+    assert got.absolute_price_schedule is None  # not both: the CSMS's replaces the local one
