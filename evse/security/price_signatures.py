@@ -15,8 +15,8 @@ and checks digestValue against the digest of the EXI fragment it built itself fr
 eMSP signed (tampered, or converted differently): fail closed, the profile is refused
 (`PriceSignatureError`) - forwarding it unsigned would strip the eMSP's protection, and
 forwarding it signed would have the EV reject the whole schedule. The station has no eMSP
-certificate to check SignatureValue with; the EV does that ([V2G20] / [V2G2] price schedule
-signatures). `sign_schedule` is the signer's side (the CSMS simulator's eMSP, and tests).
+certificate to check SignatureValue with; the EV does that. `sign_schedule` is the signer's
+side (the CSMS simulator's eMSP, and tests).
 """
 
 from __future__ import annotations

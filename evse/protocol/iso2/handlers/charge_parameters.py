@@ -236,8 +236,8 @@ def handle_charge_parameter_discovery(
     record.schedule_tuple_id = session.sa_schedule_tuple_id = SA_SCHEDULE_TUPLE_ID
     if csms_sales_tariff(schedules, inputs, points) is not None and \
             schedules.csms_price.signature2 is not None:
-        # the eMSP's signature over the SalesTariff ([V2G2-...] header Signature, Reference
-        # "#ST<id>"; OCPP 2.1 priceScheduleSignature)
+        # the eMSP's signature over the SalesTariff: the header Signature, its Reference
+        # "#ST<id>" (OCPP 2.1 priceScheduleSignature)
         session.response_signature = schedules.csms_price.signature2
     res = iso2.ChargeParameterDiscoveryResType(
         response_code=OK,

@@ -229,8 +229,8 @@ def handle_schedule_exchange(
     session.bound_version = inputs.charger.bound_version  # this schedule knows the bound
     csms = schedules.csms_price
     if config.pricing and csms is not None and csms.signature20 is not None:
-        # the eMSP's signature over the price schedule, its Reference "#PS<id>" ([V2G20]
-        # header Signature over the signed price schedule; OCPP 2.1 priceScheduleSignature)
+        # the eMSP's signature over the price schedule: the header Signature, its Reference
+        # "#PS<id>" (OCPP 2.1 priceScheduleSignature)
         hdr = hdr.replace(signature=csms.signature20)
     res = ScheduleExchangeRes(
         header=hdr,
