@@ -54,6 +54,7 @@ from ocpp.v201.enums import Action as Action201
 from websockets.asyncio.client import ClientConnection, connect
 
 from evse.aio.ocpp_operations import Operations, OperationsHandlers
+from evse.aio.ocpp_prices import PriceCheck
 from evse.config import OcppConfig
 from evse.ocpp.cert_store import CertStore
 from evse.ocpp.device_model import DeviceModel, Variable, non_negative_int, positive_int
@@ -353,7 +354,8 @@ class OcppClient:
         self._call_errors: dict[int, int] = {}
         self._outbox: list[SendCall] = []  # status changes for the driver to send
         self._cp: Any = None  # the library's ChargePoint while connected
-        self.profiles = ProfileStore()  # the CSMS's charging profiles (smart charging, V2X)
+        # the CSMS's charging profiles (smart charging, V2X; 2.1 price schedules and tariffs)
+        self.profiles = ProfileStore(price_check=PriceCheck(self.security_event))
         self.max_power_w = 0.0  # the station's maximum, reported where OCPP sets no limit
         self._profile_listeners: list[Callable[[], None]] = []
         self.device_model = self._device_model()

@@ -123,9 +123,14 @@ class OcppSchedulePolicy:
                     charge, discharge = min(charge, lim.setpoint_w), 0.0
             charging.append(PowerEntry(duration, max(0.0, charge)))
             discharging.append(PowerEntry(duration, max(0.0, discharge)))
+        # OCPP 2.1: the transaction profile's price schedule / sales tariff (and the eMSP's
+        # signature) go to the EV as the CSMS gave them (evse.aio.ocpp_prices). `timestamp`
+        # is whole seconds (TimeAnchor): the profile in force at the end of that second, so
+        # a Relative TxProfile of a transaction that started within it counts
+        price = self.client.profiles.price_at(evse_id, request.timestamp + 0.999)
         return Schedules(start=request.now, charging=tuple(charging),
                          discharging=tuple(discharging) if request.bpt else (),
-                         price=base.price)
+                         price=base.price, csms_price=price)
 
 
 class OcppSetpoints:

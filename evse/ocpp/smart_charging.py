@@ -24,6 +24,7 @@ Times are Unix seconds; `now` enters from outside.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,7 +79,11 @@ class _Stored:
 @dataclass(slots=True)
 class ProfileStore:
     station_max_w: float | None = None  # the station's own maximum, for A->W sanity only
+    # OCPP 2.1 price schedules / sales tariffs: checks a profile's and returns what the EV
+    # gets (or None), raising ProfileError / ProfileRejected (evse.aio.ocpp_prices)
+    price_check: Callable[[dict[str, Any]], Any] | None = None
     _profiles: dict[int, _Stored] = field(default_factory=dict)  # by profile id
+    _prices: dict[int, Any] = field(default_factory=dict)  # profile id -> price_check's result
     _tx: dict[int, tuple[str, float]] = field(default_factory=dict)  # evse -> (tx id, start)
 
     # -- transactions (TxProfile and Relative profiles need them) ---------------------------
@@ -90,19 +95,27 @@ class ProfileStore:
         if tx is not None:  # a TxProfile lives as long as its transaction
             for pid in [p for p, s in self._profiles.items() if s.purpose == "TxProfile"
                         and s.profile.get("transactionId") == tx[0]]:
-                del self._profiles[pid]
+                self._drop(pid)
 
     # -- CSMS operations ---------------------------------------------------------------------
     def set(self, evse_id: int, profile: dict[str, Any], now: float) -> None:
         """SetChargingProfile: validate, then store (replacing the same id, or the same
         purpose + stack level on the same EVSE)."""
         self._validate(evse_id, profile)
+        price = self.price_check(profile) if self.price_check is not None else None
         for pid in [p for p, s in self._profiles.items()
                     if s.evse_id == evse_id and s.purpose == profile["chargingProfilePurpose"]
                     and s.stack_level == profile["stackLevel"]
                     and p != profile["id"]]:
-            del self._profiles[pid]
+            self._drop(pid)
         self._profiles[int(profile["id"])] = _Stored(evse_id, profile, now)
+        self._prices.pop(int(profile["id"]), None)
+        if price is not None:
+            self._prices[int(profile["id"])] = price
+
+    def _drop(self, pid: int) -> None:
+        del self._profiles[pid]
+        self._prices.pop(pid, None)
 
     def clear(self, profile_id: int | None = None, evse_id: int | None = None,
               purpose: str | None = None, stack_level: int | None = None) -> bool:
@@ -113,7 +126,7 @@ class ProfileStore:
                 and (purpose is None or s.purpose == purpose)
                 and (stack_level is None or s.stack_level == stack_level)]
         for p in gone:
-            del self._profiles[p]
+            self._drop(p)
         return bool(gone)
 
     def get(self, evse_id: int | None = None, purpose: str | None = None,
@@ -154,6 +167,21 @@ class ProfileStore:
             elif setpoint < 0 and discharge is not None:
                 setpoint = -min(-setpoint, discharge)
         return ChargingLimits(charge, discharge, setpoint, mode)
+
+    def price_at(self, evse_id: int, t: float) -> Any:
+        """The price information (price_check's result) of the transaction's profile in force
+        at t (TxProfile, else TxDefaultProfile of the EVSE, else of the station), or None."""
+        for evse, purpose in ((evse_id, "TxProfile"), (evse_id, "TxDefaultProfile"),
+                              (0, "TxDefaultProfile")):
+            best: tuple[int, int] | None = None
+            for pid, s in self._profiles.items():
+                if s.evse_id == evse and s.purpose == purpose and \
+                        self._active_period(s, t) is not None and \
+                        (best is None or s.stack_level > best[0]):
+                    best = (s.stack_level, pid)
+            if best is not None:
+                return self._prices.get(best[1])
+        return None
 
     def next_change(self, evse_id: int, t: float, horizon: float) -> float:
         """The next instant after t (up to t + horizon) where a period boundary, a validity

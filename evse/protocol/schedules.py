@@ -9,7 +9,7 @@ charger's full power until departure, no discharge, no price.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from evse.protocol.limits import EvLimits, EvseLimits, cap
 
@@ -54,6 +54,9 @@ class Schedules:
     discharging: tuple[PowerEntry, ...] = ()
     price: PriceSchedule | None = None
     discharge_price: PriceSchedule | None = None  # what discharged energy earns; else `price`
+    # the CSMS's price schedule / sales tariff (evse.protocol.csms_prices.CsmsPrice), sent
+    # as given instead of `price` (with the eMSP's header Signature when signed)
+    csms_price: Any = None
 
     def _at(self, entries: tuple[PowerEntry, ...], t: float) -> float:
         offset = t - self.start

@@ -242,6 +242,9 @@ class Evcc(EvRequests):
         self._channel_switch = False
         self.renegotiations = 0  # EV-initiated schedule renegotiations completed
         self.schedules_received = 0  # Scheduled: ScheduleExchangeRes with a ScheduleTuple
+        # each Finished ScheduleExchangeRes: (the charging price schedule, absolute or price
+        # level, or None; the header Signature, e.g. the eMSP's over that price schedule)
+        self.price_schedules: list[tuple[Any, Any]] = []
         self._renegotiating = False
         self.pnc: PncState | None = None  # Plug & Charge (scenario.authorization == "PnC")
         if scenario.authorization == "PnC":
@@ -777,6 +780,7 @@ class Evcc(EvRequests):
         if msg.go_to_pause:
             self.warnings.append("ScheduleExchangeRes asked GoToPause (ignored)")
         self._schedule_received_at = now
+        self.price_schedules.append((_price_schedule(msg), msg.header.signature))
         if self.scenario.control_mode is ControlMode.SCHEDULED:
             mode = msg.scheduled_se_res_control_mode
             if mode is None or not mode.schedule_tuple:
@@ -1064,3 +1068,14 @@ __all__ = [
     "SendData",
     "TERMINAL_STATES",
 ]
+
+
+def _price_schedule(msg: Any) -> Any:
+    """The price schedule a ScheduleExchangeRes gives for charging (absolute or levels)."""
+    mode = msg.dynamic_se_res_control_mode
+    if msg.scheduled_se_res_control_mode is not None and \
+            msg.scheduled_se_res_control_mode.schedule_tuple:
+        mode = msg.scheduled_se_res_control_mode.schedule_tuple[0].charging_schedule
+    if mode is None:
+        return None
+    return mode.absolute_price_schedule or mode.price_level_schedule

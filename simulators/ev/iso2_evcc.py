@@ -127,6 +127,8 @@ class Iso2Evcc:
     on_contactors: Any = None
     credentials: Iso2EvCredentials | None = None  # Plug & Charge
     pmax_w: list[list[float]] = field(default_factory=list)  # PMaxSchedule per SAScheduleList
+    # per SAScheduleList: (its first tuple's SalesTariff or None, the header Signature)
+    sales_tariffs: list[tuple[Any, Any]] = field(default_factory=list)
     pmax_at_loop: list[int] = field(default_factory=list)  # len(loop_log) at each of them
     # each loop response: (EVSEMaximumPowerLimit or -1 for AC, EVSEPresent V*A or AC max A)
     loop_log: list[tuple[float, float]] = field(default_factory=list)
@@ -251,6 +253,7 @@ class Iso2Evcc:
             return self._end(False, "no SAScheduleList")
         for t in res.sa_schedule_list.sa_schedule_tuple[:1]:
             self.pmax_w.append([_si(e.p_max) for e in t.p_max_schedule.p_max_schedule_entry])
+            self.sales_tariffs.append((t.sales_tariff, self._signature))
             self.pmax_at_loop.append(len(self.loop_log))
         if self.renegotiated or self.scenario.energy == "ac":
             return self._send(self._power_delivery("Start"))

@@ -132,13 +132,26 @@ def _sales_tariff(price: PriceSchedule, points: int) -> iso2.SalesTariffType:
     )
 
 
+def csms_sales_tariff(schedules: Schedules, inputs: Inputs, points: int) -> Any:
+    """The CSMS's SalesTariff (OCPP 2.1 salesTariff) when it fits the EV's
+    MaxEntriesSAScheduleTuple; it is never cut (that would break the eMSP's signature)."""
+    csms = schedules.csms_price if inputs.config.pricing else None
+    tariff = getattr(csms, "sales_tariff", None)
+    if tariff is None or len(tariff.sales_tariff_entry) > points:
+        return None
+    return tariff
+
+
 def sa_schedule_list(schedules: Schedules, inputs: Inputs, points: int) -> iso2.SAScheduleListType:
     limits = inputs.charger.limits
     price = schedules.price if inputs.config.pricing else None
+    tariff = csms_sales_tariff(schedules, inputs, points)
+    if tariff is None and price and price.rules:
+        tariff = _sales_tariff(price, points)
     tuple_ = iso2.SAScheduleTupleType(
         sa_schedule_tuple_id=SA_SCHEDULE_TUPLE_ID,
         p_max_schedule=_pmax(schedules.charging, points, limits.max_charge_power),
-        sales_tariff=_sales_tariff(price, points) if price and price.rules else None,
+        sales_tariff=tariff,
     )
     return iso2.SAScheduleListType(sa_schedule_tuple=(tuple_,))
 
@@ -221,6 +234,11 @@ def handle_charge_parameter_discovery(
     record.schedules = schedules
     record.bound_version = inputs.charger.bound_version  # this schedule knows the bound
     record.schedule_tuple_id = session.sa_schedule_tuple_id = SA_SCHEDULE_TUPLE_ID
+    if csms_sales_tariff(schedules, inputs, points) is not None and \
+            schedules.csms_price.signature2 is not None:
+        # the eMSP's signature over the SalesTariff: the header Signature, its Reference
+        # "#ST<id>" (OCPP 2.1 priceScheduleSignature)
+        session.response_signature = schedules.csms_price.signature2
     res = iso2.ChargeParameterDiscoveryResType(
         response_code=OK,
         evse_processing=FINISHED,

@@ -74,10 +74,11 @@ def _price(price: PriceSchedule, anchor: int) -> Any:
 
 
 def _scheduled(schedules: Schedules, bpt: bool, anchor: int, points: int, price: Any,
-               discharge_price: Any) -> Any:
+               discharge_price: Any, price_level: Any = None) -> Any:
     charging = iso20.ChargingScheduleType(
         power_schedule=_power_schedule(schedules.charging, 1, anchor, points),
         absolute_price_schedule=price,
+        price_level_schedule=price_level,
     )
     discharging = None
     if bpt:
@@ -93,16 +94,19 @@ def _scheduled(schedules: Schedules, bpt: bool, anchor: int, points: int, price:
     return iso20.Scheduled_SEResControlModeType(schedule_tuple=(tuple_,))
 
 
-def _dynamic(session: Session, config: SeccConfig, departure: int | None, price: Any) -> Any:
+def _dynamic(session: Session, config: SeccConfig, departure: int | None, price: Any,
+             price_level: Any = None) -> Any:
     """Departure time and SOC targets only when the SECC provides mobility needs (mode 2);
     with the EV providing them (mode 1) they are the EV's to state, not ours to echo."""
     if config.mobility_needs_mode == 1:
-        return iso20.Dynamic_SEResControlModeType(absolute_price_schedule=price)
+        return iso20.Dynamic_SEResControlModeType(absolute_price_schedule=price,
+                                                  price_level_schedule=price_level)
     return iso20.Dynamic_SEResControlModeType(
         departure_time=departure,
         minimum_soc=session.minimum_soc,
         target_soc=session.target_soc,
         absolute_price_schedule=price,
+        price_level_schedule=price_level,
     )
 
 
@@ -165,8 +169,15 @@ def _mode(schedules: Schedules, req: ScheduleExchangeReq, session: Session,
     """The control-mode part of the response (raises on values the message cannot carry)."""
     anchor = inputs.timestamp
     price = _price(schedules.price, anchor) if config.pricing and schedules.price else None
+    price_level = None
+    csms_id = None
+    csms = schedules.csms_price if config.pricing else None
+    if csms is not None and csms.schedule_id is not None:
+        # the CSMS's (eMSP's) price schedule exactly as converted: its digest is signed
+        price, price_level, csms_id = csms.absolute, csms.price_level, csms.schedule_id
     if not scheduled:
-        return {"dynamic_se_res_control_mode": _dynamic(session, config, departure, price)}
+        return {"dynamic_se_res_control_mode": _dynamic(session, config, departure, price,
+                                                        price_level)}
     session.schedule_tuple_id = SCHEDULE_TUPLE_ID
     points = int(req.maximum_supporting_points)
     # The discharging schedule carries its own price schedule (a distinct id): EVs such
@@ -174,10 +185,15 @@ def _mode(schedules: Schedules, req: ScheduleExchangeReq, session: Session,
     discharge = schedules.discharge_price or schedules.price
     discharge_price = None
     if config.pricing and discharge is not None:
-        discharge_price = _price(replace(discharge, schedule_id=discharge.schedule_id + 1)
-                                 if schedules.discharge_price is None else discharge, anchor)
+        if schedules.discharge_price is None or csms_id == discharge.schedule_id:
+            taken = {csms_id, schedules.price.schedule_id if schedules.price else None}
+            new_id = discharge.schedule_id + 1
+            while new_id in taken:
+                new_id += 1
+            discharge = replace(discharge, schedule_id=new_id)
+        discharge_price = _price(discharge, anchor)
     return {"scheduled_se_res_control_mode": _scheduled(
-        schedules, session.bpt, anchor, points, price, discharge_price)}
+        schedules, session.bpt, anchor, points, price, discharge_price, price_level)}
 
 
 def handle_schedule_exchange(
@@ -211,6 +227,11 @@ def handle_schedule_exchange(
         mode = _mode(schedules, req, session, config, inputs, scheduled, departure)
     session.schedules = schedules
     session.bound_version = inputs.charger.bound_version  # this schedule knows the bound
+    csms = schedules.csms_price
+    if config.pricing and csms is not None and csms.signature20 is not None:
+        # the eMSP's signature over the price schedule: the header Signature, its Reference
+        # "#PS<id>" (OCPP 2.1 priceScheduleSignature)
+        hdr = hdr.replace(signature=csms.signature20)
     res = ScheduleExchangeRes(
         header=hdr,
         response_code=iso20.responseCodeType.OK,
