@@ -53,6 +53,7 @@ from ocpp.v201 import ChargePoint as ChargePoint201
 from ocpp.v201.enums import Action as Action201
 from websockets.asyncio.client import ClientConnection, connect
 
+from evse.aio.ocpp_security import SecurityHandlers, StationCertificates
 from evse.config import OcppConfig
 from evse.ocpp.cert_store import CertStore
 from evse.ocpp.device_model import DeviceModel, Variable, non_negative_int, positive_int
@@ -110,7 +111,7 @@ on = cast(Callable[[str], Callable[[_F], _F]], _on)
 after = cast(Callable[[str], Callable[[_F], _F]], _after)
 
 
-class _StationHandlers:
+class _StationHandlers(SecurityHandlers):
     """The CSMS-initiated CALLs the station answers (route map of the `ocpp` package)."""
 
     client: OcppClient
@@ -144,7 +145,7 @@ class _StationHandlers:
                     details={"cause": f"{msg.action} is not implemented"})
             raise ocpp_exc.NotSupportedError(
                 details={"cause": f"{msg.action} is not an OCPP {self._ocpp_version} action"})
-        return await super()._handle_call(msg)  # type: ignore[misc]
+        return await super()._handle_call(msg)
 
     @on("RequestStopTransaction")
     def on_request_stop_transaction(self, transaction_id: str, **_: Any) -> Any:
@@ -390,6 +391,8 @@ class OcppClient:
         self.remote_granted: dict[int, tuple[dict[str, Any], int]] = {}
         # roots the CSMS installs (InstallCertificate...); None: answered Failed/NotFound
         self.cert_store: CertStore | None = None
+        # the station's own certificates (SignCertificate/CertificateSigned); None: not renewed
+        self.certificates: StationCertificates | None = None
         self.subprotocol: str | None = None
         self.connections = 0  # successful WebSocket connections so far (for tests, demo)
         self.accepted = asyncio.Event()  # set while the CSMS has accepted the station

@@ -1,0 +1,368 @@
+"""The station's own certificates and its security events over OCPP (docs/ocpp.md,
+"The station's certificates" and "Security events").
+
+- `StationCertificates`: renewal of the CSMS-client certificate (ChargingStationCertificate,
+  security profile 3) and the SECC's certificate (V2GCertificate) [A02, A03]: a new key and a
+  CSR made here (evse/ocpp/csr.py), `SignCertificate` to the CSMS, and the `CertificateSigned`
+  chain checked, then written atomically beside the configured files (key 0600) and put to
+  use (the OCPP connection is re-established with it; the SECC's new connections get it).
+  Triggered by `TriggerMessage` SignChargingStationCertificate / SignV2GCertificate and when
+  an installed certificate is within `renew_before_days` of its end.
+- `SecurityHandlers`: the CSMS->station handlers (CertificateSigned, the two TriggerMessage
+  cases), a base of the client's handler class.
+- `TlsFailureEvents`: failed TLS handshakes on the SECC listener -> SecurityEventNotification,
+  aggregated per window and bounded, so a flood of bad handshakes cannot flood the queue.
+- `RootsToSecc`: roots the CSMS installs or deletes (V2G, MO) reach the SECC's trust for new
+  sessions without a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from cryptography import x509
+from ocpp.messages import validate_payload
+from ocpp.routing import after as _after
+from ocpp.routing import on as _on
+
+from evse.ocpp.csr import (
+    PendingCsr,
+    SignedChainRejected,
+    chain_pem,
+    check_signed_chain,
+    days_left,
+    key_pem,
+)
+
+if TYPE_CHECKING:
+    from evse.aio.ocpp_client import OcppClient
+
+__all__ = ["CertificateSlot", "SecurityHandlers", "StationCertificates",
+           "TlsFailureEvents", "atomic_write"]
+
+log = logging.getLogger(__name__)
+
+# TriggerMessage requestedMessage -> certificateType [F06.FR.?? / A02.FR.01, A03.FR.01]
+SIGN_TRIGGERS = {"SignChargingStationCertificate": "ChargingStationCertificate",
+                 "SignV2GCertificate": "V2GCertificate"}
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """`path` holds the old bytes or the new ones, never a part: a temporary file beside it
+    (created with `mode`, so a key is never readable by others, not even for a moment),
+    fsynced, then renamed over it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # the rename itself survives a power loss
+    finally:
+        os.close(dir_fd)
+
+
+@dataclass
+class CertificateSlot:
+    """One of the station's own certificates: where it lives, which roots a renewed chain
+    must lead to, and what to do once a new one is in place (reload the SECC's context,
+    reconnect to the CSMS)."""
+
+    certificate_type: str  # ChargingStationCertificate | V2GCertificate
+    cert_file: Path
+    key_file: Path
+    roots: Callable[[], list[x509.Certificate]]
+    on_installed: list[Callable[[], None]] = field(default_factory=list)
+
+    def current(self) -> x509.Certificate:
+        return x509.load_pem_x509_certificates(self.cert_file.read_bytes())[0]
+
+
+class StationCertificates:
+    """Renewal of the station's certificates (see module doc). Attach with
+    `client.certificates = StationCertificates(client, [slots])`."""
+
+    def __init__(self, client: OcppClient, slots: list[CertificateSlot], *,
+                 renew_before_days: float = 30.0, check_interval_s: float = 3600.0,
+                 wait_signed_s: float = 3600.0) -> None:
+        self.client = client
+        self.slots = {s.certificate_type: s for s in slots}
+        self.renew_before_days = renew_before_days
+        self.check_interval_s = check_interval_s
+        self.wait_signed_s = wait_signed_s  # a CSR not answered by then is given up
+        self.pending: dict[str, tuple[PendingCsr, float]] = {}
+        self.installed: list[str] = []  # certificate types renewed so far (tests, logs)
+        self._task: asyncio.Task[None] | None = None
+        self._requests: set[asyncio.Task[Any]] = set()
+
+    # -- SignCertificate -------------------------------------------------------------------
+    def can_sign(self, certificate_type: str) -> bool:
+        return certificate_type in self.slots
+
+    def request_soon(self, certificate_type: str) -> None:
+        """SignCertificate in a task of its own (after the TriggerMessage answer is out)."""
+        task = asyncio.ensure_future(self.request(certificate_type))
+        self._requests.add(task)
+        task.add_done_callback(self._requests.discard)
+
+    async def request(self, certificate_type: str) -> bool:
+        """A new key and CSR, sent with SignCertificate; True when the CSMS Accepted it (the
+        key then waits for CertificateSigned). The installed certificate stays in use."""
+        slot = self.slots.get(certificate_type)
+        if slot is None:
+            return False
+        try:
+            pending = PendingCsr.new(certificate_type, slot.current())
+        except (OSError, ValueError) as exc:
+            log.error("cannot make a CSR for the %s: %s", certificate_type, exc)
+            return False
+        # the newest CSR replaces an older one: only its key can match what comes back
+        self.pending[certificate_type] = (pending, self.client._clock())
+        answer = await self.client.call_now("SignCertificate", {
+            "csr": pending.csr_pem, "certificateType": certificate_type})
+        if answer is None or answer.get("status") != "Accepted":
+            log.warning("SignCertificate (%s): %s", certificate_type,
+                        answer or "no answer from the CSMS")
+            if self.pending.get(certificate_type, (None, 0))[0] is pending:
+                del self.pending[certificate_type]
+            return False
+        log.info("SignCertificate (%s) accepted; waiting for CertificateSigned",
+                 certificate_type)
+        return True
+
+    # -- CertificateSigned -----------------------------------------------------------------
+    def signed(self, chain: str, certificate_type: str | None
+               ) -> tuple[str, str, str | None]:
+        """(status, reason, type installed) for CertificateSigned: Accepted once the chain
+        is installed; Rejected (nothing changed) when there is no pending CSR for it or a
+        check fails."""
+        now = self.client._clock()
+        self._expire(now)
+        if certificate_type is None:  # omitted: the one renewal in flight, if exactly one
+            if len(self.pending) != 1:
+                return "Rejected", "certificateType needed: no single pending CSR", None
+            certificate_type = next(iter(self.pending))
+        entry = self.pending.get(certificate_type)
+        if entry is None:
+            return "Rejected", f"no pending CSR for a {certificate_type}", None
+        slot = self.slots[certificate_type]
+        pending = entry[0]
+        try:
+            certs = check_signed_chain(chain, pending, slot.roots(), now)
+        except SignedChainRejected as exc:
+            # [A02.FR.?] an invalid certificate: Rejected and a security event
+            self.client.security_event("InvalidChargingStationCertificate",
+                                       f"{certificate_type}: {exc}")
+            return "Rejected", str(exc), None
+        except OSError as exc:
+            return "Rejected", f"trusted roots unreadable: {exc}", None
+        try:  # the key first: a certificate is never installed without its key beside it
+            atomic_write(slot.key_file, key_pem(pending.key), 0o600)
+            atomic_write(slot.cert_file, chain_pem(certs))
+        except OSError as exc:
+            log.error("cannot install the new %s: %s", certificate_type, exc)
+            return "Rejected", f"cannot write: {exc}", None
+        del self.pending[certificate_type]
+        self.installed.append(certificate_type)
+        leaf = certs[0]
+        log.warning("installed a new %s (serial %x, valid until %s)", certificate_type,
+                    leaf.serial_number, leaf.not_valid_after_utc.isoformat())
+        self.client.security_event("ReconfigurationOfSecurityParameters",
+                                   f"{certificate_type} renewed, serial {leaf.serial_number:x}")
+        for listener in slot.on_installed:
+            try:
+                listener()
+            except Exception:
+                log.exception("%s installed: listener failed", certificate_type)
+        return "Accepted", "", certificate_type
+
+    def _expire(self, now: float) -> None:
+        for t, (_p, since) in list(self.pending.items()):
+            if now - since > self.wait_signed_s:
+                log.warning("no CertificateSigned for the %s CSR within %.0f s; dropped", t,
+                            self.wait_signed_s)
+                del self.pending[t]
+
+    # -- renewal before expiry -------------------------------------------------------------
+    def due(self, now: float) -> list[str]:
+        """The certificate types within `renew_before_days` of their end, no CSR pending."""
+        self._expire(now)
+        out = []
+        for t, slot in self.slots.items():
+            if t in self.pending:
+                continue
+            try:
+                left = days_left(slot.current(), now)
+            except (OSError, ValueError) as exc:
+                log.error("cannot read the %s: %s", t, exc)
+                continue
+            if left <= self.renew_before_days:
+                out.append(t)
+        return out
+
+    def start(self) -> asyncio.Task[None]:
+        self._task = asyncio.create_task(self._run(), name="ocpp-cert-renewal")
+        return self._task
+
+    async def stop(self) -> None:
+        for task in [self._task, *self._requests]:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await self.client.accepted.wait()
+            for t in self.due(self.client._clock()):
+                log.warning("the %s ends within %g days: renewing", t, self.renew_before_days)
+                await self.request(t)
+            await asyncio.sleep(self.check_interval_s)
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+# the ocpp package is untyped: its route decorators keep the function's type
+on = cast(Callable[[str], Callable[[_F], _F]], _on)
+after = cast(Callable[[str], Callable[[_F], _F]], _after)
+
+
+class SecurityHandlers:
+    """The CSMS->station CALLs of this module; a base of the client's handler class.
+
+    TriggerMessage for SignChargingStationCertificate / SignV2GCertificate is taken here,
+    ahead of the generic TriggerMessage handler, so the other TriggerMessage cases stay
+    where they are."""
+
+    client: OcppClient
+    _call_result: Any
+    _ocpp_version: str
+    _connection: Any
+    _reconnect_after_answer = False
+
+    async def _handle_call(self, msg: Any) -> Any:
+        payload = msg.payload if isinstance(msg.payload, dict) else {}
+        if msg.action == "TriggerMessage" and payload.get("requestedMessage") in SIGN_TRIGGERS:
+            await validate_payload(msg, self._ocpp_version)  # bad input: the library's error
+            certs = self.client.certificates
+            cert_type = SIGN_TRIGGERS[payload["requestedMessage"]]
+            ok = certs is not None and certs.can_sign(cert_type)
+            # Accepted, then the SignCertificate it asks for; a certificate this station
+            # does not renew: Rejected
+            result = msg.create_call_result({"status": "Accepted" if ok else "Rejected"})
+            await validate_payload(result, self._ocpp_version)
+            await self._send(result.to_json())  # type: ignore[attr-defined]
+            if certs is not None and ok:
+                certs.request_soon(cert_type)
+            return None
+        return await super()._handle_call(msg)  # type: ignore[misc]
+
+    @on("CertificateSigned")
+    def on_certificate_signed(self, certificate_chain: str,
+                              certificate_type: str | None = None, **_: Any) -> Any:
+        """[A02, A03] check, install, answer; Rejected changes nothing."""
+        certs = self.client.certificates
+        if certs is None:
+            status, reason, installed = "Rejected", "this station renews no certificate", None
+        else:
+            status, reason, installed = certs.signed(certificate_chain, certificate_type)
+        info = None
+        if status != "Accepted":
+            log.warning("CertificateSigned rejected: %s", reason)
+            info = {"reason_code": "InvalidCertificate", "additional_info": reason[:512]}
+        self._reconnect_after_answer = (installed == "ChargingStationCertificate"
+                                        and self.client.config.security_profile == 3)
+        return self._call_result.CertificateSigned(status=status, status_info=info)
+
+    @after("CertificateSigned")
+    async def after_certificate_signed(self, **_: Any) -> None:
+        # the new client certificate is used from the next connection on: end this one once
+        # the answer is out; the client reconnects (back-off minimum) with the new files
+        if self._reconnect_after_answer:
+            self._reconnect_after_answer = False
+            await self._connection.close()
+
+
+@dataclass
+class TlsFailureEvents:
+    """Failed TLS handshakes on the SECC listener -> SecurityEventNotification, one per
+    `window_s` at most, carrying how many failures of which kind came from how many peers
+    (the first few named). Counting is O(1) memory per window (bounded peer set), so a flood
+    of bad handshakes costs neither memory nor queue space."""
+
+    report: Callable[[str, str], None]  # (type, techInfo): OcppClient.security_event
+    window_s: float = 60.0
+    clock: Callable[[], float] = time.monotonic
+    max_peers: int = 8
+    _kinds: Counter[str] = field(default_factory=Counter)
+    _peers: list[str] = field(default_factory=list)
+    _window_start: float | None = None
+    sent: int = 0
+
+    @staticmethod
+    def kind(reason: str) -> str | None:
+        """The OCPP security event type of a failure reason (None: not a security event,
+        e.g. a timeout or a peer that just went away)."""
+        r = reason.lower()
+        if "timeout" in r or "more than" in r:
+            return None
+        if "version" in r or "protocol" in r:
+            return "InvalidTLSVersion"
+        if "cipher" in r or "group" in r or "sigalg" in r or "signature algorithm" in r \
+                or "no shared" in r:
+            return "InvalidTLSCipherSuite"
+        return "InvalidTLSCertificate" if "certificate" in r else "InvalidTLSHandshake"
+
+    def failed(self, peer: str, reason: str) -> None:
+        kind = self.kind(reason)
+        if kind is None:
+            return
+        now = self.clock()
+        if self._window_start is None:
+            self._window_start = now
+        self._kinds[kind] += 1
+        host = peer.rsplit(":", 1)[0]
+        if host not in self._peers and len(self._peers) < self.max_peers:
+            self._peers.append(host)
+        if now - self._window_start >= self.window_s or self.sent == 0:
+            self.flush()
+
+    async def run(self) -> None:
+        """Report what a window collected even when no later failure comes to trigger it."""
+        while True:
+            await asyncio.sleep(self.window_s)
+            if self._window_start is not None and \
+                    self.clock() - self._window_start >= self.window_s:
+                self.flush()
+
+    def flush(self) -> None:
+        if not self._kinds:
+            return
+        kind, _ = self._kinds.most_common(1)[0]
+        total = sum(self._kinds.values())
+        detail = ", ".join(f"{n} {k}" for k, n in self._kinds.most_common())
+        self.report(kind, f"SECC TLS handshakes failed: {total} ({detail}) from "
+                          f"{', '.join(self._peers)}")
+        self.sent += 1
+        self._kinds.clear()
+        self._peers.clear()
+        self._window_start = self.clock()

@@ -1,0 +1,300 @@
+"""The station's own certificates over real WebSockets (and TLS) against the CSMS simulator:
+TriggerMessage -> SignCertificate -> CertificateSigned for the profile-3 client certificate
+(the station reconnects with it) and for the SECC's -20 certificate (the next TLS handshake
+presents it); bad chains are Rejected and change nothing; failed SECC TLS handshakes become
+bounded SecurityEventNotifications (evse/aio/ocpp_security.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import ssl
+import stat
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from certs.make_pki import PkiFiles
+from certs.make_pki import make_pki as make_v2g_pki
+from evse.aio.ocpp_client import OcppClient
+from evse.aio.ocpp_security import CertificateSlot, StationCertificates, TlsFailureEvents
+from evse.aio.tls import ev_context, secc_context
+from evse.config import OcppConfig
+from evse.ocpp.queue import DurableQueue
+from evse.ocpp.station import OcppStation
+from simulators.csms import CsmsSimulator, CsrSigner
+from tests.aio.helpers import running as secc_running
+from tests.aio.test_ocpp_client import WAIT, running, server_ctx, until
+from tests.ocpp.pki import Pki, make_pki, other_root
+
+STATION = "CS1"
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("ocpp-pki"))
+
+
+@pytest.fixture(scope="module")
+def v2g(tmp_path_factory: pytest.TempPathFactory) -> PkiFiles:
+    return make_v2g_pki(tmp_path_factory.mktemp("v2g-pki"))
+
+
+def _leaf(path: Path) -> x509.Certificate:
+    return x509.load_pem_x509_certificates(path.read_bytes())[0]
+
+
+def _roots(path: Path) -> Any:
+    return lambda: x509.load_pem_x509_certificates(path.read_bytes())
+
+
+def _client(url: str, tmp: Path, **kw: Any) -> OcppClient:
+    st = OcppStation(vendor="EvseStack", model="SIL")
+    st.add_connector(1, 1)
+    cfg = replace(OcppConfig(url=url, station_id=STATION, password=None, reconnect_min_s=0.05,
+                             reconnect_max_s=0.2, call_timeout_s=10.0), **kw)
+    return OcppClient(cfg, st, queue=DurableQueue(tmp / "q.db"))
+
+
+async def test_profile3_client_certificate_renewed_and_used_for_the_next_connection(
+        pki: Pki, tmp_path: Path) -> None:
+    csms = CsmsSimulator(ssl_context=server_ctx(pki, client_certs=True))
+    csms.signers["ChargingStationCertificate"] = CsrSigner(pki.ca, pki.dir / "ca.key")
+    await csms.start()
+    cert0, key0 = pki.client(STATION)
+    cert, key = tmp_path / "station.pem", tmp_path / "station.key"
+    shutil.copy(cert0, cert)
+    shutil.copy(key0, key)
+    client = _client(csms.url, tmp_path, security_profile=3, ca_file=pki.ca, cert_file=cert,
+                     key_file=key)
+    certs = StationCertificates(client, [CertificateSlot(
+        "ChargingStationCertificate", cert, key, _roots(pki.ca))])
+    client.certificates = certs
+    old_serial = _leaf(cert).serial_number
+    try:
+        async with running(client):
+            await asyncio.wait_for(client.accepted.wait(), WAIT)
+            res = await csms.call(STATION, "TriggerMessage",
+                                  {"requested_message": "SignChargingStationCertificate"})
+            assert res.status == "Accepted"
+            await until(lambda: csms.signed_answers == ["Accepted"], "CertificateSigned")
+            await until(lambda: client.connections == 2 and client.accepted.is_set(),
+                        "reconnected with the new certificate")
+            # a V2G certificate this station does not renew: Rejected, no CSR
+            res = await csms.call(STATION, "TriggerMessage",
+                                  {"requested_message": "SignV2GCertificate"})
+            assert res.status == "Rejected"
+            # (>= 1: sent while the old connection closed, it may arrive twice)
+            await until(lambda: len(csms.calls(STATION, "SecurityEventNotification")) >= 1,
+                        "the renewal reported")
+        new = _leaf(cert)
+        assert new.serial_number != old_serial
+        assert new.subject == _leaf(cert0).subject
+        key_obj = serialization.load_pem_private_key(key.read_bytes(), None)
+        assert key_obj.public_key().public_numbers() == \
+            new.public_key().public_numbers()  # type: ignore[union-attr]
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600
+        sign = csms.calls(STATION, "SignCertificate")
+        assert [s["certificate_type"] for s in sign] == ["ChargingStationCertificate"]
+        assert csms.signers["ChargingStationCertificate"].csr_valid == [True]
+        # the CSMS saw the old certificate, then the new one, on the second connection
+        assert [int(s, 16) for s in csms.client_serials] == [old_serial, new.serial_number]
+        event = csms.calls(STATION, "SecurityEventNotification")[0]
+        assert event["type"] == "ReconfigurationOfSecurityParameters"
+        assert certs.installed == ["ChargingStationCertificate"]
+    finally:
+        await csms.stop()
+
+
+async def test_bad_certificate_signed_is_rejected_and_changes_nothing(
+        pki: Pki, tmp_path: Path) -> None:
+    csms = CsmsSimulator()
+    await csms.start()
+    cert0, key0 = pki.client(STATION)
+    cert, key = tmp_path / "station.pem", tmp_path / "station.key"
+    shutil.copy(cert0, cert)
+    shutil.copy(key0, key)
+    client = _client(csms.url, tmp_path, password="s3cret-s3cret-16")
+    certs = StationCertificates(client, [CertificateSlot(
+        "ChargingStationCertificate", cert, key, _roots(pki.ca))])
+    client.certificates = certs
+    before = (cert.read_bytes(), key.read_bytes())
+    rogue_ca, rogue_key = other_root(tmp_path)
+    good = CsrSigner(pki.ca, pki.dir / "ca.key")
+    expired = CsrSigner(pki.ca, pki.dir / "ca.key", days=-0.001)
+
+    async def signed(chain: str) -> Any:
+        return await csms.call(STATION, "CertificateSigned", {
+            "certificate_chain": chain, "certificate_type": "ChargingStationCertificate"})
+
+    try:
+        async with running(client):
+            await asyncio.wait_for(client.accepted.wait(), WAIT)
+            # nothing pending: Rejected
+            res = await signed(good.sign(PendingCsrFor(cert).csr_pem))
+            assert res.status == "Rejected"
+            assert await certs.request("ChargingStationCertificate") is False  # no signer
+            csms.signers["ChargingStationCertificate"] = CsrSigner(rogue_ca, rogue_key)
+            assert await certs.request("ChargingStationCertificate")
+            await until(lambda: csms.signed_answers == ["Rejected"], "untrusted chain")
+            assert "ChargingStationCertificate" in certs.pending
+            pending = certs.pending["ChargingStationCertificate"][0]
+            other = PendingCsrFor(cert)  # a key that is not the pending one
+            for chain in (good.sign(other.csr_pem), expired.sign(pending.csr_pem),
+                          "not a certificate at all",
+                          "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"):
+                res = await signed(chain)
+                assert res.status == "Rejected", chain[:40]
+                assert res.status_info["reason_code"] == "InvalidCertificate"
+            assert (cert.read_bytes(), key.read_bytes()) == before
+            await until(lambda: len(csms.calls(STATION, "SecurityEventNotification")) == 5,
+                        "security events")
+            types = {e["type"] for e in csms.calls(STATION, "SecurityEventNotification")}
+            assert types == {"InvalidChargingStationCertificate"}
+            # the pending key still takes its own good chain afterwards
+            res = await signed(good.sign(pending.csr_pem))
+            assert res.status == "Accepted"
+            assert cert.read_bytes() != before[0]
+            # schema-invalid CertificateSigned: the library's CallError, nothing changes
+            after = cert.read_bytes()
+            await csms.send_raw(STATION, '[2,"x1","CertificateSigned",{"certificateChain":5}]')
+            await until(lambda: any('"x1"' in f for f in csms.frames.get(STATION, [])),
+                        "CallError")
+            assert cert.read_bytes() == after
+    finally:
+        await csms.stop()
+
+
+def PendingCsrFor(cert: Path) -> Any:  # noqa: N802 - reads like the class it makes
+    from evse.ocpp.csr import PendingCsr
+
+    return PendingCsr.new("ChargingStationCertificate", _leaf(cert))
+
+
+async def _served_serial(port: int, root: Path) -> int:
+    ctx = ev_context(root).context
+    _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ctx)
+    try:
+        ssl_obj = writer.get_extra_info("ssl_object")
+        der = ssl_obj.getpeercert(binary_form=True)
+        return x509.load_der_x509_certificate(der).serial_number
+    finally:
+        writer.close()
+
+
+async def test_secc_certificate_renewed_and_presented_by_the_next_tls13_handshake(
+        v2g: PkiFiles, tmp_path: Path) -> None:
+    chain, key = tmp_path / "secc_chain.pem", tmp_path / "secc.key"
+    shutil.copy(v2g.secc_chain, chain)
+    shutil.copy(v2g.secc_key, key)
+    subs = tmp_path / "subs.pem"
+    subs.write_bytes(v2g.sub_ca2_cert.read_bytes() + v2g.sub_ca1_cert.read_bytes())
+    csms = CsmsSimulator()
+    csms.signers["V2GCertificate"] = CsrSigner(v2g.sub_ca2_cert, v2g.sub_ca2_key, chain=subs,
+                                               server=True)
+    await csms.start()
+    client = _client(csms.url, tmp_path, password="s3cret-s3cret-16")
+    tls = secc_context(chain, key).context
+    try:
+        async with secc_running(tls=tls, plain=False) as rig, running(client):
+            slot = CertificateSlot("V2GCertificate", chain, key, _roots(v2g.root_cert))
+            slot.on_installed.append(lambda: rig.server.set_tls_contexts(
+                secc_context(chain, key).context))
+            client.certificates = StationCertificates(client, [slot])
+            await asyncio.wait_for(client.accepted.wait(), WAIT)
+            old = await _served_serial(rig.port, v2g.root_cert)
+            assert old == _leaf(v2g.secc_cert).serial_number
+            res = await csms.call(STATION, "TriggerMessage",
+                                  {"requested_message": "SignV2GCertificate"})
+            assert res.status == "Accepted"
+            await until(lambda: csms.signed_answers == ["Accepted"], "CertificateSigned")
+            new = await _served_serial(rig.port, v2g.root_cert)
+            assert new != old and new == _leaf(chain).serial_number
+            assert len(x509.load_pem_x509_certificates(chain.read_bytes())) == 3
+            assert client.connections == 1  # the OCPP connection was left alone
+            assert csms.signers["V2GCertificate"].csr_valid == [True]
+    finally:
+        await csms.stop()
+
+
+async def test_renewal_when_the_certificate_nears_its_end(pki: Pki, tmp_path: Path) -> None:
+    csms = CsmsSimulator()
+    csms.signers["ChargingStationCertificate"] = CsrSigner(pki.ca, pki.dir / "ca.key",
+                                                           days=0.5)
+    await csms.start()
+    cert0, key0 = pki.client(STATION)  # ends in a day
+    cert, key = tmp_path / "station.pem", tmp_path / "station.key"
+    shutil.copy(cert0, cert)
+    shutil.copy(key0, key)
+    client = _client(csms.url, tmp_path, password="s3cret-s3cret-16")
+    certs = StationCertificates(client, [CertificateSlot(
+        "ChargingStationCertificate", cert, key, _roots(pki.ca))], renew_before_days=2.0,
+        check_interval_s=0.1)
+    client.certificates = certs
+    assert certs.due(client._clock()) == ["ChargingStationCertificate"]
+    certs.renew_before_days = 0.6
+    assert certs.due(client._clock()) == []  # a day left, renewal at 0.6: not yet
+    certs.renew_before_days = 2.0
+    try:
+        async with running(client):
+            certs.start()
+            await until(lambda: csms.signed_answers == ["Accepted"], "renewed before expiry")
+            await asyncio.sleep(0.3)  # the new one (half a day) is within 2 days too, but...
+            await certs.stop()
+        assert certs.installed[0] == "ChargingStationCertificate"
+        assert _leaf(cert).serial_number != _leaf(cert0).serial_number
+    finally:
+        await csms.stop()
+
+
+def test_tls_failure_events_are_aggregated_and_bounded() -> None:
+    sent: list[tuple[str, str]] = []
+    now = [0.0]
+    events = TlsFailureEvents(lambda t, i: sent.append((t, i)), window_s=60.0,
+                              clock=lambda: now[0])
+    events.failed("[::1]:1", "TLS handshake failed: UNSUPPORTED_PROTOCOL")
+    assert sent == [("InvalidTLSVersion", "SECC TLS handshakes failed: 1 (1 InvalidTLSVersion) "
+                                          "from [::1]")]
+    for i in range(10_000):  # a flood within one window: nothing more yet
+        events.failed(f"[fe80::{i:x}]:5", "TLS handshake failed: NO_SHARED_CIPHER")
+    events.failed("[::1]:2", "TLS handshake timeout (5 s)")  # not a security event
+    assert len(sent) == 1 and len(events._peers) <= events.max_peers
+    now[0] = 61.0
+    events.failed("[::1]:3", "bad vehicle certificate: unable to get local issuer certificate")
+    assert len(sent) == 2
+    kind, info = sent[1]
+    assert kind == "InvalidTLSCipherSuite"
+    assert "10001" in info and "10000 InvalidTLSCipherSuite" in info
+
+
+async def test_secc_handshake_failures_reach_the_csms(v2g: PkiFiles, tmp_path: Path) -> None:
+    csms = CsmsSimulator()
+    await csms.start()
+    client = _client(csms.url, tmp_path, password="s3cret-s3cret-16")
+    tls = secc_context(v2g.secc_chain, v2g.secc_key).context
+    try:
+        async with secc_running(tls=tls, plain=False) as rig, running(client):
+            events = TlsFailureEvents(client.security_event, window_s=0.2)
+            rig.server.on_tls_failure = events.failed
+            flusher = asyncio.create_task(events.run())
+            await asyncio.wait_for(client.accepted.wait(), WAIT)
+            old = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # TLS 1.2 only: refused by -20
+            old.check_hostname, old.verify_mode = False, ssl.CERT_NONE
+            old.maximum_version = ssl.TLSVersion.TLSv1_2
+            for _ in range(20):
+                with pytest.raises((ssl.SSLError, ConnectionError)):
+                    await asyncio.open_connection("127.0.0.1", rig.port, ssl=old)
+            await until(lambda: len(csms.calls(STATION, "SecurityEventNotification")) >= 2,
+                        "the first failure and the window's aggregate")
+            await asyncio.sleep(0.5)
+            flusher.cancel()
+            got = csms.calls(STATION, "SecurityEventNotification")
+            assert len(got) <= 4  # 20 failures, a handful of events
+            assert {e["type"] for e in got} == {"InvalidTLSVersion"}
+            assert sum(int(e["tech_info"].split(": ")[1].split(" ")[0]) for e in got) == 20
+    finally:
+        await csms.stop()
