@@ -395,6 +395,7 @@ class OcppClient:
         self.certificates: StationCertificates | None = None
         self.subprotocol: str | None = None
         self.connections = 0  # successful WebSocket connections so far (for tests, demo)
+        self._csms_cert_reported = -1  # `connections` when InvalidCsmsCertificate was raised
         self.accepted = asyncio.Event()  # set while the CSMS has accepted the station
 
     def _device_model(self) -> DeviceModel:
@@ -554,6 +555,12 @@ class OcppClient:
             except (OSError, websockets.exceptions.WebSocketException, OcppConnectError,
                     TimeoutError, ssl.SSLError) as exc:
                 log.warning("OCPP connection to %s: %s", self.config.url, exc)
+                if isinstance(exc, ssl.SSLCertVerificationError) and \
+                        self._csms_cert_reported != self.connections:
+                    # once per run of failures, not per retry [A00: InvalidCsmsCertificate]
+                    self._csms_cert_reported = self.connections
+                    self.security_event("InvalidCsmsCertificate",
+                                        f"{self.config.url}: {exc.verify_message or exc}")
             finally:
                 self.station.connection_lost()
                 self.tracker.online = False

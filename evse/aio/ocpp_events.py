@@ -35,6 +35,7 @@ from evse import events as se
 from evse.aio.ocpp_auth import OcppAuthorizer
 from evse.aio.ocpp_client import OcppClient
 from evse.aio.ocpp_energy import OcppSchedulePolicy, OcppSetpoints
+from evse.aio.ocpp_security import StationSecurity
 from evse.config import OcppConfig
 from evse.ocpp.cert_store import CertStore
 from evse.ocpp.queue import DurableQueue
@@ -202,6 +203,8 @@ class OcppRuntime:
         self.schedule_policy = OcppSchedulePolicy(self.client, evse_ids)
         self._evse_ids = evse_ids
         self.setpoints: OcppSetpoints | None = None
+        # certificate renewal, security events, CSMS roots for the SECC (`evse secc` sets it)
+        self.security: StationSecurity | None = None
 
     def attach(self, set_setpoint: Callable[[str, float | None], Any],
                stop_session: Callable[[str, str], bool] | None = None) -> None:
@@ -217,8 +220,12 @@ class OcppRuntime:
         self.client.start()
         if self.setpoints is not None:
             self.setpoints.start()
+        if self.security is not None:
+            self.security.start()
 
     async def stop(self) -> None:
+        if self.security is not None:
+            await self.security.stop()
         if self.setpoints is not None:
             await self.setpoints.stop()
         await self.bridge.stop()

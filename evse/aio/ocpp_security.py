@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import ssl
 import tempfile
 import time
 from collections import Counter
@@ -46,8 +47,10 @@ from evse.ocpp.csr import (
 
 if TYPE_CHECKING:
     from evse.aio.ocpp_client import OcppClient
+    from evse.config import OcppConfig
+    from evse.ocpp.cert_store import CertStore
 
-__all__ = ["CertificateSlot", "SecurityHandlers", "StationCertificates",
+__all__ = ["CertificateSlot", "SecurityHandlers", "StationCertificates", "StationSecurity",
            "TlsFailureEvents", "atomic_write"]
 
 log = logging.getLogger(__name__)
@@ -111,6 +114,7 @@ class StationCertificates:
         self.wait_signed_s = wait_signed_s  # a CSR not answered by then is given up
         self.pending: dict[str, tuple[PendingCsr, float]] = {}
         self.installed: list[str] = []  # certificate types renewed so far (tests, logs)
+        self.unreported: list[str] = []  # renewals not yet raised as security events
         self._task: asyncio.Task[None] | None = None
         self._requests: set[asyncio.Task[Any]] = set()
 
@@ -186,14 +190,20 @@ class StationCertificates:
         leaf = certs[0]
         log.warning("installed a new %s (serial %x, valid until %s)", certificate_type,
                     leaf.serial_number, leaf.not_valid_after_utc.isoformat())
-        self.client.security_event("ReconfigurationOfSecurityParameters",
-                                   f"{certificate_type} renewed, serial {leaf.serial_number:x}")
+        # reported by the caller once its answer is out (see SecurityHandlers)
+        self.unreported.append(f"{certificate_type} renewed, serial {leaf.serial_number:x}")
         for listener in slot.on_installed:
             try:
                 listener()
             except Exception:
                 log.exception("%s installed: listener failed", certificate_type)
         return "Accepted", "", certificate_type
+
+    def report_installed(self) -> None:
+        """ReconfigurationOfSecurityParameters for each renewal not reported yet."""
+        while self.unreported:
+            self.client.security_event("ReconfigurationOfSecurityParameters",
+                                       self.unreported.pop(0))
 
     def _expire(self, now: float) -> None:
         for t, (_p, since) in list(self.pending.items()):
@@ -291,15 +301,21 @@ class SecurityHandlers:
             info = {"reason_code": "InvalidCertificate", "additional_info": reason[:512]}
         self._reconnect_after_answer = (installed == "ChargingStationCertificate"
                                         and self.client.config.security_profile == 3)
+        if certs is not None and not self._reconnect_after_answer:
+            certs.report_installed()
         return self._call_result.CertificateSigned(status=status, status_info=info)
 
     @after("CertificateSigned")
     async def after_certificate_signed(self, **_: Any) -> None:
         # the new client certificate is used from the next connection on: end this one once
         # the answer is out; the client reconnects (back-off minimum) with the new files
+        # (the security event after the close: a CALL crossing our answer on a closing
+        # connection could cost the CSMS that answer)
         if self._reconnect_after_answer:
             self._reconnect_after_answer = False
             await self._connection.close()
+            if self.client.certificates is not None:
+                self.client.certificates.report_installed()
 
 
 @dataclass
@@ -366,3 +382,92 @@ class TlsFailureEvents:
         self._kinds.clear()
         self._peers.clear()
         self._window_start = self.clock()
+
+
+def _pem_roots(path: Path | None) -> list[x509.Certificate]:
+    return x509.load_pem_x509_certificates(path.read_bytes()) if path is not None else []
+
+
+class StationSecurity:
+    """The security wiring of `evse secc` with [ocpp] (see module doc): certificate renewal
+    slots from the configuration, failed SECC handshakes and certificate changes as security
+    events, and roots the CSMS installs or deletes applied to the SECC for new sessions.
+
+    `secc_files`: the SECC's -20 chain and key (renewed as the V2GCertificate);
+    `rebuild_secc`: a new SECC context from those files (the caller knows the options);
+    `server`: the SeccServer (`set_tls_contexts`, `on_tls_failure`, `config.pnc_verifier`)."""
+
+    def __init__(self, client: OcppClient, config: OcppConfig, *,
+                 store: CertStore | None = None, server: Any = None,
+                 secc_files: tuple[Path, Path] | None = None,
+                 rebuild_secc: Callable[[], ssl.SSLContext] | None = None) -> None:
+        self.client, self.config, self.store, self.server = client, config, store, server
+        slots = []
+        if config.security_profile == 3 and config.cert_file and config.key_file:
+            ca = config.client_ca_file or config.ca_file
+            slots.append(CertificateSlot("ChargingStationCertificate", config.cert_file,
+                                         config.key_file, lambda: _pem_roots(ca)))
+        if secc_files is not None:
+            slot = CertificateSlot("V2GCertificate", secc_files[0], secc_files[1],
+                                   self.v2g_roots)
+            if rebuild_secc is not None and server is not None:
+                slot.on_installed.append(
+                    lambda: server.set_tls_contexts(rebuild_secc()))
+            slots.append(slot)
+        self.certificates = StationCertificates(
+            client, slots, renew_before_days=config.renew_before_days,
+            check_interval_s=config.renew_check_s)
+        client.certificates = self.certificates
+        self.tls_events = TlsFailureEvents(client.security_event,
+                                           window_s=config.tls_event_window_s)
+        if server is not None:
+            server.on_tls_failure = self.tls_events.failed
+        # the PnC verifier's configured MO roots stay; the CSMS's come and go beside them
+        verifier = getattr(getattr(server, "config", None), "pnc_verifier", None)
+        self.pnc_verifier = getattr(verifier, "inner", verifier)
+        self.base_mo_roots = tuple(getattr(self.pnc_verifier, "mo_roots", ()))
+        if store is not None:
+            store.listeners.append(self.roots_changed)
+            self.roots_changed("MORootCertificate", "loaded")
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def v2g_roots(self) -> list[x509.Certificate]:
+        """Roots a renewed SECC chain may lead to: [ocpp] v2g_roots and the CSMS's
+        V2GRootCertificates."""
+        installed = self.store.certificates("V2GRootCertificate") if self.store else []
+        return _pem_roots(self.config.v2g_roots) + installed
+
+    def roots_changed(self, cert_type: str, what: str) -> None:
+        """InstallCertificate / DeleteCertificate: MO roots reach the PnC verifier for the
+        next contract check (sessions already authorized stay as they are); V2G roots are
+        read at each SECC renewal. Every change is a security event."""
+        if cert_type == "MORootCertificate" and self.pnc_verifier is not None \
+                and self.store is not None:
+            roots = self.base_mo_roots + tuple(self.store.certificates(cert_type))
+            self.pnc_verifier.mo_roots = roots  # public field of evse.security.PncVerifier
+            log.info("PnC MO roots: %d (%d configured, %d from the CSMS)", len(roots),
+                     len(self.base_mo_roots), len(roots) - len(self.base_mo_roots))
+        if what != "loaded":
+            self.client.security_event("ReconfigurationOfSecurityParameters",
+                                       f"{cert_type} {what}")
+
+    def reset_hook(self, reset: Callable[[], None]) -> Callable[[], None]:
+        """`reset` preceded by a ResetOrReboot security event (stored durably, sent after the
+        restart)."""
+        def run() -> None:
+            self.client.security_event("ResetOrReboot", "Reset from the CSMS")
+            reset()
+
+        return run
+
+    def start(self) -> None:
+        self._tasks = [self.certificates.start(),
+                       asyncio.create_task(self.tls_events.run(), name="ocpp-tls-events")]
+
+    async def stop(self) -> None:
+        await self.certificates.stop()
+        for task in self._tasks[1:]:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []

@@ -81,15 +81,15 @@ async def test_profile3_client_certificate_renewed_and_used_for_the_next_connect
             res = await csms.call(STATION, "TriggerMessage",
                                   {"requested_message": "SignChargingStationCertificate"})
             assert res.status == "Accepted"
-            await until(lambda: csms.signed_answers == ["Accepted"], "CertificateSigned")
+            await until(lambda: bool(csms.signed_answers), "CertificateSigned")
+            assert csms.signed_answers == ["Accepted"]
             await until(lambda: client.connections == 2 and client.accepted.is_set(),
                         "reconnected with the new certificate")
             # a V2G certificate this station does not renew: Rejected, no CSR
             res = await csms.call(STATION, "TriggerMessage",
                                   {"requested_message": "SignV2GCertificate"})
             assert res.status == "Rejected"
-            # (>= 1: sent while the old connection closed, it may arrive twice)
-            await until(lambda: len(csms.calls(STATION, "SecurityEventNotification")) >= 1,
+            await until(lambda: len(csms.calls(STATION, "SecurityEventNotification")) == 1,
                         "the renewal reported")
         new = _leaf(cert)
         assert new.serial_number != old_serial
@@ -298,3 +298,92 @@ async def test_secc_handshake_failures_reach_the_csms(v2g: PkiFiles, tmp_path: P
             assert sum(int(e["tech_info"].split(": ")[1].split(" ")[0]) for e in got) == 20
     finally:
         await csms.stop()
+
+
+async def test_mo_root_installed_by_the_csms_reaches_the_pnc_check(tmp_path: Path) -> None:
+    """A PnC session whose MO root is not trusted is denied; InstallCertificate of that root
+    makes the next session succeed, without a restart; DeleteCertificate denies again."""
+    from evse.aio.ocpp_security import StationSecurity
+    from evse.aio.pnc import RecordingVerifier
+    from evse.ocpp.cert_store import CertStore
+    from evse.security import PncVerifier
+    from tests.aio.test_pnc_tls import _make, auth_codes, pnc_scenario, pnc_server
+
+    pki = _make(tmp_path / "pnc", "secp521r1")
+    mo_root = pki.pki.mo_roots[0]
+    mo_pem = mo_root.public_bytes(serialization.Encoding.PEM).decode()
+    csms = CsmsSimulator()
+    await csms.start()
+    client = _client(csms.url, tmp_path, password="s3cret-s3cret-16")
+    client.cert_store = CertStore(tmp_path / "certs")
+    verifier = RecordingVerifier(PncVerifier(mo_roots=[], oem_roots=pki.pki.oem_roots))
+    try:
+        async with pnc_server(pki, pnc_verifier=verifier) as r, running(client):
+            StationSecurity(client, client.config, store=client.cert_store, server=r.server)
+            await asyncio.wait_for(client.accepted.wait(), WAIT)
+
+            async def session() -> Any:
+                report = await r.ev(pnc_scenario(pki.contract()), pki.ev_tls())
+                await r.rig.wait_safe()
+                return report
+
+            denied = await session()
+            assert not denied.success and auth_codes(denied) == [
+                "WARNING_CertificateValidationError"]
+            res = await csms.call(STATION, "InstallCertificate", {
+                "certificate_type": "MORootCertificate", "certificate": mo_pem})
+            assert res.status == "Accepted"
+            granted = await session()
+            assert granted.success, granted.summary()
+            assert r.server.sessions[-1].emaid == pki.pki.emaid
+            ids = await csms.call(STATION, "GetInstalledCertificateIds",
+                                  {"certificate_type": ["MORootCertificate"]})
+            (entry,) = ids.certificate_hash_data_chain
+            res = await csms.call(STATION, "DeleteCertificate", {
+                "certificate_hash_data": entry["certificate_hash_data"]})
+            assert res.status == "Accepted"
+            again = await session()
+            assert not again.success and auth_codes(again) == [
+                "WARNING_CertificateValidationError"]
+            await until(lambda: len(csms.calls(STATION, "SecurityEventNotification")) == 2,
+                        "install and delete reported")
+            assert [e["tech_info"] for e in csms.calls(STATION, "SecurityEventNotification")
+                    ] == ["MORootCertificate installed", "MORootCertificate deleted"]
+    finally:
+        await csms.stop()
+
+
+async def test_invalid_csms_certificate_is_reported_once_per_outage(
+        pki: Pki, tmp_path: Path) -> None:
+    """A CSMS whose certificate the station does not trust: InvalidCsmsCertificate is queued
+    once (not once per retry), and sent once a trusted connection is up."""
+    rogue_ca, rogue_key = other_root(tmp_path)
+    rogue_cert, rogue_leaf_key = pki.client("csms", ca_key=rogue_key)  # no SAN, rogue root
+    bad_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    bad_ctx.load_cert_chain(rogue_cert, rogue_leaf_key)
+    bad = CsmsSimulator(ssl_context=bad_ctx)
+    await bad.start()
+    client = _client(bad.url, tmp_path, security_profile=2, ca_file=pki.ca,
+                     password="s3cret-s3cret-16")
+    try:
+        async with running(client):
+            await asyncio.sleep(1.0)  # many retries at 0.05-0.2 s
+        assert client.connections == 0
+        item = client.queue.peek()
+        assert len(client.queue) == 1 and item is not None
+        assert item.action == "SecurityEventNotification"
+        assert item.payload["type"] == "InvalidCsmsCertificate"
+    finally:
+        await bad.stop()
+    good = CsmsSimulator(ssl_context=server_ctx(pki, client_certs=False))
+    await good.start()
+    client2 = OcppClient(replace(client.config, url=good.url), client.station,
+                         queue=client.queue)
+    try:
+        async with running(client2):
+            await until(lambda: len(good.calls(STATION, "SecurityEventNotification")) == 1,
+                        "the event after the outage")
+        assert good.calls(STATION, "SecurityEventNotification")[0]["type"] == \
+            "InvalidCsmsCertificate"
+    finally:
+        await good.stop()
