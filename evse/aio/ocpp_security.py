@@ -10,10 +10,12 @@
   an installed certificate is within `renew_before_days` of its end.
 - `SecurityHandlers`: the CSMS->station handlers (CertificateSigned, the two TriggerMessage
   cases), a base of the client's handler class.
-- `TlsFailureEvents`: failed TLS handshakes on the SECC listener -> SecurityEventNotification,
-  aggregated per window and bounded, so a flood of bad handshakes cannot flood the queue.
-- `RootsToSecc`: roots the CSMS installs or deletes (V2G, MO) reach the SECC's trust for new
-  sessions without a restart.
+- `AggregatedEvents`: failed TLS handshakes on the SECC listener and failed PnC certificate
+  checks -> SecurityEventNotification, aggregated per window and bounded, so a flood cannot
+  flood the queue.
+- `StationSecurity`: the wiring for `evse secc`: the renewal slots from [ocpp] / [tls], the
+  events above, and roots the CSMS installs or deletes reaching the SECC for new sessions
+  (MO roots: the PnC verifier; V2G roots: the renewed SECC chain's trust).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from ocpp.messages import validate_payload
 from ocpp.routing import after as _after
 from ocpp.routing import on as _on
 
+from evse.aio.pnc import RecordingVerifier, VerificationRecord
 from evse.ocpp.csr import (
     PendingCsr,
     SignedChainRejected,
@@ -51,7 +54,7 @@ if TYPE_CHECKING:
     from evse.ocpp.cert_store import CertStore
 
 __all__ = ["CertificateSlot", "SecurityHandlers", "StationCertificates", "StationSecurity",
-           "TlsFailureEvents", "atomic_write"]
+           "AggregatedEvents", "atomic_write", "pnc_event_type", "tls_event_type"]
 
 log = logging.getLogger(__name__)
 
@@ -318,38 +321,54 @@ class SecurityHandlers:
                 self.client.certificates.report_installed()
 
 
+def tls_event_type(reason: str) -> str | None:
+    """The security event type of a failed SECC TLS handshake (tls_server.failure_reason);
+    None: not a security event (a timeout, a peer that went away, too many bytes).
+
+    The 2.0.1 appendix's InvalidTLSVersion / InvalidTLSCipherSuite describe the CSMS
+    connection; they are reused for the EV-facing listener because they name what failed.
+    The appendix has no type for a refused vehicle certificate or another handshake error:
+    InvalidTLSCertificate / InvalidTLSHandshake (the type field takes any string)."""
+    r = reason.lower()
+    if "timeout" in r or "more than" in r:
+        return None
+    if "version" in r or "protocol" in r:
+        return "InvalidTLSVersion"
+    if "cipher" in r or "group" in r or "sigalg" in r or "signature algorithm" in r \
+            or "no shared" in r:
+        return "InvalidTLSCipherSuite"
+    return "InvalidTLSCertificate" if "certificate" in r else "InvalidTLSHandshake"
+
+
+def pnc_event_type(check: str) -> str | None:
+    """The security event type of a failed PnC certificate check (RecordingVerifier's
+    `check`). No appendix type covers the EV's certificates: InvalidContractCertificate
+    (contract chain or its signature, AuthorizationReq) and InvalidOEMProvisioningCertificate
+    (CertificateInstallationReq); a failed MeteringConfirmation is the session's matter."""
+    return {"authorization": "InvalidContractCertificate",
+            "certificate_installation": "InvalidOEMProvisioningCertificate"}.get(check)
+
+
 @dataclass
-class TlsFailureEvents:
-    """Failed TLS handshakes on the SECC listener -> SecurityEventNotification, one per
-    `window_s` at most, carrying how many failures of which kind came from how many peers
-    (the first few named). Counting is O(1) memory per window (bounded peer set), so a flood
-    of bad handshakes costs neither memory nor queue space."""
+class AggregatedEvents:
+    """Failures -> SecurityEventNotification, one per `window_s` at most, carrying how many
+    failures of which type came from how many peers (the first few named). O(1) memory per
+    window (bounded peer set), so a flood of bad handshakes or forged contracts costs neither
+    memory nor queue space. The first failure is reported at once."""
 
     report: Callable[[str, str], None]  # (type, techInfo): OcppClient.security_event
     window_s: float = 60.0
     clock: Callable[[], float] = time.monotonic
     max_peers: int = 8
+    classify: Callable[[str], str | None] = tls_event_type
+    label: str = "SECC TLS handshakes failed"
     _kinds: Counter[str] = field(default_factory=Counter)
     _peers: list[str] = field(default_factory=list)
     _window_start: float | None = None
     sent: int = 0
 
-    @staticmethod
-    def kind(reason: str) -> str | None:
-        """The OCPP security event type of a failure reason (None: not a security event,
-        e.g. a timeout or a peer that just went away)."""
-        r = reason.lower()
-        if "timeout" in r or "more than" in r:
-            return None
-        if "version" in r or "protocol" in r:
-            return "InvalidTLSVersion"
-        if "cipher" in r or "group" in r or "sigalg" in r or "signature algorithm" in r \
-                or "no shared" in r:
-            return "InvalidTLSCipherSuite"
-        return "InvalidTLSCertificate" if "certificate" in r else "InvalidTLSHandshake"
-
     def failed(self, peer: str, reason: str) -> None:
-        kind = self.kind(reason)
+        kind = self.classify(reason)
         if kind is None:
             return
         now = self.clock()
@@ -376,8 +395,7 @@ class TlsFailureEvents:
         kind, _ = self._kinds.most_common(1)[0]
         total = sum(self._kinds.values())
         detail = ", ".join(f"{n} {k}" for k, n in self._kinds.most_common())
-        self.report(kind, f"SECC TLS handshakes failed: {total} ({detail}) from "
-                          f"{', '.join(self._peers)}")
+        self.report(kind, f"{self.label}: {total} ({detail}) from {', '.join(self._peers)}")
         self.sent += 1
         self._kinds.clear()
         self._peers.clear()
@@ -418,13 +436,19 @@ class StationSecurity:
             client, slots, renew_before_days=config.renew_before_days,
             check_interval_s=config.renew_check_s)
         client.certificates = self.certificates
-        self.tls_events = TlsFailureEvents(client.security_event,
+        self.tls_events = AggregatedEvents(client.security_event,
                                            window_s=config.tls_event_window_s)
         if server is not None:
             server.on_tls_failure = self.tls_events.failed
+        self.pnc_events = AggregatedEvents(client.security_event,
+                                           window_s=config.tls_event_window_s,
+                                           classify=pnc_event_type,
+                                           label="PnC certificate checks failed")
         # the PnC verifier's configured MO roots stay; the CSMS's come and go beside them
         verifier = getattr(getattr(server, "config", None), "pnc_verifier", None)
         self.pnc_verifier = getattr(verifier, "inner", verifier)
+        if isinstance(verifier, RecordingVerifier) and verifier.on_record is None:
+            verifier.on_record = self.pnc_checked
         self.base_mo_roots = tuple(getattr(self.pnc_verifier, "mo_roots", ()))
         if store is not None:
             store.listeners.append(self.roots_changed)
@@ -451,6 +475,13 @@ class StationSecurity:
             self.client.security_event("ReconfigurationOfSecurityParameters",
                                        f"{cert_type} {what}")
 
+    def pnc_checked(self, record: VerificationRecord) -> None:
+        """A PnC certificate check the SECC made (RecordingVerifier.on_record)."""
+        if not record.ok:
+            self.pnc_events.failed(f"session {record.session_id}:0", record.check)
+            log.warning("PnC %s check failed (%s): %s", record.check, record.response_code,
+                        record.reason)
+
     def reset_hook(self, reset: Callable[[], None]) -> Callable[[], None]:
         """`reset` preceded by a ResetOrReboot security event (stored durably, sent after the
         restart)."""
@@ -462,7 +493,8 @@ class StationSecurity:
 
     def start(self) -> None:
         self._tasks = [self.certificates.start(),
-                       asyncio.create_task(self.tls_events.run(), name="ocpp-tls-events")]
+                       asyncio.create_task(self.tls_events.run(), name="ocpp-tls-events"),
+                       asyncio.create_task(self.pnc_events.run(), name="ocpp-pnc-events")]
 
     async def stop(self) -> None:
         await self.certificates.stop()

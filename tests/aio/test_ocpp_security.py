@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from certs.make_pki import PkiFiles
 from certs.make_pki import make_pki as make_v2g_pki
 from evse.aio.ocpp_client import OcppClient
-from evse.aio.ocpp_security import CertificateSlot, StationCertificates, TlsFailureEvents
+from evse.aio.ocpp_security import AggregatedEvents, CertificateSlot, StationCertificates
 from evse.aio.tls import ev_context, secc_context
 from evse.config import OcppConfig
 from evse.ocpp.queue import DurableQueue
@@ -254,7 +254,7 @@ async def test_renewal_when_the_certificate_nears_its_end(pki: Pki, tmp_path: Pa
 def test_tls_failure_events_are_aggregated_and_bounded() -> None:
     sent: list[tuple[str, str]] = []
     now = [0.0]
-    events = TlsFailureEvents(lambda t, i: sent.append((t, i)), window_s=60.0,
+    events = AggregatedEvents(lambda t, i: sent.append((t, i)), window_s=60.0,
                               clock=lambda: now[0])
     events.failed("[::1]:1", "TLS handshake failed: UNSUPPORTED_PROTOCOL")
     assert sent == [("InvalidTLSVersion", "SECC TLS handshakes failed: 1 (1 InvalidTLSVersion) "
@@ -278,7 +278,7 @@ async def test_secc_handshake_failures_reach_the_csms(v2g: PkiFiles, tmp_path: P
     tls = secc_context(v2g.secc_chain, v2g.secc_key).context
     try:
         async with secc_running(tls=tls, plain=False) as rig, running(client):
-            events = TlsFailureEvents(client.security_event, window_s=0.2)
+            events = AggregatedEvents(client.security_event, window_s=0.2)
             rig.server.on_tls_failure = events.failed
             flusher = asyncio.create_task(events.run())
             await asyncio.wait_for(client.accepted.wait(), WAIT)
@@ -345,10 +345,15 @@ async def test_mo_root_installed_by_the_csms_reaches_the_pnc_check(tmp_path: Pat
             again = await session()
             assert not again.success and auth_codes(again) == [
                 "WARNING_CertificateValidationError"]
-            await until(lambda: len(csms.calls(STATION, "SecurityEventNotification")) == 2,
-                        "install and delete reported")
-            assert [e["tech_info"] for e in csms.calls(STATION, "SecurityEventNotification")
-                    ] == ["MORootCertificate installed", "MORootCertificate deleted"]
+            await until(lambda: len(csms.calls(STATION, "SecurityEventNotification")) == 3,
+                        "the refused contract, the install and the delete reported")
+            got = csms.calls(STATION, "SecurityEventNotification")
+            assert [e["type"] for e in got] == ["InvalidContractCertificate"] + [
+                "ReconfigurationOfSecurityParameters"] * 2
+            assert got[0]["tech_info"].startswith("PnC certificate checks failed: 1 ")
+            assert [e["tech_info"] for e in got[1:]] == ["MORootCertificate installed",
+                                                         "MORootCertificate deleted"]
+            # the second refusal waits for its window (60 s): one event per window
     finally:
         await csms.stop()
 
