@@ -392,3 +392,92 @@ async def test_invalid_csms_certificate_is_reported_once_per_outage(
             "InvalidCsmsCertificate"
     finally:
         await good.stop()
+
+
+SECC_CONFIG = """
+[station]
+id = "CS-SECC-2"
+
+[[connectors]]
+id = 1
+type = "DC"
+services = ["DC"]
+
+[limits]
+max_voltage = 500
+max_charge_current = 100
+max_charge_power = 40000
+
+[tls]
+cert_chain = "{chain}"
+private_key = "{key}"
+
+[network]
+interface = "lo"
+
+[ocpp]
+url = "{url}"
+password = "0123456789abcdef"
+reconnect_min_s = 0.05
+reconnect_max_s = 0.2
+queue_file = "{queue}"
+certificates_dir = "{certs}"
+v2g_roots = "{roots}"
+"""
+
+
+async def test_evse_secc_renews_its_secc_certificate_without_a_restart(
+        v2g: PkiFiles, tmp_path: Path) -> None:
+    """`evse secc` with [tls] and [ocpp]: SignV2GCertificate from the CSMS, the new chain
+    and key written over the configured files, and the next TLS handshake presents it."""
+    import contextlib
+    import io
+    import re
+
+    from evse.aio.app import SeccOptions, run_secc
+
+    chain, key = tmp_path / "secc_chain.pem", tmp_path / "secc.key"
+    shutil.copy(v2g.secc_chain, chain)
+    shutil.copy(v2g.secc_key, key)
+    subs = tmp_path / "subs.pem"
+    subs.write_bytes(v2g.sub_ca2_cert.read_bytes() + v2g.sub_ca1_cert.read_bytes())
+    csms = CsmsSimulator(passwords={"CS-SECC-2": "0123456789abcdef"})
+    csms.signers["V2GCertificate"] = CsrSigner(v2g.sub_ca2_cert, v2g.sub_ca2_key, chain=subs,
+                                               server=True)
+    await csms.start()
+    path = tmp_path / "station.toml"
+    path.write_text(SECC_CONFIG.format(url=csms.url, chain=chain, key=key,
+                                       queue=tmp_path / "q.sqlite3", certs=tmp_path / "certs",
+                                       roots=v2g.root_cert))
+    options = SeccOptions(config=path, address="127.0.0.1", sdp=False, sim_speedup=10.0,
+                          poll_interval=0.01, tls_port=0)
+    out = io.StringIO()
+    ready, stop = asyncio.Event(), asyncio.Event()
+    try:
+        with contextlib.redirect_stdout(out):
+            task = asyncio.create_task(run_secc(options, ready=ready, stop=stop))
+            await asyncio.wait_for(ready.wait(), 30)
+            m = re.search(r"TLS 1.3 on port (\d+)", out.getvalue())
+            assert m, out.getvalue()
+            port = int(m[1])
+            try:
+                await until(lambda: bool(csms.calls("CS-SECC-2", "StatusNotification")),
+                            "the station at the CSMS")
+                old = await _served_serial(port, v2g.root_cert)
+                res = await csms.call("CS-SECC-2", "TriggerMessage",
+                                      {"requested_message": "SignV2GCertificate"})
+                assert res.status == "Accepted"
+                await until(lambda: bool(csms.signed_answers), "CertificateSigned")
+                assert csms.signed_answers == ["Accepted"]
+                new = await _served_serial(port, v2g.root_cert)
+                assert new != old and new == _leaf(chain).serial_number
+                # the client certificate is not this station's to renew (profile 1)
+                res = await csms.call("CS-SECC-2", "TriggerMessage",
+                                      {"requested_message": "SignChargingStationCertificate"})
+                assert res.status == "Rejected"
+            finally:
+                stop.set()
+                assert await asyncio.wait_for(task, 20) == 0
+    finally:
+        await csms.stop()
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
