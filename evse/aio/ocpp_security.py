@@ -58,7 +58,7 @@ __all__ = ["CertificateSlot", "SecurityHandlers", "StationCertificates", "Statio
 
 log = logging.getLogger(__name__)
 
-# TriggerMessage requestedMessage -> certificateType [F06.FR.?? / A02.FR.01, A03.FR.01]
+# TriggerMessage requestedMessage -> the certificateType it asks to renew [F06, A02]
 SIGN_TRIGGERS = {"SignChargingStationCertificate": "ChargingStationCertificate",
                  "SignV2GCertificate": "V2GCertificate"}
 
@@ -176,7 +176,7 @@ class StationCertificates:
         try:
             certs = check_signed_chain(chain, pending, slot.roots(), now)
         except SignedChainRejected as exc:
-            # [A02.FR.?] an invalid certificate: Rejected and a security event
+            # [A02] an invalid certificate: Rejected and a security event
             self.client.security_event("InvalidChargingStationCertificate",
                                        f"{certificate_type}: {exc}")
             return "Rejected", str(exc), None
@@ -217,18 +217,22 @@ class StationCertificates:
 
     # -- renewal before expiry -------------------------------------------------------------
     def due(self, now: float) -> list[str]:
-        """The certificate types within `renew_before_days` of their end, no CSR pending."""
+        """The certificate types within `renew_before_days` of their end (or past half their
+        life, when that comes later), no CSR pending."""
         self._expire(now)
         out = []
         for t, slot in self.slots.items():
             if t in self.pending:
                 continue
             try:
-                left = days_left(slot.current(), now)
+                cert = slot.current()
             except (OSError, ValueError) as exc:
                 log.error("cannot read the %s: %s", t, exc)
                 continue
-            if left <= self.renew_before_days:
+            # a certificate shorter-lived than the window is renewed at half its life, else
+            # every fresh one would be due at once (a renewal per check, for ever)
+            lifetime = (cert.not_valid_after_utc - cert.not_valid_before_utc).total_seconds()
+            if days_left(cert, now) <= min(self.renew_before_days, lifetime / 86400 / 2):
                 out.append(t)
         return out
 

@@ -10,6 +10,7 @@ import asyncio
 import shutil
 import ssl
 import stat
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -222,30 +223,31 @@ async def test_secc_certificate_renewed_and_presented_by_the_next_tls13_handshak
 
 
 async def test_renewal_when_the_certificate_nears_its_end(pki: Pki, tmp_path: Path) -> None:
+    """The station's clock 0.6 days on: its one-day certificate is past half its life (the
+    window, 2 days, is longer than its life), so it is renewed - once: the new two-day one is
+    not due again."""
     csms = CsmsSimulator()
-    csms.signers["ChargingStationCertificate"] = CsrSigner(pki.ca, pki.dir / "ca.key",
-                                                           days=0.5)
+    csms.signers["ChargingStationCertificate"] = CsrSigner(pki.ca, pki.dir / "ca.key", days=2)
     await csms.start()
-    cert0, key0 = pki.client(STATION)  # ends in a day
+    cert0, key0 = pki.client(STATION)  # valid for a day
     cert, key = tmp_path / "station.pem", tmp_path / "station.key"
     shutil.copy(cert0, cert)
     shutil.copy(key0, key)
     client = _client(csms.url, tmp_path, password="s3cret-s3cret-16")
-    certs = StationCertificates(client, [CertificateSlot(
-        "ChargingStationCertificate", cert, key, _roots(pki.ca))], renew_before_days=2.0,
-        check_interval_s=0.1)
-    client.certificates = certs
+    slot = CertificateSlot("ChargingStationCertificate", cert, key, _roots(pki.ca))
+    certs = StationCertificates(client, [slot], renew_before_days=2.0, check_interval_s=0.05)
+    assert certs.due(time.time()) == []  # a day left, half its life not reached
+    client._clock = lambda: time.time() + 0.6 * 86400
     assert certs.due(client._clock()) == ["ChargingStationCertificate"]
-    certs.renew_before_days = 0.6
-    assert certs.due(client._clock()) == []  # a day left, renewal at 0.6: not yet
-    certs.renew_before_days = 2.0
+    client.certificates = certs
     try:
         async with running(client):
             certs.start()
             await until(lambda: csms.signed_answers == ["Accepted"], "renewed before expiry")
-            await asyncio.sleep(0.3)  # the new one (half a day) is within 2 days too, but...
+            await asyncio.sleep(0.5)  # ten more checks
             await certs.stop()
-        assert certs.installed[0] == "ChargingStationCertificate"
+        assert certs.installed == ["ChargingStationCertificate"]
+        assert len(csms.calls(STATION, "SignCertificate")) == 1
         assert _leaf(cert).serial_number != _leaf(cert0).serial_number
     finally:
         await csms.stop()
