@@ -471,7 +471,12 @@ class StationSecurity:
         read at each SECC renewal. Every change is a security event."""
         if cert_type == "MORootCertificate" and self.pnc_verifier is not None \
                 and self.store is not None:
-            roots = self.base_mo_roots + tuple(self.store.certificates(cert_type))
+            try:
+                installed = self.store.certificates(cert_type)
+            except (OSError, ValueError) as exc:  # the store's answer to the CSMS stands
+                log.error("cannot read the installed MO roots: %s", exc)
+                return
+            roots = self.base_mo_roots + tuple(installed)
             self.pnc_verifier.mo_roots = roots  # public field of evse.security.PncVerifier
             log.info("PnC MO roots: %d (%d configured, %d from the CSMS)", len(roots),
                      len(self.base_mo_roots), len(roots) - len(self.base_mo_roots))
