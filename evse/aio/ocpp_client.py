@@ -53,7 +53,7 @@ from ocpp.v201 import ChargePoint as ChargePoint201
 from ocpp.v201.enums import Action as Action201
 from websockets.asyncio.client import ClientConnection, connect
 
-from evse.aio.ocpp_security import SecurityHandlers, StationCertificates
+from evse.aio.ocpp_security import SecurityHandlers, StationCertificates, csms_tls_event
 from evse.config import OcppConfig
 from evse.ocpp.cert_store import CertStore
 from evse.ocpp.device_model import DeviceModel, Variable, non_negative_int, positive_int
@@ -395,7 +395,8 @@ class OcppClient:
         self.certificates: StationCertificates | None = None
         self.subprotocol: str | None = None
         self.connections = 0  # successful WebSocket connections so far (for tests, demo)
-        self._csms_cert_reported = -1  # `connections` when InvalidCsmsCertificate was raised
+        # security event type -> `connections` when it was last raised (once per outage)
+        self._tls_reported: dict[str, int] = {}
         self.accepted = asyncio.Event()  # set while the CSMS has accepted the station
 
     def _device_model(self) -> DeviceModel:
@@ -555,12 +556,11 @@ class OcppClient:
             except (OSError, websockets.exceptions.WebSocketException, OcppConnectError,
                     TimeoutError, ssl.SSLError) as exc:
                 log.warning("OCPP connection to %s: %s", self.config.url, exc)
-                if isinstance(exc, ssl.SSLCertVerificationError) and \
-                        self._csms_cert_reported != self.connections:
-                    # once per run of failures, not per retry [A00: InvalidCsmsCertificate]
-                    self._csms_cert_reported = self.connections
-                    self.security_event("InvalidCsmsCertificate",
-                                        f"{self.config.url}: {exc.verify_message or exc}")
+                event = csms_tls_event(exc)
+                if event is not None and self._tls_reported.get(event) != self.connections:
+                    # once per run of failed connects, not per retry
+                    self._tls_reported[event] = self.connections
+                    self.security_event(event, f"{self.config.url}: {exc}")
             finally:
                 self.station.connection_lost()
                 self.tracker.online = False

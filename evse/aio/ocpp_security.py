@@ -54,7 +54,8 @@ if TYPE_CHECKING:
     from evse.ocpp.cert_store import CertStore
 
 __all__ = ["CertificateSlot", "SecurityHandlers", "StationCertificates", "StationSecurity",
-           "AggregatedEvents", "atomic_write", "pnc_event_type", "tls_event_type"]
+           "AggregatedEvents", "atomic_write", "csms_tls_event", "pnc_event_type",
+           "tls_event_type"]
 
 log = logging.getLogger(__name__)
 
@@ -323,6 +324,25 @@ class SecurityHandlers:
             await self._connection.close()
             if self.client.certificates is not None:
                 self.client.certificates.report_installed()
+
+
+def csms_tls_event(exc: BaseException) -> str | None:
+    """The security event of a failed TLS connect to the CSMS [A00, appendix]: its
+    certificate does not verify (InvalidCsmsCertificate), it offers only TLS versions below
+    1.2 (InvalidTLSVersion) or only cipher suites we do not take (InvalidTLSCipherSuite).
+    None for anything else (refused, unreachable, timed out)."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return "InvalidCsmsCertificate"
+    if not isinstance(exc, ssl.SSLError):
+        return None
+    why = f"{exc.reason or ''} {exc}".upper()
+    if any(k in why for k in ("PROTOCOL_VERSION", "UNSUPPORTED_PROTOCOL",
+                              "WRONG_VERSION_NUMBER", "VERSION_TOO_LOW")):
+        return "InvalidTLSVersion"
+    if any(k in why for k in ("NO_SHARED_CIPHER", "NO_CIPHERS_AVAILABLE", "HANDSHAKE_FAILURE",
+                              "NO_SUITABLE_SIGNATURE_ALGORITHM", "NO_SHARED_GROUP")):
+        return "InvalidTLSCipherSuite"
+    return None
 
 
 def tls_event_type(reason: str) -> str | None:

@@ -483,3 +483,52 @@ async def test_evse_secc_renews_its_secc_certificate_without_a_restart(
     finally:
         await csms.stop()
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
+
+
+async def test_csms_offering_only_weak_cipher_suites_is_reported_once(
+        pki: Pki, tmp_path: Path) -> None:
+    """A CSMS (a blocking TLS server: it writes OpenSSL's alert, as a real one does) that
+    only speaks TLS 1.2 with a SHA-1 suite the station does not offer: the handshake fails
+    with handshake_failure, InvalidTLSCipherSuite is queued once for all the retries."""
+    import socket
+    import threading
+
+    srv = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    srv.load_cert_chain(pki.server_cert, pki.server_key)
+    srv.maximum_version = ssl.TLSVersion.TLSv1_2
+    srv.set_ciphers("ECDHE-ECDSA-AES256-SHA")
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    sock.settimeout(0.2)
+    done = threading.Event()
+    handshakes = []
+
+    def serve() -> None:
+        while not done.is_set():
+            try:
+                conn, _ = sock.accept()
+            except TimeoutError:
+                continue
+            try:
+                srv.wrap_socket(conn, server_side=True)
+            except ssl.SSLError as exc:
+                handshakes.append(exc.reason)
+            finally:
+                conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    client = _client(f"wss://127.0.0.1:{sock.getsockname()[1]}", tmp_path,
+                     security_profile=2, ca_file=pki.ca, password="s3cret-s3cret-16")
+    try:
+        async with running(client):
+            await until(lambda: len(handshakes) >= 3, "a few attempts")
+    finally:
+        done.set()
+        await asyncio.to_thread(thread.join)
+        sock.close()
+    assert set(handshakes) == {"NO_SHARED_CIPHER"}
+    item = client.queue.peek()
+    assert len(client.queue) == 1 and item is not None
+    assert item.payload["type"] == "InvalidTLSCipherSuite"
