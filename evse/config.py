@@ -233,6 +233,17 @@ class OcppConfig:
     certificates_dir: Path = Path("ocpp_certs")
     # durable TransactionEvent queue (SQLite); default beside the config file
     queue_file: Path = Path("ocpp_queue.sqlite3")
+    # the station's own certificates (SignCertificate/CertificateSigned, docs/ocpp.md):
+    # renewed when they end within this many days (checked every renew_check_s)
+    renew_before_days: float = 30.0
+    renew_check_s: float = 3600.0
+    # roots a renewed CSMS-client certificate must chain to (default: ca_file)
+    client_ca_file: Path | None = None
+    # V2G roots a renewed SECC certificate must chain to (besides V2GRootCertificates the
+    # CSMS installed)
+    v2g_roots: Path | None = None
+    # failed SECC TLS handshakes: at most one SecurityEventNotification per window
+    tls_event_window_s: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -861,7 +872,11 @@ def _ocpp(root: _Table, station_id: str) -> OcppConfig | None:
         certificate_installation=t.boolean("certificate_installation", False),
         ocsp=t.boolean("ocsp", False),
         certificates_dir=t.path_("certificates_dir", "ocpp_certs") or Path("ocpp_certs"),
-        queue_file=t.path_("queue_file", "ocpp_queue.sqlite3") or Path("ocpp_queue.sqlite3"))
+        queue_file=t.path_("queue_file", "ocpp_queue.sqlite3") or Path("ocpp_queue.sqlite3"),
+        renew_before_days=t.number("renew_before_days", 30.0, gt=0),
+        renew_check_s=t.number("renew_check_s", 3600.0, gt=0),
+        client_ca_file=t.path_("client_ca_file"), v2g_roots=t.path_("v2g_roots"),
+        tls_event_window_s=t.number("tls_event_window_s", 60.0, gt=0))
     if cfg.sampled_interval_s < 0:
         t.error("sampled_interval_s", "must be >= 0 (0: no periodic meter values)")
     if cfg.reconnect_max_s < cfg.reconnect_min_s:

@@ -25,16 +25,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from ocpp.routing import on as _on
 from ocpp.v21 import ChargePoint as ChargePoint21
 from ocpp.v201 import ChargePoint as ChargePoint201
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
-__all__ = ["CsmsSimulator", "OcspResponder", "ReceivedCall"]
+__all__ = ["CsmsSimulator", "CsrSigner", "OcspResponder", "ReceivedCall"]
 
 log = logging.getLogger(__name__)
 
@@ -308,11 +312,84 @@ class _CsmsCertificateHandlers:
             status="Accepted", ocsp_result=base64.b64encode(der).decode("ascii"))
 
 
-class _Csms201(_CsmsHandlers, _CsmsCertificateHandlers, ChargePoint201):  # type: ignore[misc]
+# -- the station's certificates (SignCertificate -> CertificateSigned, OCPP A02/A03) ----------
+
+class CsrSigner:
+    """The CA side of a certificate renewal: a station's CSR (its signature checked) signed
+    into a leaf by `ca_cert`/`ca_key` (PEM files of a test PKI), sent back with the CA's
+    own chain below the root (`chain`, PEM, e.g. Sub-CA 2 + Sub-CA 1 for a -20 SECC)."""
+
+    def __init__(self, ca_cert: Path, ca_key: Path, *, chain: Path | None = None,
+                 server: bool = False, days: float = 365.0) -> None:
+        self.ca = x509.load_pem_x509_certificate(ca_cert.read_bytes())
+        key = serialization.load_pem_private_key(ca_key.read_bytes(), None)
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        self.key = key
+        self.chain = chain.read_bytes() if chain is not None else b""
+        self.server, self.days = server, days
+        self.csr_valid: list[bool] = []  # the CSR signature of each request, in order
+
+    def sign(self, csr_pem: str) -> str:
+        csr = x509.load_pem_x509_csr(csr_pem.encode())
+        self.csr_valid.append(csr.is_signature_valid)
+        if not csr.is_signature_valid:
+            raise ValueError("the CSR's signature does not verify")
+        now = datetime.now(UTC)
+        usage = ExtendedKeyUsageOID.SERVER_AUTH if self.server else ExtendedKeyUsageOID.CLIENT_AUTH
+        cert = (x509.CertificateBuilder().subject_name(csr.subject).issuer_name(self.ca.subject)
+                .public_key(csr.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(now - timedelta(minutes=5))
+                .not_valid_after(now + timedelta(days=self.days))
+                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                .add_extension(x509.KeyUsage(
+                    digital_signature=True, content_commitment=False, key_encipherment=False,
+                    data_encipherment=False, key_agreement=True, key_cert_sign=False,
+                    crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+                .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+                .sign(self.key, hashes.SHA512() if self.key.curve.name == "secp521r1"
+                      else hashes.SHA256()))
+        return (cert.public_bytes(serialization.Encoding.PEM) + self.chain).decode()
+
+
+class _CsmsCertificates:
+    """SignCertificate: Accepted when the simulator has a signer for the type, then (a moment
+    later) CertificateSigned with the chain, the station's answer kept in `signed_answers`."""
+
+    csms: CsmsSimulator
+    _call_result: Any
+
+    @on("SignCertificate")
+    def on_sign_certificate(self, csr: str, certificate_type: str | None = None,
+                            **payload: Any) -> Any:
+        self._record("SignCertificate",  # type: ignore[attr-defined]
+                     {"csr": csr, "certificate_type": certificate_type, **payload})
+        signer = self.csms.signers.get(certificate_type or "ChargingStationCertificate")
+        if signer is None:
+            return self._call_result.SignCertificate(status="Rejected")
+        task = asyncio.create_task(self._send_signed(csr, certificate_type, signer))
+        self.csms._tasks.add(task)
+        task.add_done_callback(self.csms._tasks.discard)
+        return self._call_result.SignCertificate(status="Accepted")
+
+    async def _send_signed(self, csr: str, certificate_type: str | None,
+                           signer: CsrSigner) -> None:
+        await asyncio.sleep(0.05)
+        try:
+            chain = signer.sign(csr)
+            res = await self.call(self._call.CertificateSigned(  # type: ignore[attr-defined]
+                certificate_chain=chain, certificate_type=certificate_type), suppress=False)
+            self.csms.signed_answers.append(str(res.status))
+        except Exception as exc:  # recorded for the test to see
+            self.csms.signed_answers.append(f"error: {exc}")
+
+
+class _Csms201(_CsmsCertificates, _CsmsHandlers, _CsmsCertificateHandlers,  # type: ignore[misc]
+               ChargePoint201):
     pass
 
 
-class _Csms21(_CsmsHandlers, _CsmsCertificateHandlers, ChargePoint21):  # type: ignore[misc]
+class _Csms21(_CsmsCertificates, _CsmsHandlers, _CsmsCertificateHandlers,  # type: ignore[misc]
+              ChargePoint21):
     pass
 
 
@@ -365,6 +442,10 @@ class CsmsSimulator:
         # Authorize with iso15118CertificateHashData answers certificateStatus (False: the
         # CSMS leaves the contract's OCSP check to the station)
         self.pnc_certificate_status = True
+        # certificateType -> the CA that signs a station's CSR (SignCertificate)
+        self.signers: dict[str, CsrSigner] = {}
+        self.signed_answers: list[str] = []  # the station's CertificateSigned answers
+        self.client_serials: list[str] = []  # profile 3: each client certificate's serial (hex)
 
     @property
     def url(self) -> str:
@@ -414,6 +495,7 @@ class CsmsSimulator:
         if self.ssl_context is not None and self.ssl_context.verify_mode == ssl.CERT_REQUIRED:
             cert = connection.transport.get_extra_info("peercert") or {}
             cns = [v for rdn in cert.get("subject", ()) for k, v in rdn if k == "commonName"]
+            self.client_serials.append(str(cert.get("serialNumber", "")))
             if station_id not in cns:
                 self.rejected_handshakes.append(f"{station_id}: certificate CN {cns}")
                 return connection.respond(HTTPStatus.FORBIDDEN, "certificate mismatch\n")

@@ -499,7 +499,35 @@ def _build_server(options: SeccOptions, station_cfg: StationConfig | None
     )
     if ocpp is not None:
         ocpp.attach(server.set_power_bound, server.stop_session, server.set_in_service)
+        assert station_cfg is not None and station_cfg.ocpp is not None
+        ocpp.security = _ocpp_security(ocpp, station_cfg, options, server, tls is not None)
     return server, tls_info, specs, ocpp
+
+
+def _ocpp_security(ocpp: OcppRuntime, station_cfg: StationConfig, options: SeccOptions,
+                   server: SeccServer, tls: bool) -> Any:
+    """Certificate renewal (the SECC's -20 certificate, the CSMS-client one), security
+    events, and the CSMS's roots for the SECC (evse/aio/ocpp_security.py)."""
+    from evse.aio.ocpp_security import StationSecurity
+    from evse.aio.tls import secc_context
+
+    assert station_cfg.ocpp is not None
+    files = _tls_files(options, station_cfg.tls)
+    chain, key = files.chain, files.key
+    if not tls or chain is None or key is None:
+        return StationSecurity(ocpp.client, station_cfg.ocpp, store=ocpp.client.cert_store,
+                               server=server)
+
+    def rebuild() -> ssl.SSLContext:
+        # the stapled OCSP response was about the old leaf: not carried over
+        assert chain is not None and key is not None
+        return secc_context(Path(chain), Path(key), vehicle_roots=files.roots,
+                            require_vehicle_cert=files.require_vehicle_cert,
+                            best_effort=files.best_effort).context
+
+    return StationSecurity(ocpp.client, station_cfg.ocpp, store=ocpp.client.cert_store,
+                           server=server, secc_files=(Path(chain), Path(key)),
+                           rebuild_secc=rebuild)
 
 
 
@@ -584,7 +612,8 @@ async def run_secc(options: SeccOptions, *, ready: asyncio.Event | None = None,
     _announce(server, tls_info, wirings)
     stop = stop or asyncio.Event()
     if ocpp is not None:  # Reset from the CSMS: a clean exit; the service manager restarts us
-        ocpp.client.on_reset = stop.set
+        ocpp.client.on_reset = (ocpp.security.reset_hook(stop.set)
+                                if ocpp.security is not None else stop.set)
     try:
         await _serve_until(stop, ready)
     finally:

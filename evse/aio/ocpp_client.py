@@ -55,6 +55,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from evse.aio.ocpp_operations import Operations, OperationsHandlers
 from evse.aio.ocpp_prices import PriceCheck
+from evse.aio.ocpp_security import SecurityHandlers, StationCertificates, csms_tls_event
 from evse.config import OcppConfig
 from evse.ocpp.cert_store import CertStore
 from evse.ocpp.device_model import DeviceModel, Variable, non_negative_int, positive_int
@@ -112,7 +113,7 @@ on = cast(Callable[[str], Callable[[_F], _F]], _on)
 after = cast(Callable[[str], Callable[[_F], _F]], _after)
 
 
-class _StationHandlers(OperationsHandlers):
+class _StationHandlers(OperationsHandlers, SecurityHandlers):
     """The CSMS-initiated CALLs the station answers (route map of the `ocpp` package)."""
 
     client: OcppClient
@@ -146,7 +147,7 @@ class _StationHandlers(OperationsHandlers):
                     details={"cause": f"{msg.action} is not implemented"})
             raise ocpp_exc.NotSupportedError(
                 details={"cause": f"{msg.action} is not an OCPP {self._ocpp_version} action"})
-        return await super()._handle_call(msg)  # type: ignore[misc]
+        return await super()._handle_call(msg)
 
     @on("RequestStopTransaction")
     def on_request_stop_transaction(self, transaction_id: str, **_: Any) -> Any:
@@ -371,8 +372,12 @@ class OcppClient:
         self.remote_granted: dict[int, tuple[dict[str, Any], int]] = {}
         # roots the CSMS installs (InstallCertificate...); None: answered Failed/NotFound
         self.cert_store: CertStore | None = None
+        # the station's own certificates (SignCertificate/CertificateSigned); None: not renewed
+        self.certificates: StationCertificates | None = None
         self.subprotocol: str | None = None
         self.connections = 0  # successful WebSocket connections so far (for tests, demo)
+        # security event type -> `connections` when it was last raised (once per outage)
+        self._tls_reported: dict[str, int] = {}
         self.accepted = asyncio.Event()  # set while the CSMS has accepted the station
         # availability, local authorization list... (evse/aio/ocpp_operations.py)
         self.ops = Operations(self)
@@ -537,6 +542,11 @@ class OcppClient:
             except (OSError, websockets.exceptions.WebSocketException, OcppConnectError,
                     TimeoutError, ssl.SSLError) as exc:
                 log.warning("OCPP connection to %s: %s", self.config.url, exc)
+                event = csms_tls_event(exc)
+                if event is not None and self._tls_reported.get(event) != self.connections:
+                    # once per run of failed connects, not per retry
+                    self._tls_reported[event] = self.connections
+                    self.security_event(event, f"{self.config.url}: {exc}")
             finally:
                 self.station.connection_lost()
                 self.tracker.online = False

@@ -36,6 +36,7 @@ from evse.aio.ocpp_auth import OcppAuthorizer
 from evse.aio.ocpp_certificates import OcppCertificateSource, OcppOcspChecker
 from evse.aio.ocpp_client import OcppClient
 from evse.aio.ocpp_energy import OcppSchedulePolicy, OcppSetpoints
+from evse.aio.ocpp_security import StationSecurity
 from evse.config import OcppConfig
 from evse.ocpp.cert_store import CertStore
 from evse.ocpp.queue import DurableQueue
@@ -209,6 +210,8 @@ class OcppRuntime:
         self.schedule_policy = OcppSchedulePolicy(self.client, evse_ids)
         self._evse_ids = evse_ids
         self.setpoints: OcppSetpoints | None = None
+        # certificate renewal, security events, CSMS roots for the SECC (`evse secc` sets it)
+        self.security: StationSecurity | None = None
 
     def use_ocsp(self, mo_roots: Sequence[Any]) -> None:
         """PnC contracts (chaining to these MO roots) get their OCSP status through
@@ -238,8 +241,12 @@ class OcppRuntime:
         self.client.start()
         if self.setpoints is not None:
             self.setpoints.start()
+        if self.security is not None:
+            self.security.start()
 
     async def stop(self) -> None:
+        if self.security is not None:
+            await self.security.stop()
         if self.setpoints is not None:
             await self.setpoints.stop()
         await self.bridge.stop()

@@ -39,7 +39,8 @@ on = cast(Callable[[str], Callable[[_F], _F]], _on)  # the ocpp package is untyp
 after = cast(Callable[[str], Callable[[_F], _F]], _after)
 
 REPORT_ITEMS_PER_MESSAGE = 16  # NotifyReport parts: at most this many reportData each
-# what TriggerMessage can make the station send now (the Sign*Certificate ones: h/ocppsign)
+# what TriggerMessage can make the station send now (the Sign*Certificate ones are taken
+# ahead of this handler by evse/aio/ocpp_security.py SecurityHandlers)
 TRIGGERABLE = ("BootNotification", "Heartbeat", "StatusNotification", "MeterValues",
                "TransactionEvent", "LogStatusNotification", "FirmwareStatusNotification")
 ALIGNED_MEASURANDS = ("Energy.Active.Import.Register", "Energy.Active.Export.Register",

@@ -867,6 +867,18 @@ class SeccServer:
         self.link_sdp: list[Any] = []  # SDP per connector link (evse/aio/listeners.py)
         self._poll_task: asyncio.Task[None] | None = None
         self._bounds: dict[str, ev.PowerBoundUpdated] = {}  # the CSMS's, by connector
+        # called with (peer, reason) for every TLS handshake that did not finish (security
+        # events, evse/aio/ocpp_security.py); must not block
+        self.on_tls_failure: Callable[[str, str], None] | None = None
+
+    def set_tls_contexts(self, tls: ssl.SSLContext | None = None,
+                         tls_iso2: ssl.SSLContext | None = None) -> None:
+        """New TLS connections use these contexts from now on (a renewed SECC certificate, new
+        trust roots); connections already up keep theirs. None keeps a context as it is."""
+        if tls is not None:
+            self._tls = tls
+        if tls_iso2 is not None:
+            self._tls_iso2 = tls_iso2
 
     def events(self, connector_id: str | None = None, *,
                measurements_max: int = DEFAULT_MEASUREMENTS_MAX,
@@ -1006,6 +1018,11 @@ class SeccServer:
                 admission.handshake_timeouts += 1
             else:
                 admission.handshake_failures += 1
+            if self.on_tls_failure is not None:
+                try:
+                    self.on_tls_failure(ticket.peer, reason)
+                except Exception:  # a reporting hook must not break the listener
+                    log.exception("on_tls_failure hook failed")
 
         return TlsLayer(
             default, _Connection(self, tls=True, ticket=ticket), select_context=select,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,13 @@ def hash_data(cert: x509.Certificate) -> dict[str, Any]:
 class CertStore:
     def __init__(self, directory: Path | str) -> None:
         self.dir = Path(directory)
+        # called with (certificate type, "installed" | "deleted") after each change, so the
+        # SECC's trust follows the store (evse/aio/ocpp_security.py); must not block
+        self.listeners: list[Callable[[str, str], None]] = []
+
+    def _changed(self, cert_type: str, what: str) -> None:
+        for listener in self.listeners:
+            listener(cert_type, what)
 
     def install(self, cert_type: str, pem: str, now: float) -> tuple[str, str]:
         """(status, reason): Accepted, or Rejected with why."""
@@ -65,6 +73,7 @@ class CertStore:
         tmp = path.with_suffix(".tmp")
         tmp.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         os.replace(tmp, path)  # never a half-written root
+        self._changed(cert_type, "installed")
         return "Accepted", ""
 
     def installed(self, cert_types: tuple[str, ...] = ()) -> list[tuple[str, x509.Certificate,
@@ -85,12 +94,17 @@ class CertStore:
     def delete(self, data: dict[str, Any]) -> str:
         """Accepted or NotFound (matched by issuer name/key hash and serial)."""
         keys = ("issuerNameHash", "issuerKeyHash", "serialNumber")
-        for _t, cert, path in self.installed():
+        for t, cert, path in self.installed():
             mine = hash_data(cert)
             if all(str(mine[k]).lower() == str(data.get(k, "")).lower() for k in keys):
                 path.unlink()
+                self._changed(t, "deleted")
                 return "Accepted"
         return "NotFound"
+
+    def certificates(self, cert_type: str) -> list[x509.Certificate]:
+        """Every installed root of a type (e.g. the MO roots for the PnC verifier)."""
+        return [c for _t, c, _p in self.installed((cert_type,))]
 
     def pem_bundle(self, cert_type: str) -> bytes:
         """Every installed root of a type as one PEM bundle (e.g. MO roots for PnC)."""

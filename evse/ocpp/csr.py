@@ -1,0 +1,179 @@
+"""The station's own certificates (OCPP 2.0.1 A02/A03: SignCertificate, CertificateSigned):
+the key and the PKCS#10 CSR made on the station, and the checks a signed chain from the CSMS
+must pass before it replaces the installed certificate. Sans-IO: time enters as `now`
+(Unix seconds), files are read and written by the caller (`evse/aio/ocpp_security.py`).
+
+    pending = PendingCsr.new("ChargingStationCertificate", current_leaf)
+    send SignCertificate {"csr": pending.csr_pem, "certificateType": ...}
+    ...CertificateSigned {"certificateChain": pem}:
+    chain = check_signed_chain(pem, pending, roots, now)   # raises SignedChainRejected
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+__all__ = ["CERTIFICATE_TYPES", "PendingCsr", "SignedChainRejected", "check_signed_chain",
+           "days_left", "key_pem", "new_key"]
+
+# CertificateSigningUseEnumType
+CERTIFICATE_TYPES = ("ChargingStationCertificate", "V2GCertificate")
+MAX_SUB_CAS = 3  # -20 has two, OCPP PKIs rarely more
+_CURVES: dict[str, type[ec.EllipticCurve]] = {
+    "secp256r1": ec.SECP256R1, "secp384r1": ec.SECP384R1, "secp521r1": ec.SECP521R1}
+
+
+class SignedChainRejected(ValueError):
+    """A CertificateSigned chain the station does not install; the message says why."""
+
+
+def new_key(curve: str) -> ec.EllipticCurvePrivateKey:
+    """A new key on `curve` (secp256r1 for the CSMS client / -2, secp521r1 for the -20 SECC)."""
+    if curve not in _CURVES:
+        raise ValueError(f"no key type {curve}")
+    return ec.generate_private_key(_CURVES[curve]())
+
+
+def key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def curve_of(cert: x509.Certificate) -> str:
+    key = cert.public_key()
+    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name not in _CURVES:
+        raise ValueError(f"{cert.subject.rfc4514_string()}: not an EC key this station makes")
+    return key.curve.name
+
+
+def _spki(key: Any) -> bytes:
+    return bytes(key.public_bytes(serialization.Encoding.DER,
+                                  serialization.PublicFormat.SubjectPublicKeyInfo))
+
+
+def days_left(cert: x509.Certificate, now: float) -> float:
+    return (cert.not_valid_after_utc.timestamp() - now) / 86400.0
+
+
+@dataclass(frozen=True, eq=False)
+class PendingCsr:
+    """A renewal in flight: the new private key (kept in memory only until the signed chain
+    is installed) and the CSR that went to the CSMS."""
+
+    certificate_type: str
+    key: ec.EllipticCurvePrivateKey
+    csr_pem: str
+
+    @classmethod
+    def new(cls, certificate_type: str, current: x509.Certificate,
+            subject: x509.Name | None = None) -> PendingCsr:
+        """[A02.FR.02] a new key pair of the current certificate's type, generated here; the
+        CSR carries the current subject (CN = the station's identity / the SECC's name,
+        O = the organization) unless `subject` is given, and is signed with the new key."""
+        if certificate_type not in CERTIFICATE_TYPES:
+            raise ValueError(f"unknown certificate type {certificate_type}")
+        key = new_key(curve_of(current))
+        digest = hashes.SHA512() if key.curve.name == "secp521r1" else hashes.SHA256()
+        csr = (x509.CertificateSigningRequestBuilder()
+               .subject_name(subject if subject is not None else current.subject)
+               .sign(key, digest))
+        return cls(certificate_type, key,
+                   csr.public_bytes(serialization.Encoding.PEM).decode("ascii"))
+
+
+def check_signed_chain(pem: str, pending: PendingCsr, roots: list[x509.Certificate],
+                       now: float) -> tuple[x509.Certificate, ...]:
+    """The certificates to install (leaf first, the root not included) when `pem` is a chain
+    the station takes: parseable PEM, the leaf's public key is the pending key, every
+    certificate valid at `now`, the path from the leaf to one of `roots` signed throughout
+    (CA flags, path lengths, keyCertSign checked). Anything else: SignedChainRejected."""
+    if not roots:
+        raise SignedChainRejected("no trusted root to verify the chain against")
+    try:
+        certs = x509.load_pem_x509_certificates(pem.encode("ascii", "strict"))
+    except (ValueError, UnicodeEncodeError) as exc:
+        raise SignedChainRejected(f"not a PEM certificate chain ({exc})") from None
+    leaf, subs = certs[0], certs[1:]
+    if _spki(leaf.public_key()) != _spki(pending.key.public_key()):
+        raise SignedChainRejected("the leaf's public key is not the key of the pending CSR")
+    # the chain may end with its root; the path is built to a *trusted* root only
+    subs = [c for c in subs if c.subject != c.issuer]
+    if len(subs) > MAX_SUB_CAS:
+        raise SignedChainRejected(f"too_long: {len(subs)} Sub-CAs, at most {MAX_SUB_CAS}")
+    try:
+        path = _path(leaf, subs, roots)
+        _check(path, dt.datetime.fromtimestamp(now, dt.UTC))
+    except ValueError as exc:  # also a certificate cryptography cannot parse further
+        raise SignedChainRejected(f"chain: {exc}") from None
+    return tuple(path[:-1])
+
+
+def _name(cert: x509.Certificate) -> str:
+    return cert.subject.rfc4514_string()
+
+
+def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
+        return False
+    return True
+
+
+def _path(leaf: x509.Certificate, subs: list[x509.Certificate],
+          roots: list[x509.Certificate]) -> list[x509.Certificate]:
+    """leaf -> Sub-CAs of the chain -> one of `roots`, every signature checked."""
+    path, unused = [leaf], list(subs)
+    while True:
+        current = path[-1]
+        for root in (r for r in roots if r.subject == current.issuer):
+            if _issued_by(current, root):
+                return [*path, root]
+        issuer = next((c for c in unused if c.subject == current.issuer
+                       and _issued_by(current, c)), None)
+        if issuer is None:
+            raise ValueError(f"unknown_root: {_name(current)} is signed by neither a trusted "
+                             f"root nor a Sub-CA of the chain")
+        unused.remove(issuer)
+        path.append(issuer)
+
+
+def _ext(cert: x509.Certificate, kind: type[Any]) -> Any:
+    try:
+        return cert.extensions.get_extension_for_class(kind).value
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _check(path: list[x509.Certificate], now: dt.datetime) -> None:
+    """Validity now; the leaf no CA; every issuer a CA allowed to sign certificates and this
+    many Sub-CAs below it."""
+    for i, cert in enumerate(path):
+        if now < cert.not_valid_before_utc:
+            raise ValueError(f"not_yet_valid: {_name(cert)} from "
+                             f"{cert.not_valid_before_utc.isoformat()}")
+        if now > cert.not_valid_after_utc:
+            raise ValueError(f"expired: {_name(cert)} on {cert.not_valid_after_utc.isoformat()}")
+        bc, ku = _ext(cert, x509.BasicConstraints), _ext(cert, x509.KeyUsage)
+        if i == 0:
+            if bc is not None and bc.ca:
+                raise ValueError(f"leaf_is_ca: {_name(cert)}")
+            continue
+        if bc is None or not bc.ca:
+            raise ValueError(f"not_a_ca: {_name(cert)}")
+        if bc.path_length is not None and i - 1 > bc.path_length:
+            raise ValueError(f"path_length: {_name(cert)} allows {bc.path_length} Sub-CAs "
+                             f"below it")
+        if ku is not None and not ku.key_cert_sign:
+            raise ValueError(f"key_usage: {_name(cert)} lacks keyCertSign")
+
+
+def chain_pem(certs: tuple[x509.Certificate, ...]) -> bytes:
+    return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
