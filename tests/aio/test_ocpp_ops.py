@@ -200,8 +200,11 @@ async def test_unlock_trigger_and_base_report(tmp_path: Path) -> None:
                                     {"requested_message": msg})).status == "Accepted"
             await until(lambda m=msg: csms.calls(STATION, m))
             assert csms.calls(STATION, msg)[0]["status"] == "Idle"
+        # this station renews no V2G certificate (evse/aio/ocpp_security.py): Rejected
         assert (await csms.call(STATION, "TriggerMessage", {
-            "requested_message": "SignV2GCertificate"})).status == "NotImplemented"
+            "requested_message": "SignV2GCertificate"})).status == "Rejected"
+        assert (await csms.call(STATION, "TriggerMessage", {
+            "requested_message": "PublishFirmwareStatusNotification"})).status == "NotImplemented"
         assert (await csms.call(STATION, "TriggerMessage", {
             "requested_message": "Heartbeat", "evse": {"id": 9}})).status == "Rejected"
         # GetBaseReport: every variable, in parts of at most 16 (tbc, seqNo)
