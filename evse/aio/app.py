@@ -340,6 +340,9 @@ def _tls_context(options: SeccOptions, station_cfg: StationConfig | None,
         if options.ocsp_response is not None:
             raise SetupError("--ocsp-response needs TLS: give --pki DIR")
         return None
+    from evse.aio.cert_files import recover_pair
+
+    recover_pair(Path(chain), Path(key))  # a renewal (SignCertificate) a crash interrupted
     try:
         tls = secc_context(Path(chain), Path(key), vehicle_roots=files.roots,
                            require_vehicle_cert=files.require_vehicle_cert,

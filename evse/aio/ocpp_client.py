@@ -53,6 +53,7 @@ from ocpp.v201 import ChargePoint as ChargePoint201
 from ocpp.v201.enums import Action as Action201
 from websockets.asyncio.client import ClientConnection, connect
 
+from evse.aio.cert_files import recover_pair
 from evse.aio.ocpp_operations import Operations, OperationsHandlers
 from evse.aio.ocpp_prices import PriceCheck
 from evse.aio.ocpp_security import SecurityHandlers, StationCertificates, csms_tls_event
@@ -91,6 +92,7 @@ def ssl_context(config: OcppConfig) -> ssl.SSLContext | None:
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     if config.security_profile == 3:
         assert config.cert_file is not None and config.key_file is not None
+        recover_pair(config.cert_file, config.key_file)  # a renewal a crash interrupted
         ctx.load_cert_chain(str(config.cert_file), str(config.key_file))
     return ctx
 

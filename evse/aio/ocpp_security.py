@@ -23,9 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import ssl
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -38,6 +36,7 @@ from ocpp.messages import validate_payload
 from ocpp.routing import after as _after
 from ocpp.routing import on as _on
 
+from evse.aio.cert_files import install_pair
 from evse.aio.pnc import RecordingVerifier, VerificationRecord
 from evse.ocpp.csr import (
     PendingCsr,
@@ -54,7 +53,7 @@ if TYPE_CHECKING:
     from evse.ocpp.cert_store import CertStore
 
 __all__ = ["CertificateSlot", "SecurityHandlers", "StationCertificates", "StationSecurity",
-           "AggregatedEvents", "atomic_write", "csms_tls_event", "pnc_event_type",
+           "AggregatedEvents", "csms_tls_event", "pnc_event_type",
            "tls_event_type"]
 
 log = logging.getLogger(__name__)
@@ -62,30 +61,6 @@ log = logging.getLogger(__name__)
 # TriggerMessage requestedMessage -> the certificateType it asks to renew [F06, A02]
 SIGN_TRIGGERS = {"SignChargingStationCertificate": "ChargingStationCertificate",
                  "SignV2GCertificate": "V2GCertificate"}
-
-
-def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """`path` holds the old bytes or the new ones, never a part: a temporary file beside it
-    (created with `mode`, so a key is never readable by others, not even for a moment),
-    fsynced, then renamed over it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # the rename itself survives a power loss
-    finally:
-        os.close(dir_fd)
 
 
 @dataclass
@@ -183,9 +158,8 @@ class StationCertificates:
             return "Rejected", str(exc), None
         except OSError as exc:
             return "Rejected", f"trusted roots unreadable: {exc}", None
-        try:  # the key first: a certificate is never installed without its key beside it
-            atomic_write(slot.key_file, key_pem(pending.key), 0o600)
-            atomic_write(slot.cert_file, chain_pem(certs))
+        try:  # as one step: a crash leaves the old pair or the new one (evse/aio/cert_files)
+            install_pair(slot.cert_file, slot.key_file, chain_pem(certs), key_pem(pending.key))
         except OSError as exc:
             log.error("cannot install the new %s: %s", certificate_type, exc)
             return "Rejected", f"cannot write: {exc}", None
