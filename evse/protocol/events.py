@@ -111,6 +111,15 @@ class PauseRequested:
     reason: str = "pause requested by the charger"
 
 
+@dataclass(frozen=True, slots=True)
+class Iso2CertificateAnswered:
+    """The provisioning answer to a `RequestIso2Certificate` (-2 CertificateInstallation /
+    CertificateUpdate): an `evse.protocol.config.Iso2Provisioned` (body + header Signature,
+    or a FAILED code). An answer after the SECC gave up waiting is ignored."""
+
+    answer: Any
+
+
 Event = (
     CableCheckFinished
     | MeasurementsUpdated
@@ -123,6 +132,7 @@ Event = (
     | SetpointUpdated
     | PowerBoundUpdated
     | PauseRequested
+    | Iso2CertificateAnswered
 )
 
 # -- effects (imperative) ------------------------------------------------------------------
@@ -187,6 +197,19 @@ class RequestAuthorization:
     evcc_id: str
     emaid: str | None = None
     certificate_chain: tuple[bytes, ...] = ()  # PnC: contract leaf first, then sub-CAs
+
+
+@dataclass(frozen=True, slots=True)
+class RequestIso2Certificate:
+    """-2 CertificateInstallationReq / CertificateUpdateReq held until a provisioning service
+    answers: deliver `Iso2CertificateAnswered` within `deadline` (same clock as `now`), else
+    the SECC answers the EV FAILED itself (-2 has no EVSEProcessing=Ongoing here)."""
+
+    action: str  # "Install" or "Update"
+    message: Any  # the EV's whole V2G_Message (header with its Signature)
+    session_id: bytes
+    timestamp: int  # Unix seconds
+    deadline: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,6 +283,7 @@ Effect = (
     | OpenContactors
     | StopPower
     | RequestAuthorization
+    | RequestIso2Certificate
     | SessionStarted
     | EnergyServiceSelected
     | EvLimitsReported
@@ -287,12 +311,14 @@ __all__ = [
     "EvLimits",
     "EvLimitsReported",
     "EvseLimits",
+    "Iso2CertificateAnswered",
     "LimitsUpdated",
     "MeasurementsUpdated",
     "OpenContactors",
     "PauseRequested",
     "PowerBoundUpdated",
     "RequestAuthorization",
+    "RequestIso2Certificate",
     "SAFE_STATE",
     "SendData",
     "SessionEnded",
