@@ -15,7 +15,6 @@ is held: the machine asks with the `RequestIso2Certificate` effect and answers w
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -226,9 +225,7 @@ class Iso2Machine:
         try:
             self._check(name, session_id)
             s.response_signature = None
-            inputs = self._inputs(name, session_id, now, signature)
-            if provisioned is not None:
-                inputs = dataclasses.replace(inputs, provisioned=provisioned)
+            inputs = self._inputs(name, session_id, now, signature, provisioned)
             res, effects = HANDLERS[name](req, s, inputs)
             key = transition_outcome(req, res, s.energy)
             next_state = row[name].get(key)
@@ -267,7 +264,7 @@ class Iso2Machine:
         return out
 
     def _inputs(self, name: str, session_id: bytes, now: float,
-                signature: Any = None) -> Inputs:
+                signature: Any = None, provisioned: Any = None) -> Inputs:
         new_id = ZERO_SESSION_ID
         if name == "SessionSetupReq":
             while new_id == ZERO_SESSION_ID or new_id in self._store:
@@ -283,6 +280,7 @@ class Iso2Machine:
             new_session_id=new_id,
             paused=self._store,
             signature=signature,
+            provisioned=provisioned,
         )
 
     def _timestamp(self, now: float) -> int:
