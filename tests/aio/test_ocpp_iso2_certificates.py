@@ -201,3 +201,111 @@ async def test_csms_failure_answers_the_iso2_ev_failed(
     finally:
         await client.stop()
         await csms.stop()
+
+
+def _b64(msg: Any) -> str:
+    return base64.b64encode(exi_codec.encode(msg, strict=False)).decode("ascii")
+
+
+def _scripted(pki: Iso2Pki, kind: str) -> str:  # noqa: F811
+    """A bad exiResponse of `kind` (scripted into the CSMS simulator)."""
+    from evse.protocol.iso2.messages import wrap
+    from exi_codec.schemas import iso2
+
+    if kind == "garbage":
+        return "not base64!"
+    if kind == "iso20":  # a -20 message where -2 is expected
+        from tests.aio.test_ocpp_certificates import _warning_res
+
+        return base64.b64encode(exi_codec.encode(_warning_res())).decode("ascii")
+    answer = _service(pki).install(iso2_pnc.installation_request(iso2_pnc.credentials(pki)),
+                                   timestamp=int(pki.now.timestamp()) + 60)
+    assert answer.ok
+    if kind == "unsigned":  # the provisioning signature left out
+        return _b64(wrap(answer.body, bytes(8)))
+    b = answer.body
+    fields = dict(response_code=b.response_code,
+                  sa_provisioning_certificate_chain=b.sa_provisioning_certificate_chain,
+                  contract_signature_cert_chain=b.contract_signature_cert_chain,
+                  contract_signature_encrypted_private_key=b
+                  .contract_signature_encrypted_private_key,
+                  d_hpublickey=b.d_hpublickey, e_maid=b.e_maid)
+    if kind == "forged":  # signed, but the signature does not cover this key any more
+        fields["contract_signature_encrypted_private_key"] = \
+            iso2.ContractSignatureEncryptedPrivateKeyType(id="id2", value=bytes(48))
+        return _b64(wrap(iso2.CertificateInstallationResType(**fields), bytes(8),
+                         answer.signature))
+    assert kind == "wrong-body"  # an Update response to an Install request
+    update = iso2.CertificateUpdateResType(**fields, retry_counter=0)
+    return _b64(wrap(update, bytes(8), answer.signature))
+
+
+@pytest.mark.parametrize(("kind", "failure"), [
+    ("garbage", "does not decode"), ("iso20", "does not decode"),
+    ("unsigned", "without the provisioning signature"),
+    ("wrong-body", "holds no certificate_installation_res"), ("forged", None)])
+async def test_bad_exi_response_never_reaches_a_charge(
+        pki: Iso2Pki, files: dict[str, Path], tmp_path: Path,  # noqa: F811
+        kind: str, failure: str | None) -> None:
+    csms = CsmsSimulator()
+    csms.ev_certificate_exi = _scripted(pki, kind)
+    client = await _connected(csms, tmp_path)
+    source = OcppCertificateSource(client)
+    try:
+        async with _secc(pki, files, tmp_path, source) as rig:
+            car = iso2_pnc.credentials(pki)
+            run = await _run(rig, files, "iso2_dc_pnc_install", car)
+            assert not run.success and car.contract_chain is None
+            names = [a.name for a in rig.connector().controller.actions]
+            assert "contactors_close" not in names
+            if failure is None:  # forwarded; the EV's own check refuses the forged key
+                assert run.done.log[-1] == ("CertificateInstallationReq", "OK"), run.summary()
+                assert "PaymentDetailsReq" not in [r for r, _ in run.done.log]
+                assert not source.failures
+            else:
+                assert run.done.log[-1][0] == "CertificateInstallationReq"
+                assert run.done.log[-1][1] == "FAILED", run.summary()
+                (reason,) = source.failures
+                assert failure in reason
+    finally:
+        await client.stop()
+        await csms.stop()
+
+
+# -- the hook runner's -2 adapters ---------------------------------------------------------------
+
+
+def _request(action: str = "Install") -> Any:
+    from evse.protocol import events as ev
+    from exi_codec.schemas import iso2
+
+    req = iso2.CertificateInstallationReqType(id="ID1", oem_provisioning_cert=b"x",
+                                              list_of_root_certificate_i_ds=None)
+    msg = iso2.V2G_Message(header=iso2.MessageHeaderType(session_id=bytes(8)),
+                           body=iso2.BodyType(certificate_installation_req=req))
+    return ev.RequestIso2Certificate(action=action, message=msg, session_id=bytes(8),
+                                     timestamp=1, deadline=4.0)
+
+
+async def test_a_failing_or_confused_source_is_failed() -> None:
+    from evse.aio.hook_runner import provision_iso2, provision_local
+    from evse.hooks import CertificateRequest
+
+    class Raises:
+        async def iso2_certificate(self, request: CertificateRequest) -> Any:
+            raise RuntimeError("boom")
+
+    class Confused:
+        asked: list[CertificateRequest] = []
+
+        async def iso2_certificate(self, request: CertificateRequest) -> Any:
+            self.asked.append(request)
+            return "a string"
+
+    for source, why in ((Raises(), "boom"), (Confused(), "str")):
+        event = await provision_iso2(source, "1", _request())
+        assert event.answer.response_code == "FAILED" and why in event.answer.reason
+    (asked,) = Confused.asked
+    assert (asked.standard, asked.action, asked.connector_id) == ("iso2", "Install", "1")
+    # no provisioning service at all: FAILED at once
+    assert provision_local(None, _request()).answer.response_code == "FAILED"
