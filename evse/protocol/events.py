@@ -113,9 +113,8 @@ class PauseRequested:
 
 @dataclass(frozen=True, slots=True)
 class Iso2CertificateAnswered:
-    """The provisioning answer to a `RequestIso2Certificate` (-2 CertificateInstallation /
-    CertificateUpdate): an `evse.protocol.config.Iso2Provisioned` (body + header Signature,
-    or a FAILED code). An answer after the SECC gave up waiting is ignored."""
+    """The answer to a `RequestIso2Certificate`: an `evse.protocol.config.Iso2Provisioned`
+    (body + header Signature, or a FAILED code); ignored once the SECC gave up waiting."""
 
     answer: Any
 
@@ -201,9 +200,8 @@ class RequestAuthorization:
 
 @dataclass(frozen=True, slots=True)
 class RequestIso2Certificate:
-    """-2 CertificateInstallationReq / CertificateUpdateReq held until a provisioning service
-    answers: deliver `Iso2CertificateAnswered` within `deadline` (same clock as `now`), else
-    the SECC answers the EV FAILED itself (-2 has no EVSEProcessing=Ongoing here)."""
+    """-2 CertificateInstallation/UpdateReq held: deliver `Iso2CertificateAnswered` before
+    `deadline` (the `now` clock), else the SECC answers the EV FAILED itself."""
 
     action: str  # "Install" or "Update"
     message: Any  # the EV's whole V2G_Message (header with its Signature)

@@ -6,16 +6,12 @@ facets (a real car's out-of-range value reaches the handler, which decides) with
 length facets enforced. Trailing bytes after the EXI stream (some cars add 0x00) are ignored
 by the decoder. Every call first runs the timers that are due. Any FAILED response, timeout
 or lost connection ends the session with StopPower and OpenContactors first.
-
-With `SeccConfig.iso2_certificates_async` a CertificateInstallationReq / CertificateUpdateReq
-is held: the machine asks with the `RequestIso2Certificate` effect and answers when
-`Iso2CertificateAnswered` arrives, or FAILED itself once `Iso2Timeouts.provisioning` is up
-(inside the 4.5 s performance time: -2 has no EVSEProcessing=Ongoing for these).
+Certificate* requests may be held for an asynchronous answer (held.py): the machine emits
+`RequestIso2Certificate` and answers at `Iso2CertificateAnswered`, or FAILED at its deadline.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import exi_codec
@@ -23,6 +19,7 @@ from evse.protocol import events as ev
 from evse.protocol.errors import Failed, ProtocolError, SequenceError, UnknownSession
 from evse.protocol.iso2.handlers import HANDLERS, Inputs
 from evse.protocol.iso2.handlers.pnc import backend as pnc_backend
+from evse.protocol.iso2.held import CERTIFICATE_ACTIONS, NO_PROVISIONING_ANSWER, Held
 from evse.protocol.iso2.messages import SCHEMA, failed_response, request_of, wrap
 from evse.protocol.iso2.session import Iso2Session
 from evse.protocol.iso2.states import (
@@ -42,20 +39,6 @@ from exi_codec import ExiDecodeError
 
 _TERMINAL = (ev.SessionEnded, ev.CloseConnection)
 PAYLOAD_TYPES = frozenset({PayloadType.SAP})  # DIN and -2 send every message as 0x8001
-CERTIFICATE_ACTIONS = {"CertificateInstallationReq": "Install", "CertificateUpdateReq": "Update"}
-NO_PROVISIONING_ANSWER = "certificate provisioning did not answer within the performance time"
-
-
-@dataclass(frozen=True, slots=True)
-class _Held:
-    """A Certificate* request waiting for its provisioning answer."""
-
-    received: float
-    name: str
-    req: Any
-    session_id: bytes
-    signature: Any
-    deadline: float
 
 
 def timeouts_for(ctx: MachineContext) -> Iso2Timeouts:
@@ -84,7 +67,7 @@ class Iso2Machine:
         self._closed = False
         self._sequence_deadline: float | None = ctx.now + self.timeouts.sequence
         self._started = False  # SessionStarted was emitted: SessionEnded will be too
-        self._held: _Held | None = None  # a Certificate* request awaiting its answer
+        self._held: Held | None = None  # a Certificate* request awaiting its answer
 
     payload_types = PAYLOAD_TYPES
 
@@ -211,7 +194,7 @@ class Iso2Machine:
         except ProtocolError as exc:
             return self._fail(name, exc, now, req, session_id)
         deadline = now + self.timeouts.provisioning
-        self._held = _Held(now, name, req, session_id, msg.header.signature, deadline)
+        self._held = Held(now, name, req, session_id, msg.header.signature, deadline)
         self._sequence_deadline = None  # our turn: the EV waits for the response
         return [ev.RequestIso2Certificate(action=CERTIFICATE_ACTIONS[name], message=msg,
                                           session_id=session_id,
