@@ -19,6 +19,9 @@ Defaults (a hook left None) are today's behaviour:
   logged), unless `SeccConfig.auto_authorize` already decided inside the SECC;
 - `schedules`: the connection's `SeccConfig.schedule_provider` (the energy policy);
 - `certificates`: `SeccConfig.certificate_installation` (e.g. the local CPS of `--cps-sim`);
+  for -2 CertificateInstallation/Update the configured `SeccConfig.iso2_pnc` provisioning
+  service, unless the source also implements `Iso2CertificateSource` (e.g. the CSMS's
+  Get15118EVCertificate): then the -2 SECC holds the request and asks it;
 - `meter`: the readings of the connector's HAL meter (`hal` `Meter`).
 """
 
@@ -30,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from evse.protocol.schedules import ScheduleRequest
 
 if TYPE_CHECKING:
-    from evse.protocol.config import InstallationAnswer
+    from evse.protocol.config import InstallationAnswer, Iso2Provisioned
     from evse.protocol.schedules import Schedules
 
 __all__ = [
@@ -40,6 +43,7 @@ __all__ = [
     "CertificateSource",
     "Decision",
     "Hooks",
+    "Iso2CertificateSource",
     "MeterReading",
     "MeterSource",
     "SchedulePolicy",
@@ -89,12 +93,17 @@ class SchedulePolicy(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class CertificateRequest:
-    """A CertificateInstallationReq (PnC) as received; `request` is the protocol object."""
+    """A CertificateInstallationReq (PnC) as received; `request` is the protocol object:
+    -20: the CertificateInstallationReq message; -2 (`standard` "iso2"): the EV's whole
+    V2G_Message (header with its Signature) holding a CertificateInstallationReq
+    (`action` "Install") or CertificateUpdateReq ("Update")."""
 
     connector_id: str
     session_id: bytes
     timestamp: int
     request: Any
+    standard: str = "iso20"  # "iso20" or "iso2"
+    action: str = "Install"  # "Install" or "Update" (-20: always Install)
 
 
 @runtime_checkable
@@ -102,6 +111,16 @@ class CertificateSource(Protocol):
     """Certificate provisioning: the CertificateInstallation answer (a CPS / the CSMS)."""
 
     async def installation(self, request: CertificateRequest) -> InstallationAnswer: ...
+
+
+@runtime_checkable
+class Iso2CertificateSource(Protocol):
+    """Optional second method of a `CertificateSource`: the -2 CertificateInstallationRes /
+    CertificateUpdateRes (body + the provisioning service's header Signature, or a FAILED
+    code). The -2 SECC holds the EV's request meanwhile and answers FAILED itself when this
+    takes longer than `evse.protocol.iso2.timeouts.PROVISIONING_WAIT` (4 s)."""
+
+    async def iso2_certificate(self, request: CertificateRequest) -> Iso2Provisioned: ...
 
 
 @dataclass(frozen=True, slots=True)

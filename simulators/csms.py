@@ -41,6 +41,7 @@ from websockets.http11 import Request, Response
 __all__ = ["CsmsSimulator", "CsrSigner", "OcspResponder", "ReceivedCall"]
 
 log = logging.getLogger(__name__)
+ISO2_NAMESPACE = "urn:iso:15118:2:2013:MsgDef"  # iso15118SchemaVersion of a -2 session
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 on = cast(Callable[[str], Callable[[_F], _F]], _on)  # the ocpp package is untyped
@@ -272,6 +273,10 @@ class _CsmsCertificateHandlers:
         if self.csms.ev_certificate_exi is not None:  # a scripted answer (bad input tests)
             return self._call_result.Get15118EVCertificate(
                 status="Accepted", exi_response=self.csms.ev_certificate_exi)
+        if payload.get("iso15118_schema_version") == ISO2_NAMESPACE:
+            if self.csms.ev_certificate_status != "Accepted":
+                return failed
+            return self._iso2_certificate(action, exi_request)
         if cps is None or self.csms.ev_certificate_status != "Accepted":
             return failed
         try:
@@ -294,6 +299,37 @@ class _CsmsCertificateHandlers:
             cps_certificate_chain=answer.cps_certificate_chain,
             signed_installation_data=answer.signed_installation_data,
             remaining_contract_certificate_chains=answer.remaining_contract_certificate_chains)
+        exi = base64.b64encode(exi_codec.encode(res)).decode("ascii")
+        return self._call_result.Get15118EVCertificate(status="Accepted", exi_response=exi)
+
+    def _iso2_certificate(self, action: str, exi_request: str) -> Any:
+        """-2 CertificateInstallation/Update from `csms.iso2_pnc` (an Iso2PncService with a
+        provisioning service on the test PKI): the whole response V2G_Message as EXI, with
+        the provisioning certificate's header Signature."""
+        import exi_codec
+        from evse.protocol.iso2.messages import wrap
+
+        failed = self._call_result.Get15118EVCertificate(status="Failed", exi_response="")
+        service = self.csms.iso2_pnc
+        if service is None:
+            return failed
+        try:
+            msg = exi_codec.decode(base64.b64decode(exi_request), "iso2")
+        except Exception as exc:
+            log.warning("Get15118EVCertificate (-2): bad exiRequest: %s", exc)
+            return failed
+        timestamp = int(datetime.now(UTC).timestamp())
+        body = msg.body
+        if action == "Install" and body.certificate_installation_req is not None:
+            answer = service.install(body.certificate_installation_req, timestamp=timestamp)
+        elif action == "Update" and body.certificate_update_req is not None:
+            answer = service.update(body.certificate_update_req, timestamp=timestamp)
+        else:
+            return failed
+        if not answer.ok:  # a CPS that cannot provision: Failed
+            log.warning("Get15118EVCertificate (-2): %s", answer.reason)
+            return failed
+        res = wrap(answer.body, bytes(msg.header.session_id), answer.signature)
         exi = base64.b64encode(exi_codec.encode(res)).decode("ascii")
         return self._call_result.Get15118EVCertificate(status="Accepted", exi_response=exi)
 
@@ -438,6 +474,9 @@ class CsmsSimulator:
         self.ev_certificate_status = "Accepted"
         self.ev_certificate_exi: str | None = None  # set: Accepted with this exiResponse
         self.ev_certificate_delay_s = 0.0  # the CPS's time to answer
+        # -2 CertificateInstallation/Update (iso15118SchemaVersion ISO2_NAMESPACE): an
+        # evse.security.iso2_pnc.Iso2PncService with a provisioning service (None: Failed)
+        self.iso2_pnc: Any = None
         self.ocsp: OcspResponder | None = None
         # Authorize with iso15118CertificateHashData answers certificateStatus (False: the
         # CSMS leaves the contract's OCSP check to the station)

@@ -479,8 +479,9 @@ def _build_server(options: SeccOptions, station_cfg: StationConfig | None
                            [c.id for c in station.connectors])
         ocpp.client.max_power_w = station_cfg.limits.max_charge_power
         # the CSMS's charging profiles bound the schedules; Authorize decides (if enabled)
-        # [ocpp] certificate_installation: the CSMS answers CertificateInstallation (-20),
-        # in place of a local CPS (--cps-sim); contracts' OCSP through the CSMS
+        # [ocpp] certificate_installation: the CSMS answers CertificateInstallation (-20) and
+        # -2 CertificateInstallation/Update, in place of a local CPS (--cps-sim) and the
+        # -2 provisioning service (--iso2-pki); contracts' OCSP through the CSMS
         hooks = Hooks(authorizer=ocpp.authorizer, schedules=ocpp.schedule_policy,
                       certificates=ocpp.certificates)
         mo_roots = getattr(config.pnc_verifier, "mo_roots", None)

@@ -7,6 +7,8 @@ below start the hook's coroutine in a task at the first question and hand its re
 a later one. Authorization is asked through the `RequestAuthorization` effect; the server
 awaits `Authorizer.authorize` (`decide`) and delivers AuthorizationGranted/Denied. The meter
 source is read by `MeterPoller` in a task; the poll loop uses its latest reading.
+A -2 CertificateInstallation/Update the SECC holds (`RequestIso2Certificate`) is answered by
+`provision_iso2` (an `Iso2CertificateSource` awaited in a task) or at once by `provision_local`.
 """
 
 from __future__ import annotations
@@ -25,12 +27,13 @@ from evse.hooks import (
     CertificateRequest,
     CertificateSource,
     Decision,
+    Iso2CertificateSource,
     MeterReading,
     MeterSource,
     SchedulePolicy,
 )
 from evse.protocol import events as ev
-from evse.protocol.config import InstallationAnswer
+from evse.protocol.config import InstallationAnswer, Iso2PncBackend, Iso2Provisioned
 from evse.protocol.limits import EvLimits, EvseLimits
 from evse.protocol.schedules import (
     ScheduleProvider,
@@ -165,6 +168,47 @@ class AsyncCertificates:
             return InstallationAnswer(response_code="WARNING_NoCertificateAvailable",
                                       reason="certificate source failed")
         return answer
+
+
+def iso2_certificate_request(connector_id: str, request: ev.RequestIso2Certificate
+                             ) -> CertificateRequest:
+    return CertificateRequest(connector_id, request.session_id, request.timestamp,
+                              request.message, standard="iso2", action=request.action)
+
+
+def _iso2_failed(reason: str) -> ev.Event:
+    return ev.Iso2CertificateAnswered(Iso2Provisioned(response_code="FAILED", reason=reason))
+
+
+async def provision_iso2(source: Iso2CertificateSource, connector_id: str,
+                         request: ev.RequestIso2Certificate) -> ev.Event:
+    """The source's -2 answer as the SECC's input; a failing source is FAILED."""
+    try:
+        answer = await source.iso2_certificate(iso2_certificate_request(connector_id, request))
+    except Exception as exc:
+        log.error("connector %s: -2 certificate source failed: %r", connector_id, exc)
+        return _iso2_failed(f"certificate source failed: {exc!r}")
+    if not isinstance(answer, Iso2Provisioned):
+        return _iso2_failed(f"certificate source answered a {type(answer).__name__}")
+    return ev.Iso2CertificateAnswered(answer)
+
+
+def provision_local(pnc: Iso2PncBackend | None, request: ev.RequestIso2Certificate
+                    ) -> ev.Event:
+    """The configured -2 provisioning service's answer, at once (no hook for -2)."""
+    if pnc is None:
+        return _iso2_failed("no -2 provisioning service")
+    body = request.message.body
+    try:
+        if request.action == "Install":
+            answer = pnc.install(body.certificate_installation_req,
+                                 timestamp=request.timestamp)
+        else:
+            answer = pnc.update(body.certificate_update_req, timestamp=request.timestamp)
+    except Exception as exc:
+        log.error("-2 provisioning service failed: %r", exc)
+        return _iso2_failed(f"provisioning service failed: {exc!r}")
+    return ev.Iso2CertificateAnswered(answer)
 
 
 async def decide(authorizer: Authorizer, request: AuthorizationRequest) -> ev.Event:

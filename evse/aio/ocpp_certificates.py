@@ -7,6 +7,13 @@
   EVSEProcessing=Ongoing while the CSMS is asked (`evse.aio.hook_runner`); anything but a
   usable Accepted answer (status Failed, CallError, timeout, not connected, an exiResponse
   that does not decode) is answered to the EV as FAILED.
+  The same for ISO 15118-2 CertificateInstallation / CertificateUpdate (`iso2_certificate`,
+  action Install / Update [M01/M02]): exiRequest is the EV's whole V2G_Message as EXI (its
+  header Signature included), exiResponse the CPS's CertificateInstallationRes /
+  CertificateUpdateRes V2G_Message, whose body and header Signature the SECC forwards. -2 has
+  no EVSEProcessing=Ongoing: the SECC holds the request and answers FAILED itself after
+  `evse.protocol.iso2.timeouts.PROVISIONING_WAIT` (4 s, inside the 4.5 s performance time),
+  so `iso2_timeout_s` stays below that.
 - `OcppOcspChecker`: the contract chain's OCSP status through `GetCertificateStatus` [M06],
   one request per certificate below the root, each answer checked by `evse.ocpp.ocsp` (signed
   by the issuer or its delegated responder, GOOD, fresh), cached until its nextUpdate; fails
@@ -30,15 +37,17 @@ import exi_codec
 from evse.aio.ocpp_client import OcppClient
 from evse.hooks import CertificateRequest
 from evse.ocpp.ocsp import OcspCache, OcspError, check_ocsp_response, ocsp_request_data
-from evse.protocol.config import InstallationAnswer
+from evse.protocol.config import InstallationAnswer, Iso2Provisioned
 from exi_codec.errors import ExiError
 
-__all__ = ["ISO20_NAMESPACE", "OcppCertificateSource", "OcppOcspChecker"]
+__all__ = ["ISO2_NAMESPACE", "ISO20_NAMESPACE", "OcppCertificateSource", "OcppOcspChecker"]
 
 log = logging.getLogger(__name__)
 
 # iso15118SchemaVersion: the namespace of the EV's messages, so the CSMS can parse the EXI
 ISO20_NAMESPACE = "urn:iso:std:iso:15118:-20:CommonMessages"
+ISO2_NAMESPACE = "urn:iso:15118:2:2013:MsgDef"
+ISO2_RESPONSES = {"Install": "certificate_installation_res", "Update": "certificate_update_res"}
 FAILED = "FAILED"  # the -20 code that ends the session: no contract from the CSMS
 # exiRequest maxLength of the Get15118EVCertificateRequest schema per subprotocol
 EXI_REQUEST_MAX = {"ocpp2.0.1": 5600, "ocpp2.1": 11000}
@@ -51,9 +60,11 @@ class OcppCertificateSource:
     at most 55 s (evse.protocol.iso20.timeouts.ONGOING_TIMEOUT), so the EV hears FAILED
     before that limit when the CSMS does not answer."""
 
-    def __init__(self, client: OcppClient, *, timeout_s: float = 20.0) -> None:
+    def __init__(self, client: OcppClient, *, timeout_s: float = 20.0,
+                 iso2_timeout_s: float = 3.5) -> None:
         self.client = client
         self.timeout_s = timeout_s
+        self.iso2_timeout_s = iso2_timeout_s
         self.requests = 0
         self.failures: list[str] = []  # why each failed answer failed (logs, tests)
 
@@ -112,6 +123,55 @@ class OcppCertificateSource:
             signature=res.header.signature,
             remaining_contract_certificate_chains=int(res.remaining_contract_certificate_chains),
         )
+
+
+    def _iso2_failed(self, reason: str) -> Iso2Provisioned:
+        log.warning("-2 certificate request through the CSMS failed: %s", reason)
+        self.failures.append(reason)
+        return Iso2Provisioned(response_code=FAILED, reason=f"CSMS: {reason}")
+
+    async def iso2_certificate(self, request: CertificateRequest) -> Iso2Provisioned:
+        """-2 CertificateInstallation (action Install) / CertificateUpdate (Update)."""
+        self.requests += 1
+        action = request.action
+        if request.standard != "iso2" or action not in ISO2_RESPONSES:
+            return self._iso2_failed(f"not a -2 request: {request.standard} {action}")
+        try:  # the EV's whole V2G_Message, its header Signature included [M01/M02]
+            exi = exi_codec.encode(request.request, strict=False)
+        except ExiError as exc:
+            return self._iso2_failed(f"cannot encode the EV's request: {exc}")
+        exi_request = base64.b64encode(exi).decode("ascii")
+        limit = EXI_REQUEST_MAX.get(self.client.subprotocol or "")
+        if limit is not None and len(exi_request) > limit:
+            return self._iso2_failed(f"exiRequest of {len(exi_request)} characters does not "
+                                     f"fit {self.client.subprotocol}")
+        payload = {"iso15118SchemaVersion": ISO2_NAMESPACE, "action": action,
+                   "exiRequest": exi_request}
+        answer = await self.client.call_now("Get15118EVCertificate", payload,
+                                            min(self.timeout_s, self.iso2_timeout_s))
+        if answer is None:
+            return self._iso2_failed("no answer to Get15118EVCertificate")
+        if answer.get("status") != "Accepted":
+            info = answer.get("statusInfo", {})
+            return self._iso2_failed(f"Get15118EVCertificate {answer.get('status')}"
+                                     + (f" ({info.get('reasonCode')})" if info else ""))
+        try:  # untrusted input: the schema's maximum lengths hold
+            msg = exi_codec.decode(base64.b64decode(str(answer.get("exiResponse", "")),
+                                                    validate=True), "iso2", max_lengths=True)
+        except (binascii.Error, ValueError, ExiError) as exc:
+            return self._iso2_failed(f"exiResponse does not decode: {exc}")
+        body = getattr(getattr(msg, "body", None), ISO2_RESPONSES[action], None)
+        if body is None:
+            return self._iso2_failed(f"exiResponse holds no {ISO2_RESPONSES[action]}")
+        code = str(body.response_code)
+        if not code.startswith("OK"):  # the CPS's FAILED_* code reaches the EV unchanged
+            return self._iso2_failed(f"CPS answered {code}") if not code.startswith(
+                "FAILED") else Iso2Provisioned(response_code=code, reason=f"CPS: {code}")
+        if msg.header.signature is None:
+            return self._iso2_failed("exiResponse without the provisioning signature")
+        # the EV checks the SA provisioning chain and its signature against its V2G roots
+        # and decrypts the contract key: the SECC forwards the CPS's work unchanged
+        return Iso2Provisioned(body=body, signature=msg.header.signature)
 
 
 class OcppOcspChecker:

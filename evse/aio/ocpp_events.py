@@ -201,8 +201,9 @@ class OcppRuntime:
         self.authorizer = (OcppAuthorizer(self.client, pnc_offline=config.pnc_offline,
                                           evse_ids=evse_ids)
                            if config.authorize else None)
-        # -20 CertificateInstallation through Get15118EVCertificate (evse.hooks.
-        # CertificateSource) when [ocpp] certificate_installation = true
+        # -20 CertificateInstallation and -2 CertificateInstallation/Update through
+        # Get15118EVCertificate (evse.hooks.CertificateSource, Iso2CertificateSource) when
+        # [ocpp] certificate_installation = true
         self.certificates = (OcppCertificateSource(self.client)
                              if config.certificate_installation else None)
         self._ocsp_always = config.ocsp

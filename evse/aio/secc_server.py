@@ -73,6 +73,8 @@ from evse.aio.hook_runner import (
     MeterPoller,
     ReportingSchedules,
     decide,
+    provision_iso2,
+    provision_local,
 )
 from evse.aio.listeners import (
     connector_for_listener,
@@ -96,7 +98,7 @@ from evse.events import (
     EventHandle,
     Subscription,
 )
-from evse.hooks import AuthorizationRequest, Hooks
+from evse.hooks import AuthorizationRequest, Hooks, Iso2CertificateSource
 from evse.protocol import events as ev
 from evse.protocol.config import SeccConfig
 from evse.protocol.din.states import State as DinState
@@ -464,6 +466,8 @@ class _Connection(asyncio.Protocol):
         elif isinstance(effect, ev.RequestAuthorization):
             self._publish_effect(effect)
             return self._authorize(effect)
+        elif isinstance(effect, ev.RequestIso2Certificate):
+            return self._iso2_certificate(effect)
         elif isinstance(effect, ev.MeteringConfirmed):
             self._metering_confirmed(effect)
         elif isinstance(effect, ev.ReportWarning):
@@ -594,6 +598,17 @@ class _Connection(asyncio.Protocol):
 
         self._await_event(wait(answer))
         return []
+
+    def _iso2_certificate(self, request: ev.RequestIso2Certificate) -> list[ev.Event]:
+        """A held -2 CertificateInstallation/Update: the certificate hook when it answers -2
+        (awaited in a task; the SECC's own timer answers FAILED if it is too slow), else the
+        configured provisioning service at once."""
+        assert self.connector is not None and self.conn is not None
+        source = self.server.hooks.certificates
+        if isinstance(source, Iso2CertificateSource):
+            self._await_event(provision_iso2(source, self.connector.id, request))
+            return []
+        return [provision_local(self.conn.config.iso2_pnc, request)]
 
     def _await_event(self, answer: Awaitable[ev.Event]) -> None:
         """Await a hook's answer in a task of this connection; deliver it as an event."""
@@ -915,6 +930,9 @@ class SeccServer:
         if hooks.certificates is not None:
             changes["certificate_installation"] = AsyncCertificates(hooks.certificates,
                                                                     connector_id)
+            if isinstance(hooks.certificates, Iso2CertificateSource) \
+                    and config.iso2_pnc is not None:  # -2 held until the hook answers
+                changes["iso2_certificates_async"] = True
         return dataclasses.replace(config, **changes)
 
     # -- life cycle ----------------------------------------------------------------------

@@ -171,6 +171,11 @@ class SeccConfig:
     # ISO 15118-2 Plug & Charge: "Contract" is offered over TLS when set (pnc_auto_authorize
     # applies to -2 contracts too)
     iso2_pnc: Iso2PncBackend | None = None
+    # -2 CertificateInstallation/Update asked through the RequestIso2Certificate effect and
+    # held until Iso2CertificateAnswered (or answered FAILED when the provisioning time is
+    # up) instead of iso2_pnc.install/update in the handler (the asyncio layer sets it when
+    # a certificate hook can answer -2, e.g. the CSMS's Get15118EVCertificate)
+    iso2_certificates_async: bool = False
     max_payload: int = DEFAULT_MAX_PAYLOAD
     # V2GTP frames discarded without an answer (bad header, type not allowed here, empty):
     # past either limit without a valid frame in between the connection is closed, so junk

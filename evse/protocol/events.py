@@ -111,6 +111,14 @@ class PauseRequested:
     reason: str = "pause requested by the charger"
 
 
+@dataclass(frozen=True, slots=True)
+class Iso2CertificateAnswered:
+    """The answer to a `RequestIso2Certificate`: an `evse.protocol.config.Iso2Provisioned`
+    (body + header Signature, or a FAILED code); ignored once the SECC gave up waiting."""
+
+    answer: Any
+
+
 Event = (
     CableCheckFinished
     | MeasurementsUpdated
@@ -123,6 +131,7 @@ Event = (
     | SetpointUpdated
     | PowerBoundUpdated
     | PauseRequested
+    | Iso2CertificateAnswered
 )
 
 # -- effects (imperative) ------------------------------------------------------------------
@@ -187,6 +196,18 @@ class RequestAuthorization:
     evcc_id: str
     emaid: str | None = None
     certificate_chain: tuple[bytes, ...] = ()  # PnC: contract leaf first, then sub-CAs
+
+
+@dataclass(frozen=True, slots=True)
+class RequestIso2Certificate:
+    """-2 CertificateInstallation/UpdateReq held: deliver `Iso2CertificateAnswered` before
+    `deadline` (the `now` clock), else the SECC answers the EV FAILED itself."""
+
+    action: str  # "Install" or "Update"
+    message: Any  # the EV's whole V2G_Message (header with its Signature)
+    session_id: bytes
+    timestamp: int  # Unix seconds
+    deadline: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,6 +281,7 @@ Effect = (
     | OpenContactors
     | StopPower
     | RequestAuthorization
+    | RequestIso2Certificate
     | SessionStarted
     | EnergyServiceSelected
     | EvLimitsReported
@@ -287,12 +309,14 @@ __all__ = [
     "EvLimits",
     "EvLimitsReported",
     "EvseLimits",
+    "Iso2CertificateAnswered",
     "LimitsUpdated",
     "MeasurementsUpdated",
     "OpenContactors",
     "PauseRequested",
     "PowerBoundUpdated",
     "RequestAuthorization",
+    "RequestIso2Certificate",
     "SAFE_STATE",
     "SendData",
     "SessionEnded",

@@ -6,6 +6,8 @@ facets (a real car's out-of-range value reaches the handler, which decides) with
 length facets enforced. Trailing bytes after the EXI stream (some cars add 0x00) are ignored
 by the decoder. Every call first runs the timers that are due. Any FAILED response, timeout
 or lost connection ends the session with StopPower and OpenContactors first.
+Certificate* requests may be held for an asynchronous answer (held.py): the machine emits
+`RequestIso2Certificate` and answers at `Iso2CertificateAnswered`, or FAILED at its deadline.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import exi_codec
 from evse.protocol import events as ev
 from evse.protocol.errors import Failed, ProtocolError, SequenceError, UnknownSession
 from evse.protocol.iso2.handlers import HANDLERS, Inputs
+from evse.protocol.iso2.handlers.pnc import backend as pnc_backend
+from evse.protocol.iso2.held import CERTIFICATE_ACTIONS, NO_PROVISIONING_ANSWER, Held
 from evse.protocol.iso2.messages import SCHEMA, failed_response, request_of, wrap
 from evse.protocol.iso2.session import Iso2Session
 from evse.protocol.iso2.states import (
@@ -63,6 +67,7 @@ class Iso2Machine:
         self._closed = False
         self._sequence_deadline: float | None = ctx.now + self.timeouts.sequence
         self._started = False  # SessionStarted was emitted: SessionEnded will be too
+        self._held: Held | None = None  # a Certificate* request awaiting its answer
 
     payload_types = PAYLOAD_TYPES
 
@@ -98,13 +103,24 @@ class Iso2Machine:
         if found is None:
             return effects + self._unidentified("the V2G_Message holds no request", now)
         name, req = found
-        return effects + self._on_request(name, req, bytes(msg.header.session_id), now,
-                                          msg.header.signature)
+        session_id = bytes(msg.header.session_id)
+        if self._held is not None:  # the EV must wait for our answer
+            return effects + self._fail(name, SequenceError(
+                f"{name} while {self._held.name} is being answered"), now, req, session_id)
+        if name in CERTIFICATE_ACTIONS and self.config.iso2_certificates_async:
+            return effects + self._hold(name, req, msg, session_id, now)
+        return effects + self._on_request(name, req, session_id, now, msg.header.signature)
 
     def handle_event(self, event: ev.Event, now: float) -> list[ev.Effect]:
         effects = self.handle_timeout(now)
         s = self._s
-        if isinstance(event, ev.CableCheckFinished):
+        if isinstance(event, ev.Iso2CertificateAnswered):
+            held, self._held = self._held, None
+            if held is not None and not self._closed:  # else late: FAILED was sent already
+                effects += self._on_request(held.name, held.req, held.session_id, now,
+                                            held.signature, provisioned=event.answer,
+                                            received=held.received)
+        elif isinstance(event, ev.CableCheckFinished):
             if s.cable_check_started is not None and s.state == State.DC_CABLE_CHECK:
                 self.charger.isolation_ok = event.isolation_ok
         elif isinstance(event, ev.ConnectionLost):
@@ -127,6 +143,8 @@ class Iso2Machine:
             out["communication setup timeout"] = self._created + t.communication_setup
         if self._sequence_deadline is not None:
             out["sequence timeout: the EV sent no request"] = self._sequence_deadline
+        if self._held is not None:
+            out[NO_PROVISIONING_ANSWER] = self._held.deadline
         out.update(s.deadlines(t, self.config.notification_max_delay))
         return out
 
@@ -137,6 +155,12 @@ class Iso2Machine:
         expired = [reason for reason, at in self._deadlines().items() if at <= now]
         if not expired:
             return []
+        held = self._held
+        if held is not None and NO_PROVISIONING_ANSWER in expired:
+            # the EV hears FAILED inside its performance time, then the session ends
+            self._held = None
+            return self._fail(held.name, Failed(NO_PROVISIONING_ANSWER), now, held.req,
+                              held.session_id)
         return self.abort(expired[0], now, close_after=0.0)
 
     # -- requests ------------------------------------------------------------------------------
@@ -161,14 +185,31 @@ class Iso2Machine:
         if charger.stop_reason is not None and not stopping and name != "SessionStopReq":
             raise Failed(charger.stop_reason)
 
+    def _hold(self, name: str, req: Any, msg: Any, session_id: bytes, now: float
+              ) -> list[ev.Effect]:
+        """Check a Certificate* request as `_on_request` would, then ask for its answer."""
+        try:
+            self._check(name, session_id)
+            pnc_backend(self._inputs(name, session_id, now))  # PnC offered here at all
+        except ProtocolError as exc:
+            return self._fail(name, exc, now, req, session_id)
+        deadline = now + self.timeouts.provisioning
+        self._held = Held(now, name, req, session_id, msg.header.signature, deadline)
+        self._sequence_deadline = None  # our turn: the EV waits for the response
+        return [ev.RequestIso2Certificate(action=CERTIFICATE_ACTIONS[name], message=msg,
+                                          session_id=session_id,
+                                          timestamp=self._timestamp(now), deadline=deadline)]
+
     def _on_request(self, name: str, req: Any, session_id: bytes, now: float,
-                    signature: Any = None) -> list[ev.Effect]:
+                    signature: Any = None, provisioned: Any = None,
+                    received: float | None = None) -> list[ev.Effect]:
         s = self._s
         row = TRANSITIONS.get(s.state, {})
         try:
             self._check(name, session_id)
             s.response_signature = None
-            res, effects = HANDLERS[name](req, s, self._inputs(name, session_id, now, signature))
+            inputs = self._inputs(name, session_id, now, signature, provisioned)
+            res, effects = HANDLERS[name](req, s, inputs)
             key = transition_outcome(req, res, s.energy)
             next_state = row[name].get(key)
             if next_state is None:
@@ -185,7 +226,8 @@ class Iso2Machine:
             s.ongoing_since = None
         elif s.ongoing_since is None:
             s.ongoing_since = now
-        send = ev.SendData(data, deadline=now + self.timeouts.performance_time(name))
+        since = now if received is None else received  # a held request: from its arrival
+        send = ev.SendData(data, deadline=since + self.timeouts.performance_time(name))
         out: list[ev.Effect] = [e for e in effects if not isinstance(e, _TERMINAL)]
         out += [send, *(e for e in effects if isinstance(e, _TERMINAL))]
         for effect in effects:
@@ -205,7 +247,7 @@ class Iso2Machine:
         return out
 
     def _inputs(self, name: str, session_id: bytes, now: float,
-                signature: Any = None) -> Inputs:
+                signature: Any = None, provisioned: Any = None) -> Inputs:
         new_id = ZERO_SESSION_ID
         if name == "SessionSetupReq":
             while new_id == ZERO_SESSION_ID or new_id in self._store:
@@ -221,6 +263,7 @@ class Iso2Machine:
             new_session_id=new_id,
             paused=self._store,
             signature=signature,
+            provisioned=provisioned,
         )
 
     def _timestamp(self, now: float) -> int:
@@ -269,6 +312,7 @@ class Iso2Machine:
         effects: list[ev.Effect] = [ev.StopPower(), ev.OpenContactors()]
         self._s.state = State.ENDED
         self._s.energy_flowing = False
+        self._held = None
         if send is not None:
             effects.append(send)
         if self._started:

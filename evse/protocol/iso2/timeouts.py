@@ -16,7 +16,12 @@ SEQUENCE_TIMEOUT = 60.0
 # Our own time to answer: inside the EV's message timeouts (2 s, 250 ms in the charge loop).
 PERFORMANCE_TIME = 1.5
 PERFORMANCE_TIME_CHARGE_LOOP = 0.25  # CurrentDemand / ChargingStatus (the EV waits 250 ms)
-PERFORMANCE_TIME_SLOW = 4.5  # ServiceDetail, CertificateInstallation/Update (PnC later)
+# ServiceDetail, CertificateInstallation/Update: ISO 15118-2 Table 109 gives 4.5 s for the
+# Certificate* pairs (as cited by everest-core; the EV's own timeout for them is 5 s)
+PERFORMANCE_TIME_SLOW = 4.5
+# Longest wait for an asynchronous provisioning answer (CertificateInstallation/Update through
+# a CSMS): FAILED leaves before PERFORMANCE_TIME_SLOW, with margin for encoding and sending.
+PROVISIONING_WAIT = 4.0
 # Longest time we keep answering EVSEProcessing=Ongoing (Authorization, ChargeParameterDiscovery).
 ONGOING_TIMEOUT = 55.0
 # Longest cable check (insulation test), from the first CableCheckReq.
@@ -31,6 +36,7 @@ REQUIREMENT_IDS: dict[str, str | None] = {
     "PERFORMANCE_TIME": None,
     "PERFORMANCE_TIME_CHARGE_LOOP": None,
     "PERFORMANCE_TIME_SLOW": None,
+    "PROVISIONING_WAIT": None,
     "ONGOING_TIMEOUT": None,
     "CABLE_CHECK_TIMEOUT": None,
     "COMMUNICATION_SETUP_TIMEOUT": None,
@@ -51,6 +57,7 @@ class Iso2Timeouts:
     performance: float = PERFORMANCE_TIME
     performance_charge_loop: float = PERFORMANCE_TIME_CHARGE_LOOP
     performance_slow: float = PERFORMANCE_TIME_SLOW
+    provisioning: float = PROVISIONING_WAIT
     ongoing: float = ONGOING_TIMEOUT
     cable_check: float = CABLE_CHECK_TIMEOUT
     communication_setup: float = COMMUNICATION_SETUP_TIMEOUT

@@ -105,4 +105,17 @@ def _charger(conn: SeccConnection, effects: list[Any], now: float, grant: bool) 
             volts = e.voltage if conn.charger.present_voltage < 1 else \
                 conn.charger.present_voltage
             out += conn.handle_event(sev.MeasurementsUpdated(volts, e.current), now)
+        elif isinstance(e, sev.RequestIso2Certificate):  # answered at once, by the local SA
+            out += conn.handle_event(sev.Iso2CertificateAnswered(provision(conn.config, e)),
+                                     now)
     return out
+
+
+def provision(cfg: SeccConfig, request: sev.RequestIso2Certificate) -> Any:
+    """What the configured -2 provisioning service answers a held Certificate* request."""
+    pnc = cfg.iso2_pnc
+    assert pnc is not None
+    body = request.message.body
+    if request.action == "Install":
+        return pnc.install(body.certificate_installation_req, timestamp=request.timestamp)
+    return pnc.update(body.certificate_update_req, timestamp=request.timestamp)

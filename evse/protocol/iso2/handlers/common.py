@@ -39,6 +39,9 @@ class Inputs:
     new_session_id: bytes = bytes(8)  # SessionSetup: the id for a new session
     paused: SessionStore | None = None  # SessionSetup: sessions that may be resumed
     signature: Any = None  # the request header's ds:Signature (PnC requests)
+    # CertificateInstallation/Update held for an asynchronous provisioning answer: that
+    # answer (an Iso2Provisioned), instead of asking the configured backend
+    provisioned: Any = None
 
 
 Handler = TableHandler[Iso2Session, Inputs]  # a table entry (`entry(RequestClass, handle)`)
