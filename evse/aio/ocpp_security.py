@@ -32,17 +32,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from ocpp.messages import validate_payload
 from ocpp.routing import after as _after
 from ocpp.routing import on as _on
 
-from evse.aio.cert_files import install_pair
+from evse.aio.cert_files import atomic_write, install_pair
 from evse.aio.pnc import RecordingVerifier, VerificationRecord
 from evse.ocpp.csr import (
     PendingCsr,
+    PendingCsrUnreadable,
     SignedChainRejected,
     chain_pem,
     check_signed_chain,
+    curve_of,
     days_left,
     key_pem,
 )
@@ -81,25 +84,80 @@ class CertificateSlot:
 
 class StationCertificates:
     """Renewal of the station's certificates (see module doc). Attach with
-    `client.certificates = StationCertificates(client, [slots])`."""
+    `client.certificates = StationCertificates(client, [slots])`.
+
+    Several slots may share a certificate type (a -20 P-521 and a -2 P-256 SECC certificate
+    are both a V2GCertificate): a renewal of that type sends one CSR per slot, in sequence,
+    and a CertificateSigned goes to the pending CSR whose key its leaf carries.
+
+    A pending CSR's key is stored beside the slot's key file (`<key>.pending`, 0600) until
+    its CertificateSigned comes or the wait limit passes, so a restart in between does not
+    turn the CSMS's answer into a Rejected."""
 
     def __init__(self, client: OcppClient, slots: list[CertificateSlot], *,
                  renew_before_days: float = 30.0, check_interval_s: float = 3600.0,
                  wait_signed_s: float = 3600.0) -> None:
         self.client = client
-        self.slots = {s.certificate_type: s for s in slots}
+        self.slots = list(slots)
         self.renew_before_days = renew_before_days
         self.check_interval_s = check_interval_s
         self.wait_signed_s = wait_signed_s  # a CSR not answered by then is given up
-        self.pending: dict[str, tuple[PendingCsr, float]] = {}
+        # key file of the slot -> (slot, CSR, created: Unix seconds of the client's clock)
+        self.pending: dict[Path, tuple[CertificateSlot, PendingCsr, float]] = {}
         self.installed: list[str] = []  # certificate types renewed so far (tests, logs)
         self.unreported: list[str] = []  # renewals not yet raised as security events
         self._task: asyncio.Task[None] | None = None
         self._requests: set[asyncio.Task[Any]] = set()
+        for slot in self.slots:
+            self._load_pending(slot)
+        self._expire(client._clock())
+
+    # -- pending CSRs on disk --------------------------------------------------------------
+    @staticmethod
+    def pending_file(slot: CertificateSlot) -> Path:
+        return slot.key_file.with_name(slot.key_file.name + ".pending")
+
+    def _load_pending(self, slot: CertificateSlot) -> None:
+        path = self.pending_file(slot)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            log.error("cannot read the pending CSR %s: %s", path, exc)
+            return
+        try:
+            pending, created = PendingCsr.from_bytes(data, slot.certificate_type)
+        except PendingCsrUnreadable as exc:
+            log.error("dropping the pending CSR %s: %s", path, exc)
+            self._drop_file(slot)
+            return
+        self.pending[slot.key_file] = (slot, pending, created)
+        log.info("a %s CSR from before the restart waits for its CertificateSigned",
+                 slot.certificate_type)
+
+    def _store_pending(self, slot: CertificateSlot, pending: PendingCsr, created: float
+                       ) -> None:
+        atomic_write(self.pending_file(slot), pending.to_bytes(created), 0o600)
+
+    def _drop_file(self, slot: CertificateSlot) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.pending_file(slot).unlink()
+
+    def _drop(self, slot: CertificateSlot, pending: PendingCsr | None = None) -> None:
+        """Forget the slot's pending CSR (only `pending`, when given: a newer one stays)."""
+        entry = self.pending.get(slot.key_file)
+        if entry is None or (pending is not None and entry[1] is not pending):
+            return
+        del self.pending[slot.key_file]
+        try:
+            self._drop_file(slot)
+        except OSError as exc:  # dropped in memory; at the next start by the wait limit
+            log.error("cannot remove %s: %s", self.pending_file(slot), exc)
 
     # -- SignCertificate -------------------------------------------------------------------
     def can_sign(self, certificate_type: str) -> bool:
-        return certificate_type in self.slots
+        return any(s.certificate_type == certificate_type for s in self.slots)
 
     def request_soon(self, certificate_type: str) -> None:
         """SignCertificate in a task of its own (after the TriggerMessage answer is out)."""
@@ -108,31 +166,59 @@ class StationCertificates:
         task.add_done_callback(self._requests.discard)
 
     async def request(self, certificate_type: str) -> bool:
-        """A new key and CSR, sent with SignCertificate; True when the CSMS Accepted it (the
-        key then waits for CertificateSigned). The installed certificate stays in use."""
-        slot = self.slots.get(certificate_type)
-        if slot is None:
-            return False
+        """A new key and CSR per slot of the type, each sent with SignCertificate after the
+        answer to the one before; True when the CSMS Accepted them all (each key then waits
+        for its CertificateSigned). The installed certificates stay in use."""
+        slots = [s for s in self.slots if s.certificate_type == certificate_type]
+        results = [await self._request_slot(slot) for slot in slots]
+        return bool(results) and all(results)
+
+    async def _request_slot(self, slot: CertificateSlot) -> bool:
+        certificate_type = slot.certificate_type
         try:
             pending = PendingCsr.new(certificate_type, slot.current())
         except (OSError, ValueError) as exc:
             log.error("cannot make a CSR for the %s: %s", certificate_type, exc)
             return False
-        # the newest CSR replaces an older one: only its key can match what comes back
-        self.pending[certificate_type] = (pending, self.client._clock())
+        # the newest CSR replaces an older one: only its key can match what comes back.
+        # Stored before it leaves, so an answer after a restart still finds its key.
+        created = self.client._clock()
+        try:
+            self._store_pending(slot, pending, created)
+        except OSError as exc:
+            log.error("cannot store the CSR key for the %s: %s", certificate_type, exc)
+            return False
+        self.pending[slot.key_file] = (slot, pending, created)
         answer = await self.client.call_now("SignCertificate", {
             "csr": pending.csr_pem, "certificateType": certificate_type})
         if answer is None or answer.get("status") != "Accepted":
             log.warning("SignCertificate (%s): %s", certificate_type,
                         answer or "no answer from the CSMS")
-            if self.pending.get(certificate_type, (None, 0))[0] is pending:
-                del self.pending[certificate_type]
+            self._drop(slot, pending)
             return False
-        log.info("SignCertificate (%s) accepted; waiting for CertificateSigned",
-                 certificate_type)
+        log.info("SignCertificate (%s, %s) accepted; waiting for CertificateSigned",
+                 certificate_type, pending.key.curve.name)
         return True
 
     # -- CertificateSigned -----------------------------------------------------------------
+    def _candidate(self, chain: str, certificate_type: str
+                   ) -> tuple[CertificateSlot, PendingCsr] | None:
+        """The pending CSR of the type whose key the chain's leaf carries; when none does
+        (or the chain does not parse), the first of the type, whose check then says why."""
+        entries = [(s, p) for s, p, _ in self.pending.values()
+                   if s.certificate_type == certificate_type]
+        if not entries:
+            return None
+        with contextlib.suppress(ValueError, UnicodeError):
+            leaf = x509.load_pem_x509_certificate(chain.encode("ascii"))
+            spki = leaf.public_key().public_bytes(Encoding.DER,
+                                                  PublicFormat.SubjectPublicKeyInfo)
+            for slot, pending in entries:
+                if pending.key.public_key().public_bytes(
+                        Encoding.DER, PublicFormat.SubjectPublicKeyInfo) == spki:
+                    return slot, pending
+        return entries[0]
+
     def signed(self, chain: str, certificate_type: str | None
                ) -> tuple[str, str, str | None]:
         """(status, reason, type installed) for CertificateSigned: Accepted once the chain
@@ -140,15 +226,15 @@ class StationCertificates:
         check fails."""
         now = self.client._clock()
         self._expire(now)
-        if certificate_type is None:  # omitted: the one renewal in flight, if exactly one
-            if len(self.pending) != 1:
+        if certificate_type is None:  # omitted: the one type in flight, if exactly one
+            types = {s.certificate_type for s, _, _ in self.pending.values()}
+            if len(types) != 1:
                 return "Rejected", "certificateType needed: no single pending CSR", None
-            certificate_type = next(iter(self.pending))
-        entry = self.pending.get(certificate_type)
-        if entry is None:
+            certificate_type = types.pop()
+        found = self._candidate(chain, certificate_type)
+        if found is None:
             return "Rejected", f"no pending CSR for a {certificate_type}", None
-        slot = self.slots[certificate_type]
-        pending = entry[0]
+        slot, pending = found
         try:
             certs = check_signed_chain(chain, pending, slot.roots(), now)
         except SignedChainRejected as exc:
@@ -163,11 +249,11 @@ class StationCertificates:
         except OSError as exc:
             log.error("cannot install the new %s: %s", certificate_type, exc)
             return "Rejected", f"cannot write: {exc}", None
-        del self.pending[certificate_type]
+        self._drop(slot, pending)
         self.installed.append(certificate_type)
         leaf = certs[0]
-        log.warning("installed a new %s (serial %x, valid until %s)", certificate_type,
-                    leaf.serial_number, leaf.not_valid_after_utc.isoformat())
+        log.warning("installed a new %s (%s, serial %x, valid until %s)", certificate_type,
+                    curve_of(leaf), leaf.serial_number, leaf.not_valid_after_utc.isoformat())
         # reported by the caller once its answer is out (see SecurityHandlers)
         self.unreported.append(f"{certificate_type} renewed, serial {leaf.serial_number:x}")
         for listener in slot.on_installed:
@@ -184,20 +270,21 @@ class StationCertificates:
                                        self.unreported.pop(0))
 
     def _expire(self, now: float) -> None:
-        for t, (_p, since) in list(self.pending.items()):
+        for slot, pending, since in list(self.pending.values()):
             if now - since > self.wait_signed_s:
-                log.warning("no CertificateSigned for the %s CSR within %.0f s; dropped", t,
-                            self.wait_signed_s)
-                del self.pending[t]
+                log.warning("no CertificateSigned for the %s CSR within %.0f s; dropped",
+                            slot.certificate_type, self.wait_signed_s)
+                self._drop(slot, pending)
 
     # -- renewal before expiry -------------------------------------------------------------
     def due(self, now: float) -> list[str]:
         """The certificate types within `renew_before_days` of their end (or past half their
         life, when that comes later), no CSR pending."""
         self._expire(now)
-        out = []
-        for t, slot in self.slots.items():
-            if t in self.pending:
+        out: list[str] = []
+        for slot in self.slots:
+            t = slot.certificate_type
+            if t in out or any(s.certificate_type == t for s, _, _ in self.pending.values()):
                 continue
             try:
                 cert = slot.current()
