@@ -535,6 +535,10 @@ class StationSecurity:
         if isinstance(verifier, RecordingVerifier) and verifier.on_record is None:
             verifier.on_record = self.pnc_checked
         self.base_mo_roots = tuple(getattr(self.pnc_verifier, "mo_roots", ()))
+        # -2 PnC (Iso2PncService) checks contracts with a verifier of its own
+        iso2 = getattr(getattr(server, "config", None), "iso2_pnc", None)
+        self.iso2_verifier = getattr(iso2, "verifier", None)
+        self.base_iso2_mo_roots = tuple(getattr(self.iso2_verifier, "mo_roots", ()))
         if store is not None:
             store.listeners.append(self.roots_changed)
             self.roots_changed("MORootCertificate", "loaded")
@@ -550,17 +554,23 @@ class StationSecurity:
         """InstallCertificate / DeleteCertificate: MO roots reach the PnC verifier for the
         next contract check (sessions already authorized stay as they are); V2G roots are
         read at each SECC renewal. Every change is a security event."""
-        if cert_type == "MORootCertificate" and self.pnc_verifier is not None \
-                and self.store is not None:
+        verifiers = [(name, v, base) for name, v, base in (
+            ("-20", self.pnc_verifier, self.base_mo_roots),
+            ("-2", self.iso2_verifier, self.base_iso2_mo_roots)) if v is not None]
+        if cert_type == "MORootCertificate" and verifiers and self.store is not None:
             try:
                 installed = self.store.certificates(cert_type)
             except (OSError, ValueError) as exc:  # the store's answer to the CSMS stands
                 log.error("cannot read the installed MO roots: %s", exc)
                 return
-            roots = self.base_mo_roots + tuple(installed)
-            self.pnc_verifier.mo_roots = roots  # public field of evse.security.PncVerifier
-            log.info("PnC MO roots: %d (%d configured, %d from the CSMS)", len(roots),
-                     len(self.base_mo_roots), len(roots) - len(self.base_mo_roots))
+            # the same roots for both: a root of the other standard's PKI (another curve)
+            # leads no contract chain of this one, so it is never a trust anchor there
+            for name, verifier, base in verifiers:
+                roots = base + tuple(installed)
+                # public field of evse.security.PncVerifier / iso2_pnc.Iso2ContractVerifier
+                verifier.mo_roots = roots
+                log.info("%s PnC MO roots: %d (%d configured, %d from the CSMS)", name,
+                         len(roots), len(base), len(installed))
         if what != "loaded":
             self.client.security_event("ReconfigurationOfSecurityParameters",
                                        f"{cert_type} {what}")
