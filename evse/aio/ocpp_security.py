@@ -498,12 +498,20 @@ class StationSecurity:
 
     `secc_files`: the SECC's -20 chain and key (renewed as the V2GCertificate);
     `rebuild_secc`: a new SECC context from those files (the caller knows the options);
-    `server`: the SeccServer (`set_tls_contexts`, `on_tls_failure`, `config.pnc_verifier`)."""
+    `iso2_files` / `rebuild_iso2`: the same for the -2 SECC certificate (P-256, TLS 1.2),
+    also a V2GCertificate: a renewal of that type sends one CSR per certificate, -20 first,
+    each answered by its own CertificateSigned (matched by key, StationCertificates);
+    `iso2_roots`: roots the -2 chain may lead to besides `v2g_roots()`;
+    `server`: the SeccServer (`set_tls_contexts`, `on_tls_failure`, `config.pnc_verifier`,
+    `config.iso2_pnc`)."""
 
     def __init__(self, client: OcppClient, config: OcppConfig, *,
                  store: CertStore | None = None, server: Any = None,
                  secc_files: tuple[Path, Path] | None = None,
-                 rebuild_secc: Callable[[], ssl.SSLContext] | None = None) -> None:
+                 rebuild_secc: Callable[[], ssl.SSLContext] | None = None,
+                 iso2_files: tuple[Path, Path] | None = None,
+                 rebuild_iso2: Callable[[], ssl.SSLContext] | None = None,
+                 iso2_roots: Callable[[], list[x509.Certificate]] | None = None) -> None:
         self.client, self.config, self.store, self.server = client, config, store, server
         slots = []
         if config.security_profile == 3 and config.cert_file and config.key_file:
@@ -516,6 +524,14 @@ class StationSecurity:
             if rebuild_secc is not None and server is not None:
                 slot.on_installed.append(
                     lambda: server.set_tls_contexts(rebuild_secc()))
+            slots.append(slot)
+        if iso2_files is not None:
+            extra = iso2_roots or (lambda: [])
+            slot = CertificateSlot("V2GCertificate", iso2_files[0], iso2_files[1],
+                                   lambda: self.v2g_roots() + extra())
+            if rebuild_iso2 is not None and server is not None:
+                slot.on_installed.append(
+                    lambda: server.set_tls_contexts(tls_iso2=rebuild_iso2()))
             slots.append(slot)
         self.certificates = StationCertificates(
             client, slots, renew_before_days=config.renew_before_days,
