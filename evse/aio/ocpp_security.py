@@ -2,10 +2,12 @@
 "The station's certificates" and "Security events").
 
 - `StationCertificates`: renewal of the CSMS-client certificate (ChargingStationCertificate,
-  security profile 3) and the SECC's certificate (V2GCertificate) [A02, A03]: a new key and a
-  CSR made here (evse/ocpp/csr.py), `SignCertificate` to the CSMS, and the `CertificateSigned`
-  chain checked, then written atomically beside the configured files (key 0600) and put to
-  use (the OCPP connection is re-established with it; the SECC's new connections get it).
+  security profile 3) and the SECC's -20 and -2 certificates (both V2GCertificate) [A02,
+  A03]: a new key and a CSR made here (evse/ocpp/csr.py; the key kept in `<key>.pending`
+  until answered, so a restart does not lose it), `SignCertificate` to the CSMS, and the
+  `CertificateSigned` chain checked, then written atomically beside the configured files
+  (key 0600) and put to use (the OCPP connection is re-established with it; the SECC's new
+  connections get it).
   Triggered by `TriggerMessage` SignChargingStationCertificate / SignV2GCertificate and when
   an installed certificate is within `renew_before_days` of its end.
 - `SecurityHandlers`: the CSMS->station handlers (CertificateSigned, the two TriggerMessage
@@ -15,7 +17,7 @@
   flood the queue.
 - `StationSecurity`: the wiring for `evse secc`: the renewal slots from [ocpp] / [tls], the
   events above, and roots the CSMS installs or deletes reaching the SECC for new sessions
-  (MO roots: the PnC verifier; V2G roots: the renewed SECC chain's trust).
+  (MO roots: the -20 and -2 PnC verifiers; V2G roots: the renewed SECC chains' trust).
 """
 
 from __future__ import annotations
