@@ -208,3 +208,74 @@ async def test_iso2_and_iso20_secc_certificates_renewed_by_one_sign_v2g_trigger(
             assert await _served_serial(rig.port, ev2) == _leaf(chain2).serial_number
     finally:
         await csms.stop()
+
+
+async def test_evse_secc_with_iso2_pki_renews_both_secc_certificates(tmp_path: Path) -> None:
+    """`evse secc` with [tls], [ocpp] and --iso2-pki: SignV2GCertificate renews the -20 chain
+    of [tls] and the -2 chain of the --iso2-pki directory; the next TLS 1.2 handshake on the
+    shared TLS port presents the new -2 leaf, the next TLS 1.3 one the new -20 leaf."""
+    import io
+    import re
+
+    from evse.aio.app import SeccOptions, run_secc
+    from tests.aio.test_ocpp_security import SECC_CONFIG
+
+    v2g20 = make_v2g_pki(tmp_path / "v2g20")
+    chain20, key20 = tmp_path / "secc20.pem", tmp_path / "secc20.key"
+    shutil.copy(v2g20.secc_chain, chain20)
+    shutil.copy(v2g20.secc_key, key20)
+    iso2 = make_iso2_pki()
+    d = tmp_path / "pki2"
+    files = iso2.write(d)
+    sub2 = iso2.cpo.subs[0]
+    sub2_key = tmp_path / "cpo_sub2.key"
+    sub2_key.write_bytes(sub2.key.private_bytes(  # type: ignore[union-attr]
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    csms = CsmsSimulator(passwords={"CS-SECC-2": "0123456789abcdef"})
+    csms.signers["V2GCertificate"] = CsrSigner(
+        v2g20.sub_ca2_cert, v2g20.sub_ca2_key, server=True,
+        chain=_pem(tmp_path / "subs20.pem", _leaf(v2g20.sub_ca2_cert),
+                   _leaf(v2g20.sub_ca1_cert)))
+    csms.more_signers["V2GCertificate"] = [CsrSigner(
+        _pem(tmp_path / "cpo_sub2.pem", sub2.cert), sub2_key, server=True,
+        chain=_pem(tmp_path / "cpo_subs.pem", *(s.cert for s in iso2.cpo.subs)))]
+    await csms.start()
+    path = tmp_path / "station.toml"
+    path.write_text(SECC_CONFIG.format(url=csms.url, chain=chain20, key=key20,
+                                       queue=tmp_path / "q.sqlite3", certs=tmp_path / "certs",
+                                       roots=v2g20.root_cert))
+    options = SeccOptions(config=path, address=HOST, sdp=False, sim_speedup=10.0,
+                          poll_interval=0.01, tls_port=0, iso2_pki=d,
+                          protocols=("iso20", "iso2"))
+    ev20 = ev_context(v2g20.root_cert).context
+    ev2 = iso2_ev_context(files["v2g_root"])
+    out = io.StringIO()
+    ready, stop = asyncio.Event(), asyncio.Event()
+    try:
+        with contextlib.redirect_stdout(out):
+            task = asyncio.create_task(run_secc(options, ready=ready, stop=stop))
+            await asyncio.wait_for(ready.wait(), 30)
+            m = re.search(r"TLS 1\.2 \(-2\) on port (\d+)", out.getvalue())
+            assert m, out.getvalue()
+            port = int(m[1])
+            try:
+                await until(lambda: bool(csms.calls("CS-SECC-2", "StatusNotification")),
+                            "the station at the CSMS")
+                old20 = await _served_serial(port, ev20)
+                old2 = await _served_serial(port, ev2)
+                assert old2 == _leaf(files["secc"]).serial_number
+                res = await csms.call("CS-SECC-2", "TriggerMessage",
+                                      {"requested_message": "SignV2GCertificate"})
+                assert res.status == "Accepted"
+                await until(lambda: csms.signed_answers == ["Accepted", "Accepted"],
+                            "both CertificateSigned")
+                new20 = await _served_serial(port, ev20)
+                new2 = await _served_serial(port, ev2)
+                assert new20 != old20 and new20 == _leaf(chain20).serial_number
+                assert new2 != old2 and new2 == _leaf(d / "secc.pem").serial_number
+            finally:
+                stop.set()
+                assert await asyncio.wait_for(task, 20) == 0
+    finally:
+        await csms.stop()
