@@ -525,21 +525,24 @@ def _ocpp_security(ocpp: OcppRuntime, station_cfg: StationConfig, options: SeccO
     kw: dict[str, Any] = {}
     if tls and chain is not None and key is not None:
         def rebuild() -> ssl.SSLContext:
-            # the stapled OCSP response was about the old leaf: not carried over
+            # the stapled OCSP response was about the old leaf: not carried over; the
+            # vehicle roots with the CSMS's OEM roots
             assert chain is not None and key is not None
-            return secc_context(Path(chain), Path(key), vehicle_roots=files.roots,
+            return secc_context(Path(chain), Path(key), vehicle_roots=security.vehicle_trust(),
                                 require_vehicle_cert=files.require_vehicle_cert,
                                 best_effort=files.best_effort).context
 
-        kw.update(secc_files=(Path(chain), Path(key)), rebuild_secc=rebuild)
+        kw.update(secc_files=(Path(chain), Path(key)), rebuild_secc=rebuild,
+                  vehicle_roots=files.roots)
     if options.iso2_pki is not None:  # the -2 SECC certificate, a V2GCertificate too
         d = options.iso2_pki
         kw.update(iso2_files=(d / "secc.pem", d / "secc.key"),
                   rebuild_iso2=lambda: iso2_secc_context(d / "secc.pem",
                                                          d / "secc.key").context,
                   iso2_roots=lambda: load_pem_certificates(d / "v2g_root.pem"))
-    return StationSecurity(ocpp.client, station_cfg.ocpp, store=ocpp.client.cert_store,
-                           server=server, **kw)
+    security = StationSecurity(ocpp.client, station_cfg.ocpp, store=ocpp.client.cert_store,
+                               server=server, **kw)
+    return security
 
 
 

@@ -504,6 +504,9 @@ class StationSecurity:
     also a V2GCertificate: a renewal of that type sends one CSR per certificate, -20 first,
     each answered by its own CertificateSigned (matched by key, StationCertificates);
     `iso2_roots`: roots the -2 chain may lead to besides `v2g_roots()`;
+    `vehicle_roots`: the configured roots of vehicle certificates ([tls] trust_roots), to
+    which the CSMS's OEMRootCertificates are added (`vehicle_trust`; `rebuild_secc` must
+    build its context with `vehicle_trust()`, and is called when they change);
     `server`: the SeccServer (`set_tls_contexts`, `on_tls_failure`, `config.pnc_verifier`,
     `config.iso2_pnc`)."""
 
@@ -513,8 +516,11 @@ class StationSecurity:
                  rebuild_secc: Callable[[], ssl.SSLContext] | None = None,
                  iso2_files: tuple[Path, Path] | None = None,
                  rebuild_iso2: Callable[[], ssl.SSLContext] | None = None,
-                 iso2_roots: Callable[[], list[x509.Certificate]] | None = None) -> None:
+                 iso2_roots: Callable[[], list[x509.Certificate]] | None = None,
+                 vehicle_roots: Path | None = None) -> None:
         self.client, self.config, self.store, self.server = client, config, store, server
+        self.vehicle_roots = vehicle_roots
+        self.rebuild_secc = rebuild_secc
         slots = []
         if config.security_profile == 3 and config.cert_file and config.key_file:
             ca = config.client_ca_file or config.ca_file
@@ -568,6 +574,27 @@ class StationSecurity:
         installed = self.store.certificates("V2GRootCertificate") if self.store else []
         return _pem_roots(self.config.v2g_roots) + installed
 
+    def _installed(self, cert_type: str) -> list[x509.Certificate]:
+        try:
+            return self.store.certificates(cert_type) if self.store is not None else []
+        except (OSError, ValueError) as exc:
+            log.error("cannot read the installed %ss: %s", cert_type, exc)
+            return []
+
+    def vehicle_trust(self) -> Path | None:
+        """The roots the SECC checks vehicle certificates with: the configured ones, and the
+        CSMS's OEMRootCertificates (2.1, "OEM root certificate for 2-way TLS with EV") as
+        one PEM bundle in the certificate store's directory. None: no vehicle roots (the
+        SECC asks for no vehicle certificate)."""
+        oem = self._installed("OEMRootCertificate")
+        if not oem or self.store is None:
+            return self.vehicle_roots
+        pem = self.vehicle_roots.read_bytes() if self.vehicle_roots is not None else b""
+        pem += b"".join(c.public_bytes(Encoding.PEM) for c in oem)
+        bundle = self.store.dir / "vehicle_trust.pem"
+        atomic_write(bundle, pem)
+        return bundle
+
     def roots_changed(self, cert_type: str, what: str) -> None:
         """InstallCertificate / DeleteCertificate: MO roots reach the PnC verifier for the
         next contract check (sessions already authorized stay as they are); V2G roots are
@@ -589,6 +616,16 @@ class StationSecurity:
                 verifier.mo_roots = roots
                 log.info("%s PnC MO roots: %d (%d configured, %d from the CSMS)", name,
                          len(roots), len(base), len(installed))
+        if cert_type == "OEMRootCertificate" and self.rebuild_secc is not None \
+                and self.server is not None:
+            # new TLS connections check vehicle certificates with the new trust; a context
+            # that cannot be built leaves the one in use (the store's answer stands)
+            try:
+                self.server.set_tls_contexts(self.rebuild_secc())
+                log.info("SECC vehicle trust: %d OEM root(s) from the CSMS",
+                         len(self._installed(cert_type)))
+            except (OSError, ValueError, ssl.SSLError) as exc:
+                log.error("cannot apply the OEM roots to the SECC: %s", exc)
         if what != "loaded":
             self.client.security_event("ReconfigurationOfSecurityParameters",
                                        f"{cert_type} {what}")
@@ -610,6 +647,8 @@ class StationSecurity:
         return run
 
     def start(self) -> None:
+        if self._installed("OEMRootCertificate"):  # installed before this start
+            self.roots_changed("OEMRootCertificate", "loaded")
         self._tasks = [self.certificates.start(),
                        asyncio.create_task(self.tls_events.run(), name="ocpp-tls-events"),
                        asyncio.create_task(self.pnc_events.run(), name="ocpp-pnc-events")]
