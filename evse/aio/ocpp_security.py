@@ -624,8 +624,8 @@ class StationSecurity:
                 self.server.set_tls_contexts(self.rebuild_secc())
                 log.info("SECC vehicle trust: %d OEM root(s) from the CSMS",
                          len(self._installed(cert_type)))
-            except (OSError, ValueError, ssl.SSLError) as exc:
-                log.error("cannot apply the OEM roots to the SECC: %s", exc)
+            except Exception:  # e.g. TlsProfileError: the store's answer must still go out
+                log.exception("cannot apply the OEM roots to the SECC")
         if what != "loaded":
             self.client.security_event("ReconfigurationOfSecurityParameters",
                                        f"{cert_type} {what}")

@@ -131,3 +131,43 @@ async def test_a_2_0_1_csms_neither_installs_nor_sees_oem_roots(tmp_path: Path) 
         assert len(store.certificates("OEMRootCertificate")) == 1  # unchanged
     finally:
         await csms.stop()
+
+
+async def test_oem_roots_installed_before_a_restart_apply_at_start(tmp_path: Path) -> None:
+    v2g = make_pki(tmp_path / "v2g")
+    (tmp_path / "configured").mkdir()
+    (tmp_path / "oem").mkdir()
+    configured = _vehicle_pki(tmp_path / "configured")
+    oem = _vehicle_pki(tmp_path / "oem", "OEM root (test)")
+    store = CertStore(tmp_path / "certs")
+    assert store.install("OEMRootCertificate", oem["root"].read_text(),
+                         time.time())[0] == "Accepted"
+    csms = CsmsSimulator()
+    await csms.start()
+    client = _client(csms.url, tmp_path, password="s3cret-s3cret-16")
+    client.cert_store = store
+    holder: list[StationSecurity] = []
+
+    def rebuild() -> ssl.SSLContext:
+        return secc_context(v2g.secc_chain, v2g.secc_key,
+                            vehicle_roots=holder[0].vehicle_trust(),
+                            require_vehicle_cert=True).context
+
+    tls = secc_context(v2g.secc_chain, v2g.secc_key, vehicle_roots=configured["root"],
+                       require_vehicle_cert=True).context
+    try:
+        async with secc_running(tls=tls, plain=False) as rig, running(client):
+            security = StationSecurity(
+                client, client.config, store=store, server=rig.server,
+                secc_files=(v2g.secc_chain, v2g.secc_key), rebuild_secc=rebuild,
+                vehicle_roots=configured["root"])
+            holder.append(security)
+            assert not await _vehicle_accepted(rig.port, v2g.root_cert, oem)
+            security.start()
+            try:
+                assert await _vehicle_accepted(rig.port, v2g.root_cert, oem)
+                assert await _vehicle_accepted(rig.port, v2g.root_cert, configured)
+            finally:
+                await security.stop()
+    finally:
+        await csms.stop()
