@@ -356,7 +356,7 @@ class CsrSigner:
     own chain below the root (`chain`, PEM, e.g. Sub-CA 2 + Sub-CA 1 for a -20 SECC)."""
 
     def __init__(self, ca_cert: Path, ca_key: Path, *, chain: Path | None = None,
-                 server: bool = False, days: float = 365.0) -> None:
+                 server: bool = False, days: float = 365.0, deliver: bool = True) -> None:
         self.ca = x509.load_pem_x509_certificate(ca_cert.read_bytes())
         key = serialization.load_pem_private_key(ca_key.read_bytes(), None)
         assert isinstance(key, ec.EllipticCurvePrivateKey)
@@ -364,6 +364,17 @@ class CsrSigner:
         self.chain = chain.read_bytes() if chain is not None else b""
         self.server, self.days = server, days
         self.csr_valid: list[bool] = []  # the CSR signature of each request, in order
+        # False: SignCertificate is Accepted but the CSR only kept in `held` (a test sends
+        # the CertificateSigned itself, e.g. after the station restarted)
+        self.deliver = deliver
+        self.held: list[str] = []
+
+    def takes(self, csr_pem: str) -> bool:
+        """The CSR's key is on this CA's curve (a -20 P-521 and a -2 P-256 SECC renewal,
+        both V2GCertificate, go to different CAs)."""
+        key = x509.load_pem_x509_csr(csr_pem.encode()).public_key()
+        return isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == \
+            self.key.curve.name
 
     def sign(self, csr_pem: str) -> str:
         csr = x509.load_pem_x509_csr(csr_pem.encode())
@@ -399,9 +410,18 @@ class _CsmsCertificates:
                             **payload: Any) -> Any:
         self._record("SignCertificate",  # type: ignore[attr-defined]
                      {"csr": csr, "certificate_type": certificate_type, **payload})
-        signer = self.csms.signers.get(certificate_type or "ChargingStationCertificate")
+        kind = certificate_type or "ChargingStationCertificate"
+        signer = self.csms.signers.get(kind)
+        try:  # a signer for the CSR's curve first (see CsrSigner.takes)
+            signer = next((s for s in self.csms.more_signers.get(kind, []) if s.takes(csr)),
+                          signer)
+        except ValueError:
+            return self._call_result.SignCertificate(status="Rejected")
         if signer is None:
             return self._call_result.SignCertificate(status="Rejected")
+        if not signer.deliver:
+            signer.held.append(csr)
+            return self._call_result.SignCertificate(status="Accepted")
         task = asyncio.create_task(self._send_signed(csr, certificate_type, signer))
         self.csms._tasks.add(task)
         task.add_done_callback(self.csms._tasks.discard)
@@ -483,6 +503,7 @@ class CsmsSimulator:
         self.pnc_certificate_status = True
         # certificateType -> the CA that signs a station's CSR (SignCertificate)
         self.signers: dict[str, CsrSigner] = {}
+        self.more_signers: dict[str, list[CsrSigner]] = {}  # by certificate type, per curve
         self.signed_answers: list[str] = []  # the station's CertificateSigned answers
         self.client_serials: list[str] = []  # profile 3: each client certificate's serial (hex)
 

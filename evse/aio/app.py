@@ -371,12 +371,14 @@ def _with_iso2_pnc(config: SeccConfig, options: SeccOptions
         return None, config
     if "iso2" not in config.protocols:
         raise SetupError("--iso2-pki needs iso2 among the protocols (--protocols ...,iso2)")
+    from evse.aio.cert_files import recover_pair
     from evse.aio.pnc import iso2_pnc_from_dir, replace_config
     from evse.aio.tls import TlsProfileError
     from evse.aio.tls_iso2 import iso2_secc_context
 
     d = options.iso2_pki
     try:
+        recover_pair(d / "secc.pem", d / "secc.key")  # a renewal a crash interrupted
         tls = iso2_secc_context(d / "secc.pem", d / "secc.key")
         service = iso2_pnc_from_dir(d)
     except TlsProfileError as exc:
@@ -514,24 +516,33 @@ def _ocpp_security(ocpp: OcppRuntime, station_cfg: StationConfig, options: SeccO
     events, and the CSMS's roots for the SECC (evse/aio/ocpp_security.py)."""
     from evse.aio.ocpp_security import StationSecurity
     from evse.aio.tls import secc_context
+    from evse.aio.tls_iso2 import iso2_secc_context
+    from evse.security.chains import load_pem_certificates
 
     assert station_cfg.ocpp is not None
     files = _tls_files(options, station_cfg.tls)
     chain, key = files.chain, files.key
-    if not tls or chain is None or key is None:
-        return StationSecurity(ocpp.client, station_cfg.ocpp, store=ocpp.client.cert_store,
-                               server=server)
+    kw: dict[str, Any] = {}
+    if tls and chain is not None and key is not None:
+        def rebuild() -> ssl.SSLContext:
+            # the stapled OCSP response was about the old leaf: not carried over; the
+            # vehicle roots with the CSMS's OEM roots
+            assert chain is not None and key is not None
+            return secc_context(Path(chain), Path(key), vehicle_roots=security.vehicle_trust(),
+                                require_vehicle_cert=files.require_vehicle_cert,
+                                best_effort=files.best_effort).context
 
-    def rebuild() -> ssl.SSLContext:
-        # the stapled OCSP response was about the old leaf: not carried over
-        assert chain is not None and key is not None
-        return secc_context(Path(chain), Path(key), vehicle_roots=files.roots,
-                            require_vehicle_cert=files.require_vehicle_cert,
-                            best_effort=files.best_effort).context
-
-    return StationSecurity(ocpp.client, station_cfg.ocpp, store=ocpp.client.cert_store,
-                           server=server, secc_files=(Path(chain), Path(key)),
-                           rebuild_secc=rebuild)
+        kw.update(secc_files=(Path(chain), Path(key)), rebuild_secc=rebuild,
+                  vehicle_roots=files.roots)
+    if options.iso2_pki is not None:  # the -2 SECC certificate, a V2GCertificate too
+        d = options.iso2_pki
+        kw.update(iso2_files=(d / "secc.pem", d / "secc.key"),
+                  rebuild_iso2=lambda: iso2_secc_context(d / "secc.pem",
+                                                         d / "secc.key").context,
+                  iso2_roots=lambda: load_pem_certificates(d / "v2g_root.pem"))
+    security = StationSecurity(ocpp.client, station_cfg.ocpp, store=ocpp.client.cert_store,
+                               server=server, **kw)
+    return security
 
 
 

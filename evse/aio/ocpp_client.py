@@ -58,7 +58,7 @@ from evse.aio.ocpp_operations import Operations, OperationsHandlers
 from evse.aio.ocpp_prices import PriceCheck
 from evse.aio.ocpp_security import SecurityHandlers, StationCertificates, csms_tls_event
 from evse.config import OcppConfig
-from evse.ocpp.cert_store import CertStore
+from evse.ocpp.cert_store import ROOT_TYPES_201, CertStore
 from evse.ocpp.device_model import DeviceModel, Variable, non_negative_int, positive_int
 from evse.ocpp.queue import DurableQueue
 from evse.ocpp.smart_charging import ProfileError, ProfileRejected, ProfileStore
@@ -187,7 +187,10 @@ class _StationHandlers(OperationsHandlers, SecurityHandlers):
     def on_get_installed_certificate_ids(self, certificate_type: list[str] | None = None,
                                          **_: Any) -> Any:
         store = self.client.cert_store
-        ids = store.ids(tuple(certificate_type or ())) if store is not None else []
+        # all types asked for: a 2.0.1 answer cannot name 2.1's OEMRootCertificate
+        types = tuple(certificate_type or (ROOT_TYPES_201 if self._ocpp_version == "2.0.1"
+                                           else ()))
+        ids = store.ids(types) if store is not None else []
         if not ids:
             return self._call_result.GetInstalledCertificateIds(status="NotFound")
         return self._call_result.GetInstalledCertificateIds(

@@ -2,10 +2,12 @@
 "The station's certificates" and "Security events").
 
 - `StationCertificates`: renewal of the CSMS-client certificate (ChargingStationCertificate,
-  security profile 3) and the SECC's certificate (V2GCertificate) [A02, A03]: a new key and a
-  CSR made here (evse/ocpp/csr.py), `SignCertificate` to the CSMS, and the `CertificateSigned`
-  chain checked, then written atomically beside the configured files (key 0600) and put to
-  use (the OCPP connection is re-established with it; the SECC's new connections get it).
+  security profile 3) and the SECC's -20 and -2 certificates (both V2GCertificate) [A02,
+  A03]: a new key and a CSR made here (evse/ocpp/csr.py; the key kept in `<key>.pending`
+  until answered, so a restart does not lose it), `SignCertificate` to the CSMS, and the
+  `CertificateSigned` chain checked, then written atomically beside the configured files
+  (key 0600) and put to use (the OCPP connection is re-established with it; the SECC's new
+  connections get it).
   Triggered by `TriggerMessage` SignChargingStationCertificate / SignV2GCertificate and when
   an installed certificate is within `renew_before_days` of its end.
 - `SecurityHandlers`: the CSMS->station handlers (CertificateSigned, the two TriggerMessage
@@ -15,7 +17,7 @@
   flood the queue.
 - `StationSecurity`: the wiring for `evse secc`: the renewal slots from [ocpp] / [tls], the
   events above, and roots the CSMS installs or deletes reaching the SECC for new sessions
-  (MO roots: the PnC verifier; V2G roots: the renewed SECC chain's trust).
+  (MO roots: the -20 and -2 PnC verifiers; V2G roots: the renewed SECC chains' trust).
 """
 
 from __future__ import annotations
@@ -32,17 +34,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from ocpp.messages import validate_payload
 from ocpp.routing import after as _after
 from ocpp.routing import on as _on
 
-from evse.aio.cert_files import install_pair
+from evse.aio.cert_files import atomic_write, install_pair
 from evse.aio.pnc import RecordingVerifier, VerificationRecord
 from evse.ocpp.csr import (
     PendingCsr,
+    PendingCsrUnreadable,
     SignedChainRejected,
     chain_pem,
     check_signed_chain,
+    curve_of,
     days_left,
     key_pem,
 )
@@ -81,25 +86,80 @@ class CertificateSlot:
 
 class StationCertificates:
     """Renewal of the station's certificates (see module doc). Attach with
-    `client.certificates = StationCertificates(client, [slots])`."""
+    `client.certificates = StationCertificates(client, [slots])`.
+
+    Several slots may share a certificate type (a -20 P-521 and a -2 P-256 SECC certificate
+    are both a V2GCertificate): a renewal of that type sends one CSR per slot, in sequence,
+    and a CertificateSigned goes to the pending CSR whose key its leaf carries.
+
+    A pending CSR's key is stored beside the slot's key file (`<key>.pending`, 0600) until
+    its CertificateSigned comes or the wait limit passes, so a restart in between does not
+    turn the CSMS's answer into a Rejected."""
 
     def __init__(self, client: OcppClient, slots: list[CertificateSlot], *,
                  renew_before_days: float = 30.0, check_interval_s: float = 3600.0,
                  wait_signed_s: float = 3600.0) -> None:
         self.client = client
-        self.slots = {s.certificate_type: s for s in slots}
+        self.slots = list(slots)
         self.renew_before_days = renew_before_days
         self.check_interval_s = check_interval_s
         self.wait_signed_s = wait_signed_s  # a CSR not answered by then is given up
-        self.pending: dict[str, tuple[PendingCsr, float]] = {}
+        # key file of the slot -> (slot, CSR, created: Unix seconds of the client's clock)
+        self.pending: dict[Path, tuple[CertificateSlot, PendingCsr, float]] = {}
         self.installed: list[str] = []  # certificate types renewed so far (tests, logs)
         self.unreported: list[str] = []  # renewals not yet raised as security events
         self._task: asyncio.Task[None] | None = None
         self._requests: set[asyncio.Task[Any]] = set()
+        for slot in self.slots:
+            self._load_pending(slot)
+        self._expire(client._clock())
+
+    # -- pending CSRs on disk --------------------------------------------------------------
+    @staticmethod
+    def pending_file(slot: CertificateSlot) -> Path:
+        return slot.key_file.with_name(slot.key_file.name + ".pending")
+
+    def _load_pending(self, slot: CertificateSlot) -> None:
+        path = self.pending_file(slot)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            log.error("cannot read the pending CSR %s: %s", path, exc)
+            return
+        try:
+            pending, created = PendingCsr.from_bytes(data, slot.certificate_type)
+        except PendingCsrUnreadable as exc:
+            log.error("dropping the pending CSR %s: %s", path, exc)
+            self._drop_file(slot)
+            return
+        self.pending[slot.key_file] = (slot, pending, created)
+        log.info("a %s CSR from before the restart waits for its CertificateSigned",
+                 slot.certificate_type)
+
+    def _store_pending(self, slot: CertificateSlot, pending: PendingCsr, created: float
+                       ) -> None:
+        atomic_write(self.pending_file(slot), pending.to_bytes(created), 0o600)
+
+    def _drop_file(self, slot: CertificateSlot) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.pending_file(slot).unlink()
+
+    def _drop(self, slot: CertificateSlot, pending: PendingCsr | None = None) -> None:
+        """Forget the slot's pending CSR (only `pending`, when given: a newer one stays)."""
+        entry = self.pending.get(slot.key_file)
+        if entry is None or (pending is not None and entry[1] is not pending):
+            return
+        del self.pending[slot.key_file]
+        try:
+            self._drop_file(slot)
+        except OSError as exc:  # dropped in memory; at the next start by the wait limit
+            log.error("cannot remove %s: %s", self.pending_file(slot), exc)
 
     # -- SignCertificate -------------------------------------------------------------------
     def can_sign(self, certificate_type: str) -> bool:
-        return certificate_type in self.slots
+        return any(s.certificate_type == certificate_type for s in self.slots)
 
     def request_soon(self, certificate_type: str) -> None:
         """SignCertificate in a task of its own (after the TriggerMessage answer is out)."""
@@ -108,31 +168,59 @@ class StationCertificates:
         task.add_done_callback(self._requests.discard)
 
     async def request(self, certificate_type: str) -> bool:
-        """A new key and CSR, sent with SignCertificate; True when the CSMS Accepted it (the
-        key then waits for CertificateSigned). The installed certificate stays in use."""
-        slot = self.slots.get(certificate_type)
-        if slot is None:
-            return False
+        """A new key and CSR per slot of the type, each sent with SignCertificate after the
+        answer to the one before; True when the CSMS Accepted them all (each key then waits
+        for its CertificateSigned). The installed certificates stay in use."""
+        slots = [s for s in self.slots if s.certificate_type == certificate_type]
+        results = [await self._request_slot(slot) for slot in slots]
+        return bool(results) and all(results)
+
+    async def _request_slot(self, slot: CertificateSlot) -> bool:
+        certificate_type = slot.certificate_type
         try:
             pending = PendingCsr.new(certificate_type, slot.current())
         except (OSError, ValueError) as exc:
             log.error("cannot make a CSR for the %s: %s", certificate_type, exc)
             return False
-        # the newest CSR replaces an older one: only its key can match what comes back
-        self.pending[certificate_type] = (pending, self.client._clock())
+        # the newest CSR replaces an older one: only its key can match what comes back.
+        # Stored before it leaves, so an answer after a restart still finds its key.
+        created = self.client._clock()
+        try:
+            self._store_pending(slot, pending, created)
+        except OSError as exc:
+            log.error("cannot store the CSR key for the %s: %s", certificate_type, exc)
+            return False
+        self.pending[slot.key_file] = (slot, pending, created)
         answer = await self.client.call_now("SignCertificate", {
             "csr": pending.csr_pem, "certificateType": certificate_type})
         if answer is None or answer.get("status") != "Accepted":
             log.warning("SignCertificate (%s): %s", certificate_type,
                         answer or "no answer from the CSMS")
-            if self.pending.get(certificate_type, (None, 0))[0] is pending:
-                del self.pending[certificate_type]
+            self._drop(slot, pending)
             return False
-        log.info("SignCertificate (%s) accepted; waiting for CertificateSigned",
-                 certificate_type)
+        log.info("SignCertificate (%s, %s) accepted; waiting for CertificateSigned",
+                 certificate_type, pending.key.curve.name)
         return True
 
     # -- CertificateSigned -----------------------------------------------------------------
+    def _candidate(self, chain: str, certificate_type: str
+                   ) -> tuple[CertificateSlot, PendingCsr] | None:
+        """The pending CSR of the type whose key the chain's leaf carries; when none does
+        (or the chain does not parse), the first of the type, whose check then says why."""
+        entries = [(s, p) for s, p, _ in self.pending.values()
+                   if s.certificate_type == certificate_type]
+        if not entries:
+            return None
+        with contextlib.suppress(ValueError, UnicodeError):
+            leaf = x509.load_pem_x509_certificate(chain.encode("ascii"))
+            spki = leaf.public_key().public_bytes(Encoding.DER,
+                                                  PublicFormat.SubjectPublicKeyInfo)
+            for slot, pending in entries:
+                if pending.key.public_key().public_bytes(
+                        Encoding.DER, PublicFormat.SubjectPublicKeyInfo) == spki:
+                    return slot, pending
+        return entries[0]
+
     def signed(self, chain: str, certificate_type: str | None
                ) -> tuple[str, str, str | None]:
         """(status, reason, type installed) for CertificateSigned: Accepted once the chain
@@ -140,15 +228,15 @@ class StationCertificates:
         check fails."""
         now = self.client._clock()
         self._expire(now)
-        if certificate_type is None:  # omitted: the one renewal in flight, if exactly one
-            if len(self.pending) != 1:
+        if certificate_type is None:  # omitted: the one type in flight, if exactly one
+            types = {s.certificate_type for s, _, _ in self.pending.values()}
+            if len(types) != 1:
                 return "Rejected", "certificateType needed: no single pending CSR", None
-            certificate_type = next(iter(self.pending))
-        entry = self.pending.get(certificate_type)
-        if entry is None:
+            certificate_type = types.pop()
+        found = self._candidate(chain, certificate_type)
+        if found is None:
             return "Rejected", f"no pending CSR for a {certificate_type}", None
-        slot = self.slots[certificate_type]
-        pending = entry[0]
+        slot, pending = found
         try:
             certs = check_signed_chain(chain, pending, slot.roots(), now)
         except SignedChainRejected as exc:
@@ -163,11 +251,11 @@ class StationCertificates:
         except OSError as exc:
             log.error("cannot install the new %s: %s", certificate_type, exc)
             return "Rejected", f"cannot write: {exc}", None
-        del self.pending[certificate_type]
+        self._drop(slot, pending)
         self.installed.append(certificate_type)
         leaf = certs[0]
-        log.warning("installed a new %s (serial %x, valid until %s)", certificate_type,
-                    leaf.serial_number, leaf.not_valid_after_utc.isoformat())
+        log.warning("installed a new %s (%s, serial %x, valid until %s)", certificate_type,
+                    curve_of(leaf), leaf.serial_number, leaf.not_valid_after_utc.isoformat())
         # reported by the caller once its answer is out (see SecurityHandlers)
         self.unreported.append(f"{certificate_type} renewed, serial {leaf.serial_number:x}")
         for listener in slot.on_installed:
@@ -184,20 +272,21 @@ class StationCertificates:
                                        self.unreported.pop(0))
 
     def _expire(self, now: float) -> None:
-        for t, (_p, since) in list(self.pending.items()):
+        for slot, pending, since in list(self.pending.values()):
             if now - since > self.wait_signed_s:
-                log.warning("no CertificateSigned for the %s CSR within %.0f s; dropped", t,
-                            self.wait_signed_s)
-                del self.pending[t]
+                log.warning("no CertificateSigned for the %s CSR within %.0f s; dropped",
+                            slot.certificate_type, self.wait_signed_s)
+                self._drop(slot, pending)
 
     # -- renewal before expiry -------------------------------------------------------------
     def due(self, now: float) -> list[str]:
         """The certificate types within `renew_before_days` of their end (or past half their
         life, when that comes later), no CSR pending."""
         self._expire(now)
-        out = []
-        for t, slot in self.slots.items():
-            if t in self.pending:
+        out: list[str] = []
+        for slot in self.slots:
+            t = slot.certificate_type
+            if t in out or any(s.certificate_type == t for s, _, _ in self.pending.values()):
                 continue
             try:
                 cert = slot.current()
@@ -411,13 +500,27 @@ class StationSecurity:
 
     `secc_files`: the SECC's -20 chain and key (renewed as the V2GCertificate);
     `rebuild_secc`: a new SECC context from those files (the caller knows the options);
-    `server`: the SeccServer (`set_tls_contexts`, `on_tls_failure`, `config.pnc_verifier`)."""
+    `iso2_files` / `rebuild_iso2`: the same for the -2 SECC certificate (P-256, TLS 1.2),
+    also a V2GCertificate: a renewal of that type sends one CSR per certificate, -20 first,
+    each answered by its own CertificateSigned (matched by key, StationCertificates);
+    `iso2_roots`: roots the -2 chain may lead to besides `v2g_roots()`;
+    `vehicle_roots`: the configured roots of vehicle certificates ([tls] trust_roots), to
+    which the CSMS's OEMRootCertificates are added (`vehicle_trust`; `rebuild_secc` must
+    build its context with `vehicle_trust()`, and is called when they change);
+    `server`: the SeccServer (`set_tls_contexts`, `on_tls_failure`, `config.pnc_verifier`,
+    `config.iso2_pnc`)."""
 
     def __init__(self, client: OcppClient, config: OcppConfig, *,
                  store: CertStore | None = None, server: Any = None,
                  secc_files: tuple[Path, Path] | None = None,
-                 rebuild_secc: Callable[[], ssl.SSLContext] | None = None) -> None:
+                 rebuild_secc: Callable[[], ssl.SSLContext] | None = None,
+                 iso2_files: tuple[Path, Path] | None = None,
+                 rebuild_iso2: Callable[[], ssl.SSLContext] | None = None,
+                 iso2_roots: Callable[[], list[x509.Certificate]] | None = None,
+                 vehicle_roots: Path | None = None) -> None:
         self.client, self.config, self.store, self.server = client, config, store, server
+        self.vehicle_roots = vehicle_roots
+        self.rebuild_secc = rebuild_secc
         slots = []
         if config.security_profile == 3 and config.cert_file and config.key_file:
             ca = config.client_ca_file or config.ca_file
@@ -429,6 +532,14 @@ class StationSecurity:
             if rebuild_secc is not None and server is not None:
                 slot.on_installed.append(
                     lambda: server.set_tls_contexts(rebuild_secc()))
+            slots.append(slot)
+        if iso2_files is not None:
+            extra = iso2_roots or (lambda: [])
+            slot = CertificateSlot("V2GCertificate", iso2_files[0], iso2_files[1],
+                                   lambda: self.v2g_roots() + extra())
+            if rebuild_iso2 is not None and server is not None:
+                slot.on_installed.append(
+                    lambda: server.set_tls_contexts(tls_iso2=rebuild_iso2()))
             slots.append(slot)
         self.certificates = StationCertificates(
             client, slots, renew_before_days=config.renew_before_days,
@@ -448,6 +559,10 @@ class StationSecurity:
         if isinstance(verifier, RecordingVerifier) and verifier.on_record is None:
             verifier.on_record = self.pnc_checked
         self.base_mo_roots = tuple(getattr(self.pnc_verifier, "mo_roots", ()))
+        # -2 PnC (Iso2PncService) checks contracts with a verifier of its own
+        iso2 = getattr(getattr(server, "config", None), "iso2_pnc", None)
+        self.iso2_verifier = getattr(iso2, "verifier", None)
+        self.base_iso2_mo_roots = tuple(getattr(self.iso2_verifier, "mo_roots", ()))
         if store is not None:
             store.listeners.append(self.roots_changed)
             self.roots_changed("MORootCertificate", "loaded")
@@ -459,21 +574,58 @@ class StationSecurity:
         installed = self.store.certificates("V2GRootCertificate") if self.store else []
         return _pem_roots(self.config.v2g_roots) + installed
 
+    def _installed(self, cert_type: str) -> list[x509.Certificate]:
+        try:
+            return self.store.certificates(cert_type) if self.store is not None else []
+        except (OSError, ValueError) as exc:
+            log.error("cannot read the installed %ss: %s", cert_type, exc)
+            return []
+
+    def vehicle_trust(self) -> Path | None:
+        """The roots the SECC checks vehicle certificates with: the configured ones, and the
+        CSMS's OEMRootCertificates (2.1, "OEM root certificate for 2-way TLS with EV") as
+        one PEM bundle in the certificate store's directory. None: no vehicle roots (the
+        SECC asks for no vehicle certificate)."""
+        oem = self._installed("OEMRootCertificate")
+        if not oem or self.store is None:
+            return self.vehicle_roots
+        pem = self.vehicle_roots.read_bytes() if self.vehicle_roots is not None else b""
+        pem += b"".join(c.public_bytes(Encoding.PEM) for c in oem)
+        bundle = self.store.dir / "vehicle_trust.pem"
+        atomic_write(bundle, pem)
+        return bundle
+
     def roots_changed(self, cert_type: str, what: str) -> None:
         """InstallCertificate / DeleteCertificate: MO roots reach the PnC verifier for the
         next contract check (sessions already authorized stay as they are); V2G roots are
         read at each SECC renewal. Every change is a security event."""
-        if cert_type == "MORootCertificate" and self.pnc_verifier is not None \
-                and self.store is not None:
+        verifiers = [(name, v, base) for name, v, base in (
+            ("-20", self.pnc_verifier, self.base_mo_roots),
+            ("-2", self.iso2_verifier, self.base_iso2_mo_roots)) if v is not None]
+        if cert_type == "MORootCertificate" and verifiers and self.store is not None:
             try:
                 installed = self.store.certificates(cert_type)
             except (OSError, ValueError) as exc:  # the store's answer to the CSMS stands
                 log.error("cannot read the installed MO roots: %s", exc)
                 return
-            roots = self.base_mo_roots + tuple(installed)
-            self.pnc_verifier.mo_roots = roots  # public field of evse.security.PncVerifier
-            log.info("PnC MO roots: %d (%d configured, %d from the CSMS)", len(roots),
-                     len(self.base_mo_roots), len(roots) - len(self.base_mo_roots))
+            # the same roots for both: a root of the other standard's PKI (another curve)
+            # leads no contract chain of this one, so it is never a trust anchor there
+            for name, verifier, base in verifiers:
+                roots = base + tuple(installed)
+                # public field of evse.security.PncVerifier / iso2_pnc.Iso2ContractVerifier
+                verifier.mo_roots = roots
+                log.info("%s PnC MO roots: %d (%d configured, %d from the CSMS)", name,
+                         len(roots), len(base), len(installed))
+        if cert_type == "OEMRootCertificate" and self.rebuild_secc is not None \
+                and self.server is not None:
+            # new TLS connections check vehicle certificates with the new trust; a context
+            # that cannot be built leaves the one in use (the store's answer stands)
+            try:
+                self.server.set_tls_contexts(self.rebuild_secc())
+                log.info("SECC vehicle trust: %d OEM root(s) from the CSMS",
+                         len(self._installed(cert_type)))
+            except Exception:  # e.g. TlsProfileError: the store's answer must still go out
+                log.exception("cannot apply the OEM roots to the SECC")
         if what != "loaded":
             self.client.security_event("ReconfigurationOfSecurityParameters",
                                        f"{cert_type} {what}")
@@ -495,6 +647,8 @@ class StationSecurity:
         return run
 
     def start(self) -> None:
+        if self._installed("OEMRootCertificate"):  # installed before this start
+            self.roots_changed("OEMRootCertificate", "loaded")
         self._tasks = [self.certificates.start(),
                        asyncio.create_task(self.tls_events.run(), name="ocpp-tls-events"),
                        asyncio.create_task(self.pnc_events.run(), name="ocpp-pnc-events")]

@@ -20,10 +20,12 @@ from cryptography.hazmat.primitives import serialization
 
 from evse.ocpp.authorization import _subject_public_key_bits
 
-__all__ = ["ROOT_TYPES", "CertStore", "hash_data"]
+__all__ = ["ROOT_TYPES", "ROOT_TYPES_201", "CertStore", "hash_data"]
 
-ROOT_TYPES = ("V2GRootCertificate", "MORootCertificate", "CSMSRootCertificate",
-              "ManufacturerRootCertificate")
+ROOT_TYPES_201 = ("V2GRootCertificate", "MORootCertificate", "CSMSRootCertificate",
+                  "ManufacturerRootCertificate")
+# 2.1 adds OEMRootCertificate: roots of the vehicle certificates in -20's two-way TLS
+ROOT_TYPES = (*ROOT_TYPES_201, "OEMRootCertificate")
 
 
 def _sha256(data: bytes) -> str:

@@ -12,6 +12,7 @@ must pass before it replaces the installed certificate. Sans-IO: time enters as 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,14 +21,19 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-__all__ = ["CERTIFICATE_TYPES", "PendingCsr", "SignedChainRejected", "check_signed_chain",
-           "days_left", "key_pem", "new_key"]
+__all__ = ["CERTIFICATE_TYPES", "PendingCsr", "PendingCsrUnreadable", "SignedChainRejected",
+           "check_signed_chain", "curve_of", "days_left", "key_pem", "new_key"]
 
 # CertificateSigningUseEnumType
 CERTIFICATE_TYPES = ("ChargingStationCertificate", "V2GCertificate")
 MAX_SUB_CAS = 3  # -20 has two, OCPP PKIs rarely more
 _CURVES: dict[str, type[ec.EllipticCurve]] = {
     "secp256r1": ec.SECP256R1, "secp384r1": ec.SECP384R1, "secp521r1": ec.SECP521R1}
+
+
+class PendingCsrUnreadable(ValueError):
+    """A stored pending CSR that cannot be used (damaged, another type, a key that does not
+    match its CSR)."""
 
 
 class SignedChainRejected(ValueError):
@@ -86,6 +92,34 @@ class PendingCsr:
                .sign(key, digest))
         return cls(certificate_type, key,
                    csr.public_bytes(serialization.Encoding.PEM).decode("ascii"))
+
+    def to_bytes(self, created: float) -> bytes:
+        """What is stored (0600, beside the slot's key) while the CSR waits for its
+        CertificateSigned, so a restart does not lose the key: the type, the creation time
+        (Unix seconds, for the wait limit), the private key and the CSR."""
+        return json.dumps({"certificateType": self.certificate_type, "created": created,
+                           "key": key_pem(self.key).decode("ascii"),
+                           "csr": self.csr_pem}, indent=1).encode("ascii")
+
+    @classmethod
+    def from_bytes(cls, data: bytes, certificate_type: str) -> tuple[PendingCsr, float]:
+        """(pending CSR, creation time) from `to_bytes`; PendingCsrUnreadable for anything
+        that is not a stored CSR of `certificate_type` whose key signed the CSR."""
+        try:
+            doc = json.loads(data)
+            kind, created = doc["certificateType"], float(doc["created"])
+            key = serialization.load_pem_private_key(doc["key"].encode("ascii"), None)
+            csr = x509.load_pem_x509_csr(doc["csr"].encode("ascii"))
+        except (ValueError, KeyError, TypeError, AttributeError, UnicodeError,
+                UnsupportedAlgorithm) as exc:
+            raise PendingCsrUnreadable(f"not a stored CSR ({exc})") from None
+        if kind != certificate_type:
+            raise PendingCsrUnreadable(f"a CSR for a {kind}, not a {certificate_type}")
+        if not isinstance(key, ec.EllipticCurvePrivateKey) \
+                or _spki(csr.public_key()) != _spki(key.public_key()) \
+                or not csr.is_signature_valid:
+            raise PendingCsrUnreadable("the stored key is not the CSR's key")
+        return cls(kind, key, doc["csr"]), created
 
 
 def check_signed_chain(pem: str, pending: PendingCsr, roots: list[x509.Certificate],

@@ -142,8 +142,10 @@ async def test_bad_certificate_signed_is_rejected_and_changes_nothing(
             csms.signers["ChargingStationCertificate"] = CsrSigner(rogue_ca, rogue_key)
             assert await certs.request("ChargingStationCertificate")
             await until(lambda: csms.signed_answers == ["Rejected"], "untrusted chain")
-            assert "ChargingStationCertificate" in certs.pending
-            pending = certs.pending["ChargingStationCertificate"][0]
+            assert key in certs.pending
+            pending = certs.pending[key][1]
+            stored = key.with_name("station.key.pending")  # the key survives a restart
+            assert stat.S_IMODE(stored.stat().st_mode) == 0o600
             other = PendingCsrFor(cert)  # a key that is not the pending one
             for chain in (good.sign(other.csr_pem), expired.sign(pending.csr_pem),
                           "not a certificate at all",
@@ -160,6 +162,7 @@ async def test_bad_certificate_signed_is_rejected_and_changes_nothing(
             res = await signed(good.sign(pending.csr_pem))
             assert res.status == "Accepted"
             assert cert.read_bytes() != before[0]
+            assert not stored.exists() and not certs.pending
             # schema-invalid CertificateSigned: the library's CallError, nothing changes
             after = cert.read_bytes()
             await csms.send_raw(STATION, '[2,"x1","CertificateSigned",{"certificateChain":5}]')
@@ -532,3 +535,77 @@ async def test_csms_offering_only_weak_cipher_suites_is_reported_once(
     item = client.queue.peek()
     assert len(client.queue) == 1 and item is not None
     assert item.payload["type"] == "InvalidTLSCipherSuite"
+
+
+async def test_pending_csr_survives_a_restart_and_expires(pki: Pki, tmp_path: Path) -> None:
+    """SignCertificate Accepted, the station restarts before CertificateSigned comes: the key
+    stored beside the slot's key (0600) is reloaded and the chain Accepted. A stored CSR
+    older than the wait limit is dropped at start, its chain then Rejected."""
+    csms = CsmsSimulator()
+    signer = CsrSigner(pki.ca, pki.dir / "ca.key", deliver=False)
+    csms.signers["ChargingStationCertificate"] = signer
+    await csms.start()
+    cert0, key0 = pki.client(STATION)
+    cert, key = tmp_path / "station.pem", tmp_path / "station.key"
+    shutil.copy(cert0, cert)
+    shutil.copy(key0, key)
+    stored = tmp_path / "station.key.pending"
+
+    def station(ahead_s: float = 0.0) -> tuple[OcppClient, StationCertificates]:
+        client = _client(csms.url, tmp_path, password="s3cret-s3cret-16")
+        client._clock = lambda: time.time() + ahead_s
+        certs = StationCertificates(client, [CertificateSlot(
+            "ChargingStationCertificate", cert, key, _roots(pki.ca))], wait_signed_s=600.0)
+        client.certificates = certs
+        return client, certs
+
+    async def signed(csr: str) -> Any:
+        return await csms.call(STATION, "CertificateSigned", {
+            "certificate_chain": signer.sign(csr),
+            "certificate_type": "ChargingStationCertificate"})
+
+    try:
+        client, certs = station()
+        async with running(client):
+            await asyncio.wait_for(client.accepted.wait(), WAIT)
+            res = await csms.call(STATION, "TriggerMessage",
+                                  {"requested_message": "SignChargingStationCertificate"})
+            assert res.status == "Accepted"
+            await until(lambda: bool(signer.held), "the CSR at the CSMS")
+        assert stat.S_IMODE(stored.stat().st_mode) == 0o600
+        before = cert.read_bytes()
+        client, certs = station()  # the restart: a new client and renewal state
+        assert key in certs.pending
+        async with running(client):
+            await until(lambda: client.connections == 1 and client.accepted.is_set(),
+                        "the restarted station at the CSMS")
+            res = await signed(signer.held[0])
+            assert res.status == "Accepted"
+        assert cert.read_bytes() != before and not stored.exists()
+        new = _leaf(cert)
+        key_obj = serialization.load_pem_private_key(key.read_bytes(), None)
+        assert key_obj.public_key().public_numbers() == \
+            new.public_key().public_numbers()  # type: ignore[union-attr]
+        assert certs.installed == ["ChargingStationCertificate"]
+
+        # a second CSR, then a restart after the wait limit: dropped, its chain Rejected
+        client, certs = station()
+        async with running(client):
+            await asyncio.wait_for(client.accepted.wait(), WAIT)
+            assert await certs.request("ChargingStationCertificate")
+        assert stored.exists()
+        assert key in station(ahead_s=590.0)[1].pending
+        client, certs = station(ahead_s=610.0)
+        assert not certs.pending and not stored.exists()
+        after = cert.read_bytes()
+        async with running(client):
+            await asyncio.wait_for(client.accepted.wait(), WAIT)
+            res = await signed(signer.held[1])
+            assert res.status == "Rejected"
+        assert cert.read_bytes() == after
+        # a damaged stored CSR is dropped, not trusted
+        stored.write_bytes(b'{"certificateType": "ChargingStationCertificate"}')
+        _, certs = station()
+        assert not certs.pending and not stored.exists()
+    finally:
+        await csms.stop()

@@ -144,7 +144,7 @@ async def test_openssl_client_sees_the_negotiated_group_and_refusals(pki: PkiFil
         assert rc != 0, out
 
 
-def _vehicle_pki(out: Path) -> dict[str, Path]:
+def _vehicle_pki(out: Path, root_cn: str = "Vehicle root (test)") -> dict[str, Path]:
     """A vehicle root (P-521) and two vehicle certificates under it: a P-521 key (signs with
     ecdsa_secp521r1_sha512) and a P-256 key (can only sign with ecdsa_secp256r1_sha256)."""
     import datetime as dt
@@ -175,7 +175,7 @@ def _vehicle_pki(out: Path) -> dict[str, Path]:
                                      serialization.NoEncryption()))
 
     root_key = ec.generate_private_key(ec.SECP521R1())
-    root = cert("Vehicle root (test)", root_key, None, root_key, True)
+    root = cert(root_cn, root_key, None, root_key, True)
     files = {"root": out / "vehicle_root.pem"}
     files["root"].write_bytes(pem(root))
     for curve in (ec.SECP521R1(), ec.SECP256R1()):

@@ -12,7 +12,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from certs.make_pki import PkiFiles, make_pki
-from evse.ocpp.csr import PendingCsr, SignedChainRejected, check_signed_chain, days_left
+from evse.ocpp.csr import (
+    PendingCsr,
+    PendingCsrUnreadable,
+    SignedChainRejected,
+    check_signed_chain,
+    days_left,
+)
 from simulators.csms import CsrSigner
 from tests.ocpp.pki import Pki, other_root
 from tests.ocpp.pki import make_pki as make_ocpp_pki
@@ -48,6 +54,26 @@ def test_csr_is_signed_by_a_new_key_of_the_current_type(ocpp_pki: Pki, v2g: PkiF
         assert csr.public_key().public_numbers() != current.public_key().public_numbers()
     with pytest.raises(ValueError):
         PendingCsr.new("SomethingElse", _cert(cert))
+
+
+def test_pending_csr_stored_and_reloaded_only_when_intact(v2g: PkiFiles) -> None:
+    import json
+
+    pending = PendingCsr.new("V2GCertificate", _cert(v2g.secc_cert))
+    data = pending.to_bytes(1234.5)
+    back, created = PendingCsr.from_bytes(data, "V2GCertificate")
+    assert created == 1234.5 and back.csr_pem == pending.csr_pem
+    assert back.key.private_numbers() == pending.key.private_numbers()
+    with pytest.raises(PendingCsrUnreadable, match="not a ChargingStationCertificate"):
+        PendingCsr.from_bytes(data, "ChargingStationCertificate")
+    other = PendingCsr.new("V2GCertificate", _cert(v2g.secc_cert))
+    swapped = json.loads(data)
+    swapped["csr"] = other.csr_pem  # a key that did not sign the CSR
+    with pytest.raises(PendingCsrUnreadable, match="not the CSR's key"):
+        PendingCsr.from_bytes(json.dumps(swapped).encode(), "V2GCertificate")
+    for bad in (b"", b"[]", data[:-40], b'{"certificateType": "V2GCertificate"}'):
+        with pytest.raises(PendingCsrUnreadable):
+            PendingCsr.from_bytes(bad, "V2GCertificate")
 
 
 def test_signed_chain_taken_only_when_key_root_and_time_fit(ocpp_pki: Pki,
