@@ -7,7 +7,8 @@ the composite limit as the connector's power bound (OcppSetpoints -> set_power_b
 middle of the session caps the loop at once and asks the car to renegotiate
 (EVSENotification=ReNegotiation): its new SAScheduleList has PMax <= 7 kW.
 DIN: PMax and EVSEMaximumPowerLimit <= the profile's 7 kW (DIN cannot renegotiate: a
-mid-session profile reaches it as the loop's limits only)."""
+mid-session profile reaches it as the loop's limits only); a profile with two periods gives
+the DIN car two PMax entries."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import asyncio
 import contextlib
 import dataclasses
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +136,38 @@ async def test_din_car_gets_the_csms_limit(tmp_path: Path) -> None:
         assert evcc.loop_log and all(limit <= 7000.0 for limit, _ in evcc.loop_log)
         assert max(power for _, power in evcc.loop_log) <= 7000.0 * 1.02
         assert max(power for _, power in evcc.loop_log) > 3000.0  # it did charge
+        await rig.wait_safe(timeout=5)
+        assert_safe_sequence(rig)
+
+
+async def test_din_car_gets_the_csms_schedule_as_pmax_entries(tmp_path: Path) -> None:
+    """A profile with two periods (6 kW now, 4 kW from 10 min on): the DIN car's
+    SAScheduleList has two PMax entries (only with a CSMS profile; see test_din_handlers)."""
+    async with ocpp_rig(tmp_path) as (rig, sim):
+        profile = tx_default(6000.0)
+        schedule = profile["charging_profile"]["charging_schedule"][0]
+        schedule["start_schedule"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        schedule["charging_schedule_period"].append({"start_period": 600, "limit": 4000.0})
+        res = await sim.call(STATION, "SetChargingProfile", profile)
+        assert res.status == "Accepted"
+        await asyncio.sleep(0.1)
+        evcc = DinEvcc(get_din_scenario("din_dc", loop_interval=0.02, ongoing_interval=0.01,
+                                        loops=30, msg_timeout=8.0, loop_timeout=2.0),
+                       battery=rig.link())
+        report = await asyncio.wait_for(run_session(
+            evcc.scenario, host=HOST, port=rig.port, tls=False,  # type: ignore[arg-type]
+            evcc=evcc), 30)  # type: ignore[arg-type]
+        assert report.success, report.summary()
+        assert evcc.pmax_w[0] == [6000.0, 4000.0], evcc.pmax_w
+        assert evcc.loop_log and all(limit <= 6000.0 for limit, _ in evcc.loop_log)
+        assert max(power for _, power in evcc.loop_log) > 3000.0  # it did charge
+        # [K16] the CSMS heard what the DIN car was given: both periods
+        async with asyncio.timeout(10):
+            while not sim.calls(STATION, "NotifyEVChargingSchedule"):
+                await asyncio.sleep(0.05)
+        (told,) = sim.calls(STATION, "NotifyEVChargingSchedule")
+        periods = told["charging_schedule"]["charging_schedule_period"]
+        assert [p["limit"] for p in periods] == [6000.0, 4000.0]
         await rig.wait_safe(timeout=5)
         assert_safe_sequence(rig)
 
