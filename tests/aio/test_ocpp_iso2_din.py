@@ -219,3 +219,29 @@ async def test_iso20_scheduled_session_follows_a_mid_session_profile(tmp_path: P
         assert capped, first[-5:]
         await rig.wait_safe(timeout=5)
         assert_safe_sequence(rig)
+
+
+async def test_iso20_scheduled_session_renegotiates_when_a_dynamic_profile_expires(
+        tmp_path: Path) -> None:
+    """A Dynamic TxDefaultProfile (5 kW, dynUpdateInterval 2 s) that the CSMS does not
+    update: its dead-man expiry withdraws the bound and asks the running Scheduled -20
+    session to renegotiate; the new schedule is the local policy's again (above 5 kW)."""
+    async with ocpp_rig(tmp_path) as (rig, sim):
+        profile = tx_default(5000.0)
+        profile["charging_profile"].update(charging_profile_kind="Dynamic",
+                                           dyn_update_interval=2)
+        del profile["charging_profile"]["charging_schedule"][0]["start_schedule"]
+        res = await sim.call(STATION, "SetChargingProfile", profile)
+        assert res.status == "Accepted"
+        await asyncio.sleep(0.1)
+        evcc = _Iso20Ev(fast_scenario("dc", max_loops=250), battery=rig.link())
+        report = await asyncio.wait_for(run_session(
+            evcc.scenario, host=HOST, port=rig.port, tls=False, evcc=evcc), 60)
+        assert report.success, report.reason
+        assert any(n.endswith(":ScheduleRenegotiation") for n in evcc.evse_notifications)
+        assert evcc.renegotiations >= 1 and evcc.schedule is not None
+        assert max(p for _, p in evcc.schedule.charging) > 5000.0  # the local policy's
+        first = [(lim, p) for n, lim, p in evcc.loop_log if n == 1]
+        assert first and min(lim for lim, _ in first) <= 5000.0  # bounded before expiry
+        await rig.wait_safe(timeout=5)
+        assert_safe_sequence(rig)
