@@ -176,8 +176,10 @@ class OcppSetpoints:
                 await self._task
 
     def _composite_ahead(self, evse_id: int, now: float) -> tuple[Any, ...]:
-        """The composite from now, in absolute times (the first entry: "now")."""
-        comp = self.client.profiles.composite(evse_id, now, self.HORIZON_S)
+        """The composite from now, in absolute times (the first entry: "now"), without the
+        dead-man expiry: a Dynamic profile's update that only moves its expiry asks no
+        renegotiation (the expiry itself does, when it withdraws the bound)."""
+        comp = self.client.profiles.composite(evse_id, now, self.HORIZON_S, dead_man=False)
         return tuple((None if i == 0 else now + off, lim) for i, (off, lim) in enumerate(comp))
 
     def apply(self) -> float:
