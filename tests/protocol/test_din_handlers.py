@@ -233,6 +233,11 @@ def test_a_csms_bound_gives_din_the_schedule_of_pmax_entries() -> None:
     # the limit now stays EVSEMaximumPowerLimit (the bound's)
     assert from_physical(res.dc_evse_charge_parameter.evse_maximum_power_limit) == 20_000.0
     roundtrip("ChargeParameterDiscoveryReq", res)  # valid DIN EXI
+    # a schedule above the limit now (e.g. the local fallback): its first entry is capped
+    provider.answer = Schedules(start=10.0, charging=(PowerEntry(60, 30_000.0),
+                                                      PowerEntry(60, 25_000.0)))
+    res, _ = h(_cpd(), din_session(), inputs(charger, schedule_provider=provider))
+    assert _pmax_entries(res) == [(0, None, 20_000), (60, 60, 25_000)]
 
 
 def test_din_pmax_entries_are_capped_to_five_and_to_xs_short() -> None:

@@ -96,12 +96,14 @@ def handle_charge_parameter_discovery(
         # provider is the OCPP schedule policy; None while it has not answered: Ongoing).
         # Later periods may be above the bound now: the rated limits cap them (the policy
         # caps each period by them and the EV's); the loop follows the bound of the moment.
+        # The first entry (now) never exceeds the limit now, whoever answered.
         schedules = _ask(inputs, ev)
         if schedules is None:
             ready = False
         else:
             tuple_ = schedule_tuple_entries(tuple(
-                (e.duration, e.power) for e in schedules.charging))
+                (e.duration, cap(e.power, p_max) if i == 0 else e.power)
+                for i, e in enumerate(schedules.charging)))
     res = din.ChargeParameterDiscoveryResType(
         response_code=din.responseCodeType.OK,
         evse_processing=(
