@@ -625,7 +625,7 @@ class OcppClient:
                 await self._send(cp, self._outbox.pop(0))
             if st.accepted:
                 self._backoff.reset()
-                self.tracker.online = True
+                self.tracker.mark_online(now)
                 self.accepted.set()
                 for payload in self.tracker.handle_timeout(now):
                     self.queue.put("TransactionEvent", payload)

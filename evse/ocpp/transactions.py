@@ -80,6 +80,13 @@ class TransactionTracker:
     _aligned_s: float = 0.0  # AlignedDataCtrlr.Interval; 0: off
     _next_aligned: float | None = None
     _clock_tick: float | None = None  # the grid instant last reached, for idle_meter_values
+    _online_since: float | None = None  # when `online` last became True (mark_online)
+
+    def mark_online(self, now: float) -> None:
+        """The CSMS has accepted the station (again): what is built from now on is online."""
+        if not self.online or self._online_since is None:
+            self._online_since = now
+        self.online = True
 
     @property
     def aligned_interval_s(self) -> float:
@@ -222,19 +229,19 @@ class TransactionTracker:
                 for tx in self._open.values()]
 
     def idle_meter_values(self, evse_ids: Iterable[int], now: float,
-                          measurands: Collection[str] | None = None,
-                          grace_s: float = 2.0) -> list[dict[str, Any]]:
+                          measurands: Collection[str] | None = None) -> list[dict[str, Any]]:
         """[J01] MeterValues payloads (evseId, meterValue with context Sample.Clock) for each
         EVSE of `evse_ids` without an open transaction, once per grid instant that
         `handle_timeout` reached, filtered to `measurands` (AlignedDataCtrlr.Measurands).
 
-        Only while online and within `grace_s` of the grid instant: MeterValues are not
+        Only for grid instants while online (since `mark_online`): MeterValues are not
         transaction-related messages, so they are not queued while offline (only
-        TransactionEvents are); a grid instant missed offline is not sent at reconnect.
+        TransactionEvents are); a grid instant passed offline is not sent at reconnect.
         Outside a transaction no energy flows: power and current 0, the registers count per
         session (from 0 at Started), so they read 0 here."""
         tick, self._clock_tick = self._clock_tick, None
-        if tick is None or not self.online or now - tick > grace_s:
+        since = self._online_since
+        if tick is None or not self.online or since is None or tick < since:
             return []
         busy = {tx.evse_id for tx in self._open.values()}
         out = []

@@ -7,6 +7,7 @@ GetLocalListVersion and the local list in the OCPP authorizer."""
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -280,6 +281,39 @@ async def test_clock_aligned_meter_values_outside_a_transaction(tmp_path: Path) 
         client.transaction_ended("tx1", "EVDeparted", "EVDisconnected", MeterSample(1.0))
         await until(lambda: any(p["evse_id"] == 1 for p in csms.calls(STATION, "MeterValues")),
                     timeout=10)
+    finally:
+        await client.stop()
+        await csms.stop()
+
+
+async def test_no_meter_values_for_grid_instants_while_offline(tmp_path: Path) -> None:
+    """MeterValues are not transaction-related: none is built or queued for the grid
+    instants of a CSMS outage; after the reconnect the grid goes on."""
+    import datetime as dt
+
+    csms = CsmsSimulator()
+    await csms.start()
+    client = make_client(csms.url, tmp_path / "q.db", evses=1)
+    client.start()
+    try:
+        await asyncio.wait_for(client.accepted.wait(), 10)
+        await csms.call(STATION, "SetVariables", {"set_variable_data": [
+            {"component": {"name": "AlignedDataCtrlr"}, "variable": {"name": "Interval"},
+             "attribute_value": "1"}]})
+        await until(lambda: len(csms.calls(STATION, "MeterValues")) >= 1, timeout=10)
+        await csms.stop()
+        await until(lambda: not client.accepted.is_set())
+        down = time.time()
+        await asyncio.sleep(2.5)  # at least two grid instants offline
+        up = time.time()
+        await csms.start()
+        await asyncio.wait_for(client.accepted.wait(), 10)
+        n = len(csms.calls(STATION, "MeterValues"))
+        await until(lambda: len(csms.calls(STATION, "MeterValues")) >= n + 2, timeout=10)
+        stamps = [dt.datetime.fromisoformat(p["meter_value"][0]["timestamp"]).timestamp()
+                  for p in csms.calls(STATION, "MeterValues")]
+        assert not [t for t in stamps if down + 0.05 < t < up], (down, up, stamps)
+        assert len(client.queue) == 0  # nothing was queued for them
     finally:
         await client.stop()
         await csms.stop()

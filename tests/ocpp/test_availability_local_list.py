@@ -139,8 +139,9 @@ def test_clock_aligned_meter_values_of_idle_evses_online_only() -> None:
     """[J01] MeterValues for each EVSE without a transaction at every grid instant; none
     while offline (not transaction-related: not queued) nor for an instant missed offline."""
     midnight = dt.datetime(2030, 1, 1, tzinfo=dt.UTC).timestamp()
-    tr = TransactionTracker(sampled_interval_s=0.0, online=True)
+    tr = TransactionTracker(sampled_interval_s=0.0)
     tr.aligned_interval_s = 900.0
+    tr.mark_online(midnight + 50.0)
     assert tr.handle_timeout(midnight + 100.0) == []  # picks the grid up
     assert tr.next_deadline() == midnight + 900.0  # a wake-up with nothing open
     assert tr.idle_meter_values({1, 2}, midnight + 100.0) == []  # no grid instant yet
@@ -169,9 +170,9 @@ def test_clock_aligned_meter_values_of_idle_evses_online_only() -> None:
     tr.handle_timeout(midnight + 3600.0)
     assert tr.idle_meter_values({1, 2}, midnight + 3600.0) == []
     # an instant reached only at reconnect (well after it): not sent late
-    tr.online = True  # reconnected 30 s after the next instant (the driver did not run)
-    tr.handle_timeout(midnight + 4530.0)
-    assert tr.idle_meter_values({1, 2}, midnight + 4530.0) == []
+    tr.mark_online(midnight + 4501.0)  # reconnected 1 s after the next instant
+    tr.handle_timeout(midnight + 4501.0)  # (the driver did not run offline)
+    assert tr.idle_meter_values({1, 2}, midnight + 4501.0) == []
     tr.handle_timeout(midnight + 5400.0)
     assert len(tr.idle_meter_values({1, 2}, midnight + 5400.0)) == 1  # on the grid again
 
