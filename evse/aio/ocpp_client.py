@@ -619,18 +619,24 @@ class OcppClient:
         st = self.station
         await self._send_all(cp, st.connection_made(self._clock()))
         while True:
+            # cleared before the work, not after: a wake-up during a send (a SetVariables
+            # that restarts the aligned grid, a new event) makes the loop run again
+            self._wake.clear()
             now = self._clock()
             await self._send_all(cp, st.handle_timeout(now))
             while self._outbox:
                 await self._send(cp, self._outbox.pop(0))
             if st.accepted:
                 self._backoff.reset()
-                self.tracker.online = True
+                self.tracker.mark_online(now)
                 self.accepted.set()
                 for payload in self.tracker.handle_timeout(now):
                     self.queue.put("TransactionEvent", payload)
                 await self._drain_queue(cp)
-            self._wake.clear()
+                # [J01] clock-aligned MeterValues of the EVSEs without a transaction: sent
+                # now, never queued (not transaction-related)
+                for payload in self.tracker.idle_meter_values(self.evse_ids, now):
+                    await self._send(cp, SendCall("MeterValues", payload))
             deadlines = [d for d in (st.next_deadline(), self.tracker.next_deadline())
                          if d is not None]
             delay = max(0.0, min(deadlines) - self._clock()) if deadlines else None

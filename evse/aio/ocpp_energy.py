@@ -16,7 +16,8 @@ CSMS has accepted the station; a task of its own, so the EV never waits for it).
 to the connectors as their power bound (`SeccServer.set_power_bound`) whenever the profiles
 change or a period boundary passes: it caps the running session at once, whatever its
 protocol and control mode, and any local (MQTT) setpoint; it is withdrawn when no profile
-applies any more (e.g. a Dynamic profile expired: dead-man).
+applies any more (e.g. a Dynamic profile expired: dead-man), which also asks a Scheduled
+-2 / -20 session to renegotiate, as does a new price schedule with unchanged limits.
 """
 
 from __future__ import annotations
@@ -139,8 +140,9 @@ class OcppSetpoints:
     CentralSetpoint, at every profile change and period boundary. The SECC's ChargerState
     applies it to the running session at once (limits in the charge loop, local setpoints;
     docs/ocpp.md "Arbitration") and to every later one. A profile change that changes the
-    composite ahead also asks the Scheduled -2 / -20 session to renegotiate its schedule.
-    An empty bound (all None) withdraws it (e.g. a Dynamic profile expired: dead-man)."""
+    composite ahead or the price in force also asks the Scheduled -2 / -20 session to
+    renegotiate its schedule. An empty bound (all None) withdraws it (e.g. a Dynamic profile
+    expired: dead-man) and asks for renegotiation too (the local policy plans again)."""
 
     HORIZON_S = 3600.0
 
@@ -152,7 +154,8 @@ class OcppSetpoints:
         self._set = set_bound
         self._clock = clock
         self._sent: dict[str, PowerBoundUpdated] = {}
-        self._ahead: dict[str, tuple[Any, ...]] = {}  # the composite last announced
+        # the composite and the price in force last announced
+        self._ahead: dict[str, tuple[Any, ...]] = {}
         self._changed = True
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -173,8 +176,10 @@ class OcppSetpoints:
                 await self._task
 
     def _composite_ahead(self, evse_id: int, now: float) -> tuple[Any, ...]:
-        """The composite from now, in absolute times (the first entry: "now")."""
-        comp = self.client.profiles.composite(evse_id, now, self.HORIZON_S)
+        """The composite from now, in absolute times (the first entry: "now"), without the
+        dead-man expiry: a Dynamic profile's update that only moves its expiry asks no
+        renegotiation (the expiry itself does, when it withdraws the bound)."""
+        comp = self.client.profiles.composite(evse_id, now, self.HORIZON_S, dead_man=False)
         return tuple((None if i == 0 else now + off, lim) for i, (off, lim) in enumerate(comp))
 
     def apply(self) -> float:
@@ -185,14 +190,21 @@ class OcppSetpoints:
         for cid, evse_id in self.evse_ids.items():
             lim = self.client.profiles.limits_at(evse_id, now)
             bound = PowerBoundUpdated(lim.max_charge_w, lim.max_discharge_w, lim.setpoint_w)
-            # a profile change that moved the composite ahead makes the EV's schedule stale:
-            # renegotiate ([K16], renegotiation initiated by the CSMS: the new schedule goes
-            # out in NotifyEVChargingSchedule); a period boundary alone does not (the
+            # a profile change that moved the composite ahead, or (2.1) changed the price
+            # schedule in force with the limits unchanged, makes the EV's schedule stale:
+            # renegotiate ([K16], renegotiation initiated by the CSMS: the new schedule and
+            # price go out; NotifyEVChargingSchedule); a period boundary alone does not (the
             # schedule had it)
-            ahead = self._composite_ahead(evse_id, now)
+            ahead = (self._composite_ahead(evse_id, now),
+                     self.client.profiles.price_at(evse_id, now))
             renegotiate = changed and cid in self._ahead and self._ahead[cid] != ahead
             self._ahead[cid] = ahead
-            if self._sent.get(cid, PowerBoundUpdated()) != bound or renegotiate:
+            # a bound withdrawn by time (a Dynamic profile's dead-man expiry, a validity
+            # end): the EV's schedule was the CSMS's; the local policy plans again
+            prev = self._sent.get(cid, PowerBoundUpdated())
+            if prev != PowerBoundUpdated() and bound == PowerBoundUpdated():
+                renegotiate = True
+            if prev != bound or renegotiate:
                 self._sent[cid] = bound
                 try:
                     self._set(cid, dataclasses.replace(bound, renegotiate=renegotiate))

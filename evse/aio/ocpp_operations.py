@@ -26,6 +26,7 @@ from evse.ocpp.device_model import Variable, boolean, data_type_of, non_negative
 from evse.ocpp.local_list import LocalAuthList
 from evse.ocpp.station import iso_time
 from evse.ocpp.transactions import MeterSample, meter_value
+from evse.ocpp.variable_store import VariableStore
 
 if TYPE_CHECKING:
     from evse.aio.ocpp_client import OcppClient
@@ -72,10 +73,17 @@ class Operations:
             self.raw_status[(evse_id, connector_id)] = conn.status
             conn.status = self.shown_status(evse_id, conn.status)
         self._add_variables()
+        # SetVariables values of an earlier run, applied before the first boot; every
+        # Accepted one is kept from now on (every variable is registered by now)
+        self.variables = VariableStore(db)
+        for component, evse, variable, value in self.variables.attach(client.device_model):
+            log.warning("stored variable %s%s.%s=%r no longer accepted: dropped", component,
+                        f"[{evse}]" if evse else "", variable, value)
 
     def close(self) -> None:
         self.availability.close()
         self.local_list.close()
+        self.variables.close()
 
     # -- availability ------------------------------------------------------------------------
     def _busy(self) -> set[int]:
@@ -135,6 +143,7 @@ class Operations:
 
         def set_aligned(v: str) -> None:
             tr.aligned_interval_s = float(non_negative_int(v))
+            c._wake.set()  # the driver picks the new grid up (idle MeterValues too)
 
         dm.add("ChargingStation", "AvailabilityState", Variable(
             lambda: "Available" if self.availability.wanted(STATION) else "Unavailable",

@@ -23,6 +23,8 @@ class DeviceModel:
     variables: dict[tuple[str, str], Variable] = field(default_factory=dict)
     # the variables of a component of one EVSE: (component, evse id, variable)
     evse_variables: dict[tuple[str, int, str], Variable] = field(default_factory=dict)
+    # (component, evse id or None, variable, value) of every Accepted set: to persist it
+    on_set: Callable[[str, int | None, str, str], None] | None = None
 
     def add(self, component: str, variable: str, var: Variable, evse: int | None = None
             ) -> None:
@@ -74,6 +76,8 @@ class DeviceModel:
             var.set(value)
         except ValueError:
             return "Rejected"
+        if self.on_set is not None:
+            self.on_set(component, evse, variable, value)
         return "Accepted"
 
 

@@ -85,6 +85,7 @@ class ProfileStore:
     _profiles: dict[int, _Stored] = field(default_factory=dict)  # by profile id
     _prices: dict[int, Any] = field(default_factory=dict)  # profile id -> price_check's result
     _tx: dict[int, tuple[str, float]] = field(default_factory=dict)  # evse -> (tx id, start)
+    _dead_man: bool = True  # False only inside composite(dead_man=False)
 
     # -- transactions (TxProfile and Relative profiles need them) ---------------------------
     def transaction_started(self, evse_id: int, tx_id: str, now: float) -> None:
@@ -194,7 +195,8 @@ class ProfileStore:
             for key in ("validFrom", "validTo"):
                 if key in p:
                     edges.append(parse_time(p[key]))
-            if p["chargingProfileKind"] == "Dynamic" and p.get("dynUpdateInterval"):
+            if p["chargingProfileKind"] == "Dynamic" and p.get("dynUpdateInterval") and \
+                    self._dead_man:
                 edges.append(s.updated_at + float(p["dynUpdateInterval"]))
             start = self._schedule_start(s, t)
             if start is None:
@@ -207,16 +209,22 @@ class ProfileStore:
         later = [e for e in edges if e > t]
         return min(later) if later else t + horizon
 
-    def composite(self, evse_id: int, start: float, duration: float
-                  ) -> list[tuple[float, ChargingLimits]]:
-        """GetCompositeSchedule: (offset s, limits) at every change within the window."""
+    def composite(self, evse_id: int, start: float, duration: float, *,
+                  dead_man: bool = True) -> list[tuple[float, ChargingLimits]]:
+        """GetCompositeSchedule: (offset s, limits) at every change within the window.
+        `dead_man=False`: as if every Dynamic profile were updated in time (what the CSMS
+        plans, without the expiry edge that each of its updates moves)."""
         out: list[tuple[float, ChargingLimits]] = []
         t = start
-        while t < start + duration and len(out) < 1024:
-            lim = self.limits_at(evse_id, t)
-            if not out or out[-1][1] != lim:
-                out.append((t - start, lim))
-            t = self.next_change(evse_id, t, start + duration - t)
+        self._dead_man = dead_man
+        try:
+            while t < start + duration and len(out) < 1024:
+                lim = self.limits_at(evse_id, t)
+                if not out or out[-1][1] != lim:
+                    out.append((t - start, lim))
+                t = self.next_change(evse_id, t, start + duration - t)
+        finally:
+            self._dead_man = True
         return out
 
     # -- internals ---------------------------------------------------------------------------
@@ -243,7 +251,7 @@ class ProfileStore:
         if "validTo" in p and t >= parse_time(p["validTo"]):
             return None
         if p["chargingProfileKind"] == "Dynamic" and p.get("dynUpdateInterval") and \
-                t >= s.updated_at + float(p["dynUpdateInterval"]):
+                self._dead_man and t >= s.updated_at + float(p["dynUpdateInterval"]):
             return None  # dead-man: the CSMS stopped updating it
         if s.purpose == "TxProfile":
             tx = self._tx.get(s.evse_id)

@@ -1,7 +1,8 @@
 """TransactionEvent payloads (OCPP 2.0.1/2.1 E01-E15): Started, Updated, Ended, with trigger
 reasons and meter values; sampled meter values every `sampled_interval_s`, and clock-aligned
 ones every `aligned_interval_s` [J01]: on a grid that starts at midnight UTC, an Updated with
-trigger MeterValueClock (context Sample.Clock) for every open transaction.
+trigger MeterValueClock (context Sample.Clock) for every open transaction, and a MeterValues
+(`idle_meter_values`) for every EVSE without one.
 
 seqNo is not given here: the durable queue (`evse.ocpp.queue`) gives it when it stores the
 event, in the same SQLite transaction, so a seqNo is never reused, even after a power loss.
@@ -9,6 +10,7 @@ event, in the same SQLite transaction, so a seqNo is never reused, even after a 
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,6 +79,14 @@ class TransactionTracker:
     _open: dict[str, _Tx] = field(default_factory=dict)
     _aligned_s: float = 0.0  # AlignedDataCtrlr.Interval; 0: off
     _next_aligned: float | None = None
+    _clock_tick: float | None = None  # the grid instant last reached, for idle_meter_values
+    _online_since: float | None = None  # when `online` last became True (mark_online)
+
+    def mark_online(self, now: float) -> None:
+        """The CSMS has accepted the station (again): what is built from now on is online."""
+        if not self.online or self._online_since is None:
+            self._online_since = now
+        self.online = True
 
     @property
     def aligned_interval_s(self) -> float:
@@ -179,10 +189,10 @@ class TransactionTracker:
         return tuple(self._open)
 
     def next_deadline(self) -> float | None:
-        if not self._open:
-            return None
+        """The next sample or clock-aligned instant (the aligned grid runs with or without
+        transactions: idle EVSEs get MeterValues on it)."""
         deadlines = []
-        if self.sampled_interval_s > 0:
+        if self.sampled_interval_s > 0 and self._open:
             deadlines.append(min(tx.next_sample for tx in self._open.values()))
         if self._aligned_s > 0 and self._next_aligned is not None:
             deadlines.append(self._next_aligned)
@@ -212,7 +222,35 @@ class TransactionTracker:
             return []
         if now < self._next_aligned:
             return []
+        self._clock_tick = self._next_aligned
         self._next_aligned = self._aligned_after(now)
         return [self._payload(tx, "Updated", "MeterValueClock", now,
                               [meter_value(tx.sample, "Sample.Clock", now)])
                 for tx in self._open.values()]
+
+    def idle_meter_values(self, evse_ids: Iterable[int], now: float,
+                          measurands: Collection[str] | None = None) -> list[dict[str, Any]]:
+        """[J01] MeterValues payloads (evseId, meterValue with context Sample.Clock) for each
+        EVSE of `evse_ids` without an open transaction, once per grid instant that
+        `handle_timeout` reached, filtered to `measurands` (AlignedDataCtrlr.Measurands).
+
+        Only for grid instants while online (since `mark_online`): MeterValues are not
+        transaction-related messages, so they are not queued while offline (only
+        TransactionEvents are); a grid instant passed offline is not sent at reconnect.
+        Outside a transaction no energy flows: power and current 0, the registers count per
+        session (from 0 at Started), so they read 0 here."""
+        tick, self._clock_tick = self._clock_tick, None
+        since = self._online_since
+        if tick is None or not self.online or since is None or tick < since:
+            return []
+        busy = {tx.evse_id for tx in self._open.values()}
+        out = []
+        for evse_id in sorted(set(evse_ids) - busy):
+            mv = meter_value(MeterSample(0.0, 0.0, power_w=0.0, current_a=0.0),
+                             "Sample.Clock", tick)
+            if measurands is not None:
+                mv["sampledValue"] = [v for v in mv["sampledValue"]
+                                      if v["measurand"] in measurands]
+            if mv["sampledValue"]:
+                out.append({"evseId": evse_id, "meterValue": [mv]})
+        return out

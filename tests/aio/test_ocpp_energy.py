@@ -135,7 +135,86 @@ def test_central_setpoints_are_pushed_and_withdrawn_by_the_dead_man(tmp_path: Pa
     assert len(sent) == 1  # unchanged: not sent again
     now[0] += 6  # no update from the CSMS for 11 s
     sp.apply()
-    assert sent[1:] == [("1", PowerBoundUpdated())]  # withdrawn: the local policy again
+    # withdrawn: the local policy again, and a Scheduled session is asked to renegotiate
+    # (its schedule was the CSMS's)
+    assert sent[1:] == [("1", PowerBoundUpdated(renegotiate=True))]
+    now[0] += 30
+    sp.apply()
+    assert len(sent) == 2  # once
+
+
+def test_dynamic_profile_updates_that_only_move_the_expiry_ask_no_renegotiation(
+        tmp_path: Path) -> None:
+    """The CSMS refreshing a Dynamic profile (same limits) only moves its dead-man edge: no
+    renegotiation each time; a new limit does ask; the expiry withdraws and asks once."""
+    from evse.aio.ocpp_energy import OcppSetpoints
+    from evse.protocol.events import PowerBoundUpdated
+
+    c = client(tmp_path)
+    now = [1_800_000_000.0]
+    sent: list[PowerBoundUpdated] = []
+    sp = OcppSetpoints(c, {"1": 1}, lambda cid, b: sent.append(b), clock=lambda: now[0])
+    sp.apply()
+
+    def update(limit: float) -> None:
+        dyn = tx_default([{"startPeriod": 0, "limit": limit}], now[0])
+        dyn.update(chargingProfileKind="Dynamic", dynUpdateInterval=10)
+        c.profiles.set(1, dyn, now[0])
+        c.profiles_changed()
+        sp.apply()
+
+    update(5000.0)
+    assert sent == [PowerBoundUpdated(5000.0, 0.0, None, renegotiate=True)]
+    for _ in range(3):  # refreshed in time, unchanged
+        now[0] += 5
+        update(5000.0)
+    assert len(sent) == 1
+    now[0] += 5
+    update(4000.0)
+    assert sent[1:] == [PowerBoundUpdated(4000.0, 0.0, None, renegotiate=True)]
+    now[0] += 11  # not refreshed: dead-man
+    sp.apply()
+    assert sent[2:] == [PowerBoundUpdated(renegotiate=True)]
+    # GetCompositeSchedule keeps the dead-man edge
+    assert c.profiles.composite(1, now[0] - 11, 20)[-1][1] == c.profiles.limits_at(1, now[0])
+
+
+def test_a_new_price_schedule_alone_asks_renegotiation(tmp_path: Path) -> None:
+    """OCPP 2.1: a profile with the same limits but another price schedule: the bound is
+    unchanged, the EV's price is stale -> renegotiate; the same price again -> nothing."""
+    import copy
+
+    from evse.aio.ocpp_energy import OcppSetpoints
+    from evse.protocol.events import PowerBoundUpdated
+    from simulators.csms_prices import EXAMPLE_ABSOLUTE_PRICE
+
+    c = client(tmp_path)
+    now = [1_800_000_000.0]
+    sent: list[PowerBoundUpdated] = []
+    sp = OcppSetpoints(c, {"1": 1}, lambda cid, b: sent.append(b), clock=lambda: now[0])
+    sp.apply()
+
+    def priced(fee: int) -> dict[str, Any]:
+        profile = tx_default([{"startPeriod": 0, "limit": 9000.0}], now[0] - 10)
+        price = copy.deepcopy(EXAMPLE_ABSOLUTE_PRICE)
+        price["priceRuleStacks"][0]["priceRule"][0]["energyFee"]["value"] = fee
+        profile["chargingSchedule"][0]["absolutePriceSchedule"] = price
+        return profile
+
+    c.profiles.set(1, priced(32), now[0])
+    c.profiles_changed()
+    sp.apply()
+    assert sent == [PowerBoundUpdated(9000.0, 0.0, None, renegotiate=True)]
+    assert c.profiles.price_at(1, now[0]) is not None
+    now[0] += 5
+    c.profiles.set(1, priced(32), now[0])  # the same price again: nothing moves
+    c.profiles_changed()
+    sp.apply()
+    assert len(sent) == 1
+    c.profiles.set(1, priced(40), now[0])  # only the price changed
+    c.profiles_changed()
+    sp.apply()
+    assert sent[1:] == [PowerBoundUpdated(9000.0, 0.0, None, renegotiate=True)]
 
 
 def test_bounds_follow_periods_and_ask_renegotiation_only_on_profile_changes(

@@ -7,7 +7,8 @@ the composite limit as the connector's power bound (OcppSetpoints -> set_power_b
 middle of the session caps the loop at once and asks the car to renegotiate
 (EVSENotification=ReNegotiation): its new SAScheduleList has PMax <= 7 kW.
 DIN: PMax and EVSEMaximumPowerLimit <= the profile's 7 kW (DIN cannot renegotiate: a
-mid-session profile reaches it as the loop's limits only)."""
+mid-session profile reaches it as the loop's limits only); a profile with two periods gives
+the DIN car two PMax entries."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import asyncio
 import contextlib
 import dataclasses
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +140,38 @@ async def test_din_car_gets_the_csms_limit(tmp_path: Path) -> None:
         assert_safe_sequence(rig)
 
 
+async def test_din_car_gets_the_csms_schedule_as_pmax_entries(tmp_path: Path) -> None:
+    """A profile with two periods (6 kW now, 4 kW from 10 min on): the DIN car's
+    SAScheduleList has two PMax entries (only with a CSMS profile; see test_din_handlers)."""
+    async with ocpp_rig(tmp_path) as (rig, sim):
+        profile = tx_default(6000.0)
+        schedule = profile["charging_profile"]["charging_schedule"][0]
+        schedule["start_schedule"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        schedule["charging_schedule_period"].append({"start_period": 600, "limit": 4000.0})
+        res = await sim.call(STATION, "SetChargingProfile", profile)
+        assert res.status == "Accepted"
+        await asyncio.sleep(0.1)
+        evcc = DinEvcc(get_din_scenario("din_dc", loop_interval=0.02, ongoing_interval=0.01,
+                                        loops=30, msg_timeout=8.0, loop_timeout=2.0),
+                       battery=rig.link())
+        report = await asyncio.wait_for(run_session(
+            evcc.scenario, host=HOST, port=rig.port, tls=False,  # type: ignore[arg-type]
+            evcc=evcc), 30)  # type: ignore[arg-type]
+        assert report.success, report.summary()
+        assert evcc.pmax_w[0] == [6000.0, 4000.0], evcc.pmax_w
+        assert evcc.loop_log and all(limit <= 6000.0 for limit, _ in evcc.loop_log)
+        assert max(power for _, power in evcc.loop_log) > 3000.0  # it did charge
+        # [K16] the CSMS heard what the DIN car was given: both periods
+        async with asyncio.timeout(10):
+            while not sim.calls(STATION, "NotifyEVChargingSchedule"):
+                await asyncio.sleep(0.05)
+        (told,) = sim.calls(STATION, "NotifyEVChargingSchedule")
+        periods = told["charging_schedule"]["charging_schedule_period"]
+        assert [p["limit"] for p in periods] == [6000.0, 4000.0]
+        await rig.wait_safe(timeout=5)
+        assert_safe_sequence(rig)
+
+
 class _Iso20Ev(Evcc):
     """The -20 EV, recording each DC_ChargeLoopRes: (schedules received so far,
     EVSEMaximumChargePower, EVSEPresentCurrent x EVSEPresentVoltage)."""
@@ -183,5 +217,31 @@ async def test_iso20_scheduled_session_follows_a_mid_session_profile(tmp_path: P
         # between the profile and the renegotiation the loop's limit already followed it
         capped = [lim for lim, _ in first if lim <= 7000.0]
         assert capped, first[-5:]
+        await rig.wait_safe(timeout=5)
+        assert_safe_sequence(rig)
+
+
+async def test_iso20_scheduled_session_renegotiates_when_a_dynamic_profile_expires(
+        tmp_path: Path) -> None:
+    """A Dynamic TxDefaultProfile (5 kW, dynUpdateInterval 2 s) that the CSMS does not
+    update: its dead-man expiry withdraws the bound and asks the running Scheduled -20
+    session to renegotiate; the new schedule is the local policy's again (above 5 kW)."""
+    async with ocpp_rig(tmp_path) as (rig, sim):
+        profile = tx_default(5000.0)
+        profile["charging_profile"].update(charging_profile_kind="Dynamic",
+                                           dyn_update_interval=2)
+        del profile["charging_profile"]["charging_schedule"][0]["start_schedule"]
+        res = await sim.call(STATION, "SetChargingProfile", profile)
+        assert res.status == "Accepted"
+        await asyncio.sleep(0.1)
+        evcc = _Iso20Ev(fast_scenario("dc", max_loops=250), battery=rig.link())
+        report = await asyncio.wait_for(run_session(
+            evcc.scenario, host=HOST, port=rig.port, tls=False, evcc=evcc), 60)
+        assert report.success, report.reason
+        assert any(n.endswith(":ScheduleRenegotiation") for n in evcc.evse_notifications)
+        assert evcc.renegotiations >= 1 and evcc.schedule is not None
+        assert max(p for _, p in evcc.schedule.charging) > 5000.0  # the local policy's
+        first = [(lim, p) for n, lim, p in evcc.loop_log if n == 1]
+        assert first and min(lim for lim, _ in first) <= 5000.0  # bounded before expiry
         await rig.wait_safe(timeout=5)
         assert_safe_sequence(rig)

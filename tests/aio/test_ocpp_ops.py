@@ -7,12 +7,13 @@ GetLocalListVersion and the local list in the OCPP authorizer."""
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
 from evse.aio.ocpp_auth import OcppAuthorizer
 from evse.aio.ocpp_client import OcppClient
-from evse.aio.ocpp_operations import report_data
+from evse.aio.ocpp_operations import ALIGNED_MEASURANDS, report_data
 from evse.config import OcppConfig
 from evse.hooks import AuthorizationRequest
 from evse.ocpp.queue import DurableQueue
@@ -248,6 +249,114 @@ async def test_unlock_trigger_and_base_report(tmp_path: Path) -> None:
         assert [r["attribute_status"] for r in res.set_variable_result] == \
             ["Rejected", "Accepted"]
         assert client.tracker.aligned_interval_s == 900.0
+    finally:
+        await client.stop()
+        await csms.stop()
+
+
+async def test_clock_aligned_meter_values_outside_a_transaction(tmp_path: Path) -> None:
+    """[J01] AlignedDataCtrlr.Interval set over the wire: MeterValues for every EVSE without
+    a transaction on the clock grid; the EVSE with one gets TransactionEvents instead."""
+    csms = CsmsSimulator()
+    await csms.start()
+    client = make_client(csms.url, tmp_path / "q.db", evses=2)
+    client.start()
+    try:
+        await asyncio.wait_for(client.accepted.wait(), 10)
+        client.transaction_started("tx1", 1, 1, "EVDetected", MeterSample(0.0))
+        res = await csms.call(STATION, "SetVariables", {"set_variable_data": [
+            {"component": {"name": "AlignedDataCtrlr"}, "variable": {"name": "Interval"},
+             "attribute_value": "1"}]})
+        assert res.set_variable_result[0]["attribute_status"] == "Accepted"
+        await until(lambda: len(csms.calls(STATION, "MeterValues")) >= 2, timeout=10)
+        mvs = csms.calls(STATION, "MeterValues")
+        assert {p["evse_id"] for p in mvs} == {2}  # EVSE 1 has its transaction
+        for p in mvs:
+            (mv,) = p["meter_value"]
+            assert mv["timestamp"].endswith(".000Z")  # on the 1 s grid
+            assert {v["context"] for v in mv["sampled_value"]} == {"Sample.Clock"}
+            assert {v["measurand"] for v in mv["sampled_value"]} <= set(ALIGNED_MEASURANDS)
+        await until(lambda: any(p["trigger_reason"] == "MeterValueClock"
+                                for p in csms.calls(STATION, "TransactionEvent")))
+        client.transaction_ended("tx1", "EVDeparted", "EVDisconnected", MeterSample(1.0))
+        await until(lambda: any(p["evse_id"] == 1 for p in csms.calls(STATION, "MeterValues")),
+                    timeout=10)
+    finally:
+        await client.stop()
+        await csms.stop()
+
+
+async def test_no_meter_values_for_grid_instants_while_offline(tmp_path: Path) -> None:
+    """MeterValues are not transaction-related: none is built or queued for the grid
+    instants of a CSMS outage; after the reconnect the grid goes on."""
+    import datetime as dt
+
+    csms = CsmsSimulator()
+    await csms.start()
+    client = make_client(csms.url, tmp_path / "q.db", evses=1)
+    client.start()
+    try:
+        await asyncio.wait_for(client.accepted.wait(), 10)
+        await csms.call(STATION, "SetVariables", {"set_variable_data": [
+            {"component": {"name": "AlignedDataCtrlr"}, "variable": {"name": "Interval"},
+             "attribute_value": "1"}]})
+        await until(lambda: len(csms.calls(STATION, "MeterValues")) >= 1, timeout=10)
+        await csms.stop()
+        await until(lambda: not client.accepted.is_set())
+        down = time.time()
+        await asyncio.sleep(2.5)  # at least two grid instants offline
+        up = time.time()
+        await csms.start()
+        await asyncio.wait_for(client.accepted.wait(), 10)
+        n = len(csms.calls(STATION, "MeterValues"))
+        await until(lambda: len(csms.calls(STATION, "MeterValues")) >= n + 2, timeout=10)
+        stamps = [dt.datetime.fromisoformat(p["meter_value"][0]["timestamp"]).timestamp()
+                  for p in csms.calls(STATION, "MeterValues")]
+        assert not [t for t in stamps if down + 0.05 < t < up], (down, up, stamps)
+        assert len(client.queue) == 0  # nothing was queued for them
+    finally:
+        await client.stop()
+        await csms.stop()
+
+
+async def test_set_variables_survive_a_restart(tmp_path: Path) -> None:
+    """SetVariables values are kept in the queue's SQLite file and applied at the next
+    start, before the first BootNotification; a Rejected value is not kept."""
+    csms = CsmsSimulator()
+    await csms.start()
+    db = tmp_path / "q.db"
+    client = make_client(csms.url, db)
+    client.start()
+    try:
+        await asyncio.wait_for(client.accepted.wait(), 10)
+        res = await csms.call(STATION, "SetVariables", {"set_variable_data": [
+            {"component": {"name": name}, "variable": {"name": var}, "attribute_value": value}
+            for name, var, value in (("AlignedDataCtrlr", "Interval", "900"),
+                                     ("SampledDataCtrlr", "TxUpdatedInterval", "30"),
+                                     ("SampledDataCtrlr", "TxUpdatedInterval", "x"),
+                                     ("LocalAuthListCtrlr", "Enabled", "false"),
+                                     ("OCPPCommCtrlr", "HeartbeatInterval", "120"))]})
+        assert [r["attribute_status"] for r in res.set_variable_result] == \
+            ["Accepted", "Accepted", "Rejected", "Accepted", "Accepted"]
+    finally:
+        await client.stop()
+        client.ops.close()
+        client.queue.close()
+    # the restart: applied in the constructor, before start() and its BootNotification
+    client = make_client(csms.url, db)
+    assert client.tracker.aligned_interval_s == 900.0
+    assert client.tracker.sampled_interval_s == 30.0
+    assert client.ops.local_list_enabled is False
+    assert client.station.default_heartbeat_s == 120.0
+    boots = len(csms.calls(STATION, "BootNotification"))
+    client.start()
+    try:
+        await asyncio.wait_for(client.accepted.wait(), 10)
+        assert len(csms.calls(STATION, "BootNotification")) == boots + 1
+        res = await csms.call(STATION, "GetVariables", {"get_variable_data": [
+            {"component": {"name": "AlignedDataCtrlr"}, "variable": {"name": "Interval"}},
+            {"component": {"name": "LocalAuthListCtrlr"}, "variable": {"name": "Enabled"}}]})
+        assert [r["attribute_value"] for r in res.get_variable_result] == ["900", "false"]
     finally:
         await client.stop()
         await csms.stop()

@@ -135,6 +135,48 @@ def test_clock_aligned_meter_values_on_the_midnight_grid() -> None:
     assert tr.next_deadline() is None and tr.handle_timeout(midnight + 1e6) == []
 
 
+def test_clock_aligned_meter_values_of_idle_evses_online_only() -> None:
+    """[J01] MeterValues for each EVSE without a transaction at every grid instant; none
+    while offline (not transaction-related: not queued) nor for an instant missed offline."""
+    midnight = dt.datetime(2030, 1, 1, tzinfo=dt.UTC).timestamp()
+    tr = TransactionTracker(sampled_interval_s=0.0)
+    tr.aligned_interval_s = 900.0
+    tr.mark_online(midnight + 50.0)
+    assert tr.handle_timeout(midnight + 100.0) == []  # picks the grid up
+    assert tr.next_deadline() == midnight + 900.0  # a wake-up with nothing open
+    assert tr.idle_meter_values({1, 2}, midnight + 100.0) == []  # no grid instant yet
+    assert tr.handle_timeout(midnight + 900.1) == []  # no transaction: no TransactionEvent
+    out = tr.idle_meter_values({2, 1}, midnight + 900.1)
+    assert [p["evseId"] for p in out] == [1, 2]
+    (mv,) = out[0]["meterValue"]
+    assert mv["timestamp"] == "2030-01-01T00:15:00.000Z"  # the grid instant
+    values = {v["measurand"]: v for v in mv["sampledValue"]}
+    assert values["Power.Active.Import"]["value"] == 0.0
+    assert all(v["context"] == "Sample.Clock" for v in values.values())
+    assert tr.idle_meter_values({1, 2}, midnight + 900.2) == []  # once per instant
+    # an EVSE with a transaction gets the TransactionEvent instead
+    tr.started("t1", 1, 1, "EVDetected", MeterSample(0.0), midnight + 1000.0)
+    assert len(tr.handle_timeout(midnight + 1800.0)) == 1
+    out = tr.idle_meter_values({1, 2}, midnight + 1800.0, measurands={"Voltage", "SoC"})
+    assert out == []  # measurands this idle EVSE has none of: nothing to send
+    tr.handle_timeout(midnight + 2700.0)
+    out = tr.idle_meter_values({1, 2}, midnight + 2700.0,
+                               measurands={"Energy.Active.Import.Register"})
+    assert [p["evseId"] for p in out] == [2]
+    assert [v["measurand"] for v in out[0]["meterValue"][0]["sampledValue"]] == [
+        "Energy.Active.Import.Register"]
+    # offline at the grid instant: nothing (TransactionEvents are queued, these are not)
+    tr.online = False
+    tr.handle_timeout(midnight + 3600.0)
+    assert tr.idle_meter_values({1, 2}, midnight + 3600.0) == []
+    # an instant reached only at reconnect (well after it): not sent late
+    tr.mark_online(midnight + 4501.0)  # reconnected 1 s after the next instant
+    tr.handle_timeout(midnight + 4501.0)  # (the driver did not run offline)
+    assert tr.idle_meter_values({1, 2}, midnight + 4501.0) == []
+    tr.handle_timeout(midnight + 5400.0)
+    assert len(tr.idle_meter_values({1, 2}, midnight + 5400.0)) == 1  # on the grid again
+
+
 def test_device_model_evse_components_and_data_types() -> None:
     dm = DeviceModel()
     state = {"v": "5"}

@@ -18,6 +18,7 @@ from evse.protocol.din.states import State
 from evse.protocol.din.units import from_physical, physical, seconds
 from evse.protocol.errors import Failed, ProtocolError
 from evse.protocol.limits import EvLimits, EvseLimits
+from evse.protocol.schedules import PowerEntry, ScheduleRequest, Schedules
 from evse.protocol.session import ChargerState, Session
 from evse.protocol.standards import DIN
 from exi_codec.schemas import din
@@ -179,6 +180,80 @@ def test_charge_parameter_discovery_ongoing_while_the_charger_has_no_power() -> 
     res, _ = HANDLERS["ChargeParameterDiscoveryReq"](
         _cpd(), din_session(), inputs(ChargerState(limits=none)))
     assert res.evse_processing == "Ongoing"
+
+
+class _Provider:
+    """A schedule provider (as the OCPP schedule policy behind the hooks): None until
+    `answer` is set, and what it was asked."""
+
+    def __init__(self, answer: Any = None) -> None:
+        self.answer = answer
+        self.asked: list[ScheduleRequest] = []
+
+    def schedules_for(self, req: ScheduleRequest) -> Any:
+        self.asked.append(req)
+        return self.answer
+
+
+def _pmax_entries(res: Any) -> list[tuple[int, int | None, int]]:
+    (tuple_,) = res.sa_schedule_list.sa_schedule_tuple
+    return [(e.relative_time_interval.start, e.relative_time_interval.duration, e.p_max)
+            for e in tuple_.p_max_schedule.p_max_schedule_entry]
+
+
+def _two_periods() -> Schedules:
+    return Schedules(start=10.0, charging=(PowerEntry(600, 20_000.0), PowerEntry(3000, 8000.0)))
+
+
+def test_without_a_csms_bound_din_keeps_the_single_pmax_entry() -> None:
+    provider = _Provider(_two_periods())
+    res, _ = HANDLERS["ChargeParameterDiscoveryReq"](
+        _cpd(), din_session(), inputs(schedule_provider=provider))
+    assert provider.asked == []  # the local policy is not asked: today's behaviour
+    assert _pmax_entries(res) == [(0, 86400, 32767)]
+    empty = ChargerState(limits=LIMITS, bound=ev.PowerBoundUpdated())  # a withdrawn bound
+    res, _ = HANDLERS["ChargeParameterDiscoveryReq"](
+        _cpd(), din_session(), inputs(empty, schedule_provider=provider))
+    assert provider.asked == [] and len(_pmax_entries(res)) == 1
+
+
+def test_a_csms_bound_gives_din_the_schedule_of_pmax_entries() -> None:
+    provider = _Provider()
+    charger = ChargerState(limits=LIMITS, bound=ev.PowerBoundUpdated(max_charge_power=20_000.0))
+    h = HANDLERS["ChargeParameterDiscoveryReq"]
+    res, _ = h(_cpd(), din_session(), inputs(charger, schedule_provider=provider))
+    assert res.evse_processing == "Ongoing"  # the policy has not answered yet
+    (asked,) = provider.asked
+    # the rated limits (not the bound of the moment: later periods may be higher)
+    assert asked.evse_limits.max_charge_power == 50_000.0 and not asked.bpt
+    provider.answer = _two_periods()
+    res, _ = h(_cpd(), din_session(), inputs(charger, schedule_provider=provider))
+    assert res.evse_processing == "Finished"
+    assert _pmax_entries(res) == [(0, None, 20_000), (600, 3000, 8000)]
+    # the limit now stays EVSEMaximumPowerLimit (the bound's)
+    assert from_physical(res.dc_evse_charge_parameter.evse_maximum_power_limit) == 20_000.0
+    roundtrip("ChargeParameterDiscoveryReq", res)  # valid DIN EXI
+    # a schedule above the limit now (e.g. the local fallback): its first entry is capped
+    provider.answer = Schedules(start=10.0, charging=(PowerEntry(60, 30_000.0),
+                                                      PowerEntry(60, 25_000.0)))
+    res, _ = h(_cpd(), din_session(), inputs(charger, schedule_provider=provider))
+    assert _pmax_entries(res) == [(0, None, 20_000), (60, 60, 25_000)]
+
+
+def test_din_pmax_entries_are_capped_to_five_and_to_xs_short() -> None:
+    periods = (PowerEntry(60, 40_000.0),
+               *(PowerEntry(60, 30_000.0 - 1000.0 * i) for i in range(7)))
+    provider = _Provider(Schedules(start=10.0, charging=periods))
+    charger = ChargerState(limits=LIMITS, bound=ev.PowerBoundUpdated(max_charge_power=40_000.0))
+    res, _ = HANDLERS["ChargeParameterDiscoveryReq"](
+        _cpd(), din_session(), inputs(charger, schedule_provider=provider))
+    entries = _pmax_entries(res)
+    assert len(entries) == 5
+    assert entries[0] == (0, None, 32767)  # PMax is an xs:short
+    # the tail (periods 5..8) merges into one entry with its smallest power
+    assert entries[1:] == [(60, None, 30_000), (120, None, 29_000), (180, None, 28_000),
+                           (240, 240, 24_000)]
+    roundtrip("ChargeParameterDiscoveryReq", res)
 
 
 def test_repeated_charge_parameter_discovery_after_the_cable_check_started_is_refused() -> None:

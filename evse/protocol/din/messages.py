@@ -102,6 +102,39 @@ def schedule_tuple(p_max_w: float, *, tuple_id: int = 1, duration: int = 86400) 
     )
 
 
+DIN_PMAX_MAX = 32767  # PMaxType is xs:short (W)
+# PMaxScheduleEntry is maxOccurs="unbounded" in the DIN XSD, but EV stacks built on the
+# usual DIN codecs (OpenV2G-derived) hold at most 5 entries: more would fail their decoder
+DIN_MAX_PMAX_ENTRIES = 5
+
+
+def schedule_tuple_entries(entries: tuple[tuple[int, float], ...], *, tuple_id: int = 1
+                           ) -> Any:
+    """One SAScheduleTuple with a PMax entry per (duration s, power W) from now (a schedule
+    of the CSMS): at most DIN_MAX_PMAX_ENTRIES (the tail merges into one with its smallest
+    power), each PMax capped at 32767 W; only the last entry states its duration."""
+    if not entries:
+        return schedule_tuple(0.0, tuple_id=tuple_id)
+    if len(entries) > DIN_MAX_PMAX_ENTRIES:
+        tail = entries[DIN_MAX_PMAX_ENTRIES - 1:]
+        entries = (*entries[:DIN_MAX_PMAX_ENTRIES - 1],
+                   (sum(d for d, _ in tail), min(p for _, p in tail)))
+    items, start = [], 0
+    for i, (duration, power) in enumerate(entries):
+        last = i == len(entries) - 1
+        items.append(din.PMaxScheduleEntryType(
+            relative_time_interval=din.RelativeTimeIntervalType(
+                start=start, duration=max(1, int(duration)) if last else None),
+            p_max=max(0, min(int(power), DIN_PMAX_MAX)),
+        ))
+        start += max(1, int(duration))
+    return din.SAScheduleTupleType(
+        sa_schedule_tuple_id=tuple_id,
+        p_max_schedule=din.PMaxScheduleType(p_max_schedule_id=1,
+                                            p_max_schedule_entry=tuple(items)),
+    )
+
+
 _schedule = schedule_tuple
 
 

@@ -11,12 +11,13 @@ from evse.protocol.din.handlers.common import (
     require_ev,
     status,
 )
-from evse.protocol.din.messages import schedule_tuple
+from evse.protocol.din.messages import schedule_tuple, schedule_tuple_entries
 from evse.protocol.din.session import DinSession
 from evse.protocol.din.units import from_physical, opt_from_physical, physical
 from evse.protocol.errors import Failed, ProtocolError, SequenceError, WrongChargeParameter
 from evse.protocol.events import Effect, EvLimitsReported, StartCableCheck, StartPreCharge
 from evse.protocol.limits import EvLimits, cap
+from evse.protocol.schedules import ScheduleRequest
 from exi_codec.schemas import din
 
 VOLTAGE_TOLERANCE = 0.5  # V: a new precharge target only when it moves more than this
@@ -40,6 +41,25 @@ def _ev_limits(p: Any) -> EvLimits:
         min_voltage=0.0,
         target_soc=p.full_soc if p.full_soc is not None and 0 <= p.full_soc <= 100 else None,
     )
+
+
+def _csms_bound(inputs: Inputs) -> bool:
+    """A backend (OCPP CSMS) bound on charging applies: only then does DIN get a schedule
+    of several PMax entries (without one, the single entry "the limit now" as ever)."""
+    b = inputs.charger.bound
+    return b is not None and (b.max_charge_power is not None or b.setpoint_w is not None)
+
+
+def _ask(inputs: Inputs, ev: EvLimits) -> Any:
+    provider = inputs.config.schedule_provider
+    rated = inputs.charger.rated or inputs.charger.limits
+    request = ScheduleRequest(now=inputs.now, timestamp=float(inputs.timestamp),
+                              departure_time=None, ev_limits=ev, evse_limits=rated, bpt=False)
+    detailed = getattr(provider, "schedules_for", None)
+    if detailed is not None:
+        return detailed(request)
+    assert provider is not None  # the caller checked
+    return provider.schedules(inputs.now, None, ev, rated, False)
 
 
 def handle_charge_parameter_discovery(
@@ -70,12 +90,26 @@ def handle_charge_parameter_discovery(
         session.record.battery_capacity_wh = capacity
     ready = limits.max_charge_power > 0 and limits.max_charge_current > 0
     p_max = cap(limits.max_charge_power, ev.max_charge_power)
+    tuple_ = schedule_tuple(p_max)
+    if _csms_bound(inputs) and inputs.config.schedule_provider is not None:
+        # a CSMS profile applies: its time-varying composite as the PMax schedule (the
+        # provider is the OCPP schedule policy; None while it has not answered: Ongoing).
+        # Later periods may be above the bound now: the rated limits cap them (the policy
+        # caps each period by them and the EV's); the loop follows the bound of the moment.
+        # The first entry (now) never exceeds the limit now, whoever answered.
+        schedules = _ask(inputs, ev)
+        if schedules is None:
+            ready = False
+        else:
+            tuple_ = schedule_tuple_entries(tuple(
+                (e.duration, cap(e.power, p_max) if i == 0 else e.power)
+                for i, e in enumerate(schedules.charging)))
     res = din.ChargeParameterDiscoveryResType(
         response_code=din.responseCodeType.OK,
         evse_processing=(
             din.EVSEProcessingType.Finished if ready else din.EVSEProcessingType.Ongoing
         ),
-        sa_schedule_list=din.SAScheduleListType(sa_schedule_tuple=(schedule_tuple(p_max),)),
+        sa_schedule_list=din.SAScheduleListType(sa_schedule_tuple=(tuple_,)),
         dc_evse_charge_parameter=din.DC_EVSEChargeParameterType(
             dc_evse_status=status(session, inputs),
             evse_maximum_current_limit=physical(limits.max_charge_current, "A"),
