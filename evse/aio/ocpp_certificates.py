@@ -6,7 +6,8 @@
   the CPS built and signed) becomes the SECC's answer. The SECC keeps the EV on
   EVSEProcessing=Ongoing while the CSMS is asked (`evse.aio.hook_runner`); anything but a
   usable Accepted answer (status Failed, CallError, timeout, not connected, an exiResponse
-  that does not decode) is answered to the EV as FAILED.
+  that does not decode) is answered to the EV as WARNING_NoCertificateAvailable, the -20 code
+  for "no certificate to be had": the EV may go on with EIM, nothing is installed.
   The same for ISO 15118-2 CertificateInstallation / CertificateUpdate (`iso2_certificate`,
   action Install / Update [M01/M02]): exiRequest is the EV's whole V2G_Message as EXI (its
   header Signature included), exiResponse the CPS's CertificateInstallationRes /
@@ -48,7 +49,11 @@ log = logging.getLogger(__name__)
 ISO20_NAMESPACE = "urn:iso:std:iso:15118:-20:CommonMessages"
 ISO2_NAMESPACE = "urn:iso:15118:2:2013:MsgDef"
 ISO2_RESPONSES = {"Install": "certificate_installation_res", "Update": "certificate_update_res"}
-FAILED = "FAILED"  # the -20 code that ends the session: no contract from the CSMS
+FAILED = "FAILED"  # the -2 code of a failed installation (the session ends)
+# -20 has no FAILED_NoCertificateAvailable: its code for "no contract to be had" is this
+# WARNING (the same the hook runner gives for a failing certificates hook); the EV decides
+# whether to go on with EIM, nothing was installed
+NO_CERTIFICATE = "WARNING_NoCertificateAvailable"
 # exiRequest maxLength of the Get15118EVCertificateRequest schema per subprotocol
 EXI_REQUEST_MAX = {"ocpp2.0.1": 5600, "ocpp2.1": 11000}
 
@@ -57,8 +62,8 @@ class OcppCertificateSource:
     """CertificateInstallation (-20) answered by the CSMS's Get15118EVCertificate.
 
     `timeout_s` stays below the EV's patience: the SECC answers EVSEProcessing=Ongoing for
-    at most 55 s (evse.protocol.iso20.timeouts.ONGOING_TIMEOUT), so the EV hears FAILED
-    before that limit when the CSMS does not answer."""
+    at most 55 s (evse.protocol.iso20.timeouts.ONGOING_TIMEOUT), so the EV hears
+    WARNING_NoCertificateAvailable before that limit when the CSMS does not answer."""
 
     def __init__(self, client: OcppClient, *, timeout_s: float = 20.0,
                  iso2_timeout_s: float = 3.5) -> None:
@@ -71,7 +76,7 @@ class OcppCertificateSource:
     def _failed(self, reason: str) -> InstallationAnswer:
         log.warning("CertificateInstallation through the CSMS failed: %s", reason)
         self.failures.append(reason)
-        return InstallationAnswer(response_code=FAILED, reason=f"CSMS: {reason}")
+        return InstallationAnswer(response_code=NO_CERTIFICATE, reason=f"CSMS: {reason}")
 
     async def installation(self, request: CertificateRequest) -> InstallationAnswer:
         self.requests += 1
@@ -108,7 +113,7 @@ class OcppCertificateSource:
             return self._failed(f"exiResponse is a {type(res).__name__}")
         code = str(res.response_code)
         if not code.startswith("OK"):
-            # the CPS's own WARNING codes reach the EV unchanged; anything else is FAILED
+            # the CPS's own WARNING codes reach the EV unchanged; anything else: no certificate
             if code.startswith("WARNING"):
                 return InstallationAnswer(response_code=code, reason=f"CPS: {code}")
             return self._failed(f"CPS answered {code}")

@@ -5,7 +5,8 @@
   as EXI, the simulator's CPS (test PKI) builds and signs the CertificateInstallationRes, the
   simulated EV checks the CPS signature, decrypts the contract key and authorizes with it;
 - the CSMS answering Failed, not being connected or too slow, or sending an exiResponse that
-  is not a usable CertificateInstallationRes: the EV hears FAILED, nothing is charged (a CPS
+  is not a usable CertificateInstallationRes: the EV hears WARNING_NoCertificateAvailable (-20's
+  code for "no certificate to be had"), nothing is installed or charged (a CPS
   WARNING code reaches the EV as it is); a forged CPS signature is refused by the EV;
 - GetCertificateStatus (OCSP) for the contract chain: good, revoked, forged signature, stale,
   UNKNOWN, CSMS failure, the cache until nextUpdate, a delegated responder, and the OCSP
@@ -116,7 +117,7 @@ async def test_contract_installed_through_get15118evcertificate(p521: Pki, tmp_p
 
 @pytest.mark.parametrize("csms_up", [True, False, None],
                          ids=["csms-failed", "csms-offline", "csms-too-slow"])
-async def test_csms_failure_answers_the_ev_failed(p521: Pki, tmp_path: Path,
+async def test_csms_failure_answers_the_ev_no_certificate(p521: Pki, tmp_path: Path,
                                                   csms_up: bool | None) -> None:
     csms = CsmsSimulator()
     csms.cps = _cps(p521)
@@ -135,8 +136,8 @@ async def test_csms_failure_answers_the_ev_failed(p521: Pki, tmp_path: Path,
             assert not report.success
             codes = [m.response_code for m in report.messages
                      if m.request == "CertificateInstallationReq"]
-            assert codes[-1] == "FAILED", codes
-            if csms_up is None:  # Ongoing (OK) while the CSMS was asked, then FAILED
+            assert codes[-1] == "WARNING_NoCertificateAvailable", codes
+            if csms_up is None:  # Ongoing (OK) while the CSMS was asked, then the WARNING
                 assert len(codes) >= 2 and set(codes[:-1]) == {"OK"}, codes
             assert "AuthorizationReq" not in report.request_sequence
             await r.rig.wait_safe()
@@ -172,9 +173,10 @@ def _warning_res() -> Any:
 
 
 @pytest.mark.parametrize(("exi_response", "code", "failure"), [
-    ("not base64!", "FAILED", "does not decode"),
-    (base64.b64encode(b"\x80\x00garbage").decode(), "FAILED", "does not decode"),
-    ("SESSION_SETUP", "FAILED", "is a SessionSetupRes"),
+    ("not base64!", "WARNING_NoCertificateAvailable", "does not decode"),
+    (base64.b64encode(b"\x80\x00garbage").decode(), "WARNING_NoCertificateAvailable",
+     "does not decode"),
+    ("SESSION_SETUP", "WARNING_NoCertificateAvailable", "is a SessionSetupRes"),
     ("WARNING", "WARNING_NoCertificateAvailable", None),
 ], ids=["not-base64", "not-exi", "wrong-message", "cps-warning"])
 async def test_bad_exi_response_from_the_csms(p521: Pki, tmp_path: Path, exi_response: str,
