@@ -17,9 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+
+from evse.security.chains import ChainPolicy, validate_chain
 
 __all__ = ["CERTIFICATE_TYPES", "PendingCsr", "PendingCsrUnreadable", "SignedChainRejected",
            "check_signed_chain", "curve_of", "days_left", "key_pem", "new_key"]
@@ -27,6 +29,10 @@ __all__ = ["CERTIFICATE_TYPES", "PendingCsr", "PendingCsrUnreadable", "SignedCha
 # CertificateSigningUseEnumType
 CERTIFICATE_TYPES = ("ChargingStationCertificate", "V2GCertificate")
 MAX_SUB_CAS = 3  # -20 has two, OCPP PKIs rarely more
+# a renewed certificate's chain: leaf -> at most MAX_SUB_CAS Sub-CAs -> a trusted root, every
+# signature, validity, CA flag, path length and keyCertSign checked (evse.security.chains)
+_POLICY = ChainPolicy(max_sub_cas=MAX_SUB_CAS, iso20_algorithms=False,
+                      leaf_digital_signature=False)
 _CURVES: dict[str, type[ec.EllipticCurve]] = {
     "secp256r1": ec.SECP256R1, "secp384r1": ec.SECP384R1, "secp521r1": ec.SECP521R1}
 
@@ -141,72 +147,12 @@ def check_signed_chain(pem: str, pending: PendingCsr, roots: list[x509.Certifica
     subs = [c for c in subs if c.subject != c.issuer]
     if len(subs) > MAX_SUB_CAS:
         raise SignedChainRejected(f"too_long: {len(subs)} Sub-CAs, at most {MAX_SUB_CAS}")
-    try:
-        path = _path(leaf, subs, roots)
-        _check(path, dt.datetime.fromtimestamp(now, dt.UTC))
-    except ValueError as exc:  # also a certificate cryptography cannot parse further
+    try:  # the project's chain validation, without the -20 algorithm rules (P-256 is fine)
+        path = validate_chain(leaf, subs, roots, dt.datetime.fromtimestamp(now, dt.UTC),
+                              policy=_POLICY).path
+    except ValueError as exc:  # ChainError, also a certificate cryptography cannot parse
         raise SignedChainRejected(f"chain: {exc}") from None
-    return tuple(path[:-1])
-
-
-def _name(cert: x509.Certificate) -> str:
-    return cert.subject.rfc4514_string()
-
-
-def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    try:
-        cert.verify_directly_issued_by(issuer)
-    except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
-        return False
-    return True
-
-
-def _path(leaf: x509.Certificate, subs: list[x509.Certificate],
-          roots: list[x509.Certificate]) -> list[x509.Certificate]:
-    """leaf -> Sub-CAs of the chain -> one of `roots`, every signature checked."""
-    path, unused = [leaf], list(subs)
-    while True:
-        current = path[-1]
-        for root in (r for r in roots if r.subject == current.issuer):
-            if _issued_by(current, root):
-                return [*path, root]
-        issuer = next((c for c in unused if c.subject == current.issuer
-                       and _issued_by(current, c)), None)
-        if issuer is None:
-            raise ValueError(f"unknown_root: {_name(current)} is signed by neither a trusted "
-                             f"root nor a Sub-CA of the chain")
-        unused.remove(issuer)
-        path.append(issuer)
-
-
-def _ext(cert: x509.Certificate, kind: type[Any]) -> Any:
-    try:
-        return cert.extensions.get_extension_for_class(kind).value
-    except x509.ExtensionNotFound:
-        return None
-
-
-def _check(path: list[x509.Certificate], now: dt.datetime) -> None:
-    """Validity now; the leaf no CA; every issuer a CA allowed to sign certificates and this
-    many Sub-CAs below it."""
-    for i, cert in enumerate(path):
-        if now < cert.not_valid_before_utc:
-            raise ValueError(f"not_yet_valid: {_name(cert)} from "
-                             f"{cert.not_valid_before_utc.isoformat()}")
-        if now > cert.not_valid_after_utc:
-            raise ValueError(f"expired: {_name(cert)} on {cert.not_valid_after_utc.isoformat()}")
-        bc, ku = _ext(cert, x509.BasicConstraints), _ext(cert, x509.KeyUsage)
-        if i == 0:
-            if bc is not None and bc.ca:
-                raise ValueError(f"leaf_is_ca: {_name(cert)}")
-            continue
-        if bc is None or not bc.ca:
-            raise ValueError(f"not_a_ca: {_name(cert)}")
-        if bc.path_length is not None and i - 1 > bc.path_length:
-            raise ValueError(f"path_length: {_name(cert)} allows {bc.path_length} Sub-CAs "
-                             f"below it")
-        if ku is not None and not ku.key_cert_sign:
-            raise ValueError(f"key_usage: {_name(cert)} lacks keyCertSign")
+    return path[:-1]
 
 
 def chain_pem(certs: tuple[x509.Certificate, ...]) -> bytes:
