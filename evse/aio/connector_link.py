@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from evse import events as se
 from evse.aio.slac_link import ConnectorLink, FrameTransport, RawSocketTransport, SlacLink
+from evse.aio.tasks import cancel_task
 from evse.link import pilot as pl
 from evse.link.slac import SlacConfig
 
@@ -148,11 +149,8 @@ class ConnectorWiring:
                  self.spec.interface or "an in-process link", self.spec.modem)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_task(self._task)
+        self._task = None
         if self.link is not None:
             await self.link.__aexit__(None, None, None)
         if self.slac is not None:

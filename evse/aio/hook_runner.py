@@ -14,13 +14,13 @@ A -2 CertificateInstallation/Update the SECC holds (`RequestIso2Certificate`) is
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
+from evse.aio.tasks import cancel_task
 from evse.hooks import (
     AuthorizationRequest,
     Authorizer,
@@ -260,8 +260,5 @@ class MeterPoller:
                                    meter_signature=reading.signature)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_task(self._task)
+        self._task = None

@@ -57,6 +57,7 @@ from evse.aio.cert_files import recover_pair
 from evse.aio.ocpp_operations import Operations, OperationsHandlers
 from evse.aio.ocpp_prices import PriceCheck
 from evse.aio.ocpp_security import SecurityHandlers, StationCertificates, csms_tls_event
+from evse.aio.tasks import cancel_task
 from evse.config import OcppConfig
 from evse.ocpp.cert_store import ROOT_TYPES_201, CertStore
 from evse.ocpp.device_model import DeviceModel, Variable, non_negative_int, positive_int
@@ -532,11 +533,8 @@ class OcppClient:
         return self._task
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_task(self._task)
+        self._task = None
 
     async def run(self) -> None:
         while True:

@@ -31,6 +31,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from evse.aio.ocpp_client import OcppClient
+from evse.aio.tasks import cancel_task
 from evse.ocpp.ev_needs import charging_needs, ev_charging_schedule
 from evse.ocpp.smart_charging import ChargingLimits
 from evse.protocol.events import PowerBoundUpdated
@@ -170,10 +171,7 @@ class OcppSetpoints:
         return self._task
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_task(self._task)
 
     def _composite_ahead(self, evse_id: int, now: float) -> tuple[Any, ...]:
         """The composite from now, in absolute times (the first entry: "now"), without the

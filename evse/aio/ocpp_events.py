@@ -26,7 +26,6 @@ lost lifecycle event (ConsumerOverflow) is logged and the bridge subscribes agai
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -37,6 +36,7 @@ from evse.aio.ocpp_certificates import OcppCertificateSource, OcppOcspChecker
 from evse.aio.ocpp_client import OcppClient
 from evse.aio.ocpp_energy import OcppSchedulePolicy, OcppSetpoints
 from evse.aio.ocpp_security import StationSecurity
+from evse.aio.tasks import cancel_task
 from evse.config import OcppConfig
 from evse.ocpp.cert_store import CertStore
 from evse.ocpp.queue import DurableQueue
@@ -75,11 +75,8 @@ class OcppEventBridge:
         return self._task
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_task(self._task)
+        self._task = None
 
     async def run(self) -> None:
         while True:

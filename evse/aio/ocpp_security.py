@@ -41,6 +41,7 @@ from ocpp.routing import on as _on
 
 from evse.aio.cert_files import atomic_write, install_pair
 from evse.aio.pnc import RecordingVerifier, VerificationRecord
+from evse.aio.tasks import cancel_task
 from evse.ocpp.csr import (
     PendingCsr,
     PendingCsrUnreadable,
@@ -306,10 +307,7 @@ class StationCertificates:
 
     async def stop(self) -> None:
         for task in [self._task, *self._requests]:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await cancel_task(task)
         self._task = None
 
     async def _run(self) -> None:

@@ -89,6 +89,7 @@ from evse.aio.netif import link_local_address, scope_id
 from evse.aio.read_budget import ReadBudget, ReadMeter
 from evse.aio.session_records import MAX_SAMPLES, SessionSummary, TurnaroundStats
 from evse.aio.station import Connector, Station
+from evse.aio.tasks import cancel_task
 from evse.aio.tls_iso2 import context_for
 from evse.aio.tls_server import TlsLayer
 from evse.events import (
@@ -1191,10 +1192,7 @@ class SeccServer:
 
     async def _stop_polling(self) -> None:
         """The HAL poll loop and the meter reader end."""
-        if self._poll_task is not None:
-            self._poll_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._poll_task
+        await cancel_task(self._poll_task)
         if self._meter is not None:
             await self._meter.close()
 

@@ -32,6 +32,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Protocol, Self
 
+from evse.aio.tasks import cancel_task
 from evse.link import pilot as pl
 from evse.link.slac import (
     ENTROPY_LEN,
@@ -181,11 +182,8 @@ class SlacLink:
         await self.aclose()
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_task(self._task)
+        self._task = None
         self.transport.close()
 
     def now(self) -> float:
@@ -290,10 +288,7 @@ class ConnectorLink:
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
                         tb: TracebackType | None) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_task(self._task)
 
     def set_current_limit(self, amps: float) -> None:
         self._apply(self.pilot.set_current_limit(amps, self._loop.time()))

@@ -74,6 +74,7 @@ from evse.aio.connector_link import notify_current_limit
 from evse.aio.secc_server import LOOP_STATES, SeccServer, SessionSummary
 from evse.aio.session_reports import ReportWriter, session_record
 from evse.aio.setpoint_arbiter import Caps, capped_limits
+from evse.aio.tasks import cancel_task
 from evse.aio.v2h_runner import V2hRunner
 from evse.energy.guard import GuardedScheduleProvider, check_schedules
 from evse.energy.optimizer import Plan, setpoint_at
@@ -201,16 +202,10 @@ class SeccStationPort:
     async def close(self) -> None:
         """End the control task and wait for the reports being written."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_task(task)
         await self.flush_reports()
         consumer, self._consumer = self._consumer, None
-        if consumer is not None:
-            consumer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await consumer
+        await cancel_task(consumer)
 
     async def flush_reports(self, timeout: float = 10.0) -> list[Any]:
         """Wait for the reports being written; returns every ReportPaths written so far."""
