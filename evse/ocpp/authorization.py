@@ -20,8 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import AuthorityInformationAccessOID
+
+from evse.security.chains import subject_key_bits
 
 __all__ = ["AuthCache", "authorize_payload", "certificate_hash_data", "decision_of"]
 
@@ -39,9 +41,7 @@ def certificate_hash_data(chain: tuple[bytes, ...]) -> list[dict[str, Any]]:
     certs = [x509.load_der_x509_certificate(d) for d in chain]
     out = []
     for cert, issuer in zip(certs, certs[1:], strict=False):
-        key = issuer.public_key().public_bytes(serialization.Encoding.DER,
-                                               serialization.PublicFormat.SubjectPublicKeyInfo)
-        bits = _subject_public_key_bits(key)
+        bits = subject_key_bits(issuer)
         url = ""
         try:
             aia = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess)
@@ -55,26 +55,6 @@ def certificate_hash_data(chain: tuple[bytes, ...]) -> list[dict[str, Any]]:
                     "serialNumber": f"{cert.serial_number:x}",
                     "responderURL": url[:512]})
     return out[:4]  # the schema allows at most 4
-
-
-def _subject_public_key_bits(spki_der: bytes) -> bytes:
-    """The subjectPublicKey BIT STRING contents of a DER SubjectPublicKeyInfo (what OCSP's
-    issuerKeyHash covers, RFC 6960), without its unused-bits byte."""
-    def read(buf: bytes, pos: int) -> tuple[int, int, int]:  # tag, start, end
-        tag, n = buf[pos], buf[pos + 1]
-        pos += 2
-        if n & 0x80:
-            k = n & 0x7F
-            n = int.from_bytes(buf[pos:pos + k], "big")
-            pos += k
-        return tag, pos, pos + n
-
-    _, start, _end = read(spki_der, 0)  # SEQUENCE
-    _, _a, alg_end = read(spki_der, start)  # AlgorithmIdentifier
-    tag, bs, be = read(spki_der, alg_end)
-    if tag != 0x03:
-        raise ValueError("not a SubjectPublicKeyInfo")
-    return spki_der[bs + 1:be]
 
 
 def authorize_payload(method: str, evcc_id: str, emaid: str | None = None,

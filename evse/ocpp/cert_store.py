@@ -18,7 +18,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from evse.ocpp.authorization import _subject_public_key_bits
+from evse.security.chains import subject_key_bits
 
 __all__ = ["ROOT_TYPES", "ROOT_TYPES_201", "CertStore", "hash_data"]
 
@@ -34,10 +34,8 @@ def _sha256(data: bytes) -> str:
 
 def hash_data(cert: x509.Certificate) -> dict[str, Any]:
     """CertificateHashDataType of a root (its own issuer)."""
-    key = cert.public_key().public_bytes(serialization.Encoding.DER,
-                                         serialization.PublicFormat.SubjectPublicKeyInfo)
     return {"hashAlgorithm": "SHA256", "issuerNameHash": _sha256(cert.issuer.public_bytes()),
-            "issuerKeyHash": _sha256(_subject_public_key_bits(key)),
+            "issuerKeyHash": _sha256(subject_key_bits(cert)),
             "serialNumber": f"{cert.serial_number:x}"}
 
 

@@ -27,7 +27,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, paddin
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from evse.ocpp.authorization import _subject_public_key_bits, certificate_hash_data
+from evse.ocpp.authorization import certificate_hash_data
+from evse.security.chains import subject_key_bits
 
 __all__ = ["OcspCache", "OcspError", "check_ocsp_response", "ocsp_request_data"]
 
@@ -91,8 +92,7 @@ def _verify(key: Any, signature: bytes, data: bytes, algorithm: hashes.HashAlgor
 def _responder_key(resp: ocsp.OCSPResponse, issuer: x509.Certificate,
                    now: dt.datetime) -> Any:
     """The key that must have signed `resp`: the issuer's, or a delegated responder's."""
-    key_bits = _subject_public_key_bits(issuer.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo))
+    key_bits = subject_key_bits(issuer)
     if resp.responder_name == issuer.subject or (
             resp.responder_key_hash is not None
             and resp.responder_key_hash == hashlib.sha1(key_bits).digest()):  # noqa: S324 - RFC 6960 KeyHash is SHA-1
@@ -132,8 +132,7 @@ def check_ocsp_response(der: bytes, cert: x509.Certificate, issuer: x509.Certifi
     except InvalidSignature:
         raise OcspError("OCSP response signature invalid") from None
     name = issuer.subject.public_bytes()
-    key_bits = _subject_public_key_bits(issuer.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo))
+    key_bits = subject_key_bits(issuer)
     single = None
     for r in resp.responses:
         if (r.serial_number == cert.serial_number

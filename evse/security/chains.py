@@ -217,12 +217,27 @@ def _check_algorithms(path: Sequence[x509.Certificate]) -> None:
                              f"{cert.signature_algorithm_oid.dotted_string}", i)
 
 
-def _key_bits(cert: x509.Certificate) -> bytes:
-    key = cert.public_key()
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        return key.public_bytes(serialization.Encoding.X962,
-                                serialization.PublicFormat.UncompressedPoint)
-    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+def subject_key_bits(cert: x509.Certificate) -> bytes:
+    """The subjectPublicKey BIT STRING contents of `cert` (without its unused-bits byte): what
+    OCSP's issuerKeyHash and OCPP's CertificateHashData cover (RFC 6960), for any key type."""
+    spki = cert.public_key().public_bytes(serialization.Encoding.DER,
+                                          serialization.PublicFormat.SubjectPublicKeyInfo)
+
+    def read(pos: int) -> tuple[int, int, int]:  # DER tag, content start, content end
+        tag, n = spki[pos], spki[pos + 1]
+        pos += 2
+        if n & 0x80:
+            k = n & 0x7F
+            n = int.from_bytes(spki[pos:pos + k], "big")
+            pos += k
+        return tag, pos, pos + n
+
+    _, start, _end = read(0)  # SubjectPublicKeyInfo SEQUENCE
+    _, _a, alg_end = read(start)  # AlgorithmIdentifier
+    tag, bits_start, bits_end = read(alg_end)
+    if tag != 0x03:
+        raise ValueError("not a SubjectPublicKeyInfo")
+    return spki[bits_start + 1:bits_end]
 
 
 def _hash(algorithm: hashes.HashAlgorithm, data: bytes) -> bytes:
@@ -276,7 +291,7 @@ def _ocsp_answers(
                 continue
             algorithm = single.hash_algorithm
             if (single.issuer_name_hash == _hash(algorithm, issuer.subject.public_bytes())
-                    and single.issuer_key_hash == _hash(algorithm, _key_bits(issuer))):
+                    and single.issuer_key_hash == _hash(algorithm, subject_key_bits(issuer))):
                 yield response, single
 
 
@@ -405,5 +420,6 @@ __all__ = [
     "load_certificate",
     "load_pem_certificates",
     "normalize_emaid",
+    "subject_key_bits",
     "validate_chain",
 ]

@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 
 from certs.pnc_pki import PncPki, make_pnc_pki
-from evse.ocpp.authorization import _subject_public_key_bits
 from evse.ocpp.ocsp import OcspCache, OcspError, check_ocsp_response, ocsp_request_data
+from evse.security.chains import subject_key_bits
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 T = NOW.timestamp()
@@ -36,8 +36,7 @@ def _response(cert: x509.Certificate, issuer: x509.Certificate, key: Any, *,
               next_update: dt.datetime | None = NOW + dt.timedelta(hours=1),
               serial: int | None = None) -> bytes:
     name_hash = hashlib.sha256(issuer.subject.public_bytes()).digest()
-    key_hash = hashlib.sha256(_subject_public_key_bits(issuer.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo))).digest()
+    key_hash = hashlib.sha256(subject_key_bits(issuer)).digest()
     revoked = status == ocsp.OCSPCertStatus.REVOKED
     builder = ocsp.OCSPResponseBuilder().add_response_by_hash(
         issuer_name_hash=name_hash, issuer_key_hash=key_hash,
